@@ -1,0 +1,1 @@
+"""The three csp-escalation services and their command line."""

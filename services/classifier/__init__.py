@@ -1,0 +1,1 @@
+"""The classifier: escalation rules, service-health lookups and outage correlation."""

@@ -1,0 +1,210 @@
+"""The ``escalation`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from fastapi import FastAPI
+
+from services import admin
+from services.settings import ServiceSettings
+from shared.db import migrate
+from shared.db.engine import create_engine, create_session_factory
+from shared.db.uow import UnitOfWorkFactory
+from shared.kafka.embedded import EmbeddedBroker
+from shared.kafka.topics import ensure_topics
+from shared.observability.logging import configure_logging
+from shared.settings import (
+    DatabaseSettings,
+    KafkaSettings,
+    ReconcilerSettings,
+)
+from shared.vocabulary import CspModel, Role, Vehicle
+
+app = typer.Typer(no_args_is_help=True, help="csp-escalation: escalation service for CSP partners.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+keys_app = typer.Typer(no_args_is_help=True, help="Partner API keys.")
+partners_app = typer.Typer(no_args_is_help=True, help="Partners served by this deployment.")
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(partners_app, name="partners")
+
+
+class Which(StrEnum):
+    INTAKE = "intake"
+    CLASSIFIER = "classifier"
+    NOTIFIER = "notifier"
+    ALL = "all"
+
+
+def _load(**overrides: object) -> ServiceSettings:
+    try:
+        settings = ServiceSettings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    configure_logging(level=settings.app.log_level, json=settings.app.log_json)
+    return settings
+
+
+def build_apps(settings: ServiceSettings, which: Which) -> list[tuple[FastAPI, str, int]]:
+    from services.classifier.app import create_app as classifier_app
+    from services.intake.app import create_app as intake_app
+    from services.notifier.app import create_app as notifier_app
+
+    http = settings.http
+    table = {
+        Which.INTAKE: (intake_app, http.intake_port),
+        Which.CLASSIFIER: (classifier_app, http.classifier_port),
+        Which.NOTIFIER: (notifier_app, http.notifier_port),
+    }
+    chosen = [w for w in table if which in (w, Which.ALL)]
+    return [(table[w][0](settings), http.host, table[w][1]) for w in chosen]
+
+
+@app.command()
+def run(service: Annotated[Which, typer.Argument(help="Which service to run.")] = Which.ALL) -> None:
+    """Run one service, or all three in this process."""
+    from services.serve import serve_all
+
+    settings = _load()
+    asyncio.run(serve_all(build_apps(settings, service), log_level=settings.app.log_level))
+
+
+@app.command()
+def dev(
+    data_dir: Annotated[Path, typer.Option(help="Where the SQLite file lives.")] = Path("var"),
+    broker_port: Annotated[int, typer.Option(help="Embedded broker port.")] = 9092,
+) -> None:
+    """The embedded stack: Tansu broker, SQLite, the three services, a demo partner and key."""
+    database = DatabaseSettings(url=f"sqlite+aiosqlite:///{data_dir.resolve() / 'escalation.db'}")
+    asyncio.run(_dev(database, data_dir, broker_port))
+
+
+async def _dev(database: DatabaseSettings, data_dir: Path, broker_port: int) -> None:
+    from services.serve import serve_all
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker(port=broker_port, log_path=data_dir / "broker.log")
+    await broker.start()
+    try:
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, session_timeout_ms=3000,
+                              heartbeat_interval_ms=300, rebalance_timeout_ms=3000)
+        settings = _load(database=database, kafka=kafka,
+                         reconciler=ReconcilerSettings(stuck_after_s=30, interval_s=5))
+        await ensure_topics(kafka)
+        await asyncio.to_thread(migrate.upgrade, database.url)
+        key = await _seed_demo(settings)
+        url = f"http://{settings.http.host}:{settings.http.intake_port}"
+        typer.echo(_banner(url, key, broker.bootstrap_servers, database.url))
+        await serve_all(build_apps(settings, Which.ALL), log_level=settings.app.log_level)
+    finally:
+        broker.stop()
+
+
+async def _seed_demo(settings: ServiceSettings) -> str:
+    engine = create_engine(settings.database)
+    try:
+        uow_factory = UnitOfWorkFactory(create_session_factory(engine))
+        partner_id = await admin.find_partner(uow_factory, "Demo Partner")
+        if partner_id is None:
+            partner_id = await admin.create_partner(
+                uow_factory, name="Demo Partner",
+                vehicles=[Vehicle.PARTNER_CLOUD_SUPPORT, Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS],
+            )
+        key = await admin.create_key(uow_factory, partner_id=partner_id, role=Role.ADMIN_AGENT,
+                                     pepper=settings.app.api_key_pepper.get_secret_value(),
+                                     label="make run demo")
+        return key.plaintext
+    finally:
+        await engine.dispose()
+
+
+def _banner(url: str, key: str, broker: str, database: str) -> str:
+    return f"""
+csp-escalation is starting (embedded broker {broker}, database {database})
+
+  intake API   {url}   (OpenAPI: {url}/docs)
+  demo API key {key}
+
+  curl -s -X POST {url}/v1/issues \\
+    -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
+    -d '{{"external_ref":"DEMO-1","title":"Exchange Online no disponible",
+         "description":"Ningún usuario puede conectar desde las 9:00","service":"Exchange Online"}}'
+
+  then: curl -s {url}/v1/issues/<id> -H 'Authorization: Bearer {key}'
+"""
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    migrate.upgrade(_load().database.url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (``base`` for an empty schema)."""
+    migrate.downgrade(_load().database.url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@partners_app.command("create")
+def partners_create(
+    name: Annotated[str, typer.Option(help="Partner name.")],
+    csp_model: Annotated[CspModel, typer.Option(help="CSP model.")] = CspModel.DIRECT_BILL,
+    vehicle: Annotated[list[Vehicle] | None, typer.Option(help="Support entitlement (repeat).")] = None,
+    locale: Annotated[str, typer.Option(help="en, es, de or fr.")] = "en",
+) -> None:
+    """Create a partner and print its id."""
+    settings = _load()
+
+    async def go() -> None:
+        engine = create_engine(settings.database)
+        try:
+            partner_id = await admin.create_partner(
+                UnitOfWorkFactory(create_session_factory(engine)), name=name, csp_model=csp_model,
+                vehicles=vehicle or [], locale=locale,
+            )
+        finally:
+            await engine.dispose()
+        typer.echo(str(partner_id))
+
+    asyncio.run(go())
+
+
+@keys_app.command("create")
+def keys_create(
+    partner: Annotated[str, typer.Option(help="Partner id or exact name.")],
+    role: Annotated[Role, typer.Option(help="The key's role.")],
+    label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+) -> None:
+    """Create an API key and print it. It is shown only this once."""
+    settings = _load()
+
+    async def go() -> None:
+        engine = create_engine(settings.database)
+        try:
+            uow_factory = UnitOfWorkFactory(create_session_factory(engine))
+            partner_id = await admin.find_partner(uow_factory, partner)
+            if partner_id is None:
+                typer.echo(f"no partner {partner!r}", err=True)
+                raise typer.Exit(1)
+            key = await admin.create_key(uow_factory, partner_id=partner_id, role=role, label=label,
+                                         pepper=settings.app.api_key_pepper.get_secret_value())
+        finally:
+            await engine.dispose()
+        typer.echo(key.plaintext)
+
+    asyncio.run(go())
+
+
+@app.command("topics")
+def topics_create() -> None:
+    """Create every topic and DLQ that is missing."""
+    asyncio.run(ensure_topics(_load().kafka))

@@ -1,0 +1,1 @@
+"""The intake REST API that PSA tools call."""

@@ -1,0 +1,49 @@
+"""The intake FastAPI application."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from services import ops
+from services.intake import problems, routes_health, routes_issues, routes_webhooks
+from services.runtime import Runtime
+from services.settings import ServiceSettings
+from shared.observability import metrics
+
+SERVICE = "intake"
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with Runtime(settings, service=SERVICE) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    app = FastAPI(
+        title="csp-escalation intake API",
+        version="1.0.0",
+        description="Accepts customer issues from PSA tools and reports how each was routed.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.middleware("http")(_observe)
+    app.include_router(ops.router)
+    app.include_router(routes_issues.router)
+    app.include_router(routes_webhooks.router)
+    app.include_router(routes_health.router)
+    return app
+
+
+async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    path = getattr(route, "path", "unmatched")
+    metrics.HTTP_REQUESTS.labels(SERVICE, path, request.method, str(response.status_code)).inc()
+    metrics.HTTP_LATENCY.labels(SERVICE, path, request.method).observe(time.perf_counter() - started)
+    return response

@@ -1,0 +1,80 @@
+"""Request dependencies: the runtime, the authenticated principal and role checks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from sqlalchemy import select
+
+from services.intake.problems import Problem
+from services.runtime import Runtime
+from shared.db.base import utcnow
+from shared.db.models import ApiKey
+from shared.db.uow import UnitOfWork
+from shared.security import parse_prefix, verify_key
+from shared.vocabulary import Role
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    partner_id: uuid.UUID
+    role: Role
+    key_id: uuid.UUID
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_uow(runtime: RuntimeDep) -> UnitOfWork:
+    return runtime.uow_factory()
+
+
+UowDep = Annotated[UnitOfWork, Depends(get_uow)]
+
+_UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="csp-escalation"'}
+
+
+async def authenticate(
+    runtime: RuntimeDep,
+    authorization: Annotated[str | None, Header(description="`Bearer <api key>`")] = None,
+) -> Principal:
+    scheme, _, token = (authorization or "").partition(" ")
+    prefix = parse_prefix(token.strip()) if scheme.lower() == "bearer" else None
+    if prefix is None:
+        raise Problem(401, "A valid 'Authorization: Bearer <api key>' header is required.",
+                      headers=_UNAUTHORIZED)
+    pepper = runtime.settings.app.api_key_pepper.get_secret_value()
+    async with runtime.uow_factory() as uow:
+        key = await uow.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        if key is None or key.revoked_at is not None or not verify_key(token.strip(), key.key_hash,
+                                                                         pepper=pepper):
+            raise Problem(401, "The API key is unknown or revoked.", headers=_UNAUTHORIZED)
+        now = utcnow()
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            key.last_used_at = now
+            await uow.commit()
+        return Principal(partner_id=key.partner_id, role=Role(key.role), key_id=key.id)
+
+
+def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that authenticates and admits only ``roles`` (``admin_agent`` always)."""
+    allowed = {Role.ADMIN_AGENT, *roles}
+
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in allowed:
+            raise Problem(403, f"The role {principal.role.value} may not do this.")
+        return principal
+
+    return dependency

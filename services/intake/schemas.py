@@ -1,0 +1,169 @@
+"""Request and response bodies of the intake API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+
+from shared.vocabulary import Category, IssueStatus, Outcome, Role, Severity, Vehicle
+
+
+class Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=100)
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    phone: str | None = Field(default=None, max_length=40)
+
+
+class IssueCreate(BaseModel):
+    """A customer issue as a PSA tool sends it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={
+        "examples": [{
+            "external_ref": "CW-10442", "tenant_id": "3f2b6a8e-52a1-4c1e-9a53-0d6a1b2c3d4e",
+            "title": "Outlook cannot connect to Exchange Online",
+            "description": "Since 09:10 no user can connect; OWA shows 'service unavailable'.",
+            "service": "Exchange Online", "region": "westeurope", "severity": "critical",
+        }]})
+
+    external_ref: str = Field(min_length=1, max_length=128, description="The PSA ticket id.")
+    customer_id: uuid.UUID | None = Field(default=None, description="A customer created here.")
+    tenant_id: uuid.UUID | None = Field(default=None, description="The customer's Entra tenant.")
+    title: str = Field(min_length=1, max_length=500)
+    description: str = Field(default="", max_length=65_536)
+    service: str = Field(min_length=1, max_length=128, examples=["Microsoft Teams"])
+    region: str | None = Field(default=None, max_length=64)
+    category: Category | None = Field(default=None, description="Absent: inferred from the text.")
+    severity: Severity = Severity.MODERATE
+    contact: Contact | None = None
+    locale: str | None = Field(default=None, pattern=r"^(en|es|de|fr)(-[A-Z]{2})?$")
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> IssueCreate:
+        for name in ("external_ref", "title", "description", "service", "region"):
+            value = getattr(self, name)
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"{name} must not contain NUL characters")
+        return self
+
+
+class IssueAccepted(BaseModel):
+    id: uuid.UUID
+    status: IssueStatus
+    external_ref: str
+    duplicate: bool = Field(default=False, description="True when the PSA ticket was sent before.")
+
+
+class ClassificationView(BaseModel):
+    category: Category | None
+    category_source: str
+    outcome: Outcome
+    vehicle: Vehicle | None
+    partner_role: Role | None
+    reasons: list[str]
+    rule_id: str
+    health_incident_id: str | None
+    cluster_id: str | None
+    language: str | None
+    confidence: float
+
+
+class DeliveryView(BaseModel):
+    id: str
+    event_type: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+
+
+class RoutingView(BaseModel):
+    microsoft_request_id: uuid.UUID | None
+    provider: dict[str, Any] | None
+    webhook_deliveries: list[DeliveryView]
+
+
+class TimelineEntry(BaseModel):
+    status: IssueStatus
+    at: datetime
+    detail: str
+
+
+class IssueView(BaseModel):
+    id: uuid.UUID
+    external_ref: str
+    status: IssueStatus
+    title: str
+    description: str
+    service: str
+    region: str | None
+    severity: Severity
+    category: Category | None
+    customer_id: uuid.UUID | None
+    tenant_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    classification: ClassificationView | None
+    routing: RoutingView | None
+    timeline: list[TimelineEntry]
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl
+    event_types: list[str] = Field(default_factory=list, max_length=20,
+                                   description="Empty: every event type.")
+    description: str = Field(default="", max_length=500)
+
+
+class WebhookView(BaseModel):
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    description: str
+    enabled: bool
+    created_at: datetime
+
+
+class WebhookCreated(WebhookView):
+    secret: str = Field(description="The signing secret (`whsec_…`). Shown only in this answer.")
+
+
+class HealthIncidentPut(BaseModel):
+    """A service-health issue in Microsoft Graph's ``serviceHealthIssue`` shape."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    title: str = Field(max_length=500)
+    service: str = Field(max_length=128)
+    feature: str | None = Field(default=None, max_length=128)
+    classification: str = Field(default="incident", pattern=r"(?i)^(incident|advisory)$")
+    status: str = Field(default="serviceDegradation", max_length=48)
+    is_resolved: bool = Field(default=False, alias="isResolved")
+    start_at: datetime | None = Field(default=None, alias="startDateTime")
+    end_at: datetime | None = Field(default=None, alias="endDateTime")
+    impact_description: str = Field(default="", alias="impactDescription", max_length=10_000)
+    regions: list[str] = Field(default_factory=list, max_length=100)
+    tenant_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+
+
+class HealthIncidentView(BaseModel):
+    id: str
+    title: str
+    service: str
+    feature: str | None
+    classification: str
+    status: str
+    is_resolved: bool
+    start_at: datetime | None
+    end_at: datetime | None
+    impact_description: str
+    regions: list[str]
+    updated_at: datetime
+
+

@@ -1,0 +1,1 @@
+"""The notifier: partner webhooks, Microsoft request records and indirect-provider hand-offs."""

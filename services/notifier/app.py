@@ -1,0 +1,41 @@
+"""The notifier process: routes classified issues and delivers webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from services.notifier.dispatcher import WebhookDispatcher
+from services.notifier.handler import handle_issue_classified
+from services.runtime import Runtime, Worker
+from services.settings import ServiceSettings
+from services.worker_app import create_worker_app
+from shared.events.models import IssueClassified
+from shared.kafka.consumer import ConsumerSpec
+
+CONSUMER = ConsumerSpec(name="notifier", topic=IssueClassified.TOPIC, handler=handle_issue_classified)
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    def workers(runtime: Runtime) -> Sequence[tuple[str, Worker]]:
+        async def deliver(stop: asyncio.Event) -> None:
+            async with _http_client(settings) as client:
+                dispatcher = WebhookDispatcher(runtime.uow_factory, settings.webhook, client)
+                await dispatcher.run(stop)
+
+        return [("notifier-webhooks", deliver)]
+
+    return create_worker_app(settings, service="notifier", consumers=[CONSUMER],
+                             extra_workers=workers)
+
+
+@asynccontextmanager
+async def _http_client(settings: ServiceSettings) -> AsyncIterator[httpx.AsyncClient]:
+    limits = httpx.Limits(max_connections=settings.webhook.concurrency * 2)
+    async with httpx.AsyncClient(follow_redirects=False, limits=limits,
+                                 timeout=settings.webhook.timeout_s) as client:
+        yield client

@@ -1,0 +1,141 @@
+"""Route one classified issue: open the Microsoft request or hand-off, queue webhooks, announce."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from services.notifier import microsoft
+from services.notifier.webhooks import schedule_deliveries
+from shared.db.base import utcnow
+from shared.db.models import Issue, IssueEvent, MicrosoftRequest, Partner, ProviderHandoff
+from shared.db.upsert import insert_if_absent
+from shared.db.uow import UnitOfWork
+from shared.events.envelope import Envelope, InvalidMessage
+from shared.events.models import IssueClassified, IssueRouted
+from shared.kafka.outbox import enqueue
+from shared.observability import metrics
+from shared.vocabulary import IssueStatus, Outcome
+
+SERVICE = "notifier"
+
+
+async def handle_issue_classified(uow: UnitOfWork, envelope: Envelope) -> None:
+    event = envelope.data
+    if not isinstance(event, IssueClassified):
+        raise InvalidMessage(f"notifier does not handle {envelope.type}")
+    session = uow.session
+    issue = await session.get(Issue, event.issue_id)
+    if issue is None or issue.partner_id != event.partner_id:
+        raise InvalidMessage(f"issue {event.issue_id} is not in the database")
+    if issue.status != IssueStatus.CLASSIFIED:
+        return
+    partner = await session.get(Partner, event.partner_id)
+    if partner is None:
+        raise InvalidMessage(f"partner {event.partner_id} is not in the database")
+
+    request_id = handoff_id = None
+    if event.outcome is Outcome.ESCALATED_TO_MICROSOFT and event.vehicle is not None:
+        request_id = await open_microsoft_request(uow, issue=issue, partner=partner, event=event)
+        issue.microsoft_request_id = request_id
+    elif event.outcome is Outcome.ROUTED_TO_INDIRECT_PROVIDER:
+        handoff_id = _hand_off(uow, issue=issue, partner=partner, event=event)
+
+    deliveries = await schedule_deliveries(
+        uow, partner=partner, issue=issue, event=event, event_id=envelope.id,
+        microsoft_request_id=request_id,
+    )
+    now = utcnow()
+    issue.status = IssueStatus.ROUTED
+    issue.updated_at = now
+    session.add(IssueEvent(issue_id=issue.id, status=IssueStatus.ROUTED,
+                           detail=_timeline_detail(event, request_id, len(deliveries)), at=now))
+    enqueue(
+        session,
+        IssueRouted(
+            issue_id=issue.id, partner_id=partner.id, external_ref=issue.external_ref,
+            outcome=event.outcome, vehicle=event.vehicle, microsoft_request_id=request_id,
+            provider_handoff_id=handoff_id, webhook_delivery_ids=deliveries, routed_at=now,
+        ),
+        service=SERVICE,
+    )
+
+
+async def open_microsoft_request(
+    uow: UnitOfWork, *, issue: Issue, partner: Partner, event: IssueClassified
+) -> uuid.UUID:
+    """Insert the request for this issue (or its cluster) unless it exists; return its id.
+
+    The unique ``dedupe_key`` decides races between notifier instances.
+    """
+    assert event.vehicle is not None
+    key = microsoft.dedupe_key(event)
+    title = microsoft.build_title(issue)
+    description = microsoft.build_description(issue, event)
+    contact = microsoft.primary_contact(issue)
+    severity = event.severity.value
+    inserted = await insert_if_absent(
+        uow.session,
+        MicrosoftRequest,
+        {
+            "id": uuid.uuid4(),
+            "partner_id": partner.id,
+            "dedupe_key": key,
+            "title": title,
+            "description": description,
+            "severity": severity,
+            "support_topic_id": None,
+            "status": "none",
+            "primary_contact": contact,
+            "notes": [],
+            "vehicle": event.vehicle.value,
+            "issue_ids": [str(issue.id)],
+            "cluster_id": event.cluster_id,
+            "agent_locale": microsoft.agent_locale(partner),
+            "partner_center_payload": microsoft.partner_center_payload(
+                title=title, description=description, severity=severity,
+                support_topic_id=None, contact=contact,
+            ),
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+        },
+        conflict=["dedupe_key"],
+    )
+    record = (
+        await uow.session.scalars(select(MicrosoftRequest).where(MicrosoftRequest.dedupe_key == key))
+    ).one()
+    if inserted:
+        metrics.MICROSOFT_REQUESTS.labels(vehicle=event.vehicle.value).inc()
+    elif str(issue.id) not in record.issue_ids:
+        record.issue_ids = [*record.issue_ids, str(issue.id)]
+    return record.id
+
+
+def _hand_off(uow: UnitOfWork, *, issue: Issue, partner: Partner, event: IssueClassified) -> uuid.UUID:
+    handoff = ProviderHandoff(
+        id=uuid.uuid4(),
+        partner_id=partner.id,
+        issue_id=issue.id,
+        provider=partner.indirect_provider or {},
+        payload={
+            "external_ref": issue.external_ref,
+            "title": issue.title,
+            "description": issue.description,
+            "service": issue.service,
+            "region": issue.region,
+            "severity": event.severity.value,
+            "category": event.category.value if event.category else None,
+            "reasons": event.reasons,
+        },
+    )
+    uow.session.add(handoff)
+    return handoff.id
+
+
+def _timeline_detail(event: IssueClassified, request_id: uuid.UUID | None, deliveries: int) -> str:
+    parts = [event.outcome.value]
+    if request_id is not None:
+        parts.append(f"Microsoft request {request_id}")
+    parts.append(f"{deliveries} webhook deliveries queued")
+    return "; ".join(parts)

@@ -1,0 +1,101 @@
+"""What every service process holds while it runs: engine, units of work, outbox relay, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.settings import ServiceSettings
+from shared.db.engine import create_engine, create_session_factory
+from shared.db.uow import UnitOfWorkFactory
+from shared.kafka.outbox import OutboxRelay
+from shared.reconciler import run_reconciler
+
+log = logging.getLogger(__name__)
+
+Worker = Callable[[asyncio.Event], Awaitable[None]]
+
+
+class Runtime:
+    """Built in a lifespan, closed there. Runs background workers until ``close``."""
+
+    def __init__(self, settings: ServiceSettings, *, service: str) -> None:
+        self.settings = settings
+        self.service = service
+        self.stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._engine: AsyncEngine | None = None
+        self._uow_factory: UnitOfWorkFactory | None = None
+        self._relay: OutboxRelay | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        assert self._engine is not None, "Runtime not started"
+        return self._engine
+
+    @property
+    def uow_factory(self) -> UnitOfWorkFactory:
+        assert self._uow_factory is not None, "Runtime not started"
+        return self._uow_factory
+
+    @property
+    def relay(self) -> OutboxRelay:
+        assert self._relay is not None, "Runtime not started"
+        return self._relay
+
+    async def __aenter__(self) -> Self:
+        self._engine = create_engine(self.settings.database)
+        sessions = create_session_factory(self._engine)
+        relay_factory = UnitOfWorkFactory(sessions)
+        self._relay = OutboxRelay(relay_factory, kafka=self.settings.kafka,
+                                  settings=self.settings.outbox, service=self.service)
+        self._uow_factory = UnitOfWorkFactory(sessions, on_commit=self._relay.notify)
+        self.spawn(f"{self.service}-outbox-relay", self._relay.run)
+        if self.settings.reconciler.enabled:
+            self.spawn(f"{self.service}-reconciler", self._reconcile)
+        return self
+
+    async def _reconcile(self, stop: asyncio.Event) -> None:
+        await run_reconciler(self.uow_factory, self.settings.reconciler, stop,
+                             on_redrive=self.relay.notify)
+
+    def spawn(self, name: str, worker: Worker) -> None:
+        task = asyncio.create_task(worker(self.stop), name=name)
+        task.add_done_callback(_report_crash)
+        self._tasks.append(task)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=15)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    async def check_database(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def check_broker(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka.bootstrap_servers,
+                                    request_timeout_ms=3000)
+        try:
+            await asyncio.wait_for(admin.start(), timeout=3)
+            await asyncio.wait_for(admin.list_topics(), timeout=3)
+        finally:
+            await admin.close()
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("worker %s stopped", task.get_name(), exc_info=task.exception())

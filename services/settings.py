@@ -1,0 +1,28 @@
+"""Every settings class a service process needs, loaded once in ``main()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shared.settings import (
+    AppSettings,
+    ConsumerSettings,
+    DatabaseSettings,
+    HttpSettings,
+    KafkaSettings,
+    OutboxSettings,
+    ReconcilerSettings,
+    WebhookSettings,
+)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    app: AppSettings = field(default_factory=AppSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    consumer: ConsumerSettings = field(default_factory=ConsumerSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    reconciler: ReconcilerSettings = field(default_factory=ReconcilerSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)

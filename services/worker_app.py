@@ -1,0 +1,40 @@
+"""A consumer service as a small FastAPI app: its lifespan runs the consumer loops and workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services import ops
+from services.runtime import Runtime, Worker
+from services.settings import ServiceSettings
+from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
+
+ExtraWorkers = Callable[[Runtime], Sequence[tuple[str, Worker]]]
+
+
+def create_worker_app(
+    settings: ServiceSettings,
+    *,
+    service: str,
+    consumers: Sequence[ConsumerSpec],
+    extra_workers: ExtraWorkers | None = None,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with Runtime(settings, service=service) as runtime:
+            app.state.runtime = runtime
+            for spec in consumers:
+                loop = ConsumerLoop(spec, uow_factory=runtime.uow_factory, kafka=settings.kafka,
+                                    settings=settings.consumer)
+                runtime.spawn(f"{service}-{spec.name}", loop.run)
+            for name, worker in extra_workers(runtime) if extra_workers else ():
+                runtime.spawn(name, worker)
+            yield
+
+    app = FastAPI(title=f"csp-escalation {service}", lifespan=lifespan, docs_url=None,
+                  redoc_url=None)
+    app.include_router(ops.router)
+    return app

@@ -1,0 +1,1 @@
+"""Code shared by the intake, classifier and notifier services."""

@@ -1,0 +1,66 @@
+"""Engine and session factory, built in a service's lifespan and disposed there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+
+from shared.settings import DatabaseSettings
+
+
+def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+    """An async engine for PostgreSQL (asyncpg) or SQLite (aiosqlite).
+
+    SQLite transactions start with ``BEGIN IMMEDIATE``: several processes share the file, and a
+    deferred transaction that later needs the write lock fails at once instead of waiting.
+    """
+    if settings.is_sqlite:
+        return _sqlite_engine(settings)
+    timeout_ms = str(int(settings.statement_timeout_s * 1000))
+    return create_async_engine(
+        settings.url,
+        echo=settings.echo,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_size,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {"statement_timeout": timeout_ms},
+            "command_timeout": settings.statement_timeout_s * 2,
+        },
+    )
+
+
+def _sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
+    database = make_url(settings.url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        settings.url,
+        echo=settings.echo,
+        connect_args={"timeout": settings.statement_timeout_s * 2},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(settings.statement_timeout_s * 2000)}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)

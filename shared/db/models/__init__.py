@@ -1,0 +1,26 @@
+"""All tables; importing this package registers every model on ``Base.metadata``."""
+
+from shared.db.models.health import HealthIncident
+from shared.db.models.issues import Classification, Customer, Issue, IssueEvent
+from shared.db.models.messaging import IdempotencyRecord, InboxRecord, OutboxMessage
+from shared.db.models.partners import ApiKey, Partner
+from shared.db.models.routing import MicrosoftRequest, ProviderHandoff
+from shared.db.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
+
+__all__ = [
+    "ApiKey",
+    "Classification",
+    "Customer",
+    "HealthIncident",
+    "IdempotencyRecord",
+    "InboxRecord",
+    "Issue",
+    "IssueEvent",
+    "MicrosoftRequest",
+    "OutboxMessage",
+    "Partner",
+    "ProviderHandoff",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
+]

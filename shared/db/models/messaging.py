@@ -1,0 +1,58 @@
+"""Delivery plumbing: transactional outbox, consumer inbox, idempotency keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db.base import BigIntId, Base, utcnow
+
+
+class OutboxMessage(Base):
+    """An event committed with the state change it announces, waiting for the relay."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_sent_at_id", "sent_at", "id"),
+        Index("ix_outbox_aggregate_id_event_type", "aggregate_id", "event_type"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(96))
+    aggregate_id: Mapped[str] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(200))
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class InboxRecord(Base):
+    """An event a consumer has fully processed; the primary key makes processing once-only."""
+
+    __tablename__ = "inbox"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """The first answer given to an ``Idempotency-Key``, replayed for identical retries."""
+
+    __tablename__ = "idempotency_keys"
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

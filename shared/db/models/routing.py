@@ -1,0 +1,54 @@
+"""What the notifier opens: Microsoft request records and indirect-provider hand-offs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db.base import Base, new_id, utcnow
+
+
+class MicrosoftRequest(Base):
+    """A Partner Center ServiceRequest to file, one per issue or per correlated cluster.
+
+    ``dedupe_key`` (``issue:<id>`` or ``cluster:<id>``) is unique, so two racing notifiers
+    cannot open the same request twice.
+    """
+
+    __tablename__ = "microsoft_requests"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"), index=True)
+    dedupe_key: Mapped[str] = mapped_column(String(96), unique=True)
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16))
+    support_topic_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    status: Mapped[str] = mapped_column(String(24), default="none")
+    primary_contact: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    notes: Mapped[list[Any]] = mapped_column(default=list)
+    vehicle: Mapped[str] = mapped_column(String(40))
+    issue_ids: Mapped[list[Any]] = mapped_column(default=list)
+    cluster_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    agent_locale: Mapped[str] = mapped_column(String(16), default="en-US")
+    microsoft_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    partner_center_payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ProviderHandoff(Base):
+    """An issue an indirect reseller hands to its indirect provider."""
+
+    __tablename__ = "provider_handoffs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"), index=True)
+    issue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("issues.id"), unique=True)
+    provider: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,71 @@
+"""The unit of work: the one place that commits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+
+class UnitOfWork:
+    """One transaction. Rolls back unless ``commit()`` was called; nothing else commits.
+
+    ``on_commit`` callbacks run after a successful commit (for example to wake the outbox
+    relay), never inside the transaction.
+    """
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._factory = session_factory
+        self._on_commit = on_commit
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("UnitOfWork used outside 'async with'")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        self._session = self._factory()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self.session
+        try:
+            await session.rollback()
+        finally:
+            await session.close()
+            self._session = None
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        if self._on_commit is not None:
+            self._on_commit()
+
+
+class UnitOfWorkFactory:
+    """Makes units of work sharing one session factory and one post-commit hook."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.on_commit = on_commit
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory, on_commit=self.on_commit)

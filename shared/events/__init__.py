@@ -1,0 +1,1 @@
+"""Typed, versioned events and their CloudEvents envelope."""

@@ -1,0 +1,86 @@
+"""CloudEvents 1.0 structured JSON on Kafka, via the CloudEvents SDK."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from cloudevents.core.bindings.kafka import KafkaMessage, from_structured, to_structured
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+from pydantic import ValidationError
+
+from shared.events.models import EVENT_TYPES, Event
+
+SOURCE = "/csp-escalation"
+_FORMAT = JSONFormat()
+
+
+class InvalidMessage(Exception):
+    """A record that can never be processed: it goes to the DLQ with this reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A decoded CloudEvent whose ``data`` passed its versioned model."""
+
+    id: str
+    type: str
+    source: str
+    time: datetime | None
+    subject: str | None
+    data: Event
+
+
+def dataschema(cls: type[Event]) -> str:
+    return f"urn:csp-escalation:schema:{cls.TYPE}:v{cls.VERSION}"
+
+
+def encode(
+    event: Event, *, service: str, event_id: str | None = None, time: datetime | None = None
+) -> tuple[str, bytes, list[tuple[str, bytes]]]:
+    """Return ``(event_id, value, headers)`` of the structured-mode Kafka record."""
+    attributes: dict[str, object] = {
+        "id": event_id or str(uuid.uuid4()),
+        "source": f"{SOURCE}/{service}",
+        "type": event.TYPE,
+        "subject": event.key(),
+        "datacontenttype": "application/json",
+        "dataschema": dataschema(type(event)),
+    }
+    if time is not None:
+        attributes["time"] = time
+    cloud_event = CloudEvent(attributes, event.model_dump(mode="json"))
+    message = to_structured(cloud_event, _FORMAT)
+    headers = [(name, value) for name, value in message.headers.items()]
+    return str(attributes["id"]), message.value, headers
+
+
+def decode(value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> Envelope:
+    """Parse and validate a record; raise :class:`InvalidMessage` with the reason if it is not one."""
+    if not value:
+        raise InvalidMessage("empty record value")
+    try:
+        message = KafkaMessage(headers=dict(headers or []), key=None, value=value)
+        cloud_event = from_structured(message, _FORMAT)
+    except Exception as exc:
+        raise InvalidMessage(f"not a CloudEvents JSON record: {exc}") from exc
+    model = EVENT_TYPES.get(cloud_event.get_type())
+    if model is None:
+        raise InvalidMessage(f"unknown event type {cloud_event.get_type()!r}")
+    data = cloud_event.get_data()
+    if not isinstance(data, dict):
+        raise InvalidMessage("event data must be a JSON object")
+    try:
+        payload = model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidMessage(f"invalid {model.TYPE} data: {exc.errors(include_url=False)}") from exc
+    return Envelope(
+        id=cloud_event.get_id(),
+        type=cloud_event.get_type(),
+        source=cloud_event.get_source(),
+        time=cloud_event.get_time(),
+        subject=cloud_event.get_subject(),
+        data=payload,
+    )

@@ -1,0 +1,1 @@
+"""Kafka plumbing: topics, outbox relay, idempotent consumer loop, reconciler, embedded broker."""

@@ -1,0 +1,231 @@
+"""The idempotent consumer loop every service uses.
+
+For each record: decode (a record that is not a valid event goes to ``<topic>.dlq``), then in one
+unit of work record the event id in the inbox and run the handler. Offsets are committed after
+that transaction, per batch, on partition revocation and on shutdown; auto-commit is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+
+from shared.db.base import utcnow
+from shared.db.models import InboxRecord
+from shared.db.uow import UnitOfWork, UnitOfWorkFactory
+from shared.events.envelope import Envelope, InvalidMessage, decode
+from shared.kafka.producer import create_producer
+from shared.kafka.topics import TopicNames
+from shared.observability import metrics
+from shared.settings import ConsumerSettings, KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+
+# Errors that say "the database is not there right now", not "this message is bad".
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, OSError, asyncio.TimeoutError)
+
+
+class _DuplicateEvent(Exception):
+    """Another instance committed this event id first."""
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    name: str
+    topic: str
+    handler: Handler
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._loop.commit_pending()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"consumer": self._loop.spec.name,
+                                                "partitions": [tp.partition for tp in assigned]})
+
+
+class ConsumerLoop:
+    """Runs one consumer group member until ``stop`` is set; restarts its client on broker loss."""
+
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        *,
+        uow_factory: UnitOfWorkFactory,
+        kafka: KafkaSettings,
+        settings: ConsumerSettings,
+    ) -> None:
+        self.spec = spec
+        self._uow_factory = uow_factory
+        self._kafka = kafka
+        self._settings = settings
+        self._names = TopicNames(kafka.topic_prefix)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._pending: dict[TopicPartition, int] = {}
+        self.processed = 0
+
+    @property
+    def group_id(self) -> str:
+        return f"{self._kafka.topic_prefix}csp-escalation.{self.spec.name}"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                await self._run_client(stop)
+                backoff = 0.5
+            except (KafkaError, OSError) as exc:
+                log.warning("consumer %s lost the broker: %s", self.spec.name, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _run_client(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._kafka.bootstrap_servers,
+            client_id=f"{self._kafka.client_id}-{self.spec.name}",
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._kafka.session_timeout_ms,
+            heartbeat_interval_ms=self._kafka.heartbeat_interval_ms,
+            rebalance_timeout_ms=self._kafka.rebalance_timeout_ms,
+            request_timeout_ms=self._kafka.request_timeout_ms,
+            max_poll_records=self._settings.batch_size,
+        )
+        consumer.subscribe([self._names(self.spec.topic)], listener=_CommitOnRevoke(self))
+        dlq = create_producer(self._kafka, service=f"{self.spec.name}-dlq")
+        await consumer.start()
+        self._consumer = consumer
+        try:
+            await dlq.start()
+            while not stop.is_set():
+                batch = await consumer.getmany(
+                    timeout_ms=self._settings.poll_timeout_ms, max_records=self._settings.batch_size
+                )
+                for partition, records in batch.items():
+                    for record in records:
+                        await self._process(record, dlq=dlq, stop=stop)
+                        self._pending[partition] = record.offset + 1
+                await self.commit_pending()
+        finally:
+            try:
+                await self.commit_pending()
+            finally:
+                self._consumer = None
+                await consumer.stop()
+                await dlq.stop()
+
+    async def commit_pending(self) -> None:
+        """Commit offsets of records whose transactions have committed."""
+        if not self._pending or self._consumer is None:
+            return
+        offsets, self._pending = self._pending, {}
+        assigned = self._consumer.assignment()
+        offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
+        if offsets:
+            try:
+                await self._consumer.commit(offsets)
+            except KafkaError as exc:
+                # Safe to lose: the records are re-delivered and the inbox skips them.
+                log.warning("offset commit failed for %s: %s", self.spec.name, exc)
+
+    async def _process(self, record: ConsumerRecord, *, dlq: AIOKafkaProducer, stop: asyncio.Event) -> None:
+        started = time.perf_counter()
+        try:
+            envelope = decode(record.value, list(record.headers or ()))
+        except InvalidMessage as exc:
+            await self._dead_letter(record, str(exc), dlq=dlq)
+            return
+        attempt = 0
+        while True:
+            try:
+                result = await self._handle_once(envelope)
+                metrics.EVENTS_CONSUMED.labels(self.spec.name, self.spec.topic, result).inc()
+                metrics.PROCESSING_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
+                self.processed += 1
+                return
+            except InvalidMessage as exc:
+                await self._dead_letter(record, str(exc), dlq=dlq)
+                return
+            except TRANSIENT_DB_ERRORS as exc:
+                if isinstance(exc, DBAPIError) and not _is_connectivity(exc):
+                    attempt += 1
+                    if attempt >= self._settings.max_attempts:
+                        await self._dead_letter(record, _describe(exc), dlq=dlq)
+                        return
+                else:
+                    log.warning("database unavailable, will retry %s: %s", envelope.id, exc)
+                if stop.is_set():
+                    raise
+                await asyncio.sleep(min(self._settings.retry_backoff_s * 2 ** min(attempt, 6), 10))
+            except Exception as exc:
+                attempt += 1
+                log.exception("handler failed for %s (attempt %d)", envelope.id, attempt)
+                if attempt >= self._settings.max_attempts:
+                    await self._dead_letter(record, _describe(exc), dlq=dlq)
+                    return
+                await asyncio.sleep(self._settings.retry_backoff_s * 2 ** (attempt - 1))
+
+    async def _handle_once(self, envelope: Envelope) -> str:
+        try:
+            async with self._uow_factory() as uow:
+                seen = await uow.session.scalar(
+                    select(InboxRecord.event_id).where(
+                        InboxRecord.consumer == self.spec.name, InboxRecord.event_id == envelope.id
+                    )
+                )
+                if seen is not None:
+                    return "duplicate"
+                uow.session.add(InboxRecord(consumer=self.spec.name, event_id=envelope.id))
+                try:
+                    await uow.session.flush()
+                except IntegrityError as exc:
+                    raise _DuplicateEvent from exc
+                await self.spec.handler(uow, envelope)
+                await uow.commit()
+                return "processed"
+        except _DuplicateEvent:
+            return "duplicate"
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str, *, dlq: AIOKafkaProducer) -> None:
+        topic = self._names.dlq(self.spec.topic)
+        headers = [
+            *list(record.headers or ()),
+            ("dlq.reason", reason[:2000].encode()),
+            ("dlq.consumer", self.spec.name.encode()),
+            ("dlq.source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ("dlq.failed_at", utcnow().isoformat().encode()),
+        ]
+        await dlq.send_and_wait(topic, value=record.value, key=record.key, headers=headers)
+        metrics.DLQ_RECORDS.labels(self.spec.name, self.spec.topic).inc()
+        log.error(
+            "record dead-lettered",
+            extra={"consumer": self.spec.name, "dlq_topic": topic, "reason": reason[:500],
+                   "source": f"{record.topic}/{record.partition}/{record.offset}"},
+        )
+
+
+def _is_connectivity(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return any(s in text for s in ("connection", "database is locked", "timeout", "terminat"))
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]

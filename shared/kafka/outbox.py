@@ -1,0 +1,219 @@
+"""Transactional outbox: ``enqueue`` inside the caller's transaction, ``OutboxRelay`` to Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.base import utcnow
+from shared.db.models import OutboxMessage
+from shared.db.uow import UnitOfWorkFactory
+from shared.events.envelope import encode
+from shared.events.models import Event
+from shared.kafka.producer import create_producer
+from shared.kafka.topics import TopicNames, ensure_topics
+from shared.observability import metrics
+from shared.settings import KafkaSettings, OutboxSettings
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(session: AsyncSession, event: Event, *, service: str, event_id: str | None = None) -> str:
+    """Add ``event`` to the outbox in the session's transaction and return its event id.
+
+    The caller's unit of work commits it together with the state change it announces.
+    """
+    eid, value, headers = encode(event, service=service, event_id=event_id)
+    session.add(
+        OutboxMessage(
+            event_id=eid,
+            event_type=event.TYPE,
+            aggregate_id=event.key(),
+            topic=event.TOPIC,
+            key=event.key(),
+            value=value,
+            headers=[[name, raw.decode()] for name, raw in headers],
+        )
+    )
+    return eid
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows in id order and marks them sent.
+
+    Rows are claimed with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so several relays
+    can run side by side; a relay that dies mid-batch leaves its rows to be re-sent once the lease
+    expires. That may publish an event twice, which consumers' inboxes absorb.
+    """
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        *,
+        kafka: KafkaSettings,
+        settings: OutboxSettings,
+        service: str,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._kafka = kafka
+        self._settings = settings
+        self._service = service
+        self._names = TopicNames(kafka.topic_prefix)
+        self._producer: AIOKafkaProducer | None = None
+        self.wake = asyncio.Event()
+        self.broker_available = False
+
+    def notify(self) -> None:
+        """Called after a commit that added outbox rows: relay without waiting for the poll."""
+        self.wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = self._settings.poll_interval_s
+        last_cleanup = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                try:
+                    sent = await self.relay_once()
+                    backoff = self._settings.poll_interval_s
+                    if loop.time() - last_cleanup > 60:
+                        await self.delete_sent()
+                        last_cleanup = loop.time()
+                except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                    self.broker_available = False
+                    log.warning("outbox relay cannot reach the broker: %s", exc)
+                    await self._close_producer()
+                    sent = 0
+                    backoff = min(backoff * 2, 5.0)
+                if sent < self._settings.batch_size:
+                    await _wait_either(self.wake, stop, backoff)
+                    self.wake.clear()
+        finally:
+            await self._close_producer()
+
+    async def relay_once(self) -> int:
+        """Publish one batch; return how many rows were sent."""
+        rows = await self._claim()
+        if not rows:
+            await self._update_backlog()
+            return 0
+        producer = await self._ensure_producer()
+        sent: list[int] = []
+        try:
+            futures = [
+                (
+                    row.id,
+                    await producer.send(
+                        self._names(row.topic),
+                        value=row.value,
+                        key=row.key.encode(),
+                        headers=[(name, value.encode()) for name, value in row.headers],
+                    ),
+                )
+                for row in rows
+            ]
+            for row_id, future in futures:
+                await future
+                sent.append(row_id)
+        finally:
+            await self._finish(sent, [r.id for r in rows if r.id not in set(sent)])
+        metrics.OUTBOX_PUBLISHED.labels(service=self._service).inc(len(sent))
+        self.broker_available = True
+        return len(sent)
+
+    async def _claim(self) -> list[OutboxMessage]:
+        now = utcnow()
+        async with self._uow_factory() as uow:
+            due = (
+                select(OutboxMessage.id)
+                .where(OutboxMessage.sent_at.is_(None))
+                .where((OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now))
+                .order_by(OutboxMessage.id)
+                .limit(self._settings.batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            ids = list((await uow.session.scalars(due)).all())
+            if not ids:
+                return []
+            lease = now + timedelta(seconds=self._settings.lease_s)
+            await uow.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))
+                .values(claimed_until=lease, attempts=OutboxMessage.attempts + 1)
+            )
+            rows = await uow.session.scalars(
+                select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
+            )
+            claimed = list(rows.all())
+            await uow.commit()
+            return claimed
+
+    async def _finish(self, sent: list[int], unsent: list[int]) -> None:
+        async with self._uow_factory() as uow:
+            if sent:
+                await uow.session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(sent))
+                    .values(sent_at=utcnow(), claimed_until=None)
+                )
+            if unsent:
+                await uow.session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id.in_(unsent)).values(claimed_until=None)
+                )
+            await uow.commit()
+
+    async def _update_backlog(self) -> None:
+        async with self._uow_factory() as uow:
+            oldest = await uow.session.scalar(
+                select(OutboxMessage.created_at)
+                .where(OutboxMessage.sent_at.is_(None))
+                .order_by(OutboxMessage.id)
+                .limit(1)
+            )
+        age = (utcnow() - oldest).total_seconds() if oldest else 0.0
+        metrics.OUTBOX_OLDEST_AGE.labels(service=self._service).set(age)
+
+    async def delete_sent(self) -> int:
+        """Drop rows sent longer ago than the retention (kept until then for re-drives)."""
+        cutoff = utcnow() - timedelta(hours=self._settings.retention_h)
+        async with self._uow_factory() as uow:
+            result = await uow.session.execute(
+                delete(OutboxMessage).where(OutboxMessage.sent_at < cutoff)
+            )
+            await uow.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            await ensure_topics(self._kafka)
+            producer = create_producer(self._kafka, service=f"{self._service}-relay")
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except Exception:  # noqa: BLE001 - closing a broken client must not mask the cause
+                log.debug("producer stop failed", exc_info=True)
+
+
+async def _wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

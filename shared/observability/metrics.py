@@ -1,0 +1,35 @@
+"""Prometheus metrics shared by the services (declared once, labelled per service)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "escalation_http_requests_total", "HTTP requests", ["service", "route", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "escalation_http_request_seconds", "HTTP request latency", ["service", "route", "method"]
+)
+EVENTS_CONSUMED = Counter(
+    "escalation_events_consumed_total", "Events consumed", ["consumer", "topic", "result"]
+)
+PROCESSING_SECONDS = Histogram(
+    "escalation_event_processing_seconds", "Time to process one event", ["consumer"]
+)
+DLQ_RECORDS = Counter("escalation_dlq_records_total", "Records sent to a DLQ", ["consumer", "topic"])
+OUTBOX_PUBLISHED = Counter(
+    "escalation_outbox_published_total", "Outbox rows published to Kafka", ["service"]
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "escalation_outbox_oldest_unsent_seconds", "Age of the oldest unsent outbox row", ["service"]
+)
+RECONCILED = Counter(
+    "escalation_reconciled_total", "Events re-driven by the reconciler", ["status"]
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "escalation_webhook_attempts_total", "Webhook delivery attempts", ["outcome"]
+)
+WEBHOOK_LATENCY = Histogram("escalation_webhook_seconds", "Webhook attempt latency")
+MICROSOFT_REQUESTS = Counter(
+    "escalation_microsoft_requests_opened_total", "Microsoft request records opened", ["vehicle"]
+)

@@ -1,0 +1,139 @@
+"""Configuration, one pydantic-settings class per concern.
+
+Nothing here is read at import time: each service builds the classes it needs in its
+``main()`` or lifespan and passes them down.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/escalation.db"
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the shared models live: PostgreSQL in production, SQLite embedded."""
+
+    model_config = SettingsConfigDict(env_prefix="DATABASE_", extra="ignore")
+
+    url: str = DEFAULT_SQLITE_URL
+    pool_size: int = Field(default=10, ge=1, le=200)
+    statement_timeout_s: float = Field(default=15.0, gt=0)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        """Accept the usual URL spellings and pin the async driver for each backend."""
+        for plain in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+            if value.startswith(plain):
+                return "postgresql+asyncpg://" + value[len(plain) :]
+        if value.startswith("sqlite://") and not value.startswith("sqlite+aiosqlite://"):
+            return "sqlite+aiosqlite://" + value[len("sqlite://") :]
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("DATABASE_URL must be a PostgreSQL or SQLite URL")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+class KafkaSettings(BaseSettings):
+    """Broker connection, topic naming and consumer-group timings."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    partitions: int = Field(default=6, ge=1, le=1000)
+    replication_factor: int = Field(default=1, ge=1, le=5)
+    client_id: str = "csp-escalation"
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    rebalance_timeout_ms: int = Field(default=30_000, ge=1_000)
+    request_timeout_ms: int = Field(default=15_000, ge=1_000)
+
+    @model_validator(mode="after")
+    def _heartbeat_below_session(self) -> KafkaSettings:
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError("KAFKA_HEARTBEAT_INTERVAL_MS must be at most a third of the session timeout")
+        return self
+
+
+class ConsumerSettings(BaseSettings):
+    """How a consumer loop batches, retries and dead-letters."""
+
+    model_config = SettingsConfigDict(env_prefix="CONSUMER_", extra="ignore")
+
+    batch_size: int = Field(default=100, ge=1, le=5000)
+    poll_timeout_ms: int = Field(default=500, ge=10)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff_s: float = Field(default=0.2, ge=0)
+
+
+class OutboxSettings(BaseSettings):
+    """The relay that moves committed outbox rows to Kafka."""
+
+    model_config = SettingsConfigDict(env_prefix="OUTBOX_", extra="ignore")
+
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    poll_interval_s: float = Field(default=0.2, gt=0)
+    lease_s: float = Field(default=30.0, gt=0)
+    retention_h: float = Field(default=72.0, gt=0)
+
+
+class ReconcilerSettings(BaseSettings):
+    """Re-drives work stuck in one state for longer than ``stuck_after_s``."""
+
+    model_config = SettingsConfigDict(env_prefix="RECONCILER_", extra="ignore")
+
+    enabled: bool = True
+    stuck_after_s: float = Field(default=120.0, gt=0)
+    interval_s: float = Field(default=15.0, gt=0)
+
+
+class HttpSettings(BaseSettings):
+    """Where a service listens."""
+
+    model_config = SettingsConfigDict(env_prefix="HTTP_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    intake_port: int = Field(default=8080, ge=0, le=65535)
+    classifier_port: int = Field(default=8081, ge=0, le=65535)
+    notifier_port: int = Field(default=8082, ge=0, le=65535)
+    public_base_url: str | None = None
+
+
+class WebhookSettings(BaseSettings):
+    """Outbound webhook delivery."""
+
+    model_config = SettingsConfigDict(env_prefix="WEBHOOK_", extra="ignore")
+
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=15, ge=1, le=100)
+    backoff_base_s: float = Field(default=5.0, gt=0)
+    backoff_cap_s: float = Field(default=6 * 3600.0, gt=0)
+    poll_interval_s: float = Field(default=0.5, gt=0)
+    concurrency: int = Field(default=16, ge=1, le=512)
+    allow_private_targets: bool = False
+
+
+class AppSettings(BaseSettings):
+    """Process-wide switches."""
+
+    model_config = SettingsConfigDict(env_prefix="ESCALATION_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    api_key_pepper: SecretStr = SecretStr("")
+
+    @model_validator(mode="after")
+    def _production_needs_pepper(self) -> AppSettings:
+        if self.environment == "production" and len(self.api_key_pepper.get_secret_value()) < 16:
+            raise ValueError("ESCALATION_API_KEY_PEPPER must be set (16+ chars) in production")
+        return self
