@@ -1,0 +1,54 @@
+# csp-escalation — every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: run test test-sqlite test-unit test-integration test-e2e lint format typecheck check clean install
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The embedded stack: Tansu broker + SQLite + intake, classifier, notifier on loopback.
+run: $(STAMP)
+	$(BIN)/escalation dev
+
+## The whole suite: against the default database (a local PostgreSQL when one answers),
+## then the broker and database tiers again on SQLite.
+test: $(STAMP) lint typecheck
+	bash scripts/pytest-ok $(PYTEST) -q
+	DATABASE_URL=sqlite bash scripts/pytest-ok $(PYTEST) -q -m "integration or e2e"
+
+test-sqlite: $(STAMP)
+	DATABASE_URL=sqlite bash scripts/pytest-ok $(PYTEST) -q
+
+test-unit: $(STAMP)
+	bash scripts/pytest-ok $(PYTEST) -q -m unit
+
+test-integration: $(STAMP)
+	bash scripts/pytest-ok $(PYTEST) -q -m integration
+
+test-e2e: $(STAMP)
+	bash scripts/pytest-ok $(PYTEST) -q -m e2e
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,70 @@
+"""Session-wide broker and database server; per-test database, topic prefix and stack."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db.engine import create_engine
+from shared.settings import DatabaseSettings
+from tests.support.broker import any_broker
+from tests.support.database import DatabaseServer, database_server
+from tests.support.stack import Stack
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tier comes from the folder, so every test has exactly one tier marker."""
+    for item in items:
+        for tier in ("unit", "integration", "e2e"):
+            if f"/tests/{tier}/" in str(item.path):
+                item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("csp")
+
+
+@pytest.fixture(scope="session")
+async def bootstrap_servers(workdir: Path) -> AsyncIterator[str]:
+    async with any_broker(workdir) as servers:
+        yield servers
+
+
+@pytest.fixture(scope="session")
+async def db_server(workdir: Path) -> AsyncIterator[DatabaseServer]:
+    async with database_server(workdir) as server:
+        yield server
+
+
+@pytest.fixture
+async def database_url(db_server: DatabaseServer) -> str:
+    return await db_server.new_database()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(DatabaseSettings(url=database_url))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}."
+
+
+@pytest.fixture
+async def stack(
+    database_url: str, bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    """All three services against this test's database and topics; stopped afterwards."""
+    stack = Stack(database_url, bootstrap_servers, topic_prefix, tmp_path)
+    try:
+        yield stack
+    finally:
+        await stack.stop()

@@ -1,0 +1,126 @@
+"""Finding a database and making a fresh, migrated one per test.
+
+Order: DATABASE_URL (``DATABASE_URL=sqlite`` selects SQLite); testcontainers PostgreSQL when a
+Docker engine answers; the local PostgreSQL on 127.0.0.1:5432; SQLite. On PostgreSQL each test
+gets its own database, cloned from a migrated template; on SQLite a copy of a migrated file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import URL, make_url
+
+from shared.db import migrate
+from tests.support.docker import docker_available
+
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class DatabaseServer:
+    """Makes per-test databases on one server (or in one folder, for SQLite)."""
+
+    kind: str
+    admin_url: str | None
+    workdir: Path
+    _template: str | None = None
+    _created: list[str] = field(default_factory=list)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.kind == "sqlite"
+
+    async def new_database(self) -> str:
+        """A fresh database at the migrations' head; its SQLAlchemy URL."""
+        if self.is_sqlite:
+            template = self.workdir / "template.db"
+            if self._template is None:
+                await asyncio.to_thread(migrate.upgrade, f"sqlite+aiosqlite:///{template}")
+                self._template = str(template)
+            target = self.workdir / f"t_{uuid.uuid4().hex[:10]}.db"
+            shutil.copyfile(template, target)
+            return f"sqlite+aiosqlite:///{target}"
+        if self._template is None:
+            self._template = await self._create(f"csp_tmpl_{uuid.uuid4().hex[:10]}")
+            await asyncio.to_thread(migrate.upgrade, self._url(self._template))
+        name = await self._create(f"csp_test_{uuid.uuid4().hex[:12]}", template=self._template)
+        return self._url(name)
+
+    async def empty_database(self) -> str:
+        """A database with no schema at all (for migration tests)."""
+        if self.is_sqlite:
+            return f"sqlite+aiosqlite:///{self.workdir / f'e_{uuid.uuid4().hex[:10]}.db'}"
+        return self._url(await self._create(f"csp_empty_{uuid.uuid4().hex[:12]}"))
+
+    async def drop_all(self) -> None:
+        for name in reversed(self._created):
+            await self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._created.clear()
+
+    async def _create(self, name: str, *, template: str | None = None) -> str:
+        clause = f' TEMPLATE "{template}"' if template else ""
+        await self._execute(f'CREATE DATABASE "{name}"{clause}')
+        self._created.append(name)
+        return name
+
+    def _url(self, database: str) -> str:
+        return self._admin.set(drivername="postgresql+asyncpg", database=database).render_as_string(
+            hide_password=False
+        )
+
+    @property
+    def _admin(self) -> URL:
+        assert self.admin_url is not None
+        return make_url(self.admin_url)
+
+    async def _execute(self, sql: str) -> None:
+        admin = self._admin
+        connection = await asyncpg.connect(
+            host=admin.host, port=admin.port or 5432, user=admin.username,
+            password=admin.password, database=admin.database or "postgres",
+        )
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+
+def _local_postgres_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@asynccontextmanager
+async def database_server(workdir: Path) -> AsyncIterator[DatabaseServer]:
+    configured = os.environ.get("DATABASE_URL")
+    async with AsyncExitStack() as stack:
+        if configured and configured.startswith("sqlite"):
+            server = DatabaseServer("sqlite", None, workdir)
+        elif configured:
+            server = DatabaseServer("postgresql", configured, workdir)
+        elif docker_available():
+            from testcontainers.postgres import PostgresContainer
+
+            container = stack.enter_context(PostgresContainer("postgres:16-alpine"))
+            server = DatabaseServer("postgresql", container.get_connection_url(), workdir)
+        elif _local_postgres_answers():
+            server = DatabaseServer("postgresql", LOCAL_POSTGRES, workdir)
+        else:
+            server = DatabaseServer("sqlite", None, workdir)
+        try:
+            yield server
+        finally:
+            await server.drop_all()

@@ -1,0 +1,82 @@
+"""Small factories: partners with keys, issue bodies, database probes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services import admin
+from shared.db.engine import create_engine, create_session_factory
+from shared.db.uow import UnitOfWorkFactory
+from shared.settings import DatabaseSettings
+from shared.vocabulary import CspModel, Role, Vehicle
+
+
+@dataclass(frozen=True)
+class SeededPartner:
+    id: uuid.UUID
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+async def seed_partner(
+    database_url: str, *, csp_model: CspModel = CspModel.DIRECT_BILL,
+    vehicles: tuple[Vehicle, ...] = (Vehicle.PARTNER_CLOUD_SUPPORT,), role: Role = Role.ADMIN_AGENT,
+    locale: str = "en",
+) -> SeededPartner:
+    engine = create_engine(DatabaseSettings(url=database_url))
+    try:
+        uow_factory = UnitOfWorkFactory(create_session_factory(engine))
+        partner_id = await admin.create_partner(
+            uow_factory, name=f"partner-{uuid.uuid4().hex[:6]}", csp_model=csp_model,
+            vehicles=list(vehicles), locale=locale,
+            indirect_provider={"name": "Contoso Distribution"}
+            if csp_model is CspModel.INDIRECT_RESELLER else None,
+        )
+        key = await admin.create_key(uow_factory, partner_id=partner_id, role=role, pepper="")
+    finally:
+        await engine.dispose()
+    return SeededPartner(partner_id, key.plaintext)
+
+
+def issue_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "external_ref": f"PSA-{uuid.uuid4().hex[:10]}",
+        "title": "Teams calls drop",
+        "description": "Calls drop after a minute for every user.",
+        "service": "Microsoft Teams",
+        "category": "bug",
+        "severity": "moderate",
+    }
+    body.update(overrides)
+    return body
+
+
+async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
+    async with engine.connect() as connection:
+        return (await connection.execute(text(sql), params)).scalar()
+
+
+async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
+    async with engine.connect() as connection:
+        return list((await connection.execute(text(sql), params)).all())
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 30, interval: float = 0.2,
+    message: str | Callable[[], str] = "condition not met",
+) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(message() if callable(message) else message)
+        await asyncio.sleep(interval)

@@ -1,0 +1,142 @@
+"""The three services as real subprocesses (``escalation run X``), so tests can kill -9 them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from shared.kafka.embedded import free_port
+
+ESCALATION = str(Path(sys.executable).with_name("escalation"))
+SERVICES = ("intake", "classifier", "notifier")
+
+# Short timings so crashes, rebalances and re-drives resolve within a test's patience.
+FAST_ENV = {
+    "KAFKA_SESSION_TIMEOUT_MS": "3000",
+    "KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+    "KAFKA_REBALANCE_TIMEOUT_MS": "3000",
+    "KAFKA_PARTITIONS": "3",
+    "OUTBOX_POLL_INTERVAL_S": "0.1",
+    "OUTBOX_LEASE_S": "5",
+    "RECONCILER_STUCK_AFTER_S": "6",
+    "RECONCILER_INTERVAL_S": "1",
+    "WEBHOOK_BACKOFF_BASE_S": "0.2",
+    "WEBHOOK_POLL_INTERVAL_S": "0.1",
+    "WEBHOOK_TIMEOUT_S": "3",
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+    "ESCALATION_LOG_JSON": "true",
+    "ESCALATION_LOG_LEVEL": "INFO",
+}
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+
+@dataclass
+class Stack:
+    database_url: str
+    bootstrap_servers: str
+    topic_prefix: str
+    workdir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in SERVICES:
+            self.services[name] = Service(name, free_port(), self.workdir / f"{name}.log")
+
+    @property
+    def intake_url(self) -> str:
+        return f"http://127.0.0.1:{self.services['intake'].port}"
+
+    def env(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith(
+            ("DATABASE_", "KAFKA_", "HTTP_", "OUTBOX_", "RECONCILER_", "WEBHOOK_", "CONSUMER_"))}
+        env.update(FAST_ENV)
+        env.update(
+            DATABASE_URL=self.database_url,
+            KAFKA_BOOTSTRAP_SERVERS=self.bootstrap_servers,
+            KAFKA_TOPIC_PREFIX=self.topic_prefix,
+            HTTP_HOST="127.0.0.1",
+            HTTP_INTAKE_PORT=str(self.services["intake"].port),
+            HTTP_CLASSIFIER_PORT=str(self.services["classifier"].port),
+            HTTP_NOTIFIER_PORT=str(self.services["notifier"].port),
+        )
+        env.update(self.extra_env)
+        return env
+
+    async def start(self, *names: str) -> None:
+        for name in names or SERVICES:
+            service = self.services[name]
+            service._log = open(service.log_path, "ab")  # noqa: SIM115 - closed in _reap
+            service.process = subprocess.Popen(
+                [ESCALATION, "run", name], env=self.env(), stdout=service._log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        await asyncio.gather(*(self._wait_healthy(self.services[n]) for n in names or SERVICES))
+
+    async def _wait_healthy(self, service: Service, timeout_s: float = 30) -> None:
+        url = f"http://127.0.0.1:{service.port}/healthz"
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        async with httpx.AsyncClient() as client:
+            while True:
+                assert service.process is not None
+                if service.process.poll() is not None:
+                    raise RuntimeError(f"{service.name} exited early:\n{self.log_tail(service.name)}")
+                try:
+                    if (await client.get(url, timeout=1)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"{service.name} not healthy:\n{self.log_tail(service.name)}")
+                await asyncio.sleep(0.1)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        service = self.services[name]
+        if service.process is not None and service.process.poll() is None:
+            service.process.send_signal(sig)
+            service.process.wait(timeout=20)
+        self._reap(service)
+
+    async def stop(self) -> None:
+        for service in self.services.values():
+            if service.process is not None and service.process.poll() is None:
+                service.process.send_signal(signal.SIGTERM)
+        for service in self.services.values():
+            if service.process is not None:
+                try:
+                    await asyncio.to_thread(service.process.wait, 20)
+                except subprocess.TimeoutExpired:
+                    service.process.kill()
+                    service.process.wait()
+            self._reap(service)
+
+    def _reap(self, service: Service) -> None:
+        service.process = None
+        if service._log is not None:
+            service._log.close()
+            service._log = None
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.services[name].log_path
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n} ---\n{self.log_tail(n)}" for n in SERVICES)
