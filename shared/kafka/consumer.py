@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
@@ -24,7 +24,7 @@ from shared.db.models import InboxRecord
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope, InvalidMessage, decode
 from shared.kafka.producer import create_producer
-from shared.kafka.topics import TopicNames
+from shared.kafka.topics import TopicNames, ensure_topics
 from shared.observability import metrics
 from shared.settings import ConsumerSettings, KafkaSettings
 
@@ -40,6 +40,10 @@ class _DuplicateEvent(Exception):
     """Another instance committed this event id first."""
 
 
+class _TopologyLost(KafkaError):  # type: ignore[misc]
+    """The broker no longer knows our topic (a broker that lost its data): rebuild the client."""
+
+
 @dataclass(frozen=True)
 class ConsumerSpec:
     name: str
@@ -52,7 +56,10 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._loop.commit_pending()
+        try:
+            await self._loop.commit_pending()
+        except KafkaError as exc:
+            log.warning("commit on revocation failed for %s: %s", self._loop.spec.name, exc)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("partitions assigned", extra={"consumer": self._loop.spec.name,
@@ -109,6 +116,7 @@ class ConsumerLoop:
         )
         consumer.subscribe([self._names(self.spec.topic)], listener=_CommitOnRevoke(self))
         dlq = create_producer(self._kafka, service=f"{self.spec.name}-dlq")
+        await ensure_topics(self._kafka)
         await consumer.start()
         self._consumer = consumer
         try:
@@ -125,6 +133,8 @@ class ConsumerLoop:
         finally:
             try:
                 await self.commit_pending()
+            except _TopologyLost:
+                log.warning("consumer %s: topic gone from the broker, reconnecting", self.spec.name)
             finally:
                 self._consumer = None
                 await consumer.stop()
@@ -139,7 +149,11 @@ class ConsumerLoop:
         offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
         if offsets:
             try:
-                await self._consumer.commit(offsets)
+                # aiokafka retries a commit to an unknown topic forever; bound it.
+                await asyncio.wait_for(self._consumer.commit(offsets),
+                                       timeout=self._kafka.request_timeout_ms / 1000)
+            except (UnknownTopicOrPartitionError, TimeoutError) as exc:
+                raise _TopologyLost(f"offset commit did not complete: {exc!r}") from exc
             except KafkaError as exc:
                 # Safe to lose: the records are re-delivered and the inbox skips them.
                 log.warning("offset commit failed for %s: %s", self.spec.name, exc)

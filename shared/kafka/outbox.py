@@ -104,25 +104,28 @@ class OutboxRelay:
             await self._update_backlog()
             return 0
         producer = await self._ensure_producer()
-        sent: list[int] = []
+        futures: list[asyncio.Future[object]] = []
+        results: list[object] = []
         try:
-            futures = [
-                (
-                    row.id,
+            for row in rows:
+                futures.append(
                     await producer.send(
                         self._names(row.topic),
                         value=row.value,
                         key=row.key.encode(),
                         headers=[(name, value.encode()) for name, value in row.headers],
-                    ),
+                    )
                 )
-                for row in rows
-            ]
-            for row_id, future in futures:
-                await future
-                sent.append(row_id)
         finally:
-            await self._finish(sent, [r.id for r in rows if r.id not in set(sent)])
+            # Every future is awaited, so no failure goes unretrieved; rows whose send did not
+            # succeed are released for the next pass.
+            results = list(await asyncio.gather(*futures, return_exceptions=True))
+            sent = [row.id for row, result in zip(rows, results, strict=False)
+                    if not isinstance(result, BaseException)]
+            await self._finish(sent, [row.id for row in rows if row.id not in set(sent)])
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
         metrics.OUTBOX_PUBLISHED.labels(service=self._service).inc(len(sent))
         self.broker_available = True
         return len(sent)

@@ -1,0 +1,55 @@
+"""The broker goes away: intake keeps accepting, and everything drains when it returns.
+
+The embedded broker keeps nothing on disk, so its restart also loses topics and committed
+offsets; the outbox and the reconciler have to make up for that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.kafka.embedded import EmbeddedBroker
+from tests.support.factories import eventually, issue_body, scalar, seed_partner
+from tests.support.stack import Stack
+
+DURING_OUTAGE = 50
+
+
+async def test_issues_accepted_while_the_broker_is_down_are_all_routed_after_it_returns(
+    database_url: str, engine: AsyncEngine, topic_prefix: str, tmp_path: Path
+) -> None:
+    partner = await seed_partner(database_url)
+    broker = EmbeddedBroker(log_path=tmp_path / "broker.log")
+    await broker.start()
+    stack = Stack(database_url, broker.bootstrap_servers, topic_prefix, tmp_path)
+    try:
+        await stack.start()
+        async with httpx.AsyncClient(base_url=stack.intake_url, headers=partner.headers,
+                                     timeout=30) as client:
+            first = await client.post("/v1/issues", json=issue_body())
+            assert first.status_code == 202
+            await eventually(lambda: _routed(engine, 1), timeout=30, message=stack.logs)
+
+            broker.stop()
+            answers = await asyncio.gather(
+                *(client.post("/v1/issues", json=issue_body()) for _ in range(DURING_OUTAGE)))
+            assert [a.status_code for a in answers] == [202] * DURING_OUTAGE
+            unsent = await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            assert unsent >= DURING_OUTAGE
+
+            await asyncio.sleep(2)
+            await broker.start()
+            await eventually(lambda: _routed(engine, DURING_OUTAGE + 1), timeout=120,
+                             message=stack.logs)
+    finally:
+        await stack.stop()
+        broker.stop()
+    assert await scalar(engine, "SELECT count(*) FROM microsoft_requests") == DURING_OUTAGE + 1
+
+
+async def _routed(engine: AsyncEngine, n: int) -> bool:
+    return await scalar(engine, "SELECT count(*) FROM issues WHERE status = 'routed'") == n
