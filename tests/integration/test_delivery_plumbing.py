@@ -1,0 +1,133 @@
+"""Outbox relay, inbox idempotency and the reconciler, against a real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db.base import utcnow
+from shared.db.engine import create_session_factory
+from shared.db.models import Issue, OutboxMessage
+from shared.db.uow import UnitOfWork, UnitOfWorkFactory
+from shared.events.envelope import Envelope, decode
+from shared.events.models import IssueUpdated
+from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
+from shared.kafka.outbox import OutboxRelay, enqueue
+from shared.reconciler import reconcile_once
+from shared.settings import ConsumerSettings, KafkaSettings, OutboxSettings, ReconcilerSettings
+from shared.vocabulary import IssueStatus
+from tests.support.factories import eventually, scalar, seed_partner
+
+
+def kafka(bootstrap_servers: str, prefix: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=bootstrap_servers, topic_prefix=prefix, partitions=2,
+                         session_timeout_ms=3000, heartbeat_interval_ms=300,
+                         rebalance_timeout_ms=3000)
+
+
+def updated_event(partner_id: uuid.UUID) -> IssueUpdated:
+    return IssueUpdated(issue_id=uuid.uuid4(), partner_id=partner_id, status=IssueStatus.RESOLVED,
+                        updated_at=utcnow())
+
+
+async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sent(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    async with uows() as uow:
+        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(25)]
+        await uow.commit()
+    async with uows() as uow:
+        enqueue(uow.session, updated_event(partner.id), service="test")  # rolled back: never sent
+
+    settings = kafka(bootstrap_servers, topic_prefix)
+    relay = OutboxRelay(uows, kafka=settings, settings=OutboxSettings(), service="test")
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    consumer = AIOKafkaConsumer(f"{topic_prefix}issues.updated", bootstrap_servers=bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    seen: list[str] = []
+    try:
+        await eventually(lambda: _all_sent(engine, 25), timeout=30)
+        await consumer.start()
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(seen) < 25 and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                seen.extend(decode(r.value, list(r.headers)).id for r in records)
+    finally:
+        stop.set()
+        await task
+        await consumer.stop()
+    assert sorted(seen) == sorted(ids)
+
+
+async def _all_sent(engine: AsyncEngine, n: int) -> bool:
+    return await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") == n
+
+
+async def test_a_redelivered_event_is_processed_once(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    event = updated_event(partner.id)
+    async with uows() as uow:
+        for _ in range(3):  # the same event id published three times, as a relay retry would
+            enqueue(uow.session, event, service="test", event_id="evt-duplicate")
+        await uow.commit()
+
+    handled: list[str] = []
+
+    async def handler(uow: UnitOfWork, envelope: Envelope) -> None:
+        handled.append(envelope.id)
+
+    settings = kafka(bootstrap_servers, topic_prefix)
+    relay = OutboxRelay(uows, kafka=settings, settings=OutboxSettings(), service="test")
+    loop = ConsumerLoop(ConsumerSpec("probe", "issues.updated", handler), uow_factory=uows,
+                        kafka=settings, settings=ConsumerSettings())
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(loop.run(stop))]
+    try:
+        await eventually(lambda: _consumed(loop, 3), timeout=30)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    assert handled == ["evt-duplicate"]
+    assert await scalar(engine, "SELECT count(*) FROM inbox WHERE consumer = 'probe'") == 1
+
+
+async def _consumed(loop: ConsumerLoop, n: int) -> bool:
+    return loop.processed >= n
+
+
+async def test_the_reconciler_re_drives_an_issue_stuck_in_received(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    long_ago = utcnow() - timedelta(minutes=10)
+    issue_id = uuid.uuid4()
+    async with uows() as uow:
+        uow.session.add(Issue(id=issue_id, partner_id=partner.id, external_ref="STUCK-1",
+                              title="t", service="Exchange Online", status="received",
+                              created_at=long_ago, updated_at=long_ago))
+        enqueue(uow.session, IssueUpdated(issue_id=issue_id, partner_id=partner.id,
+                                          status=IssueStatus.RECEIVED, updated_at=long_ago),
+                service="test")
+        await uow.commit()
+    # Pretend the IssueReceived row was sent long ago and the broker lost it.
+    async with uows() as uow:
+        await uow.session.execute(update(OutboxMessage).values(
+            event_type="csp.issue.received", sent_at=long_ago))
+        await uow.commit()
+
+    settings = ReconcilerSettings(stuck_after_s=60)
+    assert await reconcile_once(uows, settings) == 1
+    assert await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
+    assert await reconcile_once(uows, settings) == 0, "an unsent row is not re-driven again"

@@ -1,0 +1,143 @@
+"""The intake API in-process on a real database: auth, roles, isolation, idempotency, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.intake.app import create_app
+from services.settings import ServiceSettings
+from shared.settings import DatabaseSettings, KafkaSettings, ReconcilerSettings
+from shared.vocabulary import Role
+from tests.support.factories import issue_body, scalar, seed_partner
+
+
+@pytest.fixture
+async def api(database_url: str, bootstrap_servers: str, topic_prefix: str
+              ) -> AsyncIterator[httpx.AsyncClient]:
+    settings = ServiceSettings(
+        database=DatabaseSettings(url=database_url),
+        kafka=KafkaSettings(bootstrap_servers=bootstrap_servers, topic_prefix=topic_prefix),
+        reconciler=ReconcilerSettings(enabled=False),
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://intake"
+    ) as client:
+        yield client
+
+
+async def test_requests_without_a_valid_key_get_401_problem_json(api: httpx.AsyncClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"},
+                    {"Authorization": "Bearer csp_000000000000_wrong"}):
+        response = await api.post("/v1/issues", json=issue_body(), headers=headers)
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.json()["status"] == 401
+
+
+async def test_a_reader_may_read_but_not_file_issues(
+    api: httpx.AsyncClient, database_url: str
+) -> None:
+    reader = await seed_partner(database_url, role=Role.READER)
+    response = await api.post("/v1/issues", json=issue_body(), headers=reader.headers)
+    assert response.status_code == 403
+    assert response.json()["detail"] == "The role reader may not do this."
+
+
+async def test_another_partners_issue_is_indistinguishable_from_a_missing_one(
+    api: httpx.AsyncClient, database_url: str
+) -> None:
+    mine, theirs = await seed_partner(database_url), await seed_partner(database_url)
+    created = await api.post("/v1/issues", json=issue_body(), headers=mine.headers)
+    issue_id = created.json()["id"]
+    assert (await api.get(f"/v1/issues/{issue_id}", headers=mine.headers)).status_code == 200
+    foreign = await api.get(f"/v1/issues/{issue_id}", headers=theirs.headers)
+    absent = await api.get("/v1/issues/00000000-0000-0000-0000-000000000000",
+                           headers=theirs.headers)
+    assert foreign.status_code == absent.status_code == 404
+
+
+async def test_an_accepted_issue_and_its_event_are_written_together(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    response = await api.post("/v1/issues", json=issue_body(), headers=partner.headers)
+    assert response.status_code == 202
+    assert response.json()["status"] == "received"
+    assert await scalar(engine, "SELECT count(*) FROM issues") == 1
+    assert await scalar(engine, "SELECT count(*) FROM outbox WHERE event_type = "
+                                "'csp.issue.received'") == 1
+
+
+async def test_idempotency_key_replays_the_answer_and_refuses_a_different_body(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    body = issue_body()
+    headers = {**partner.headers, "Idempotency-Key": "k-1"}
+    first, again = [await api.post("/v1/issues", json=body, headers=headers) for _ in range(2)]
+    assert first.status_code == again.status_code == 202
+    assert first.json() == again.json()
+    other = await api.post("/v1/issues", json=issue_body(), headers=headers)
+    assert other.status_code == 409
+    assert await scalar(engine, "SELECT count(*) FROM issues") == 1
+
+
+async def test_concurrent_identical_posts_with_one_key_create_one_issue(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    body = issue_body()
+    headers = {**partner.headers, "Idempotency-Key": "race"}
+    answers = await asyncio.gather(*(api.post("/v1/issues", json=body, headers=headers)
+                                     for _ in range(8)))
+    assert {a.json()["id"] for a in answers} == {answers[0].json()["id"]}
+    assert all(a.status_code in (200, 202) for a in answers)
+    assert await scalar(engine, "SELECT count(*) FROM issues") == 1
+    assert await scalar(engine, "SELECT count(*) FROM outbox") == 1
+
+
+async def test_a_resent_psa_ticket_is_not_a_new_issue(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    body = issue_body(external_ref="CW-1")
+    first = await api.post("/v1/issues", json=body, headers=partner.headers)
+    resent = await api.post("/v1/issues", json={**body, "title": "edited"}, headers=partner.headers)
+    assert resent.status_code == 200
+    assert resent.json() == {**first.json(), "duplicate": True}
+    assert await scalar(engine, "SELECT count(*) FROM issues") == 1
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"title": "x"}, "body.external_ref"),
+    (issue_body(severity="urgent"), "body.severity"),
+    (issue_body(category="complaint"), "body.category"),
+    (issue_body(title="a\x00b"), "body"),
+    (issue_body(tenant_id="not-a-guid"), "body.tenant_id"),
+    (issue_body(unknown_field=1), "body.unknown_field"),
+])
+async def test_invalid_issues_get_422_with_the_offending_field(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine, body: dict[str, object],
+    field: str,
+) -> None:
+    partner = await seed_partner(database_url)
+    response = await api.post("/v1/issues", json=body, headers=partner.headers)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert any(error["field"].startswith(field) for error in response.json()["errors"])
+    assert await scalar(engine, "SELECT count(*) FROM issues") == 0
+
+
+async def test_operations_endpoints_answer(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert "escalation_http_requests_total" in (await api.get("/metrics")).text

@@ -1,0 +1,44 @@
+"""Migrations apply and revert cleanly on an empty SQLite file and an empty PostgreSQL database."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from shared.db import migrate
+from shared.db.base import Base
+from shared.db.engine import create_engine
+from shared.db.models import __all__ as _models  # noqa: F401
+from shared.settings import DatabaseSettings
+from tests.support.database import DatabaseServer
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_engine(DatabaseSettings(url=url))
+    try:
+        async with engine.connect() as connection:
+            return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+async def _round_trip(url: str) -> None:
+    await asyncio.to_thread(migrate.upgrade, url, "head")
+    assert await _tables(url) == set(Base.metadata.tables) | {"alembic_version"}
+    await asyncio.to_thread(migrate.downgrade, url, "base")
+    assert await _tables(url) == {"alembic_version"}
+
+
+async def test_migrations_upgrade_to_head_and_downgrade_to_base_on_sqlite(tmp_path: Path) -> None:
+    await _round_trip(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+
+
+async def test_migrations_upgrade_to_head_and_downgrade_to_base_on_postgresql(
+    db_server: DatabaseServer,
+) -> None:
+    if db_server.is_sqlite:
+        pytest.skip("no PostgreSQL server in this run")
+    await _round_trip(await db_server.empty_database())

@@ -1,0 +1,48 @@
+"""The CloudEvents envelope: round trip, and clear reasons for what cannot be processed."""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+import pytest
+
+from shared.db.base import utcnow
+from shared.events.envelope import InvalidMessage, decode, encode
+from shared.events.models import IssueReceived
+from shared.vocabulary import Severity
+
+
+def received() -> IssueReceived:
+    return IssueReceived(issue_id=uuid.uuid4(), partner_id=uuid.uuid4(), external_ref="X-1",
+                         title="Teams down", description="", service="Microsoft Teams",
+                         severity=Severity.CRITICAL, received_at=utcnow())
+
+
+def test_an_event_survives_the_round_trip_as_structured_cloudevents_json() -> None:
+    event = received()
+    event_id, value, headers = encode(event, service="intake")
+    document = orjson.loads(value)
+    assert document["specversion"] == "1.0"
+    assert document["type"] == "csp.issue.received"
+    assert document["subject"] == str(event.issue_id)
+    assert document["dataschema"].endswith(":v1")
+    envelope = decode(value, headers)
+    assert envelope.id == event_id
+    assert envelope.data == event
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (b"", "empty"),
+    (b"{not json", "not a CloudEvents JSON record"),
+    (b'{"specversion":"1.0","id":"1","source":"/x","type":"nope","data":{}}', "unknown event type"),
+    (b'{"specversion":"1.0","id":"1","source":"/x","type":"csp.issue.received","data":{}}',
+     "invalid csp.issue.received data"),
+    (b'{"specversion":"1.0","id":"1","source":"/x","type":"csp.issue.received","data":"s"}',
+     "must be a JSON object"),
+])
+def test_a_record_that_is_not_a_valid_event_is_rejected_with_its_reason(
+    value: bytes, reason: str
+) -> None:
+    with pytest.raises(InvalidMessage, match=reason):
+        decode(value)
