@@ -21,14 +21,21 @@ class CreatedKey:
 
 
 async def create_partner(
-    uow_factory: UnitOfWorkFactory, *, name: str, csp_model: CspModel = CspModel.DIRECT_BILL,
-    vehicles: list[Vehicle] | None = None, locale: str = "en",
+    uow_factory: UnitOfWorkFactory,
+    *,
+    name: str,
+    csp_model: CspModel = CspModel.DIRECT_BILL,
+    vehicles: list[Vehicle] | None = None,
+    locale: str = "en",
     indirect_provider: dict[str, str] | None = None,
 ) -> uuid.UUID:
     async with uow_factory() as uow:
         partner = Partner(
-            id=uuid.uuid4(), name=name, csp_model=csp_model,
-            support_vehicles=[v.value for v in vehicles or []], locale=locale,
+            id=uuid.uuid4(),
+            name=name,
+            csp_model=csp_model,
+            support_vehicles=[v.value for v in vehicles or []],
+            locale=locale,
             indirect_provider=indirect_provider,
         )
         uow.session.add(partner)
@@ -49,12 +56,23 @@ async def find_partner(uow_factory: UnitOfWorkFactory, ref: str) -> uuid.UUID | 
 
 
 async def create_key(
-    uow_factory: UnitOfWorkFactory, *, partner_id: uuid.UUID, role: Role, pepper: str,
+    uow_factory: UnitOfWorkFactory,
+    *,
+    partner_id: uuid.UUID,
+    role: Role,
+    pepper: str,
     label: str | None = None,
 ) -> CreatedKey:
     key = generate_key(pepper=pepper)
     async with uow_factory() as uow:
-        uow.session.add(ApiKey(partner_id=partner_id, role=role, prefix=key.prefix,
-                               key_hash=key.key_hash, label=label))
+        uow.session.add(
+            ApiKey(
+                partner_id=partner_id,
+                role=role,
+                prefix=key.prefix,
+                key_hash=key.key_hash,
+                label=label,
+            )
+        )
         await uow.commit()
     return CreatedKey(partner_id, role, key.plaintext)

@@ -67,7 +67,9 @@ def build_apps(settings: ServiceSettings, which: Which) -> list[tuple[FastAPI, s
 
 
 @app.command()
-def run(service: Annotated[Which, typer.Argument(help="Which service to run.")] = Which.ALL) -> None:
+def run(
+    service: Annotated[Which, typer.Argument(help="Which service to run.")] = Which.ALL,
+) -> None:
     """Run one service, or all three in this process."""
     from services.serve import serve_all
 
@@ -81,6 +83,7 @@ def dev(
     broker_port: Annotated[int, typer.Option(help="Embedded broker port.")] = 9092,
 ) -> None:
     """The embedded stack: Tansu broker, SQLite, the three services, a demo partner and key."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     database = DatabaseSettings(url=f"sqlite+aiosqlite:///{data_dir.resolve() / 'escalation.db'}")
     asyncio.run(_dev(database, data_dir, broker_port))
 
@@ -88,14 +91,20 @@ def dev(
 async def _dev(database: DatabaseSettings, data_dir: Path, broker_port: int) -> None:
     from services.serve import serve_all
 
-    data_dir.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker(port=broker_port, log_path=data_dir / "broker.log")
     await broker.start()
     try:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, session_timeout_ms=3000,
-                              heartbeat_interval_ms=300, rebalance_timeout_ms=3000)
-        settings = _load(database=database, kafka=kafka,
-                         reconciler=ReconcilerSettings(stuck_after_s=30, interval_s=5))
+        kafka = KafkaSettings(
+            bootstrap_servers=broker.bootstrap_servers,
+            session_timeout_ms=3000,
+            heartbeat_interval_ms=300,
+            rebalance_timeout_ms=3000,
+        )
+        settings = _load(
+            database=database,
+            kafka=kafka,
+            reconciler=ReconcilerSettings(stuck_after_s=30, interval_s=5),
+        )
         await ensure_topics(kafka)
         await asyncio.to_thread(migrate.upgrade, database.url)
         key = await _seed_demo(settings)
@@ -113,12 +122,17 @@ async def _seed_demo(settings: ServiceSettings) -> str:
         partner_id = await admin.find_partner(uow_factory, "Demo Partner")
         if partner_id is None:
             partner_id = await admin.create_partner(
-                uow_factory, name="Demo Partner",
+                uow_factory,
+                name="Demo Partner",
                 vehicles=[Vehicle.PARTNER_CLOUD_SUPPORT, Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS],
             )
-        key = await admin.create_key(uow_factory, partner_id=partner_id, role=Role.ADMIN_AGENT,
-                                     pepper=settings.app.api_key_pepper.get_secret_value(),
-                                     label="make run demo")
+        key = await admin.create_key(
+            uow_factory,
+            partner_id=partner_id,
+            role=Role.ADMIN_AGENT,
+            pepper=settings.app.api_key_pepper.get_secret_value(),
+            label="make run demo",
+        )
         return key.plaintext
     finally:
         await engine.dispose()
@@ -158,7 +172,9 @@ def db_downgrade(revision: str) -> None:
 def partners_create(
     name: Annotated[str, typer.Option(help="Partner name.")],
     csp_model: Annotated[CspModel, typer.Option(help="CSP model.")] = CspModel.DIRECT_BILL,
-    vehicle: Annotated[list[Vehicle] | None, typer.Option(help="Support entitlement (repeat).")] = None,
+    vehicle: Annotated[
+        list[Vehicle] | None, typer.Option(help="Support entitlement (repeat).")
+    ] = None,
     locale: Annotated[str, typer.Option(help="en, es, de or fr.")] = "en",
 ) -> None:
     """Create a partner and print its id."""
@@ -168,8 +184,11 @@ def partners_create(
         engine = create_engine(settings.database)
         try:
             partner_id = await admin.create_partner(
-                UnitOfWorkFactory(create_session_factory(engine)), name=name, csp_model=csp_model,
-                vehicles=vehicle or [], locale=locale,
+                UnitOfWorkFactory(create_session_factory(engine)),
+                name=name,
+                csp_model=csp_model,
+                vehicles=vehicle or [],
+                locale=locale,
             )
         finally:
             await engine.dispose()
@@ -195,8 +214,13 @@ def keys_create(
             if partner_id is None:
                 typer.echo(f"no partner {partner!r}", err=True)
                 raise typer.Exit(1)
-            key = await admin.create_key(uow_factory, partner_id=partner_id, role=role, label=label,
-                                         pepper=settings.app.api_key_pepper.get_secret_value())
+            key = await admin.create_key(
+                uow_factory,
+                partner_id=partner_id,
+                role=role,
+                label=label,
+                pepper=settings.app.api_key_pepper.get_secret_value(),
+            )
         finally:
             await engine.dispose()
         typer.echo(key.plaintext)

@@ -18,8 +18,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database and broker answer",
-            responses={503: {"description": "A dependency does not answer"}})
+@router.get(
+    "/readyz",
+    summary="Readiness: database and broker answer",
+    responses={503: {"description": "A dependency does not answer"}},
+)
 async def readyz(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     checks: dict[str, str] = {}
@@ -27,11 +30,13 @@ async def readyz(request: Request) -> JSONResponse:
         try:
             await asyncio.wait_for(check(), timeout=5)
             checks[name] = "ok"
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        except Exception as exc:
             checks[name] = f"unavailable: {type(exc).__name__}"
     ready = all(value == "ok" for value in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

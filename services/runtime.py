@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
@@ -20,7 +20,7 @@ from shared.reconciler import run_reconciler
 
 log = logging.getLogger(__name__)
 
-Worker = Callable[[asyncio.Event], Awaitable[None]]
+Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 class Runtime:
@@ -54,8 +54,12 @@ class Runtime:
         self._engine = create_engine(self.settings.database)
         sessions = create_session_factory(self._engine)
         relay_factory = UnitOfWorkFactory(sessions)
-        self._relay = OutboxRelay(relay_factory, kafka=self.settings.kafka,
-                                  settings=self.settings.outbox, service=self.service)
+        self._relay = OutboxRelay(
+            relay_factory,
+            kafka=self.settings.kafka,
+            settings=self.settings.outbox,
+            service=self.service,
+        )
         self._uow_factory = UnitOfWorkFactory(sessions, on_commit=self._relay.notify)
         self.spawn(f"{self.service}-outbox-relay", self._relay.run)
         if self.settings.reconciler.enabled:
@@ -63,16 +67,21 @@ class Runtime:
         return self
 
     async def _reconcile(self, stop: asyncio.Event) -> None:
-        await run_reconciler(self.uow_factory, self.settings.reconciler, stop,
-                             on_redrive=self.relay.notify)
+        await run_reconciler(
+            self.uow_factory, self.settings.reconciler, stop, on_redrive=self.relay.notify
+        )
 
     def spawn(self, name: str, worker: Worker) -> None:
         task = asyncio.create_task(worker(self.stop), name=name)
         task.add_done_callback(_report_crash)
         self._tasks.append(task)
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop.set()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=15)
@@ -87,8 +96,9 @@ class Runtime:
             await connection.execute(text("SELECT 1"))
 
     async def check_broker(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka.bootstrap_servers,
-                                    request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.kafka.bootstrap_servers, request_timeout_ms=3000
+        )
         try:
             await asyncio.wait_for(admin.start(), timeout=3)
             await asyncio.wait_for(admin.list_topics(), timeout=3)

@@ -21,8 +21,17 @@ class _Server(uvicorn.Server):
 
 async def serve_all(apps: Sequence[tuple[FastAPI, str, int]], *, log_level: str = "info") -> None:
     servers = [
-        _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                               log_level=log_level.lower(), lifespan="on"))
+        _Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                log_level=log_level.lower(),
+                lifespan="on",
+            )
+        )
         for app, host, port in apps
     ]
     loop = asyncio.get_running_loop()

@@ -27,14 +27,19 @@ def create_worker_app(
         async with Runtime(settings, service=service) as runtime:
             app.state.runtime = runtime
             for spec in consumers:
-                loop = ConsumerLoop(spec, uow_factory=runtime.uow_factory, kafka=settings.kafka,
-                                    settings=settings.consumer)
+                loop = ConsumerLoop(
+                    spec,
+                    uow_factory=runtime.uow_factory,
+                    kafka=settings.kafka,
+                    settings=settings.consumer,
+                )
                 runtime.spawn(f"{service}-{spec.name}", loop.run)
             for name, worker in extra_workers(runtime) if extra_workers else ():
                 runtime.spawn(name, worker)
             yield
 
-    app = FastAPI(title=f"csp-escalation {service}", lifespan=lifespan, docs_url=None,
-                  redoc_url=None)
+    app = FastAPI(
+        title=f"csp-escalation {service}", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.include_router(ops.router)
     return app

@@ -7,6 +7,7 @@ that was in fact processed is skipped by event id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -82,7 +83,5 @@ async def run_reconciler(
                 on_redrive()
         except Exception:
             log.exception("reconciler pass failed")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.interval_s)
-        except TimeoutError:
-            pass

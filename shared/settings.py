@@ -60,7 +60,9 @@ class KafkaSettings(BaseSettings):
     @model_validator(mode="after")
     def _heartbeat_below_session(self) -> KafkaSettings:
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
-            raise ValueError("KAFKA_HEARTBEAT_INTERVAL_MS must be at most a third of the session timeout")
+            raise ValueError(
+                "KAFKA_HEARTBEAT_INTERVAL_MS must be at most a third of the session timeout"
+            )
         return self
 
 

@@ -38,8 +38,14 @@ async def handle_issue_received(uow: UnitOfWork, envelope: Envelope) -> None:
     session.add(_classification(issue, decision))
     issue.status = IssueStatus.CLASSIFIED
     issue.updated_at = now
-    session.add(IssueEvent(issue_id=issue.id, status=IssueStatus.CLASSIFIED,
-                           detail=f"{decision.outcome.value} ({decision.rule_id})", at=now))
+    session.add(
+        IssueEvent(
+            issue_id=issue.id,
+            status=IssueStatus.CLASSIFIED,
+            detail=f"{decision.outcome.value} ({decision.rule_id})",
+            at=now,
+        )
+    )
     enqueue(session, _classified_event(event, decision, now), service=SERVICE)
 
 
@@ -56,16 +62,21 @@ def _issue_facts(event: IssueReceived) -> IssueFacts:
 
 
 def _partner_facts(partner: Partner) -> PartnerFacts:
-    vehicles = frozenset(Vehicle(v) for v in partner.support_vehicles if v in Vehicle.__members__.values())
-    return PartnerFacts(csp_model=CspModel(partner.csp_model), support_vehicles=vehicles,
-                        locale=partner.locale)
+    vehicles = frozenset(
+        Vehicle(v) for v in partner.support_vehicles if v in Vehicle.__members__.values()
+    )
+    return PartnerFacts(
+        csp_model=CspModel(partner.csp_model), support_vehicles=vehicles, locale=partner.locale
+    )
 
 
 async def _incidents(uow: UnitOfWork, event: IssueReceived) -> list[IncidentFacts]:
     rows = await uow.session.scalars(
         select(HealthIncident)
         .where(HealthIncident.is_resolved.is_(False))
-        .where(or_(HealthIncident.partner_id.is_(None), HealthIncident.partner_id == event.partner_id))
+        .where(
+            or_(HealthIncident.partner_id.is_(None), HealthIncident.partner_id == event.partner_id)
+        )
         .order_by(HealthIncident.start_at.desc())
     )
     return [

@@ -28,15 +28,19 @@ PARTNER_ROLE_BY_CATEGORY = {
 }
 
 
-def matching_incident(issue: IssueFacts, incidents: Sequence[IncidentFacts]) -> IncidentFacts | None:
+def matching_incident(
+    issue: IssueFacts, incidents: Sequence[IncidentFacts]
+) -> IncidentFacts | None:
     """The first active incident or advisory that covers the issue's service, region and tenant."""
     service = fold(issue.service)
     for incident in incidents:
         if incident.is_resolved or fold(incident.service) != service:
             continue
-        if incident.regions and issue.region and fold(issue.region) not in {
-            fold(r) for r in incident.regions
-        }:
+        if (
+            incident.regions
+            and issue.region
+            and fold(issue.region) not in {fold(r) for r in incident.regions}
+        ):
             continue
         if incident.tenant_ids and issue.tenant_id not in incident.tenant_ids:
             continue
@@ -53,7 +57,9 @@ def decide(
 ) -> Decision:
     """Apply the seed rules; exactly one decision for any input."""
     inference = infer(issue.title, issue.description)
-    category, source = (issue.category, "given") if issue.category else (inference.category, "inferred")
+    category, source = (
+        (issue.category, "given") if issue.category else (inference.category, "inferred")
+    )
     evidence = _evidence(inference) if source == "inferred" else ()
 
     def verdict(outcome: Outcome, rule_id: str, reason: str, **extra: Any) -> Decision:

@@ -39,11 +39,15 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     return app
 
 
-async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+async def _observe(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
     started = time.perf_counter()
     response = await call_next(request)
     route = request.scope.get("route")
     path = getattr(route, "path", "unmatched")
     metrics.HTTP_REQUESTS.labels(SERVICE, path, request.method, str(response.status_code)).inc()
-    metrics.HTTP_LATENCY.labels(SERVICE, path, request.method).observe(time.perf_counter() - started)
+    metrics.HTTP_LATENCY.labels(SERVICE, path, request.method).observe(
+        time.perf_counter() - started
+    )
     return response

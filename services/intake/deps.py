@@ -53,13 +53,19 @@ async def authenticate(
     scheme, _, token = (authorization or "").partition(" ")
     prefix = parse_prefix(token.strip()) if scheme.lower() == "bearer" else None
     if prefix is None:
-        raise Problem(401, "A valid 'Authorization: Bearer <api key>' header is required.",
-                      headers=_UNAUTHORIZED)
+        raise Problem(
+            401,
+            "A valid 'Authorization: Bearer <api key>' header is required.",
+            headers=_UNAUTHORIZED,
+        )
     pepper = runtime.settings.app.api_key_pepper.get_secret_value()
     async with runtime.uow_factory() as uow:
         key = await uow.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-        if key is None or key.revoked_at is not None or not verify_key(token.strip(), key.key_hash,
-                                                                         pepper=pepper):
+        if (
+            key is None
+            or key.revoked_at is not None
+            or not verify_key(token.strip(), key.key_hash, pepper=pepper)
+        ):
             raise Problem(401, "The API key is unknown or revoked.", headers=_UNAUTHORIZED)
         now = utcnow()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:

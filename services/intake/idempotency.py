@@ -40,8 +40,11 @@ def remember(
 ) -> None:
     """Store the answer in the same transaction as the effect it describes."""
     uow.session.add(
-        IdempotencyRecord(partner_id=partner_id, key=key, request_hash=body_hash,
-                          status_code=answer.status_code, response=answer.body)
+        IdempotencyRecord(
+            partner_id=partner_id,
+            key=key,
+            request_hash=body_hash,
+            status_code=answer.status_code,
+            response=answer.body,
+        )
     )
-
-

@@ -39,8 +39,11 @@ SERVICE = "intake"
 
 
 async def accept_issue(
-    uow_factory: UnitOfWorkFactory, principal: Principal, body: IssueCreate,
-    *, idempotency_key: str | None,
+    uow_factory: UnitOfWorkFactory,
+    principal: Principal,
+    body: IssueCreate,
+    *,
+    idempotency_key: str | None,
 ) -> StoredAnswer:
     """Store the issue and its ``IssueReceived`` event in one transaction.
 
@@ -57,31 +60,47 @@ async def accept_issue(
 
 
 async def _accept_once(
-    uow_factory: UnitOfWorkFactory, principal: Principal, body: IssueCreate,
+    uow_factory: UnitOfWorkFactory,
+    principal: Principal,
+    body: IssueCreate,
     idempotency_key: str | None,
 ) -> StoredAnswer:
     body_hash = idempotency.request_hash(body.model_dump(mode="json"))
     async with uow_factory() as uow:
         if idempotency_key:
-            stored = await idempotency.replay(uow, partner_id=principal.partner_id,
-                                              key=idempotency_key, body_hash=body_hash)
+            stored = await idempotency.replay(
+                uow, partner_id=principal.partner_id, key=idempotency_key, body_hash=body_hash
+            )
             if stored is not None:
                 return stored
         existing = await uow.session.scalar(
-            select(Issue).where(Issue.partner_id == principal.partner_id,
-                                Issue.external_ref == body.external_ref)
+            select(Issue).where(
+                Issue.partner_id == principal.partner_id, Issue.external_ref == body.external_ref
+            )
         )
         if existing is not None:
-            answer = IssueAccepted(id=existing.id, status=IssueStatus(existing.status),
-                                   external_ref=existing.external_ref, duplicate=True)
-            return StoredAnswer(200, answer.model_dump(mode="json"))
+            duplicate = IssueAccepted(
+                id=existing.id,
+                status=IssueStatus(existing.status),
+                external_ref=existing.external_ref,
+                duplicate=True,
+            )
+            return StoredAnswer(200, duplicate.model_dump(mode="json"))
         issue = await _new_issue(uow, principal, body)
-        answer = StoredAnswer(202, IssueAccepted(id=issue.id, status=IssueStatus.RECEIVED,
-                                                 external_ref=issue.external_ref)
-                              .model_dump(mode="json"))
+        answer = StoredAnswer(
+            202,
+            IssueAccepted(
+                id=issue.id, status=IssueStatus.RECEIVED, external_ref=issue.external_ref
+            ).model_dump(mode="json"),
+        )
         if idempotency_key:
-            idempotency.remember(uow, partner_id=principal.partner_id, key=idempotency_key,
-                                 body_hash=body_hash, answer=answer)
+            idempotency.remember(
+                uow,
+                partner_id=principal.partner_id,
+                key=idempotency_key,
+                body_hash=body_hash,
+                answer=answer,
+            )
         await uow.commit()
         return answer
 
@@ -108,8 +127,11 @@ async def _new_issue(uow: UnitOfWork, principal: Principal, body: IssueCreate) -
         updated_at=now,
     )
     uow.session.add(issue)
-    uow.session.add(IssueEvent(issue_id=issue.id, status=IssueStatus.RECEIVED,
-                               detail="accepted from PSA", at=now))
+    uow.session.add(
+        IssueEvent(
+            issue_id=issue.id, status=IssueStatus.RECEIVED, detail="accepted from PSA", at=now
+        )
+    )
     enqueue(uow.session, _received_event(issue, now), service=SERVICE)
     await uow.session.flush()
     return issue
@@ -119,25 +141,43 @@ async def _customer(uow: UnitOfWork, principal: Principal, body: IssueCreate) ->
     if body.customer_id is not None:
         customer = await uow.session.get(Customer, body.customer_id)
         if customer is None or customer.partner_id != principal.partner_id:
-            raise Problem(422, "The request has invalid fields.", errors=[
-                {"field": "body.customer_id", "message": "no such customer",
-                 "type": "not_found"}])
+            raise Problem(
+                422,
+                "The request has invalid fields.",
+                errors=[
+                    {
+                        "field": "body.customer_id",
+                        "message": "no such customer",
+                        "type": "not_found",
+                    }
+                ],
+            )
         return customer
     if body.tenant_id is not None:
         return await uow.session.scalar(
-            select(Customer).where(Customer.partner_id == principal.partner_id,
-                                   Customer.tenant_id == body.tenant_id)
+            select(Customer).where(
+                Customer.partner_id == principal.partner_id, Customer.tenant_id == body.tenant_id
+            )
         )
     return None
 
 
 def _received_event(issue: Issue, now: datetime) -> IssueReceived:
     return IssueReceived(
-        issue_id=issue.id, partner_id=issue.partner_id, customer_id=issue.customer_id,
-        tenant_id=issue.tenant_id, external_ref=issue.external_ref, title=issue.title,
-        description=issue.description, service=issue.service, region=issue.region,
-        category=issue.category, severity=issue.severity, locale=issue.locale,
-        contact=issue.contact, received_at=now,
+        issue_id=issue.id,
+        partner_id=issue.partner_id,
+        customer_id=issue.customer_id,
+        tenant_id=issue.tenant_id,
+        external_ref=issue.external_ref,
+        title=issue.title,
+        description=issue.description,
+        service=issue.service,
+        region=issue.region,
+        category=issue.category,
+        severity=issue.severity,
+        locale=issue.locale,
+        contact=issue.contact,
+        received_at=now,
     )
 
 
@@ -147,35 +187,55 @@ async def issue_view(uow: UnitOfWork, principal: Principal, issue_id: uuid.UUID)
     issue = await session.get(Issue, issue_id)
     if issue is None or issue.partner_id != principal.partner_id:
         raise Problem(404, f"No issue {issue_id}.")
-    decision = await session.scalar(select(Classification).where(Classification.issue_id == issue.id))
+    decision = await session.scalar(
+        select(Classification).where(Classification.issue_id == issue.id)
+    )
     timeline = await session.scalars(
         select(IssueEvent).where(IssueEvent.issue_id == issue.id).order_by(IssueEvent.id)
     )
     routing = None
     if issue.status in (IssueStatus.ROUTED, IssueStatus.RESOLVED, IssueStatus.CLOSED):
         deliveries = await session.scalars(
-            select(WebhookDelivery).where(WebhookDelivery.issue_id == issue.id)
+            select(WebhookDelivery)
+            .where(WebhookDelivery.issue_id == issue.id)
             .order_by(WebhookDelivery.created_at)
         )
-        handoff = await session.scalar(select(ProviderHandoff).where(ProviderHandoff.issue_id == issue.id))
+        handoff = await session.scalar(
+            select(ProviderHandoff).where(ProviderHandoff.issue_id == issue.id)
+        )
         routing = RoutingView(
             microsoft_request_id=issue.microsoft_request_id,
             provider=handoff.provider if handoff else None,
             webhook_deliveries=[
-                DeliveryView(id=d.id, event_type=d.event_type, status=d.status,
-                             attempts=d.attempts, last_status_code=d.last_status_code)
+                DeliveryView(
+                    id=d.id,
+                    event_type=d.event_type,
+                    status=d.status,
+                    attempts=d.attempts,
+                    last_status_code=d.last_status_code,
+                )
                 for d in deliveries
             ],
         )
     return IssueView(
-        id=issue.id, external_ref=issue.external_ref, status=IssueStatus(issue.status),
-        title=issue.title, description=issue.description, service=issue.service,
-        region=issue.region, severity=issue.severity, category=issue.category,  # type: ignore[arg-type]
-        customer_id=issue.customer_id, tenant_id=issue.tenant_id, created_at=issue.created_at,
+        id=issue.id,
+        external_ref=issue.external_ref,
+        status=IssueStatus(issue.status),
+        title=issue.title,
+        description=issue.description,
+        service=issue.service,
+        region=issue.region,
+        severity=issue.severity,
+        category=issue.category,
+        customer_id=issue.customer_id,
+        tenant_id=issue.tenant_id,
+        created_at=issue.created_at,
         updated_at=issue.updated_at,
         classification=ClassificationView.model_validate(decision, from_attributes=True)
-        if decision else None,
+        if decision
+        else None,
         routing=routing,
-        timeline=[TimelineEntry(status=IssueStatus(e.status), at=e.at, detail=e.detail)
-                  for e in timeline],
+        timeline=[
+            TimelineEntry(status=IssueStatus(e.status), at=e.at, detail=e.detail) for e in timeline
+        ],
     )

@@ -10,13 +10,12 @@ from fastapi.responses import JSONResponse
 
 from services.intake import issues_service
 from services.intake.deps import Principal, RuntimeDep, UowDep, require
-from services.intake.problems import PROBLEM_JSON
+from services.intake.problems import PROBLEM
 from services.intake.schemas import IssueAccepted, IssueCreate, IssueView
 from shared.vocabulary import Role
 
 router = APIRouter(prefix="/v1/issues", tags=["issues"])
 
-PROBLEM = {"content": {PROBLEM_JSON: {}}}
 Filer = Annotated[
     Principal, Depends(require(Role.HELPDESK_AGENT, Role.BILLING_ADMIN, Role.SALES_AGENT))
 ]
@@ -30,7 +29,10 @@ AnyRole = Annotated[Principal, Depends(require(*Role))]
     summary="Accept a customer issue",
     responses={
         200: {"model": IssueAccepted, "description": "This PSA ticket was accepted before."},
-        401: PROBLEM, 403: PROBLEM, 409: PROBLEM, 422: PROBLEM,
+        401: PROBLEM,
+        403: PROBLEM,
+        409: PROBLEM,
+        422: PROBLEM,
     },
 )
 async def create_issue(
@@ -43,13 +45,17 @@ async def create_issue(
         runtime.uow_factory, principal, body, idempotency_key=idempotency_key
     )
     location = f"/v1/issues/{answer.body['id']}"
-    return JSONResponse(answer.body, status_code=answer.status_code,
-                        headers={"Location": location})
+    return JSONResponse(answer.body, status_code=answer.status_code, headers={"Location": location})
 
 
-@router.get("/{issue_id}", response_model=IssueView, summary="An issue with its decision and routing",
-            responses={401: PROBLEM, 404: PROBLEM})
-async def get_issue(issue_id: uuid.UUID, principal: AnyRole, uow: UowDep,
-                    response: Response) -> IssueView:
+@router.get(
+    "/{issue_id}",
+    response_model=IssueView,
+    summary="An issue with its decision and routing",
+    responses={401: PROBLEM, 404: PROBLEM},
+)
+async def get_issue(
+    issue_id: uuid.UUID, principal: AnyRole, uow: UowDep, response: Response
+) -> IssueView:
     async with uow:
         return await issues_service.issue_view(uow, principal, issue_id)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
 from services.intake.deps import Principal, UowDep, require
-from services.intake.problems import PROBLEM_JSON, Problem
+from services.intake.problems import PROBLEM, Problem
 from services.intake.schemas import WebhookCreate, WebhookCreated, WebhookView
 from services.notifier.signing import new_secret
 from shared.db.models import WebhookSubscription
@@ -17,21 +17,37 @@ from shared.vocabulary import WEBHOOK_EVENT_TYPES, Role
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 Admin = Annotated[Principal, Depends(require())]
-PROBLEM = {"content": {PROBLEM_JSON: {}}}
 
 
-@router.post("", status_code=201, response_model=WebhookCreated, summary="Subscribe an endpoint",
-             responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM})
+@router.post(
+    "",
+    status_code=201,
+    response_model=WebhookCreated,
+    summary="Subscribe an endpoint",
+    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
+)
 async def create_webhook(body: WebhookCreate, principal: Admin, uow: UowDep) -> WebhookCreated:
     unknown = sorted(set(body.event_types) - set(WEBHOOK_EVENT_TYPES))
     if unknown:
-        raise Problem(422, "The request has invalid fields.", errors=[
-            {"field": "body.event_types", "message": f"unknown event types: {unknown}",
-             "type": "enum"}])
+        raise Problem(
+            422,
+            "The request has invalid fields.",
+            errors=[
+                {
+                    "field": "body.event_types",
+                    "message": f"unknown event types: {unknown}",
+                    "type": "enum",
+                }
+            ],
+        )
     async with uow:
         subscription = WebhookSubscription(
-            id=uuid.uuid4(), partner_id=principal.partner_id, url=str(body.url),
-            event_types=body.event_types, description=body.description, secret=new_secret(),
+            id=uuid.uuid4(),
+            partner_id=principal.partner_id,
+            url=str(body.url),
+            event_types=body.event_types,
+            description=body.description,
+            secret=new_secret(),
             enabled=True,
         )
         uow.session.add(subscription)
@@ -41,8 +57,12 @@ async def create_webhook(body: WebhookCreate, principal: Admin, uow: UowDep) -> 
         return created
 
 
-@router.get("", response_model=list[WebhookView], summary="The partner's subscriptions",
-            responses={401: PROBLEM, 403: PROBLEM})
+@router.get(
+    "",
+    response_model=list[WebhookView],
+    summary="The partner's subscriptions",
+    responses={401: PROBLEM, 403: PROBLEM},
+)
 async def list_webhooks(
     principal: Annotated[Principal, Depends(require(Role.READER))], uow: UowDep
 ) -> list[WebhookView]:

@@ -23,13 +23,23 @@ class Contact(BaseModel):
 class IssueCreate(BaseModel):
     """A customer issue as a PSA tool sends it."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={
-        "examples": [{
-            "external_ref": "CW-10442", "tenant_id": "3f2b6a8e-52a1-4c1e-9a53-0d6a1b2c3d4e",
-            "title": "Outlook cannot connect to Exchange Online",
-            "description": "Since 09:10 no user can connect; OWA shows 'service unavailable'.",
-            "service": "Exchange Online", "region": "westeurope", "severity": "critical",
-        }]})
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "external_ref": "CW-10442",
+                    "tenant_id": "3f2b6a8e-52a1-4c1e-9a53-0d6a1b2c3d4e",
+                    "title": "Outlook cannot connect to Exchange Online",
+                    "description": "Since 09:10 no user can connect; OWA says unavailable.",
+                    "service": "Exchange Online",
+                    "region": "westeurope",
+                    "severity": "critical",
+                }
+            ]
+        },
+    )
 
     external_ref: str = Field(min_length=1, max_length=128, description="The PSA ticket id.")
     customer_id: uuid.UUID | None = Field(default=None, description="A customer created here.")
@@ -116,8 +126,9 @@ class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: AnyHttpUrl
-    event_types: list[str] = Field(default_factory=list, max_length=20,
-                                   description="Empty: every event type.")
+    event_types: list[str] = Field(
+        default_factory=list, max_length=20, description="Empty: every event type."
+    )
     description: str = Field(default="", max_length=500)
 
 
@@ -165,5 +176,3 @@ class HealthIncidentView(BaseModel):
     impact_description: str
     regions: list[str]
     updated_at: datetime
-
-

@@ -17,7 +17,9 @@ from services.worker_app import create_worker_app
 from shared.events.models import IssueClassified
 from shared.kafka.consumer import ConsumerSpec
 
-CONSUMER = ConsumerSpec(name="notifier", topic=IssueClassified.TOPIC, handler=handle_issue_classified)
+CONSUMER = ConsumerSpec(
+    name="notifier", topic=IssueClassified.TOPIC, handler=handle_issue_classified
+)
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
@@ -29,13 +31,15 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
         return [("notifier-webhooks", deliver)]
 
-    return create_worker_app(settings, service="notifier", consumers=[CONSUMER],
-                             extra_workers=workers)
+    return create_worker_app(
+        settings, service="notifier", consumers=[CONSUMER], extra_workers=workers
+    )
 
 
 @asynccontextmanager
 async def _http_client(settings: ServiceSettings) -> AsyncIterator[httpx.AsyncClient]:
     limits = httpx.Limits(max_connections=settings.webhook.concurrency * 2)
-    async with httpx.AsyncClient(follow_redirects=False, limits=limits,
-                                 timeout=settings.webhook.timeout_s) as client:
+    async with httpx.AsyncClient(
+        follow_redirects=False, limits=limits, timeout=settings.webhook.timeout_s
+    ) as client:
         yield client

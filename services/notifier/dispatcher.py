@@ -1,8 +1,9 @@
-"""Sends queued webhook deliveries: signed, timed out, retried with backoff, every attempt logged."""
+"""Sends queued webhook deliveries: signed, timed out, retried with backoff, each attempt logged."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -22,7 +23,6 @@ from shared.observability import metrics
 from shared.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +65,8 @@ class WebhookDispatcher:
                 log.exception("webhook dispatch pass failed")
                 sent = 0
             if sent == 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self._settings.poll_interval_s)
-                except TimeoutError:
-                    pass
 
     async def dispatch_once(self) -> int:
         claimed = await self._claim()
@@ -83,7 +81,8 @@ class WebhookDispatcher:
                 select(WebhookDelivery)
                 .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
                 .where(
-                    (WebhookDelivery.claimed_until.is_(None)) | (WebhookDelivery.claimed_until < now)
+                    (WebhookDelivery.claimed_until.is_(None))
+                    | (WebhookDelivery.claimed_until < now)
                 )
                 .order_by(WebhookDelivery.next_attempt_at)
                 .limit(self._settings.concurrency * 2)
@@ -169,15 +168,21 @@ class WebhookDispatcher:
             values.update(status="exhausted")
             outcome = "exhausted"
         else:
-            values.update(next_attempt_at=now + timedelta(seconds=self._backoff(item.attempt, result)))
+            values.update(
+                next_attempt_at=now + timedelta(seconds=self._backoff(item.attempt, result))
+            )
             outcome = "retry"
         metrics.WEBHOOK_ATTEMPTS.labels(outcome=outcome).inc()
         async with self._uow_factory() as uow:
             uow.session.add(
                 WebhookAttempt(
-                    delivery_id=item.id, attempt=item.attempt, at=now,
-                    status_code=result.status_code, latency_ms=result.latency_ms,
-                    error=result.error, response_excerpt=result.excerpt,
+                    delivery_id=item.id,
+                    attempt=item.attempt,
+                    at=now,
+                    status_code=result.status_code,
+                    latency_ms=result.latency_ms,
+                    error=result.error,
+                    response_excerpt=result.excerpt,
                 )
             )
             await uow.session.execute(
@@ -193,7 +198,9 @@ class WebhookDispatcher:
 
     def _backoff(self, attempt: int, result: AttemptResult) -> float:
         """Exponential with full jitter in [½, 1] of the step, never sooner than Retry-After."""
-        step = min(self._settings.backoff_cap_s, self._settings.backoff_base_s * 2 ** (attempt - 1))
+        step: float = min(
+            self._settings.backoff_cap_s, self._settings.backoff_base_s * 2.0 ** (attempt - 1)
+        )
         delay = step * random.uniform(0.5, 1.0)
         if result.retry_after_s is not None:
             delay = max(delay, min(result.retry_after_s, self._settings.backoff_cap_s))

@@ -10,8 +10,8 @@ from services.notifier import microsoft
 from services.notifier.webhooks import schedule_deliveries
 from shared.db.base import utcnow
 from shared.db.models import Issue, IssueEvent, MicrosoftRequest, Partner, ProviderHandoff
-from shared.db.upsert import insert_if_absent
 from shared.db.uow import UnitOfWork
+from shared.db.upsert import insert_if_absent
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueRouted
 from shared.kafka.outbox import enqueue
@@ -43,20 +43,36 @@ async def handle_issue_classified(uow: UnitOfWork, envelope: Envelope) -> None:
         handoff_id = _hand_off(uow, issue=issue, partner=partner, event=event)
 
     deliveries = await schedule_deliveries(
-        uow, partner=partner, issue=issue, event=event, event_id=envelope.id,
+        uow,
+        partner=partner,
+        issue=issue,
+        event=event,
+        event_id=envelope.id,
         microsoft_request_id=request_id,
     )
     now = utcnow()
     issue.status = IssueStatus.ROUTED
     issue.updated_at = now
-    session.add(IssueEvent(issue_id=issue.id, status=IssueStatus.ROUTED,
-                           detail=_timeline_detail(event, request_id, len(deliveries)), at=now))
+    session.add(
+        IssueEvent(
+            issue_id=issue.id,
+            status=IssueStatus.ROUTED,
+            detail=_timeline_detail(event, request_id, len(deliveries)),
+            at=now,
+        )
+    )
     enqueue(
         session,
         IssueRouted(
-            issue_id=issue.id, partner_id=partner.id, external_ref=issue.external_ref,
-            outcome=event.outcome, vehicle=event.vehicle, microsoft_request_id=request_id,
-            provider_handoff_id=handoff_id, webhook_delivery_ids=deliveries, routed_at=now,
+            issue_id=issue.id,
+            partner_id=partner.id,
+            external_ref=issue.external_ref,
+            outcome=event.outcome,
+            vehicle=event.vehicle,
+            microsoft_request_id=request_id,
+            provider_handoff_id=handoff_id,
+            webhook_delivery_ids=deliveries,
+            routed_at=now,
         ),
         service=SERVICE,
     )
@@ -94,8 +110,11 @@ async def open_microsoft_request(
             "cluster_id": event.cluster_id,
             "agent_locale": microsoft.agent_locale(partner),
             "partner_center_payload": microsoft.partner_center_payload(
-                title=title, description=description, severity=severity,
-                support_topic_id=None, contact=contact,
+                title=title,
+                description=description,
+                severity=severity,
+                support_topic_id=None,
+                contact=contact,
             ),
             "created_at": utcnow(),
             "updated_at": utcnow(),
@@ -103,7 +122,9 @@ async def open_microsoft_request(
         conflict=["dedupe_key"],
     )
     record = (
-        await uow.session.scalars(select(MicrosoftRequest).where(MicrosoftRequest.dedupe_key == key))
+        await uow.session.scalars(
+            select(MicrosoftRequest).where(MicrosoftRequest.dedupe_key == key)
+        )
     ).one()
     if inserted:
         metrics.MICROSOFT_REQUESTS.labels(vehicle=event.vehicle.value).inc()
@@ -112,7 +133,9 @@ async def open_microsoft_request(
     return record.id
 
 
-def _hand_off(uow: UnitOfWork, *, issue: Issue, partner: Partner, event: IssueClassified) -> uuid.UUID:
+def _hand_off(
+    uow: UnitOfWork, *, issue: Issue, partner: Partner, event: IssueClassified
+) -> uuid.UUID:
     handoff = ProviderHandoff(
         id=uuid.uuid4(),
         partner_id=partner.id,

@@ -7,13 +7,13 @@ from shared.vocabulary import Outcome
 NEXT_STEP: dict[Outcome, dict[str, str]] = {
     Outcome.LINKED_TO_INCIDENT: {
         "en": "A known Microsoft service incident covers this issue. Tell the customer and follow "
-              "the incident; no request to Microsoft is needed.",
+        "the incident; no request to Microsoft is needed.",
         "es": "Un incidente de servicio conocido de Microsoft cubre esta incidencia. Informe al "
-              "cliente y siga el incidente; no hace falta abrir una solicitud con Microsoft.",
+        "cliente y siga el incidente; no hace falta abrir una solicitud con Microsoft.",
         "de": "Ein bekannter Microsoft-Dienstvorfall deckt dieses Problem ab. Informieren Sie den "
-              "Kunden und verfolgen Sie den Vorfall; eine Anfrage bei Microsoft ist nicht nötig.",
+        "Kunden und verfolgen Sie den Vorfall; eine Anfrage bei Microsoft ist nicht nötig.",
         "fr": "Un incident de service Microsoft connu couvre ce problème. Informez le client et "
-              "suivez l'incident ; aucune demande auprès de Microsoft n'est nécessaire.",
+        "suivez l'incident ; aucune demande auprès de Microsoft n'est nécessaire.",
     },
     Outcome.PARTNER_RESOLVES: {
         "en": "This issue is yours to resolve; it is not a Microsoft hand-off.",
@@ -23,26 +23,27 @@ NEXT_STEP: dict[Outcome, dict[str, str]] = {
     },
     Outcome.ESCALATED_TO_MICROSOFT: {
         "en": "A Microsoft request record was opened; file it with Microsoft through the vehicle "
-              "named and keep the customer informed.",
+        "named and keep the customer informed.",
         "es": "Se abrió un registro de solicitud a Microsoft; preséntelo a través del canal "
-              "indicado y mantenga informado al cliente.",
+        "indicado y mantenga informado al cliente.",
         "de": "Ein Microsoft-Anfragedatensatz wurde angelegt; reichen Sie ihn über den genannten "
-              "Supportweg ein und halten Sie den Kunden auf dem Laufenden.",
+        "Supportweg ein und halten Sie den Kunden auf dem Laufenden.",
         "fr": "Une demande Microsoft a été préparée ; déposez-la via le canal indiqué et tenez "
-              "le client informé.",
+        "le client informé.",
     },
     Outcome.ROUTED_TO_INDIRECT_PROVIDER: {
         "en": "This issue was handed off to your indirect provider, who escalates it to Microsoft.",
         "es": "Esta incidencia se trasladó a su proveedor indirecto, que la escala a Microsoft.",
         "de": "Dieses Problem wurde an Ihren indirekten Anbieter übergeben, der es an Microsoft "
-              "eskaliert.",
+        "eskaliert.",
         "fr": "Ce problème a été transmis à votre fournisseur indirect, qui l'escalade auprès de "
-              "Microsoft.",
+        "Microsoft.",
     },
     Outcome.NEEDS_INFORMATION: {
         "en": "More information is needed before this issue can be routed.",
         "es": "Se necesita más información antes de poder encaminar esta incidencia.",
-        "de": "Es werden weitere Informationen benötigt, bevor dieses Problem zugeordnet werden kann.",
+        "de": "Es werden weitere Informationen benötigt, bevor dieses Problem zugeordnet "
+        "werden kann.",
         "fr": "Des informations supplémentaires sont nécessaires avant d'orienter ce problème.",
     },
 }

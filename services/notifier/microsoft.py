@@ -50,7 +50,11 @@ def primary_contact(issue: Issue) -> dict[str, Any]:
 
 
 def partner_center_payload(
-    *, title: str, description: str, severity: str, support_topic_id: str | None,
+    *,
+    title: str,
+    description: str,
+    severity: str,
+    support_topic_id: str | None,
     contact: dict[str, Any],
 ) -> dict[str, Any]:
     """The exact body for ``POST /v1/servicerequests/{agent-locale}``."""

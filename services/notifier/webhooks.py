@@ -22,7 +22,11 @@ def delivery_id(subscription_id: uuid.UUID, event_id: str) -> str:
 
 
 def issue_payload(
-    *, webhook_type: str, partner: Partner, issue: Issue, event: IssueClassified,
+    *,
+    webhook_type: str,
+    partner: Partner,
+    issue: Issue,
+    event: IssueClassified,
     microsoft_request_id: uuid.UUID | None,
 ) -> dict[str, Any]:
     return {
@@ -48,7 +52,12 @@ def issue_payload(
 
 
 async def schedule_deliveries(
-    uow: UnitOfWork, *, partner: Partner, issue: Issue, event: IssueClassified, event_id: str,
+    uow: UnitOfWork,
+    *,
+    partner: Partner,
+    issue: Issue,
+    event: IssueClassified,
+    event_id: str,
     microsoft_request_id: uuid.UUID | None,
 ) -> list[str]:
     """Queue one delivery per enabled subscription that wants this event type; return their ids."""
@@ -59,8 +68,13 @@ async def schedule_deliveries(
         )
     )
     body = orjson.dumps(
-        issue_payload(webhook_type=webhook_type, partner=partner, issue=issue, event=event,
-                      microsoft_request_id=microsoft_request_id)
+        issue_payload(
+            webhook_type=webhook_type,
+            partner=partner,
+            issue=issue,
+            event=event,
+            microsoft_request_id=microsoft_request_id,
+        )
     ).decode()
     ids = []
     for subscription in subscriptions:

@@ -10,7 +10,11 @@ from sqlalchemy.orm import DeclarativeBase
 
 
 async def insert_if_absent(
-    session: AsyncSession, model: type[DeclarativeBase], values: dict[str, Any], *, conflict: list[str]
+    session: AsyncSession,
+    model: type[DeclarativeBase],
+    values: dict[str, Any],
+    *,
+    conflict: list[str],
 ) -> bool:
     """Insert one row unless one with the same ``conflict`` columns exists; True if inserted."""
     dialect = session.get_bind().dialect.name

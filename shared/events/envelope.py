@@ -58,7 +58,7 @@ def encode(
 
 
 def decode(value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> Envelope:
-    """Parse and validate a record; raise :class:`InvalidMessage` with the reason if it is not one."""
+    """Parse and validate a record; raise :class:`InvalidMessage` saying why it is not one."""
     if not value:
         raise InvalidMessage("empty record value")
     try:

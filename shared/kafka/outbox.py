@@ -24,7 +24,9 @@ from shared.settings import KafkaSettings, OutboxSettings
 log = logging.getLogger(__name__)
 
 
-def enqueue(session: AsyncSession, event: Event, *, service: str, event_id: str | None = None) -> str:
+def enqueue(
+    session: AsyncSession, event: Event, *, service: str, event_id: str | None = None
+) -> str:
     """Add ``event`` to the outbox in the session's transaction and return its event id.
 
     The caller's unit of work commits it together with the state change it announces.
@@ -85,7 +87,7 @@ class OutboxRelay:
                     if loop.time() - last_cleanup > 60:
                         await self.delete_sent()
                         last_cleanup = loop.time()
-                except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, KafkaError, OSError) as exc:
                     self.broker_available = False
                     log.warning("outbox relay cannot reach the broker: %s", exc)
                     await self._close_producer()
@@ -120,8 +122,11 @@ class OutboxRelay:
             # Every future is awaited, so no failure goes unretrieved; rows whose send did not
             # succeed are released for the next pass.
             results = list(await asyncio.gather(*futures, return_exceptions=True))
-            sent = [row.id for row, result in zip(rows, results, strict=False)
-                    if not isinstance(result, BaseException)]
+            sent = [
+                row.id
+                for row, result in zip(rows, results, strict=False)
+                if not isinstance(result, BaseException)
+            ]
             await self._finish(sent, [row.id for row in rows if row.id not in set(sent)])
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
@@ -136,7 +141,9 @@ class OutboxRelay:
             due = (
                 select(OutboxMessage.id)
                 .where(OutboxMessage.sent_at.is_(None))
-                .where((OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now))
+                .where(
+                    (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now)
+                )
                 .order_by(OutboxMessage.id)
                 .limit(self._settings.batch_size)
                 .with_for_update(skip_locked=True)
@@ -167,7 +174,9 @@ class OutboxRelay:
                 )
             if unsent:
                 await uow.session.execute(
-                    update(OutboxMessage).where(OutboxMessage.id.in_(unsent)).values(claimed_until=None)
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(unsent))
+                    .values(claimed_until=None)
                 )
             await uow.commit()
 
@@ -209,14 +218,14 @@ class OutboxRelay:
         if producer is not None:
             try:
                 await producer.stop()
-            except Exception:  # noqa: BLE001 - closing a broken client must not mask the cause
+            except Exception:
                 log.debug("producer stop failed", exc_info=True)
 
 
-async def _wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float) -> None:
+async def _wait_either(first: asyncio.Event, second: asyncio.Event, seconds: float) -> None:
     waiters = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
     try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()

@@ -8,7 +8,7 @@ from shared.settings import KafkaSettings
 
 
 def create_producer(settings: KafkaSettings, *, service: str) -> AIOKafkaProducer:
-    """acks=all without idempotence: duplicates are removed by consumers' inboxes, not the broker."""
+    """acks=all without idempotence: consumers' inboxes remove duplicates, not the broker."""
     return AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=f"{settings.client_id}-{service}",

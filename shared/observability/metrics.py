@@ -16,7 +16,9 @@ EVENTS_CONSUMED = Counter(
 PROCESSING_SECONDS = Histogram(
     "escalation_event_processing_seconds", "Time to process one event", ["consumer"]
 )
-DLQ_RECORDS = Counter("escalation_dlq_records_total", "Records sent to a DLQ", ["consumer", "topic"])
+DLQ_RECORDS = Counter(
+    "escalation_dlq_records_total", "Records sent to a DLQ", ["consumer", "topic"]
+)
 OUTBOX_PUBLISHED = Counter(
     "escalation_outbox_published_total", "Outbox rows published to Kafka", ["service"]
 )

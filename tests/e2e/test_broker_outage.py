@@ -28,23 +28,26 @@ async def test_issues_accepted_while_the_broker_is_down_are_all_routed_after_it_
     stack = Stack(database_url, broker.bootstrap_servers, topic_prefix, tmp_path)
     try:
         await stack.start()
-        async with httpx.AsyncClient(base_url=stack.intake_url, headers=partner.headers,
-                                     timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=stack.intake_url, headers=partner.headers, timeout=30
+        ) as client:
             first = await client.post("/v1/issues", json=issue_body())
             assert first.status_code == 202
             await eventually(lambda: _routed(engine, 1), timeout=30, message=stack.logs)
 
             broker.stop()
             answers = await asyncio.gather(
-                *(client.post("/v1/issues", json=issue_body()) for _ in range(DURING_OUTAGE)))
+                *(client.post("/v1/issues", json=issue_body()) for _ in range(DURING_OUTAGE))
+            )
             assert [a.status_code for a in answers] == [202] * DURING_OUTAGE
             unsent = await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
             assert unsent >= DURING_OUTAGE
 
             await asyncio.sleep(2)
             await broker.start()
-            await eventually(lambda: _routed(engine, DURING_OUTAGE + 1), timeout=120,
-                             message=stack.logs)
+            await eventually(
+                lambda: _routed(engine, DURING_OUTAGE + 1), timeout=120, message=stack.logs
+            )
     finally:
         await stack.stop()
         broker.stop()

@@ -13,7 +13,10 @@ from tests.support.stack import Stack
 
 
 async def test_a_malformed_record_is_dead_lettered_and_the_next_good_one_is_processed(
-    stack: Stack, database_url: str, engine: AsyncEngine, bootstrap_servers: str,
+    stack: Stack,
+    database_url: str,
+    engine: AsyncEngine,
+    bootstrap_servers: str,
     topic_prefix: str,
 ) -> None:
     partner = await seed_partner(database_url)
@@ -21,8 +24,11 @@ async def test_a_malformed_record_is_dead_lettered_and_the_next_good_one_is_proc
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
     await producer.start()
     try:
-        for poison in (b"{not json", b'{"specversion":"1.0","id":"x","source":"/t",'
-                       b'"type":"csp.issue.received","data":{"issue_id":"nope"}}'):
+        for poison in (
+            b"{not json",
+            b'{"specversion":"1.0","id":"x","source":"/t",'
+            b'"type":"csp.issue.received","data":{"issue_id":"nope"}}',
+        ):
             await producer.send_and_wait(f"{topic_prefix}issues.received", poison, key=b"k")
     finally:
         await producer.stop()
@@ -44,8 +50,12 @@ async def test_a_malformed_record_is_dead_lettered_and_the_next_good_one_is_proc
 
 
 async def _read_all(bootstrap_servers: str, topic: str, *, expected: int) -> list:  # type: ignore[type-arg]
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     records = []
     try:

@@ -17,27 +17,53 @@ from tests.support.stack import Stack
 
 CASES = [
     pytest.param(
-        CspModel.DIRECT_BILL, (Vehicle.PREMIER_SUPPORT_FOR_PARTNERS, Vehicle.PARTNER_CLOUD_SUPPORT),
-        {"category": "service_unavailable"}, "escalated_to_microsoft", "premier_support_for_partners",
-        "issue.escalated_to_microsoft", id="technical-escalation-premier",
+        CspModel.DIRECT_BILL,
+        (Vehicle.PREMIER_SUPPORT_FOR_PARTNERS, Vehicle.PARTNER_CLOUD_SUPPORT),
+        {"category": "service_unavailable"},
+        "escalated_to_microsoft",
+        "premier_support_for_partners",
+        "issue.escalated_to_microsoft",
+        id="technical-escalation-premier",
     ),
     pytest.param(
-        CspModel.DIRECT_BILL, (), {"category": "commercial", "title": "Incentive not paid"},
-        "escalated_to_microsoft", "commercial_support", "issue.escalated_to_microsoft",
+        CspModel.DIRECT_BILL,
+        (),
+        {"category": "commercial", "title": "Incentive not paid"},
+        "escalated_to_microsoft",
+        "commercial_support",
+        "issue.escalated_to_microsoft",
         id="commercial-escalation",
     ),
     pytest.param(
-        CspModel.DIRECT_BILL, (Vehicle.PARTNER_CLOUD_SUPPORT,),
-        {"category": None, "title": "Frage zur Rechnung", "description": "Die Rechnung ist zu hoch"},
-        "partner_resolves", None, "issue.partner_action_required", id="billing-inferred-german",
+        CspModel.DIRECT_BILL,
+        (Vehicle.PARTNER_CLOUD_SUPPORT,),
+        {
+            "category": None,
+            "title": "Frage zur Rechnung",
+            "description": "Die Rechnung ist zu hoch",
+        },
+        "partner_resolves",
+        None,
+        "issue.partner_action_required",
+        id="billing-inferred-german",
     ),
     pytest.param(
-        CspModel.INDIRECT_RESELLER, (Vehicle.PARTNER_CLOUD_SUPPORT,), {"category": "bug"},
-        "routed_to_indirect_provider", None, "issue.routed_to_provider", id="indirect-reseller",
+        CspModel.INDIRECT_RESELLER,
+        (Vehicle.PARTNER_CLOUD_SUPPORT,),
+        {"category": "bug"},
+        "routed_to_indirect_provider",
+        None,
+        "issue.routed_to_provider",
+        id="indirect-reseller",
     ),
     pytest.param(
-        CspModel.DIRECT_BILL, (), {"category": None, "title": "Hola", "description": "Llamadme"},
-        "needs_information", None, "issue.needs_information", id="unclear-text",
+        CspModel.DIRECT_BILL,
+        (),
+        {"category": None, "title": "Hola", "description": "Llamadme"},
+        "needs_information",
+        None,
+        "issue.needs_information",
+        id="unclear-text",
     ),
 ]
 
@@ -50,8 +76,9 @@ async def subscribe(client: httpx.AsyncClient, partner: SeededPartner, url: str)
     return secret
 
 
-async def routed_view(client: httpx.AsyncClient, partner: SeededPartner, issue_id: str,
-                      stack: Stack) -> dict[str, Any]:
+async def routed_view(
+    client: httpx.AsyncClient, partner: SeededPartner, issue_id: str, stack: Stack
+) -> dict[str, Any]:
     view: dict[str, Any] = {}
 
     async def is_routed() -> bool:
@@ -63,18 +90,26 @@ async def routed_view(client: httpx.AsyncClient, partner: SeededPartner, issue_i
     return view
 
 
-@pytest.mark.parametrize(("csp_model", "vehicles", "fields", "outcome", "vehicle", "event_type"),
-                         CASES)
+@pytest.mark.parametrize(
+    ("csp_model", "vehicles", "fields", "outcome", "vehicle", "event_type"), CASES
+)
 async def test_an_issue_is_classified_routed_and_announced_by_a_signed_webhook(
-    stack: Stack, database_url: str, engine: AsyncEngine, csp_model: CspModel,
-    vehicles: tuple[Vehicle, ...], fields: dict[str, Any], outcome: str, vehicle: str | None,
+    stack: Stack,
+    database_url: str,
+    engine: AsyncEngine,
+    csp_model: CspModel,
+    vehicles: tuple[Vehicle, ...],
+    fields: dict[str, Any],
+    outcome: str,
+    vehicle: str | None,
     event_type: str,
 ) -> None:
     partner = await seed_partner(database_url, csp_model=csp_model, vehicles=vehicles)
     await stack.start()
-    async with WebhookReceiver().running() as receiver, httpx.AsyncClient(
-        base_url=stack.intake_url
-    ) as client:
+    async with (
+        WebhookReceiver().running() as receiver,
+        httpx.AsyncClient(base_url=stack.intake_url) as client,
+    ):
         secret = await subscribe(client, partner, receiver.url)
         body = issue_body(**{k: v for k, v in fields.items() if v is not None})
         if fields.get("category", "x") is None:
@@ -101,8 +136,11 @@ async def test_an_issue_is_classified_routed_and_announced_by_a_signed_webhook(
     assert requests == (1 if outcome == "escalated_to_microsoft" else 0)
     if outcome == "escalated_to_microsoft":
         assert view["routing"]["microsoft_request_id"]
-        record = orjson.loads(orjson.dumps(await scalar(
-            engine, "SELECT partner_center_payload FROM microsoft_requests")))
+        record = orjson.loads(
+            orjson.dumps(
+                await scalar(engine, "SELECT partner_center_payload FROM microsoft_requests")
+            )
+        )
         record = orjson.loads(record) if isinstance(record, str) else record
         assert record["Title"].startswith("[Microsoft Teams]")
         assert record["Severity"] == "moderate"
@@ -122,8 +160,13 @@ async def test_an_active_incident_links_the_issue_instead_of_escalating(
     async with httpx.AsyncClient(base_url=stack.intake_url) as client:
         incident = await client.put(
             "/v1/health/incidents/TM123456",
-            json={"title": "Calls drop", "service": "Microsoft Teams", "classification": "Incident",
-                  "status": "serviceDegradation", "isResolved": False},
+            json={
+                "title": "Calls drop",
+                "service": "Microsoft Teams",
+                "classification": "Incident",
+                "status": "serviceDegradation",
+                "isResolved": False,
+            },
             headers=partner.headers,
         )
         assert incident.status_code == 200, incident.text

@@ -25,14 +25,23 @@ from tests.support.factories import eventually, scalar, seed_partner
 
 
 def kafka(bootstrap_servers: str, prefix: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=bootstrap_servers, topic_prefix=prefix, partitions=2,
-                         session_timeout_ms=3000, heartbeat_interval_ms=300,
-                         rebalance_timeout_ms=3000)
+    return KafkaSettings(
+        bootstrap_servers=bootstrap_servers,
+        topic_prefix=prefix,
+        partitions=2,
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=300,
+        rebalance_timeout_ms=3000,
+    )
 
 
 def updated_event(partner_id: uuid.UUID) -> IssueUpdated:
-    return IssueUpdated(issue_id=uuid.uuid4(), partner_id=partner_id, status=IssueStatus.RESOLVED,
-                        updated_at=utcnow())
+    return IssueUpdated(
+        issue_id=uuid.uuid4(),
+        partner_id=partner_id,
+        status=IssueStatus.RESOLVED,
+        updated_at=utcnow(),
+    )
 
 
 async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sent(
@@ -50,8 +59,12 @@ async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sen
     relay = OutboxRelay(uows, kafka=settings, settings=OutboxSettings(), service="test")
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
-    consumer = AIOKafkaConsumer(f"{topic_prefix}issues.updated", bootstrap_servers=bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        f"{topic_prefix}issues.updated",
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     seen: list[str] = []
     try:
         await eventually(lambda: _all_sent(engine, 25), timeout=30)
@@ -89,8 +102,12 @@ async def test_a_redelivered_event_is_processed_once(
 
     settings = kafka(bootstrap_servers, topic_prefix)
     relay = OutboxRelay(uows, kafka=settings, settings=OutboxSettings(), service="test")
-    loop = ConsumerLoop(ConsumerSpec("probe", "issues.updated", handler), uow_factory=uows,
-                        kafka=settings, settings=ConsumerSettings())
+    loop = ConsumerLoop(
+        ConsumerSpec("probe", "issues.updated", handler),
+        uow_factory=uows,
+        kafka=settings,
+        settings=ConsumerSettings(),
+    )
     stop = asyncio.Event()
     tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(loop.run(stop))]
     try:
@@ -114,17 +131,34 @@ async def test_the_reconciler_re_drives_an_issue_stuck_in_received(
     long_ago = utcnow() - timedelta(minutes=10)
     issue_id = uuid.uuid4()
     async with uows() as uow:
-        uow.session.add(Issue(id=issue_id, partner_id=partner.id, external_ref="STUCK-1",
-                              title="t", service="Exchange Online", status="received",
-                              created_at=long_ago, updated_at=long_ago))
-        enqueue(uow.session, IssueUpdated(issue_id=issue_id, partner_id=partner.id,
-                                          status=IssueStatus.RECEIVED, updated_at=long_ago),
-                service="test")
+        uow.session.add(
+            Issue(
+                id=issue_id,
+                partner_id=partner.id,
+                external_ref="STUCK-1",
+                title="t",
+                service="Exchange Online",
+                status="received",
+                created_at=long_ago,
+                updated_at=long_ago,
+            )
+        )
+        enqueue(
+            uow.session,
+            IssueUpdated(
+                issue_id=issue_id,
+                partner_id=partner.id,
+                status=IssueStatus.RECEIVED,
+                updated_at=long_ago,
+            ),
+            service="test",
+        )
         await uow.commit()
     # Pretend the IssueReceived row was sent long ago and the broker lost it.
     async with uows() as uow:
-        await uow.session.execute(update(OutboxMessage).values(
-            event_type="csp.issue.received", sent_at=long_ago))
+        await uow.session.execute(
+            update(OutboxMessage).values(event_type="csp.issue.received", sent_at=long_ago)
+        )
         await uow.commit()
 
     settings = ReconcilerSettings(stuck_after_s=60)

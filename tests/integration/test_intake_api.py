@@ -17,23 +17,30 @@ from tests.support.factories import issue_body, scalar, seed_partner
 
 
 @pytest.fixture
-async def api(database_url: str, bootstrap_servers: str, topic_prefix: str
-              ) -> AsyncIterator[httpx.AsyncClient]:
+async def api(
+    database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> AsyncIterator[httpx.AsyncClient]:
     settings = ServiceSettings(
         database=DatabaseSettings(url=database_url),
         kafka=KafkaSettings(bootstrap_servers=bootstrap_servers, topic_prefix=topic_prefix),
         reconciler=ReconcilerSettings(enabled=False),
     )
     app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://intake"
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://intake"
+        ) as client,
+    ):
         yield client
 
 
 async def test_requests_without_a_valid_key_get_401_problem_json(api: httpx.AsyncClient) -> None:
-    for headers in ({}, {"Authorization": "Bearer nope"},
-                    {"Authorization": "Bearer csp_000000000000_wrong"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Bearer csp_000000000000_wrong"},
+    ):
         response = await api.post("/v1/issues", json=issue_body(), headers=headers)
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
@@ -58,8 +65,9 @@ async def test_another_partners_issue_is_indistinguishable_from_a_missing_one(
     issue_id = created.json()["id"]
     assert (await api.get(f"/v1/issues/{issue_id}", headers=mine.headers)).status_code == 200
     foreign = await api.get(f"/v1/issues/{issue_id}", headers=theirs.headers)
-    absent = await api.get("/v1/issues/00000000-0000-0000-0000-000000000000",
-                           headers=theirs.headers)
+    absent = await api.get(
+        "/v1/issues/00000000-0000-0000-0000-000000000000", headers=theirs.headers
+    )
     assert foreign.status_code == absent.status_code == 404
 
 
@@ -71,8 +79,10 @@ async def test_an_accepted_issue_and_its_event_are_written_together(
     assert response.status_code == 202
     assert response.json()["status"] == "received"
     assert await scalar(engine, "SELECT count(*) FROM issues") == 1
-    assert await scalar(engine, "SELECT count(*) FROM outbox WHERE event_type = "
-                                "'csp.issue.received'") == 1
+    assert (
+        await scalar(engine, "SELECT count(*) FROM outbox WHERE event_type = 'csp.issue.received'")
+        == 1
+    )
 
 
 async def test_idempotency_key_replays_the_answer_and_refuses_a_different_body(
@@ -95,8 +105,9 @@ async def test_concurrent_identical_posts_with_one_key_create_one_issue(
     partner = await seed_partner(database_url)
     body = issue_body()
     headers = {**partner.headers, "Idempotency-Key": "race"}
-    answers = await asyncio.gather(*(api.post("/v1/issues", json=body, headers=headers)
-                                     for _ in range(8)))
+    answers = await asyncio.gather(
+        *(api.post("/v1/issues", json=body, headers=headers) for _ in range(8))
+    )
     assert {a.json()["id"] for a in answers} == {answers[0].json()["id"]}
     assert all(a.status_code in (200, 202) for a in answers)
     assert await scalar(engine, "SELECT count(*) FROM issues") == 1
@@ -115,16 +126,22 @@ async def test_a_resent_psa_ticket_is_not_a_new_issue(
     assert await scalar(engine, "SELECT count(*) FROM issues") == 1
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"title": "x"}, "body.external_ref"),
-    (issue_body(severity="urgent"), "body.severity"),
-    (issue_body(category="complaint"), "body.category"),
-    (issue_body(title="a\x00b"), "body"),
-    (issue_body(tenant_id="not-a-guid"), "body.tenant_id"),
-    (issue_body(unknown_field=1), "body.unknown_field"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": "x"}, "body.external_ref"),
+        (issue_body(severity="urgent"), "body.severity"),
+        (issue_body(category="complaint"), "body.category"),
+        (issue_body(title="a\x00b"), "body"),
+        (issue_body(tenant_id="not-a-guid"), "body.tenant_id"),
+        (issue_body(unknown_field=1), "body.unknown_field"),
+    ],
+)
 async def test_invalid_issues_get_422_with_the_offending_field(
-    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine, body: dict[str, object],
+    api: httpx.AsyncClient,
+    database_url: str,
+    engine: AsyncEngine,
+    body: dict[str, object],
     field: str,
 ) -> None:
     partner = await seed_partner(database_url)

@@ -1,4 +1,4 @@
-"""Finding a Kafka-protocol broker: KAFKA_BOOTSTRAP_SERVERS, testcontainers Kafka, embedded Tansu."""
+"""Finding a broker: KAFKA_BOOTSTRAP_SERVERS, testcontainers Kafka, else embedded Tansu."""
 
 from __future__ import annotations
 

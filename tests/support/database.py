@@ -86,8 +86,11 @@ class DatabaseServer:
     async def _execute(self, sql: str) -> None:
         admin = self._admin
         connection = await asyncpg.connect(
-            host=admin.host, port=admin.port or 5432, user=admin.username,
-            password=admin.password, database=admin.database or "postgres",
+            host=admin.host,
+            port=admin.port or 5432,
+            user=admin.username,
+            password=admin.password,
+            database=admin.database or "postgres",
         )
         try:
             await connection.execute(sql)

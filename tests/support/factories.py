@@ -29,18 +29,25 @@ class SeededPartner:
 
 
 async def seed_partner(
-    database_url: str, *, csp_model: CspModel = CspModel.DIRECT_BILL,
-    vehicles: tuple[Vehicle, ...] = (Vehicle.PARTNER_CLOUD_SUPPORT,), role: Role = Role.ADMIN_AGENT,
+    database_url: str,
+    *,
+    csp_model: CspModel = CspModel.DIRECT_BILL,
+    vehicles: tuple[Vehicle, ...] = (Vehicle.PARTNER_CLOUD_SUPPORT,),
+    role: Role = Role.ADMIN_AGENT,
     locale: str = "en",
 ) -> SeededPartner:
     engine = create_engine(DatabaseSettings(url=database_url))
     try:
         uow_factory = UnitOfWorkFactory(create_session_factory(engine))
         partner_id = await admin.create_partner(
-            uow_factory, name=f"partner-{uuid.uuid4().hex[:6]}", csp_model=csp_model,
-            vehicles=list(vehicles), locale=locale,
+            uow_factory,
+            name=f"partner-{uuid.uuid4().hex[:6]}",
+            csp_model=csp_model,
+            vehicles=list(vehicles),
+            locale=locale,
             indirect_provider={"name": "Contoso Distribution"}
-            if csp_model is CspModel.INDIRECT_RESELLER else None,
+            if csp_model is CspModel.INDIRECT_RESELLER
+            else None,
         )
         key = await admin.create_key(uow_factory, partner_id=partner_id, role=role, pepper="")
     finally:
@@ -72,7 +79,10 @@ async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout: float = 30, interval: float = 0.2,
+    check: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float = 30,
+    interval: float = 0.2,
     message: str | Callable[[], str] = "condition not met",
 ) -> None:
     deadline = asyncio.get_running_loop().time() + timeout

@@ -39,8 +39,11 @@ class WebhookReceiver:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[WebhookReceiver]:
         app = Starlette(routes=[Route("/hooks", self._hook, methods=["POST"])])
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                               log_level="warning", lifespan="off"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            )
+        )
         task = asyncio.create_task(server.serve())
         while not server.started:
             await asyncio.sleep(0.02)

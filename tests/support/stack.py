@@ -65,8 +65,13 @@ class Stack:
         return f"http://127.0.0.1:{self.services['intake'].port}"
 
     def env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith(
-            ("DATABASE_", "KAFKA_", "HTTP_", "OUTBOX_", "RECONCILER_", "WEBHOOK_", "CONSUMER_"))}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(
+                ("DATABASE_", "KAFKA_", "HTTP_", "OUTBOX_", "RECONCILER_", "WEBHOOK_", "CONSUMER_")
+            )
+        }
         env.update(FAST_ENV)
         env.update(
             DATABASE_URL=self.database_url,
@@ -85,8 +90,11 @@ class Stack:
             service = self.services[name]
             service._log = open(service.log_path, "ab")  # noqa: SIM115 - closed in _reap
             service.process = subprocess.Popen(
-                [ESCALATION, "run", name], env=self.env(), stdout=service._log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [ESCALATION, "run", name],
+                env=self.env(),
+                stdout=service._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         await asyncio.gather(*(self._wait_healthy(self.services[n]) for n in names or SERVICES))
 
@@ -97,14 +105,18 @@ class Stack:
             while True:
                 assert service.process is not None
                 if service.process.poll() is not None:
-                    raise RuntimeError(f"{service.name} exited early:\n{self.log_tail(service.name)}")
+                    raise RuntimeError(
+                        f"{service.name} exited early:\n{self.log_tail(service.name)}"
+                    )
                 try:
                     if (await client.get(url, timeout=1)).status_code == 200:
                         return
                 except httpx.HTTPError:
                     pass
                 if asyncio.get_running_loop().time() > deadline:
-                    raise TimeoutError(f"{service.name} not healthy:\n{self.log_tail(service.name)}")
+                    raise TimeoutError(
+                        f"{service.name} not healthy:\n{self.log_tail(service.name)}"
+                    )
                 await asyncio.sleep(0.1)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:

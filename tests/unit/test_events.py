@@ -14,9 +14,16 @@ from shared.vocabulary import Severity
 
 
 def received() -> IssueReceived:
-    return IssueReceived(issue_id=uuid.uuid4(), partner_id=uuid.uuid4(), external_ref="X-1",
-                         title="Teams down", description="", service="Microsoft Teams",
-                         severity=Severity.CRITICAL, received_at=utcnow())
+    return IssueReceived(
+        issue_id=uuid.uuid4(),
+        partner_id=uuid.uuid4(),
+        external_ref="X-1",
+        title="Teams down",
+        description="",
+        service="Microsoft Teams",
+        severity=Severity.CRITICAL,
+        received_at=utcnow(),
+    )
 
 
 def test_an_event_survives_the_round_trip_as_structured_cloudevents_json() -> None:
@@ -32,15 +39,25 @@ def test_an_event_survives_the_round_trip_as_structured_cloudevents_json() -> No
     assert envelope.data == event
 
 
-@pytest.mark.parametrize(("value", "reason"), [
-    (b"", "empty"),
-    (b"{not json", "not a CloudEvents JSON record"),
-    (b'{"specversion":"1.0","id":"1","source":"/x","type":"nope","data":{}}', "unknown event type"),
-    (b'{"specversion":"1.0","id":"1","source":"/x","type":"csp.issue.received","data":{}}',
-     "invalid csp.issue.received data"),
-    (b'{"specversion":"1.0","id":"1","source":"/x","type":"csp.issue.received","data":"s"}',
-     "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"", "empty"),
+        (b"{not json", "not a CloudEvents JSON record"),
+        (
+            b'{"specversion":"1.0","id":"1","source":"/x","type":"nope","data":{}}',
+            "unknown event type",
+        ),
+        (
+            b'{"specversion":"1.0","id":"1","source":"/x","type":"csp.issue.received","data":{}}',
+            "invalid csp.issue.received data",
+        ),
+        (
+            b'{"specversion":"1.0","id":"1","source":"/x","type":"csp.issue.received","data":"s"}',
+            "must be a JSON object",
+        ),
+    ],
+)
 def test_a_record_that_is_not_a_valid_event_is_rejected_with_its_reason(
     value: bytes, reason: str
 ) -> None:

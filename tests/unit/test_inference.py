@@ -8,17 +8,28 @@ from services.classifier.inference import fold, infer
 from shared.vocabulary import Category
 
 
-@pytest.mark.parametrize(("text", "category", "language"), [
-    ("The invoice for October is wrong and we were charged twice", Category.BILLING, "en"),
-    ("La factura de octubre tiene un cobro duplicado para nuestro cliente", Category.BILLING, "es"),
-    ("Die Rechnung für Oktober ist falsch und wir wurden doppelt belastet", Category.BILLING, "de"),
-    ("La facture d'octobre est erronée pour nos utilisateurs", Category.BILLING, "fr"),
-    ("Exchange Online no disponible para los usuarios", Category.SERVICE_UNAVAILABLE, "es"),
-    ("Exchange ist nicht verfügbar für die Benutzer", Category.SERVICE_UNAVAILABLE, "de"),
-    ("SharePoint est indisponible pour les utilisateurs", Category.SERVICE_UNAVAILABLE, "fr"),
-    ("Wir möchten eine Lizenz kündigen", Category.SUBSCRIPTION, "de"),
-    ("Queremos cancelar la suscripción de Teams", Category.SUBSCRIPTION, "es"),
-])
+@pytest.mark.parametrize(
+    ("text", "category", "language"),
+    [
+        ("The invoice for October is wrong and we were charged twice", Category.BILLING, "en"),
+        (
+            "La factura de octubre tiene un cobro duplicado para nuestro cliente",
+            Category.BILLING,
+            "es",
+        ),
+        (
+            "Die Rechnung für Oktober ist falsch und wir wurden doppelt belastet",
+            Category.BILLING,
+            "de",
+        ),
+        ("La facture d'octobre est erronée pour nos utilisateurs", Category.BILLING, "fr"),
+        ("Exchange Online no disponible para los usuarios", Category.SERVICE_UNAVAILABLE, "es"),
+        ("Exchange ist nicht verfügbar für die Benutzer", Category.SERVICE_UNAVAILABLE, "de"),
+        ("SharePoint est indisponible pour les utilisateurs", Category.SERVICE_UNAVAILABLE, "fr"),
+        ("Wir möchten eine Lizenz kündigen", Category.SUBSCRIPTION, "de"),
+        ("Queremos cancelar la suscripción de Teams", Category.SUBSCRIPTION, "es"),
+    ],
+)
 def test_the_category_and_language_are_inferred_from_the_text(
     text: str, category: Category, language: str
 ) -> None:

@@ -10,44 +10,90 @@ from services.classifier.facts import IncidentFacts, IssueFacts, PartnerFacts
 from services.classifier.rules import decide
 from shared.vocabulary import Category, CspModel, Outcome, Role, Severity, Vehicle
 
-ALL_TECH = frozenset({Vehicle.PARTNER_CLOUD_SUPPORT, Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS,
-                      Vehicle.PREMIER_SUPPORT_FOR_PARTNERS})
+ALL_TECH = frozenset(
+    {
+        Vehicle.PARTNER_CLOUD_SUPPORT,
+        Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS,
+        Vehicle.PREMIER_SUPPORT_FOR_PARTNERS,
+    }
+)
 DIRECT = PartnerFacts(support_vehicles=ALL_TECH)
 INDIRECT = PartnerFacts(csp_model=CspModel.INDIRECT_RESELLER, support_vehicles=ALL_TECH)
 NO_PLAN = PartnerFacts()
 
 
 def issue(category: Category | None = None, **kw: object) -> IssueFacts:
-    fields: dict[str, object] = {"title": "Problem", "description": "", "service": "Exchange Online",
-                                 "severity": Severity.MODERATE, "category": category}
+    fields: dict[str, object] = {
+        "title": "Problem",
+        "description": "",
+        "service": "Exchange Online",
+        "severity": Severity.MODERATE,
+        "category": category,
+    }
     fields.update(kw)
     return IssueFacts(**fields)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("category", "partner", "outcome", "vehicle", "role"), [
-    (Category.CONFIGURATION, DIRECT, Outcome.PARTNER_RESOLVES, None, Role.ADMIN_AGENT),
-    (Category.HOW_TO, DIRECT, Outcome.PARTNER_RESOLVES, None, Role.HELPDESK_AGENT),
-    (Category.BILLING, DIRECT, Outcome.PARTNER_RESOLVES, None, Role.BILLING_ADMIN),
-    (Category.SUBSCRIPTION, DIRECT, Outcome.PARTNER_RESOLVES, None, Role.SALES_AGENT),
-    (Category.BILLING, INDIRECT, Outcome.PARTNER_RESOLVES, None, Role.BILLING_ADMIN),
-    (Category.SERVICE_UNAVAILABLE, DIRECT, Outcome.ESCALATED_TO_MICROSOFT,
-     Vehicle.PREMIER_SUPPORT_FOR_PARTNERS, None),
-    (Category.BUG, DIRECT, Outcome.ESCALATED_TO_MICROSOFT, Vehicle.PREMIER_SUPPORT_FOR_PARTNERS,
-     None),
-    (Category.UNDOCUMENTED_BEHAVIOR, DIRECT, Outcome.ESCALATED_TO_MICROSOFT,
-     Vehicle.PREMIER_SUPPORT_FOR_PARTNERS, None),
-    (Category.NETWORK_OUTAGE, DIRECT, Outcome.ESCALATED_TO_MICROSOFT,
-     Vehicle.PREMIER_SUPPORT_FOR_PARTNERS, None),
-    (Category.REGIONAL_MULTITENANT, DIRECT, Outcome.ESCALATED_TO_MICROSOFT,
-     Vehicle.PREMIER_SUPPORT_FOR_PARTNERS, None),
-    (Category.COMMERCIAL, NO_PLAN, Outcome.ESCALATED_TO_MICROSOFT, Vehicle.COMMERCIAL_SUPPORT,
-     None),
-    (Category.BUG, INDIRECT, Outcome.ROUTED_TO_INDIRECT_PROVIDER, None, None),
-    (Category.COMMERCIAL, INDIRECT, Outcome.ROUTED_TO_INDIRECT_PROVIDER, None, None),
-    (Category.BUG, NO_PLAN, Outcome.PARTNER_RESOLVES, None, Role.ADMIN_AGENT),
-])
+@pytest.mark.parametrize(
+    ("category", "partner", "outcome", "vehicle", "role"),
+    [
+        (Category.CONFIGURATION, DIRECT, Outcome.PARTNER_RESOLVES, None, Role.ADMIN_AGENT),
+        (Category.HOW_TO, DIRECT, Outcome.PARTNER_RESOLVES, None, Role.HELPDESK_AGENT),
+        (Category.BILLING, DIRECT, Outcome.PARTNER_RESOLVES, None, Role.BILLING_ADMIN),
+        (Category.SUBSCRIPTION, DIRECT, Outcome.PARTNER_RESOLVES, None, Role.SALES_AGENT),
+        (Category.BILLING, INDIRECT, Outcome.PARTNER_RESOLVES, None, Role.BILLING_ADMIN),
+        (
+            Category.SERVICE_UNAVAILABLE,
+            DIRECT,
+            Outcome.ESCALATED_TO_MICROSOFT,
+            Vehicle.PREMIER_SUPPORT_FOR_PARTNERS,
+            None,
+        ),
+        (
+            Category.BUG,
+            DIRECT,
+            Outcome.ESCALATED_TO_MICROSOFT,
+            Vehicle.PREMIER_SUPPORT_FOR_PARTNERS,
+            None,
+        ),
+        (
+            Category.UNDOCUMENTED_BEHAVIOR,
+            DIRECT,
+            Outcome.ESCALATED_TO_MICROSOFT,
+            Vehicle.PREMIER_SUPPORT_FOR_PARTNERS,
+            None,
+        ),
+        (
+            Category.NETWORK_OUTAGE,
+            DIRECT,
+            Outcome.ESCALATED_TO_MICROSOFT,
+            Vehicle.PREMIER_SUPPORT_FOR_PARTNERS,
+            None,
+        ),
+        (
+            Category.REGIONAL_MULTITENANT,
+            DIRECT,
+            Outcome.ESCALATED_TO_MICROSOFT,
+            Vehicle.PREMIER_SUPPORT_FOR_PARTNERS,
+            None,
+        ),
+        (
+            Category.COMMERCIAL,
+            NO_PLAN,
+            Outcome.ESCALATED_TO_MICROSOFT,
+            Vehicle.COMMERCIAL_SUPPORT,
+            None,
+        ),
+        (Category.BUG, INDIRECT, Outcome.ROUTED_TO_INDIRECT_PROVIDER, None, None),
+        (Category.COMMERCIAL, INDIRECT, Outcome.ROUTED_TO_INDIRECT_PROVIDER, None, None),
+        (Category.BUG, NO_PLAN, Outcome.PARTNER_RESOLVES, None, Role.ADMIN_AGENT),
+    ],
+)
 def test_each_category_gets_the_outcome_the_csp_support_model_prescribes(
-    category: Category, partner: PartnerFacts, outcome: Outcome, vehicle: Vehicle | None,
+    category: Category,
+    partner: PartnerFacts,
+    outcome: Outcome,
+    vehicle: Vehicle | None,
     role: Role | None,
 ) -> None:
     decision = decide(issue(category), partner)
@@ -56,12 +102,17 @@ def test_each_category_gets_the_outcome_the_csp_support_model_prescribes(
     assert decision.reasons
 
 
-@pytest.mark.parametrize(("vehicles", "expected"), [
-    ({Vehicle.PARTNER_CLOUD_SUPPORT}, Vehicle.PARTNER_CLOUD_SUPPORT),
-    ({Vehicle.PARTNER_CLOUD_SUPPORT, Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS},
-     Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS),
-    (ALL_TECH, Vehicle.PREMIER_SUPPORT_FOR_PARTNERS),
-])
+@pytest.mark.parametrize(
+    ("vehicles", "expected"),
+    [
+        ({Vehicle.PARTNER_CLOUD_SUPPORT}, Vehicle.PARTNER_CLOUD_SUPPORT),
+        (
+            {Vehicle.PARTNER_CLOUD_SUPPORT, Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS},
+            Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS,
+        ),
+        (ALL_TECH, Vehicle.PREMIER_SUPPORT_FOR_PARTNERS),
+    ],
+)
 def test_a_technical_escalation_uses_the_best_contracted_plan(
     vehicles: set[Vehicle], expected: Vehicle
 ) -> None:
@@ -83,15 +134,19 @@ def test_an_active_incident_for_the_service_wins_over_escalation() -> None:
     assert decision.health_incident_id == "EX1"
 
 
-@pytest.mark.parametrize("incident", [
-    IncidentFacts(id="R", service="Exchange Online", is_resolved=True),
-    IncidentFacts(id="S", service="Microsoft Teams"),
-    IncidentFacts(id="G", service="Exchange Online", regions=("eastus",)),
-    IncidentFacts(id="T", service="Exchange Online", tenant_ids=(uuid.uuid4(),)),
-])
+@pytest.mark.parametrize(
+    "incident",
+    [
+        IncidentFacts(id="R", service="Exchange Online", is_resolved=True),
+        IncidentFacts(id="S", service="Microsoft Teams"),
+        IncidentFacts(id="G", service="Exchange Online", regions=("eastus",)),
+        IncidentFacts(id="T", service="Exchange Online", tenant_ids=(uuid.uuid4(),)),
+    ],
+)
 def test_resolved_or_out_of_scope_incidents_do_not_match(incident: IncidentFacts) -> None:
-    decision = decide(issue(Category.BUG, region="westeurope", tenant_id=uuid.uuid4()), DIRECT,
-                      [incident])
+    decision = decide(
+        issue(Category.BUG, region="westeurope", tenant_id=uuid.uuid4()), DIRECT, [incident]
+    )
     assert decision.outcome is Outcome.ESCALATED_TO_MICROSOFT
 
 

@@ -32,9 +32,11 @@ def test_signatures_verify_with_the_standard_webhooks_library_for_old_and_new_se
     old, new = new_secret(), new_secret()
     now = datetime.now(UTC)
     body = '{"type":"issue.needs_information"}'
-    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(now.timestamp())),
-               "webhook-signature": signature_header([new, old], msg_id="msg_1", timestamp=now,
-                                                     body=body)}
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature_header([new, old], msg_id="msg_1", timestamp=now, body=body),
+    }
     assert Webhook(new).verify(body, headers)["type"] == "issue.needs_information"
     assert Webhook(old).verify(body, headers)["type"] == "issue.needs_information"
     with pytest.raises(WebhookVerificationError):
@@ -45,7 +47,8 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:
     assert _retry_after("120") == 120.0
     later = (datetime.now(UTC) + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     value = _retry_after(later)
-    assert value is not None and 80 <= value <= 91
+    assert value is not None
+    assert 80 <= value <= 91
     assert _retry_after("soon") is None
     assert _retry_after(None) is None
 

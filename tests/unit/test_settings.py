@@ -8,12 +8,15 @@ from pydantic import SecretStr, ValidationError
 from shared.settings import AppSettings, DatabaseSettings, KafkaSettings
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
-    ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
-    ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
-    ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+    ],
+)
 def test_database_urls_get_the_async_driver(given: str, expected: str) -> None:
     assert DatabaseSettings(url=given).url == expected
 

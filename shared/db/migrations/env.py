@@ -42,8 +42,9 @@ async def _run_online() -> None:
 
 
 def _run_offline() -> None:
-    context.configure(url=_settings().url, target_metadata=Base.metadata, render_as_batch=True,
-                      literal_binds=True)
+    context.configure(
+        url=_settings().url, target_metadata=Base.metadata, render_as_batch=True, literal_binds=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db.base import BigIntId, Base, utcnow
+from shared.db.base import Base, BigIntId, utcnow
 
 
 class OutboxMessage(Base):

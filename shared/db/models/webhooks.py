@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db.base import BigIntId, Base, new_id, utcnow
+from shared.db.base import Base, BigIntId, new_id, utcnow
 
 
 class WebhookSubscription(Base):
