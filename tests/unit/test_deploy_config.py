@@ -14,7 +14,11 @@ ENV_EXAMPLE = Path(__file__).parents[2] / "deploy" / "env.example"
 def code_settings() -> set[str]:
     names = set()
     for value in vars(settings_module).values():
-        if isinstance(value, type) and issubclass(value, BaseSettings) and value is not BaseSettings:
+        if (
+            isinstance(value, type)
+            and issubclass(value, BaseSettings)
+            and value is not BaseSettings
+        ):
             prefix = value.model_config.get("env_prefix", "")
             names |= {f"{prefix}{field}".upper() for field in value.model_fields}
     return names
