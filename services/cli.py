@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,7 @@ from services.settings import ServiceSettings
 from shared.db import migrate
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
-from shared.kafka.embedded import EmbeddedBroker
+from shared.kafka.embedded import EmbeddedBroker, port_or_free
 from shared.kafka.topics import ensure_topics
 from shared.observability.logging import configure_logging
 from shared.settings import (
@@ -80,7 +81,9 @@ def run(
 @app.command()
 def dev(
     data_dir: Annotated[Path, typer.Option(help="Where the SQLite file lives.")] = Path("var"),
-    broker_port: Annotated[int, typer.Option(help="Embedded broker port.")] = 9092,
+    broker_port: Annotated[
+        int, typer.Option(help="Embedded broker port (a free one if this is taken).")
+    ] = 9092,
 ) -> None:
     """The embedded stack: Tansu broker, SQLite, the three services, a demo partner and key."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -91,20 +94,20 @@ def dev(
 async def _dev(database: DatabaseSettings, data_dir: Path, broker_port: int) -> None:
     from services.serve import serve_all
 
-    broker = EmbeddedBroker(port=broker_port, log_path=data_dir / "broker.log")
+    settings = _load(
+        database=database, reconciler=ReconcilerSettings(stuck_after_s=30, interval_s=5)
+    )
+    broker = EmbeddedBroker(port=port_or_free(broker_port), log_path=data_dir / "broker.log")
     await broker.start()
     try:
+        # Short group timings: a restarted service rejoins in seconds rather than half a minute.
         kafka = KafkaSettings(
             bootstrap_servers=broker.bootstrap_servers,
             session_timeout_ms=3000,
             heartbeat_interval_ms=300,
             rebalance_timeout_ms=3000,
         )
-        settings = _load(
-            database=database,
-            kafka=kafka,
-            reconciler=ReconcilerSettings(stuck_after_s=30, interval_s=5),
-        )
+        settings = replace(settings, kafka=kafka)
         await ensure_topics(kafka)
         await asyncio.to_thread(migrate.upgrade, database.url)
         key = await _seed_demo(settings)

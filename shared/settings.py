@@ -107,7 +107,6 @@ class HttpSettings(BaseSettings):
     intake_port: int = Field(default=8080, ge=0, le=65535)
     classifier_port: int = Field(default=8081, ge=0, le=65535)
     notifier_port: int = Field(default=8082, ge=0, le=65535)
-    public_base_url: str | None = None
 
 
 class WebhookSettings(BaseSettings):

@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
-from services.intake.deps import Principal, UowDep, require
+from services.intake.deps import Principal, RuntimeDep, UowDep, require
 from services.intake.problems import PROBLEM, Problem
 from services.intake.schemas import WebhookCreate, WebhookCreated, WebhookView
 from services.notifier.signing import new_secret
+from services.notifier.targets import TargetRefused, check_target
 from shared.db.models import WebhookSubscription
 from shared.vocabulary import WEBHOOK_EVENT_TYPES, Role
 
@@ -26,7 +27,9 @@ Admin = Annotated[Principal, Depends(require())]
     summary="Subscribe an endpoint",
     responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
 )
-async def create_webhook(body: WebhookCreate, principal: Admin, uow: UowDep) -> WebhookCreated:
+async def create_webhook(
+    body: WebhookCreate, principal: Admin, uow: UowDep, runtime: RuntimeDep
+) -> WebhookCreated:
     unknown = sorted(set(body.event_types) - set(WEBHOOK_EVENT_TYPES))
     if unknown:
         raise Problem(
@@ -40,6 +43,19 @@ async def create_webhook(body: WebhookCreate, principal: Admin, uow: UowDep) -> 
                 }
             ],
         )
+    settings = runtime.settings
+    try:
+        await check_target(
+            str(body.url),
+            allow_private=settings.webhook.allow_private_targets,
+            require_https=settings.app.environment == "production",
+        )
+    except TargetRefused as exc:
+        raise Problem(
+            422,
+            "The request has invalid fields.",
+            errors=[{"field": "body.url", "message": str(exc), "type": "url_refused"}],
+        ) from exc
     async with uow:
         subscription = WebhookSubscription(
             id=uuid.uuid4(),

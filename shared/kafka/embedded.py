@@ -23,6 +23,17 @@ from aiokafka.errors import KafkaError
 log = logging.getLogger(__name__)
 
 
+def _listening(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def port_or_free(preferred: int, host: str = "127.0.0.1") -> int:
+    """``preferred`` when nothing listens there, otherwise a free port."""
+    return free_port(host) if _listening(host, preferred) else preferred
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -88,6 +99,11 @@ class EmbeddedBroker:
         while True:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"embedded broker exited with code {self._process.returncode}")
+            if not _listening(self.host, self.port):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"embedded broker not listening after {timeout_s}s")
+                await asyncio.sleep(0.05)
+                continue
             admin = AIOKafkaAdminClient(
                 bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000
             )

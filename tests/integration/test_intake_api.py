@@ -158,3 +158,14 @@ async def test_operations_endpoints_answer(api: httpx.AsyncClient) -> None:
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
     assert "escalation_http_requests_total" in (await api.get("/metrics")).text
+
+
+async def test_a_webhook_to_a_loopback_address_is_refused_unless_allowed(
+    api: httpx.AsyncClient, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    response = await api.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=partner.headers
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body.url"

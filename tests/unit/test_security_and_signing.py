@@ -10,6 +10,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from services.notifier.dispatcher import _retry_after
 from services.notifier.microsoft import TITLE_MAX
 from services.notifier.signing import new_secret, signature_header
+from services.notifier.targets import TargetRefused, check_target
 from shared.security import generate_key, parse_prefix, verify_key
 
 
@@ -55,3 +56,25 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:
 
 def test_partner_center_titles_are_limited_to_255_characters() -> None:
     assert TITLE_MAX == 255
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/hook",
+        "http://10.1.2.3/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "http://localhost/hook",
+    ],
+)
+async def test_webhooks_to_private_loopback_or_link_local_targets_are_refused(url: str) -> None:
+    with pytest.raises(TargetRefused):
+        await check_target(url, allow_private=False, require_https=False)
+    await check_target(url, allow_private=True, require_https=False)
+
+
+async def test_production_requires_https_webhooks() -> None:
+    with pytest.raises(TargetRefused, match="https"):
+        await check_target("http://8.8.8.8/hook", allow_private=True, require_https=True)
+    await check_target("https://8.8.8.8/hook", allow_private=False, require_https=True)
