@@ -17,7 +17,7 @@ install: $(STAMP)
 
 ## The embedded stack: Tansu broker + SQLite + intake, classifier, notifier on loopback.
 run: $(STAMP)
-	$(BIN)/escalation dev
+	ESCALATION_LOG_JSON=$${ESCALATION_LOG_JSON:-false} $(BIN)/escalation dev
 
 ## The whole suite: against the default database (a local PostgreSQL when one answers),
 ## then the broker and database tiers again on SQLite.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,8 +40,13 @@ async def test_killing_the_classifier_mid_batch_loses_and_duplicates_nothing(
         classified_when_killed = await _classified(engine)
         assert classified_when_killed < ISSUES, "the classifier finished before it could be killed"
 
+        restarted = time.monotonic()
         await stack.start("classifier")
         await eventually(lambda: _routed_all(engine), timeout=90, message=stack.logs)
+        print(
+            f"killed after {classified_when_killed}/{ISSUES} classified; all routed "
+            f"{time.monotonic() - restarted:.1f}s after the restart"
+        )
         await eventually(
             lambda: _received_at_least(receiver, ISSUES), timeout=60, message=stack.logs
         )
