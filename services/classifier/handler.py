@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select
 
@@ -13,6 +14,7 @@ from shared.db.models import Classification, HealthIncident, Issue, IssueEvent, 
 from shared.db.uow import UnitOfWork
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueReceived
+from shared.issue_state import issue_awaiting
 from shared.kafka.outbox import enqueue
 from shared.vocabulary import CspModel, IssueStatus, Severity, Vehicle
 
@@ -24,14 +26,10 @@ async def handle_issue_received(uow: UnitOfWork, envelope: Envelope) -> None:
     if not isinstance(event, IssueReceived):
         raise InvalidMessage(f"classifier does not handle {envelope.type}")
     session = uow.session
-    issue = await session.get(Issue, event.issue_id)
-    if issue is None or issue.partner_id != event.partner_id:
-        raise InvalidMessage(f"issue {event.issue_id} is not in the database")
-    if issue.status != IssueStatus.RECEIVED:
+    loaded = await issue_awaiting(session, event, IssueStatus.RECEIVED)
+    if loaded is None:
         return
-    partner = await session.get(Partner, event.partner_id)
-    if partner is None:
-        raise InvalidMessage(f"partner {event.partner_id} is not in the database")
+    issue, partner = loaded
 
     decision = decide(_issue_facts(event), _partner_facts(partner), await _incidents(uow, event))
     now = utcnow()
@@ -93,20 +91,24 @@ async def _incidents(uow: UnitOfWork, event: IssueReceived) -> list[IncidentFact
     ]
 
 
+def _decision_fields(decision: Decision) -> dict[str, Any]:
+    """What is both stored as the classification and announced in ``IssueClassified``."""
+    return {
+        "category": decision.category,
+        "category_source": decision.category_source,
+        "outcome": decision.outcome,
+        "vehicle": decision.vehicle,
+        "partner_role": decision.partner_role,
+        "reasons": list(decision.reasons),
+        "rule_id": decision.rule_id,
+        "health_incident_id": decision.health_incident_id,
+        "language": decision.language,
+        "confidence": decision.confidence,
+    }
+
+
 def _classification(issue: Issue, decision: Decision) -> Classification:
-    return Classification(
-        issue_id=issue.id,
-        category=decision.category,
-        category_source=decision.category_source,
-        outcome=decision.outcome,
-        vehicle=decision.vehicle,
-        partner_role=decision.partner_role,
-        reasons=list(decision.reasons),
-        rule_id=decision.rule_id,
-        health_incident_id=decision.health_incident_id,
-        language=decision.language,
-        confidence=decision.confidence,
-    )
+    return Classification(issue_id=issue.id, **_decision_fields(decision))
 
 
 def _classified_event(event: IssueReceived, decision: Decision, now: datetime) -> IssueClassified:
@@ -114,18 +116,9 @@ def _classified_event(event: IssueReceived, decision: Decision, now: datetime) -
         issue_id=event.issue_id,
         partner_id=event.partner_id,
         external_ref=event.external_ref,
-        category=decision.category,
-        category_source=decision.category_source,
-        outcome=decision.outcome,
-        vehicle=decision.vehicle,
-        partner_role=decision.partner_role,
-        reasons=list(decision.reasons),
-        rule_id=decision.rule_id,
-        health_incident_id=decision.health_incident_id,
-        language=decision.language,
-        confidence=decision.confidence,
         severity=event.severity,
         service=event.service,
         region=event.region,
         classified_at=now,
+        **_decision_fields(decision),
     )

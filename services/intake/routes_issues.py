@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 
 from services.intake import issues_service
@@ -54,8 +54,6 @@ async def create_issue(
     summary="An issue with its decision and routing",
     responses={401: PROBLEM, 404: PROBLEM},
 )
-async def get_issue(
-    issue_id: uuid.UUID, principal: AnyRole, uow: UowDep, response: Response
-) -> IssueView:
+async def get_issue(issue_id: uuid.UUID, principal: AnyRole, uow: UowDep) -> IssueView:
     async with uow:
         return await issues_service.issue_view(uow, principal, issue_id)

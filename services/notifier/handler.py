@@ -14,6 +14,7 @@ from shared.db.uow import UnitOfWork
 from shared.db.upsert import insert_if_absent
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueRouted
+from shared.issue_state import issue_awaiting
 from shared.kafka.outbox import enqueue
 from shared.observability import metrics
 from shared.vocabulary import IssueStatus, Outcome
@@ -26,14 +27,10 @@ async def handle_issue_classified(uow: UnitOfWork, envelope: Envelope) -> None:
     if not isinstance(event, IssueClassified):
         raise InvalidMessage(f"notifier does not handle {envelope.type}")
     session = uow.session
-    issue = await session.get(Issue, event.issue_id)
-    if issue is None or issue.partner_id != event.partner_id:
-        raise InvalidMessage(f"issue {event.issue_id} is not in the database")
-    if issue.status != IssueStatus.CLASSIFIED:
+    loaded = await issue_awaiting(session, event, IssueStatus.CLASSIFIED)
+    if loaded is None:
         return
-    partner = await session.get(Partner, event.partner_id)
-    if partner is None:
-        raise InvalidMessage(f"partner {event.partner_id} is not in the database")
+    issue, partner = loaded
 
     request_id = handoff_id = None
     if event.outcome is Outcome.ESCALATED_TO_MICROSOFT and event.vehicle is not None:
