@@ -12,6 +12,7 @@ import typer
 from fastapi import FastAPI
 
 from services import admin
+from services.cli_rules import rules_app
 from services.settings import ServiceSettings
 from shared.db import migrate
 from shared.db.engine import create_engine, create_session_factory
@@ -19,6 +20,7 @@ from shared.db.uow import UnitOfWorkFactory
 from shared.kafka.embedded import EmbeddedBroker, port_or_free
 from shared.kafka.topics import ensure_topics
 from shared.observability.logging import configure_logging
+from shared.rules.loader import RulesError
 from shared.settings import (
     DatabaseSettings,
     KafkaSettings,
@@ -33,6 +35,7 @@ partners_app = typer.Typer(no_args_is_help=True, help="Partners served by this d
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(partners_app, name="partners")
+app.add_typer(rules_app, name="rules")
 
 
 class Which(StrEnum):
@@ -75,7 +78,13 @@ def run(
     from services.serve import serve_all
 
     settings = _load()
-    asyncio.run(serve_all(build_apps(settings, service), log_level=settings.app.log_level))
+    try:
+        apps = build_apps(settings, service)
+    except RulesError as exc:
+        for problem in exc.problems:
+            typer.echo(f"rules error: {exc.source}: {problem}", err=True)
+        raise typer.Exit(2) from exc
+    asyncio.run(serve_all(apps, log_level=settings.app.log_level))
 
 
 @app.command()

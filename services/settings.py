@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from shared.settings import (
     AppSettings,
+    ClassifierSettings,
     ConsumerSettings,
     DatabaseSettings,
     HttpSettings,
@@ -26,3 +27,4 @@ class ServiceSettings:
     reconciler: ReconcilerSettings = field(default_factory=ReconcilerSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    classifier: ClassifierSettings = field(default_factory=ClassifierSettings)

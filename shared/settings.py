@@ -6,6 +6,7 @@ Nothing here is read at import time: each service builds the classes it needs in
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -138,3 +139,28 @@ class AppSettings(BaseSettings):
         if self.environment == "production" and len(self.api_key_pepper.get_secret_value()) < 16:
             raise ValueError("ESCALATION_API_KEY_PEPPER must be set (16+ chars) in production")
         return self
+
+
+class ClassifierSettings(BaseSettings):
+    """Rules, health look-ups and outage correlation."""
+
+    model_config = SettingsConfigDict(env_prefix="CLASSIFIER_", extra="ignore")
+
+    rules_file: Path | None = None
+    partner_rules_dir: Path | None = None
+    health_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    health_cache_ttl_s: float = Field(default=60.0, ge=0)
+    correlation_min_tenants: int = Field(default=3, ge=2, le=1000)
+    correlation_window_min: float = Field(default=30.0, gt=0, le=24 * 60)
+
+    @field_validator("rules_file", "partner_rules_dir", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("rules_file", "partner_rules_dir")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.exists():
+            raise ValueError(f"{value} does not exist")
+        return value

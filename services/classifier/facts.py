@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import time
 
 from shared.vocabulary import Category, CspModel, Outcome, Role, Severity, Vehicle
 
@@ -17,6 +18,17 @@ class IssueFacts:
     category: Category | None = None
     region: str | None = None
     tenant_id: uuid.UUID | None = None
+    locale: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SupportHours:
+    """When the partner's desk is staffed, in its own time zone (days: 0 = Monday)."""
+
+    timezone: str
+    days: frozenset[int]
+    start: time
+    end: time
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +36,7 @@ class PartnerFacts:
     csp_model: CspModel = CspModel.DIRECT_BILL
     support_vehicles: frozenset[Vehicle] = frozenset()
     locale: str = "en"
+    support_hours: SupportHours | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +48,22 @@ class IncidentFacts:
     regions: tuple[str, ...] = ()
     tenant_ids: tuple[uuid.UUID, ...] = ()
     title: str = ""
+    feature: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    """What the health providers returned; ``available=False`` when they could not answer."""
+
+    incidents: tuple[IncidentFacts, ...] = ()
+    available: bool = True
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterFacts:
+    id: str
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +83,10 @@ class Decision:
     reasons: tuple[str, ...]
     vehicle: Vehicle | None = None
     partner_role: Role | None = None
+    severity: Severity | None = None
     health_incident_id: str | None = None
+    cluster_id: str | None = None
     language: str | None = None
     confidence: float = 1.0
     tags: tuple[str, ...] = field(default_factory=tuple)
+    matched_rules: tuple[str, ...] = field(default_factory=tuple)

@@ -1,50 +1,72 @@
-"""Classify one received issue: load facts, apply the rules, store the decision, announce it."""
+"""Classify one received issue: gather facts, apply the partner's rules, store and announce."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
-
-from services.classifier.facts import Decision, IncidentFacts, IssueFacts, PartnerFacts
-from services.classifier.rules import decide
+from services.classifier.engine import evaluate, gather
+from services.classifier.facts import Decision, HealthView, IssueFacts
+from services.classifier.health import HealthProvider, local_incidents, merge
+from services.classifier.partner_facts import partner_facts
+from services.classifier.rulebook import RuleBook
 from shared.db.base import utcnow
-from shared.db.models import Classification, HealthIncident, Issue, IssueEvent, Partner
+from shared.db.models import Classification, Issue, IssueEvent
 from shared.db.uow import UnitOfWork
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueReceived
 from shared.issue_state import issue_awaiting
 from shared.kafka.outbox import enqueue
-from shared.vocabulary import CspModel, IssueStatus, Severity, Vehicle
+from shared.vocabulary import IssueStatus, Severity
 
 SERVICE = "classifier"
 
 
-async def handle_issue_received(uow: UnitOfWork, envelope: Envelope) -> None:
-    event = envelope.data
-    if not isinstance(event, IssueReceived):
-        raise InvalidMessage(f"classifier does not handle {envelope.type}")
-    session = uow.session
-    loaded = await issue_awaiting(session, event, IssueStatus.RECEIVED)
-    if loaded is None:
-        return
-    issue, partner = loaded
+class IssueClassifier:
+    """Consumes ``IssueReceived``; the rule book and health providers are fixed at start-up."""
 
-    decision = decide(_issue_facts(event), _partner_facts(partner), await _incidents(uow, event))
-    now = utcnow()
-    session.add(_classification(issue, decision))
-    issue.status = IssueStatus.CLASSIFIED
-    issue.updated_at = now
-    session.add(
-        IssueEvent(
-            issue_id=issue.id,
-            status=IssueStatus.CLASSIFIED,
-            detail=f"{decision.outcome.value} ({decision.rule_id})",
-            at=now,
+    def __init__(
+        self,
+        rules: RuleBook,
+        *,
+        remote_health: HealthProvider | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._rules = rules
+        self._remote = remote_health
+        self._clock = clock
+
+    async def prepare(self, envelope: Envelope) -> HealthView | None:
+        """Remote health look-up, before any transaction opens."""
+        event = _received(envelope)
+        if self._remote is None:
+            return None
+        return await self._remote.lookup(
+            partner_id=event.partner_id, tenant_id=event.tenant_id, service=event.service
         )
-    )
-    enqueue(session, _classified_event(event, decision, now), service=SERVICE)
+
+    async def handle(self, uow: UnitOfWork, envelope: Envelope, remote: Any) -> None:
+        event = _received(envelope)
+        loaded = await issue_awaiting(uow.session, event, IssueStatus.RECEIVED)
+        if loaded is None:
+            return
+        issue, partner = loaded
+        health = await local_incidents(uow.session, partner_id=partner.id)
+        if isinstance(remote, HealthView):
+            health = merge(health, remote)
+        now = self._clock()
+        facts = gather(
+            _issue_facts(event), partner_facts(partner), health=health, cluster=None, now=now
+        )
+        decision = evaluate(self._rules.for_partner(partner.id), facts)
+        _record(uow, issue, event, decision, now)
+
+
+def _received(envelope: Envelope) -> IssueReceived:
+    if not isinstance(envelope.data, IssueReceived):
+        raise InvalidMessage(f"classifier does not handle {envelope.type}")
+    return envelope.data
 
 
 def _issue_facts(event: IssueReceived) -> IssueFacts:
@@ -56,39 +78,42 @@ def _issue_facts(event: IssueReceived) -> IssueFacts:
         category=event.category,
         region=event.region,
         tenant_id=event.tenant_id,
+        locale=event.locale,
     )
 
 
-def _partner_facts(partner: Partner) -> PartnerFacts:
-    vehicles = frozenset(
-        Vehicle(v) for v in partner.support_vehicles if v in Vehicle.__members__.values()
-    )
-    return PartnerFacts(
-        csp_model=CspModel(partner.csp_model), support_vehicles=vehicles, locale=partner.locale
-    )
-
-
-async def _incidents(uow: UnitOfWork, event: IssueReceived) -> list[IncidentFacts]:
-    rows = await uow.session.scalars(
-        select(HealthIncident)
-        .where(HealthIncident.is_resolved.is_(False))
-        .where(
-            or_(HealthIncident.partner_id.is_(None), HealthIncident.partner_id == event.partner_id)
+def _record(
+    uow: UnitOfWork, issue: Issue, event: IssueReceived, decision: Decision, now: datetime
+) -> None:
+    session = uow.session
+    session.add(Classification(issue_id=issue.id, **_decision_fields(decision)))
+    if decision.severity is not None:
+        issue.severity = decision.severity
+    issue.status = IssueStatus.CLASSIFIED
+    issue.updated_at = now
+    session.add(
+        IssueEvent(
+            issue_id=issue.id,
+            status=IssueStatus.CLASSIFIED,
+            detail=f"{decision.outcome.value} ({decision.rule_id})",
+            at=now,
         )
-        .order_by(HealthIncident.start_at.desc())
     )
-    return [
-        IncidentFacts(
-            id=row.id,
-            service=row.service,
-            classification=row.classification,
-            is_resolved=row.is_resolved,
-            regions=tuple(row.regions),
-            tenant_ids=tuple(row.tenant_ids),
-            title=row.title,
-        )
-        for row in rows
-    ]
+    enqueue(
+        session,
+        IssueClassified(
+            issue_id=event.issue_id,
+            partner_id=event.partner_id,
+            external_ref=event.external_ref,
+            severity=decision.severity or event.severity,
+            service=event.service,
+            region=event.region,
+            classified_at=now,
+            tags=list(decision.tags),
+            **_decision_fields(decision),
+        ),
+        service=SERVICE,
+    )
 
 
 def _decision_fields(decision: Decision) -> dict[str, Any]:
@@ -102,23 +127,7 @@ def _decision_fields(decision: Decision) -> dict[str, Any]:
         "reasons": list(decision.reasons),
         "rule_id": decision.rule_id,
         "health_incident_id": decision.health_incident_id,
+        "cluster_id": decision.cluster_id,
         "language": decision.language,
         "confidence": decision.confidence,
     }
-
-
-def _classification(issue: Issue, decision: Decision) -> Classification:
-    return Classification(issue_id=issue.id, **_decision_fields(decision))
-
-
-def _classified_event(event: IssueReceived, decision: Decision, now: datetime) -> IssueClassified:
-    return IssueClassified(
-        issue_id=event.issue_id,
-        partner_id=event.partner_id,
-        external_ref=event.external_ref,
-        severity=event.severity,
-        service=event.service,
-        region=event.region,
-        classified_at=now,
-        **_decision_fields(decision),
-    )

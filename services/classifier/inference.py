@@ -1,180 +1,97 @@
 """Category and language from free text in English, Spanish, German and French.
 
-A first lexicon: terms are matched on accent-folded, case-folded words and word prefixes
-(so "facturas", "Rechnungen" and "indisponibles" match their stems).
+The lexicon lists, per language and category, terms matched on accent-folded, case-folded text
+at the start of a word (so "facturas", "Rechnungen" and "indisponibles" match their stems).
+A term may carry a weight (``term*2``) when it is more telling than a single word. Every hit is
+evidence for a category and for the language the term belongs to.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from collections import Counter
+from collections import defaultdict
 
 from services.classifier.facts import Inference
 from shared.vocabulary import Category
 
-LEXICON: dict[Category, tuple[str, ...]] = {
-    Category.BILLING: (
-        "invoice",
-        "billing",
-        "billed",
-        "charge",
-        "refund",
-        "payment",
-        "factura",
-        "cobro",
-        "reembolso",
-        "pago",
-        "rechnung",
-        "abrechnung",
-        "gutschrift",
-        "zahlung",
-        "facture",
-        "facturation",
-        "rembours",
-        "paiement",
-        "prelevement",
-    ),
-    Category.SUBSCRIPTION: (
-        "subscription",
-        "license",
-        "licence",
-        "seat",
-        "renewal",
-        "cancel",
-        "upgrade plan",
-        "suscripcion",
-        "licencia",
-        "renovacion",
-        "cancelar",
-        "abonnement",
-        "lizenz",
-        "kundig",
-        "verlanger",
-        "abonnement",
-        "resili",
-        "renouvel",
-    ),
-    Category.CONFIGURATION: (
-        "configure",
-        "configuration",
-        "setting",
-        "policy",
-        "permission",
-        "mfa",
-        "dns record",
-        "configurar",
-        "configuracion",
-        "ajuste",
-        "permiso",
-        "politica",
-        "konfigur",
-        "einstellung",
-        "berechtigung",
-        "richtlinie",
-        "parametr",
-        "autorisation",
-        "strategie",
-    ),
-    Category.HOW_TO: (
-        "how do i",
-        "how to",
-        "how can",
-        "como puedo",
-        "como se",
-        "wie kann",
-        "wie richte",
-        "comment faire",
-        "comment puis",
-    ),
-    Category.SERVICE_UNAVAILABLE: (
-        "down",
-        "unavailable",
-        "not available",
-        "cannot connect",
-        "can't connect",
-        "outage",
-        "no disponible",
-        "caido",
-        "sin servicio",
-        "no funciona",
-        "nicht verfugbar",
-        "ausfall",
-        "nicht erreichbar",
-        "indisponible",
-        "panne",
-        "inaccessible",
-        "ne fonctionne",
-    ),
-    Category.BUG: (
-        "bug",
-        "error message",
-        "crash",
-        "glitch",
-        "broken",
-        "displays wrong",
-        "fallo",
-        "error",
-        "se bloquea",
-        "fehler",
-        "absturz",
-        "falsch angezeigt",
-        "plantage",
-        "erreur",
-        "defaut",
-    ),
-    Category.UNDOCUMENTED_BEHAVIOR: (
-        "undocumented",
-        "not as documented",
-        "differs from documentation",
-        "service description",
-        "no documentado",
-        "distinto a la documentacion",
-        "nicht dokumentiert",
-        "dienstbeschreibung",
-        "non documente",
-        "description du service",
-    ),
-    Category.NETWORK_OUTAGE: (
-        "network outage",
-        "packet loss",
-        "latency",
-        "network",
-        "red caida",
-        "perdida de paquetes",
-        "latencia",
-        "netzwerk",
-        "paketverlust",
-        "latenz",
-        "reseau",
-        "perte de paquets",
-        "latence",
-    ),
-    Category.COMMERCIAL: (
-        "partner agreement",
-        "incentive",
-        "margin",
-        "price list",
-        "acuerdo de partner",
-        "incentivo",
-        "margen",
-        "partnervertrag",
-        "marge",
-        "preisliste",
-        "accord partenaire",
-        "remuneration",
-        "grille tarifaire",
-    ),
+C = Category
+LEXICON: dict[str, dict[Category, str]] = {
+    "en": {
+        C.BILLING: "invoice*2|billing|billed|charge|refund|payment|credit note*2|overcharge",
+        C.SUBSCRIPTION: "subscription*2|licence|license|seats|renewal|cancel|upgrade",
+        C.CONFIGURATION: "configure*2|configured|configuration*2|setting|policy|permission|"
+        "dkim|dns|retention policy|mfa|conditional access",
+        C.HOW_TO: "how do i*3|how to*3|how can*3|asks how*3",
+        C.UNDOCUMENTED_BEHAVIOR: "undocumented*3|not documented*3|as documented*3|documented*2|"
+        "service description*2|documentation*2",
+        C.SERVICE_UNAVAILABLE: "down*2|unavailable*2|not available*2|cannot connect*2|"
+        "can't connect*2|unreachable*2|outage|cannot be reached*2|nobody can sign in*2",
+        C.BUG: "bug*2|error message*2|error|crash*2|glitch*2|broken*2|displays wrong*2|"
+        "wrong time|wrong presence",
+        C.NETWORK_OUTAGE: "network*2|packet loss*3|latency*2|expressroute|routes",
+        C.REGIONAL_MULTITENANT: "tenants*2|multi-tenant*3|regional*2|region|same time|at once|"
+        "simultaneous|several customer*2|many customers*2|customers across*2|several of our*2",
+        C.COMMERCIAL: "partner agreement*3|incentive*3|margin*2|price list*2|rebate*3",
+    },
+    "es": {
+        C.BILLING: "factura*2|facturacion*2|cobro*2|cobraron*2|reembolso*2|pago",
+        C.SUBSCRIPTION: "suscripcion*2|licencias|licencia|renovar|renovacion|cancelar|plan de",
+        C.CONFIGURATION: "configurar*2|configuracion*2|ajuste|permiso|politica|dns|reglas de",
+        C.HOW_TO: "como puedo*3|como se*3|pregunta como*3",
+        C.UNDOCUMENTED_BEHAVIOR: "no documentado*3|no esta documentado*3|documentacion*2|"
+        "descripcion del servicio*2|como dice*2",
+        C.SERVICE_UNAVAILABLE: "no disponible*2|caido*2|sin servicio*2|no funciona*2|"
+        "nadie puede*2|ningun usuario puede*2",
+        C.BUG: "fallo*2|mensaje de error*3|error|se bloquea*2|se cierra*2|se muestra mal*2",
+        C.NETWORK_OUTAGE: "red *2|perdida de paquetes*3|latencia*2|expressroute",
+        C.REGIONAL_MULTITENANT: "inquilinos*2|multiinquilino*3|regional*2|region|a la vez|"
+        "simultaneamente|varios clientes*2|muchos clientes*2|distintos clientes*2",
+        C.COMMERCIAL: "acuerdo de partner*3|incentivo*3|margen*2|lista de precios*2|bonificacion*3",
+    },
+    "de": {
+        C.BILLING: "rechnung*2|abrechnung*2|gutschrift*2|berechnet|zahlung",
+        C.SUBSCRIPTION: "abonnement*2|lizenz|lizenzen|kundig*2|verlanger|wechsel",
+        C.CONFIGURATION: "konfigur*2|einstellung*2|berechtigung*2|richtlinie*2|mfa|dns",
+        C.HOW_TO: "wie kann*3|wie richte*3|fragt, wie*3|fragt wie*3",
+        C.UNDOCUMENTED_BEHAVIOR: "nicht dokumentiert*3|dokumentiert*2|dokumentation*2|"
+        "dienstbeschreibung*2",
+        C.SERVICE_UNAVAILABLE: "nicht verfugbar*2|ausfall*2|nicht erreichbar*2|niemand kann*2|"
+        "kein benutzer kann*2",
+        C.BUG: "fehler*2|fehlermeldung*3|absturz*2|sturzt*2|falsch angezeigt*2|bleibt hangen",
+        C.NETWORK_OUTAGE: "netzwerk*2|paketverlust*3|latenz*2|expressroute|routen",
+        C.REGIONAL_MULTITENANT: "tenants*2|mandantenubergreifend*3|regional*2|region|"
+        "gleichzeitig|mehrere kunden*2|viele kunden*2|drei kunden*2",
+        C.COMMERCIAL: "partnervertrag*3|incentive*3|marge*2|preisliste*2|bonus*2",
+    },
+    "fr": {
+        C.BILLING: "facture*2|facturation*2|factures*2|rembourse*2|paiement",
+        C.SUBSCRIPTION: "abonnement*2|licences|licence|resili*2|renouvel|formule",
+        C.CONFIGURATION: "configurer*2|parametr*2|autorisation*2|strategie*2|dns",
+        C.HOW_TO: "comment faire*3|comment puis*3|demande comment*3|comment restaurer*3",
+        C.UNDOCUMENTED_BEHAVIOR: "non documente*3|documente*2|documentation*2|"
+        "description du service*2",
+        C.SERVICE_UNAVAILABLE: "indisponible*2|panne*2|inaccessible*2|ne fonctionne*2|"
+        "personne ne peut*2|aucun utilisateur ne*2",
+        C.BUG: "erreur*2|message d'erreur*3|plante*2|plantage*2|defaut*2|se fige*2|se ferme*2",
+        C.NETWORK_OUTAGE: "reseau*2|perte de paquets*3|latence*2|expressroute|routes",
+        C.REGIONAL_MULTITENANT: "locataires*2|multi-locataires*3|regional*2|region|"
+        "en meme temps|simultanement|plusieurs clients*2|nombreux clients*2",
+        C.COMMERCIAL: "accord partenaire*3|incitation*3|marge*2|grille tarifaire*2|prime*2",
+    },
 }
 
+# Frequent words that tell the language, and letters only one of the four uses.
 STOPWORDS: dict[str, frozenset[str]] = {
-    "en": frozenset("the and is not with our for from this that cannot users".split()),
-    "es": frozenset("el la los las de que no con para una por nuestro usuarios".split()),
-    "de": frozenset("der die das und ist nicht mit fur ein eine wir unsere benutzer".split()),
-    "fr": frozenset("le la les des et est pas avec pour une nous nos utilisateurs".split()),
+    "en": frozenset("the and is not with our for from this that cannot users since every".split()),
+    "es": frozenset("el los las que con para una por nuestro usuarios desde hay cuando".split()),
+    "de": frozenset("der die das und ist nicht mit fur ein eine wir unsere seit bitte".split()),
+    "fr": frozenset("le les des et est pas avec pour une nous nos depuis aucun vers".split()),
 }
+LETTERS = {"es": "ñ¿¡", "de": "äöüß", "fr": "èêçàùâîôë"}
 
-_WORD = re.compile(r"[a-z0-9']+")
+_WORD = re.compile(r"[a-z0-9'-]+")
 
 
 def fold(text: str) -> str:
@@ -183,29 +100,63 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def detect_language(text: str) -> str | None:
-    words = _WORD.findall(fold(text))
-    scores = {lang: sum(w in stops for w in words) for lang, stops in STOPWORDS.items()}
-    best = max(scores, key=lambda lang: scores[lang])
-    return best if scores[best] > 0 else None
+@functools.cache
+def _terms() -> tuple[tuple[str, Category, str, float], ...]:
+    """(language, category, folded term, weight) for every lexicon entry."""
+    entries = []
+    for language, categories in LEXICON.items():
+        for category, spec in categories.items():
+            for item in spec.split("|"):
+                term, _, weight = item.partition("*")
+                entries.append((language, category, fold(term), float(weight or 1)))
+    return tuple(entries)
 
 
-def infer(title: str, description: str) -> Inference:
-    """The most evident category with the matched terms; ``category=None`` when nothing matches."""
-    text = fold(f"{title} {description}")
-    padded = f" {' '.join(_WORD.findall(text))} "
-    hits: Counter[Category] = Counter()
+def infer(title: str, description: str, *, language_hint: str | None = None) -> Inference:
+    """The most evident category and language, with the matched terms.
+
+    ``category=None`` when no term matches: the caller asks rather than guesses.
+    """
+    raw = f"{title} {description}"
+    padded = f" {' '.join(_WORD.findall(fold(raw)))} "
+    languages: defaultdict[str, float] = defaultdict(float)
+    matched: dict[Category, dict[str, float]] = {}
+    for language, category, term, weight in _terms():
+        if f" {term}" in padded:
+            languages[language] += weight
+            terms = matched.setdefault(category, {})
+            terms[term.strip()] = max(weight, terms.get(term.strip(), 0.0))
+    scores: dict[Category, float] = {}
     evidence: dict[Category, list[str]] = {}
-    for category, terms in LEXICON.items():
-        for term in terms:
-            if f" {term}" in padded:
-                hits[category] += 1
-                evidence.setdefault(category, []).append(term)
-    language = detect_language(text)
-    if not hits:
-        return Inference(category=None, language=language)
-    ranked = hits.most_common()
-    best, count = ranked[0]
-    runner_up = ranked[1][1] if len(ranked) > 1 else 0
-    confidence = round(count / (count + runner_up), 2)
-    return Inference(best, language, tuple(evidence[best]), confidence)
+    for category, terms in matched.items():
+        # A word counts once per category, even when several languages list it or a longer
+        # term of the same category also matched it ("licence" inside "licences").
+        kept = [t for t in terms if not any(o != t and o.startswith(t) for o in terms)]
+        scores[category] = sum(terms[t] for t in kept)
+        evidence[category] = kept
+    detected = _language(raw, padded, languages, language_hint)
+    if not scores:
+        return Inference(category=None, language=detected)
+    (best, top), *rest = sorted(scores.items(), key=lambda item: -item[1])
+    runner_up = rest[0][1] if rest else 0.0
+    return Inference(best, detected, tuple(evidence[best]), round(top / (top + runner_up), 2))
+
+
+def _language(raw: str, padded: str, lexicon: dict[str, float], hint: str | None) -> str | None:
+    scores: defaultdict[str, float] = defaultdict(float)
+    words = padded.split()
+    for language, stops in STOPWORDS.items():
+        scores[language] += sum(2 for w in words if w in stops)
+    lowered = raw.casefold()
+    for language, letters in LETTERS.items():
+        scores[language] += 3 * sum(lowered.count(ch) for ch in letters)
+    for language, weight in lexicon.items():
+        scores[language] += weight
+    if hint and hint[:2] in STOPWORDS:
+        scores[hint[:2]] += 0.5
+    best = max(scores, key=lambda language: scores[language], default=None)
+    return best if best is not None and scores[best] > 0 else None
+
+
+def detect_language(text: str) -> str | None:
+    return infer(text, "").language

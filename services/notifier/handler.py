@@ -22,7 +22,7 @@ from shared.vocabulary import IssueStatus, Outcome
 SERVICE = "notifier"
 
 
-async def handle_issue_classified(uow: UnitOfWork, envelope: Envelope) -> None:
+async def handle_issue_classified(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
     event = envelope.data
     if not isinstance(event, IssueClassified):
         raise InvalidMessage(f"notifier does not handle {envelope.type}")

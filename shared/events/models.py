@@ -71,6 +71,7 @@ class IssueClassified(IssueEvent):
     cluster_id: str | None = None
     language: str | None = None
     confidence: float
+    tags: list[str] = Field(default_factory=list)
     severity: Severity
     service: str
     region: str | None = None

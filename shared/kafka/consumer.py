@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -30,7 +31,10 @@ from shared.settings import ConsumerSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+# A handler gets the unit of work, the event and what ``prepare`` returned for it (or None).
+Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
+# Work done before the transaction opens (remote look-ups), so no transaction waits on a network.
+Prepare = Callable[[Envelope], Awaitable[Any]]
 
 # Errors that say "the database is not there right now", not "this message is bad".
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, OSError, asyncio.TimeoutError)
@@ -49,6 +53,7 @@ class ConsumerSpec:
     name: str
     topic: str
     handler: Handler
+    prepare: Prepare | None = None
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -206,6 +211,7 @@ class ConsumerLoop:
                 await asyncio.sleep(self._settings.retry_backoff_s * 2 ** (attempt - 1))
 
     async def _handle_once(self, envelope: Envelope) -> str:
+        prepared = await self.spec.prepare(envelope) if self.spec.prepare else None
         try:
             async with self._uow_factory() as uow:
                 seen = await uow.session.scalar(
@@ -220,7 +226,7 @@ class ConsumerLoop:
                     await uow.session.flush()
                 except IntegrityError as exc:
                     raise _DuplicateEvent from exc
-                await self.spec.handler(uow, envelope)
+                await self.spec.handler(uow, envelope, prepared)
                 await uow.commit()
                 return "processed"
         except _DuplicateEvent:

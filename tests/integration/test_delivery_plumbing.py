@@ -97,7 +97,7 @@ async def test_a_redelivered_event_is_processed_once(
 
     handled: list[str] = []
 
-    async def handler(uow: UnitOfWork, envelope: Envelope) -> None:
+    async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
         handled.append(envelope.id)
 
     settings = kafka(bootstrap_servers, topic_prefix)

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, time
 
 import pytest
 
-from services.classifier.facts import IncidentFacts, IssueFacts, PartnerFacts
-from services.classifier.rules import decide
+from services.classifier.engine import decide as engine_decide
+from services.classifier.facts import (
+    ClusterFacts,
+    Decision,
+    HealthView,
+    IncidentFacts,
+    IssueFacts,
+    PartnerFacts,
+    SupportHours,
+)
+from shared.rules.loader import load_rules
 from shared.vocabulary import Category, CspModel, Outcome, Role, Severity, Vehicle
 
 ALL_TECH = frozenset(
@@ -20,6 +30,19 @@ ALL_TECH = frozenset(
 DIRECT = PartnerFacts(support_vehicles=ALL_TECH)
 INDIRECT = PartnerFacts(csp_model=CspModel.INDIRECT_RESELLER, support_vehicles=ALL_TECH)
 NO_PLAN = PartnerFacts()
+RULES = load_rules()
+NOON = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
+
+
+def decide(
+    issue: IssueFacts,
+    partner: PartnerFacts,
+    incidents: list[IncidentFacts] | None = None,
+    **kw: object,
+) -> Decision:
+    return engine_decide(
+        RULES, issue, partner, health=HealthView(tuple(incidents or ())), now=NOON, **kw
+    )  # type: ignore[arg-type]
 
 
 def issue(category: Category | None = None, **kw: object) -> IssueFacts:
@@ -125,6 +148,7 @@ def test_without_a_technical_plan_the_decision_says_so_instead_of_inventing_one(
     assert decision.vehicle is None
     assert "no_technical_vehicle" in decision.tags
     assert "no technical support plan" in decision.reasons[0]
+    assert decision.rule_id == "no-technical-vehicle"
 
 
 def test_an_active_incident_for_the_service_wins_over_escalation() -> None:
@@ -154,3 +178,61 @@ def test_unclear_text_asks_for_information_rather_than_guessing() -> None:
     decision = decide(issue(None, title="Hallo", description="Bitte zurückrufen"), DIRECT)
     assert decision.outcome is Outcome.NEEDS_INFORMATION
     assert decision.category is None
+
+
+def test_reasons_are_written_in_the_partners_language() -> None:
+    spanish = PartnerFacts(support_vehicles=ALL_TECH, locale="es")
+    decision = decide(issue(Category.BILLING), spanish)
+    assert decision.reasons[0] == "El partner es responsable de la facturación de sus clientes"
+
+
+def test_an_inferred_category_keeps_its_evidence_in_the_reasons() -> None:
+    decision = decide(issue(None, title="Die Rechnung ist falsch"), DIRECT)
+    assert decision.category is Category.BILLING
+    assert decision.category_source == "inferred"
+    assert any("'rechnung'" in reason for reason in decision.reasons)
+
+
+def test_unavailable_health_is_said_and_does_not_suppress_the_escalation() -> None:
+    decision = engine_decide(
+        RULES,
+        issue(Category.SERVICE_UNAVAILABLE),
+        DIRECT,
+        health=HealthView(available=False, note="Graph timed out"),
+        now=NOON,
+    )
+    assert decision.outcome is Outcome.ESCALATED_TO_MICROSOFT
+    assert any("Graph timed out" in reason for reason in decision.reasons)
+
+
+def test_a_cluster_member_is_a_regional_multitenant_escalation_with_its_size() -> None:
+    decision = decide(
+        issue(Category.SERVICE_UNAVAILABLE, region="westeurope"),
+        DIRECT,
+        cluster=ClusterFacts(id="c1", size=4),
+    )
+    assert (decision.category, decision.cluster_id) == (Category.REGIONAL_MULTITENANT, "c1")
+    assert decision.outcome is Outcome.ESCALATED_TO_MICROSOFT
+    assert "outage_cluster" in decision.tags
+    assert decision.reasons[0].startswith("4 customer tenants report failures")
+
+
+def test_outside_the_partners_support_hours_the_decision_is_tagged() -> None:
+    hours = SupportHours(
+        timezone="Europe/Berlin", days=frozenset(range(5)), start=time(8), end=time(18)
+    )
+    staffed = PartnerFacts(support_vehicles=ALL_TECH, support_hours=hours)
+    at_noon = decide(issue(Category.BUG), staffed)
+    at_night = engine_decide(
+        RULES, issue(Category.BUG), staffed, now=datetime(2026, 11, 18, 22, 0, tzinfo=UTC)
+    )
+    assert "outside_support_hours" not in at_noon.tags
+    assert "outside_support_hours" in at_night.tags
+    assert at_night.matched_rules == ("tag-outside-support-hours", "technical-escalation")
+
+
+def test_every_condition_of_the_schema_has_a_check() -> None:
+    from services.classifier.engine import CHECKS
+    from shared.rules.schema import When
+
+    assert set(CHECKS) == set(When.model_fields)

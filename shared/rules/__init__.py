@@ -1,0 +1,1 @@
+"""Escalation rules: the file schema, its loader and the default rule set."""
