@@ -9,6 +9,7 @@ from shared.settings import (
     ClassifierSettings,
     ConsumerSettings,
     DatabaseSettings,
+    GraphSettings,
     HttpSettings,
     KafkaSettings,
     OutboxSettings,
@@ -28,3 +29,4 @@ class ServiceSettings:
     http: HttpSettings = field(default_factory=HttpSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
+    graph: GraphSettings = field(default_factory=GraphSettings)

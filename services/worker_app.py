@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -12,6 +12,8 @@ from services.runtime import Runtime, Worker
 from services.settings import ServiceSettings
 from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
 
+# Builds the consumers once the runtime is up; clients it opens go on the exit stack.
+Setup = Callable[[Runtime, AsyncExitStack], Awaitable[Sequence[ConsumerSpec]]]
 ExtraWorkers = Callable[[Runtime], Sequence[tuple[str, Worker]]]
 
 
@@ -19,14 +21,14 @@ def create_worker_app(
     settings: ServiceSettings,
     *,
     service: str,
-    consumers: Sequence[ConsumerSpec],
+    setup: Setup,
     extra_workers: ExtraWorkers | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with Runtime(settings, service=service) as runtime:
+        async with AsyncExitStack() as resources, Runtime(settings, service=service) as runtime:
             app.state.runtime = runtime
-            for spec in consumers:
+            for spec in await setup(runtime, resources):
                 loop = ConsumerLoop(
                     spec,
                     uow_factory=runtime.uow_factory,

@@ -164,3 +164,24 @@ class ClassifierSettings(BaseSettings):
         if value is not None and not value.exists():
             raise ValueError(f"{value} does not exist")
         return value
+
+
+class GraphSettings(BaseSettings):
+    """Microsoft Graph service health, read per customer tenant with the partner's app."""
+
+    model_config = SettingsConfigDict(env_prefix="GRAPH_", extra="ignore")
+
+    enabled: bool = False
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    authority_url: str = "https://login.microsoftonline.com"
+    base_url: str = "https://graph.microsoft.com/v1.0"
+    requests_per_window: int = Field(default=240, ge=1)
+    window_s: float = Field(default=60.0, gt=0)
+    max_pages: int = Field(default=20, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _credentials_when_enabled(self) -> GraphSettings:
+        if self.enabled and not (self.client_id and self.client_secret.get_secret_value()):
+            raise ValueError("GRAPH_ENABLED needs GRAPH_CLIENT_ID and GRAPH_CLIENT_SECRET")
+        return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
@@ -31,9 +31,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
         return [("notifier-webhooks", deliver)]
 
-    return create_worker_app(
-        settings, service="notifier", consumers=[CONSUMER], extra_workers=workers
-    )
+    async def setup(runtime: Runtime, resources: AsyncExitStack) -> Sequence[ConsumerSpec]:
+        return [CONSUMER]
+
+    return create_worker_app(settings, service="notifier", setup=setup, extra_workers=workers)
 
 
 @asynccontextmanager
