@@ -35,7 +35,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 timeout_s=config.health_timeout_s,
                 cache_ttl_s=config.health_cache_ttl_s,
             )
-        classifier = IssueClassifier(rules, remote_health=remote)
+        classifier = IssueClassifier(rules, settings=config, remote_health=remote)
         return [
             ConsumerSpec(
                 name="classifier",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -62,13 +62,11 @@ def gather(
 ) -> Facts:
     inference = infer(issue.title, issue.description, language_hint=issue.locale or partner.locale)
     category: Category | None
-    if cluster is not None:
-        category, source = Category.REGIONAL_MULTITENANT, "correlated"
-    elif issue.category is not None:
+    if issue.category is not None:
         category, source = issue.category, "given"
     else:
         category, source = inference.category, "inferred"
-    return Facts(
+    facts = Facts(
         issue=issue,
         partner=partner,
         inference=inference,
@@ -79,6 +77,14 @@ def gather(
         cluster=cluster,
         staffed=within_hours(partner.support_hours, now),
         text=fold(f"{issue.title} {issue.description}"),
+    )
+    return facts if cluster is None else with_cluster(facts, cluster)
+
+
+def with_cluster(facts: Facts, cluster: ClusterFacts) -> Facts:
+    """The facts of an issue that belongs to a cross-tenant outage cluster."""
+    return replace(
+        facts, cluster=cluster, category=Category.REGIONAL_MULTITENANT, category_source="correlated"
     )
 
 

@@ -1,39 +1,52 @@
-"""Classify one received issue: gather facts, apply the partner's rules, store and announce."""
+"""Classify one received issue: gather facts, correlate, apply the partner's rules, announce."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from services.classifier.engine import evaluate, gather
+from sqlalchemy import select
+
+from services.classifier.correlation import (
+    FAILURE_CATEGORIES,
+    Correlated,
+    Report,
+    correlate,
+    policy_for,
+)
+from services.classifier.engine import Facts, evaluate, gather, with_cluster
 from services.classifier.facts import Decision, HealthView, IssueFacts
 from services.classifier.health import HealthProvider, local_incidents, merge
 from services.classifier.partner_facts import partner_facts
 from services.classifier.rulebook import RuleBook
 from shared.db.base import utcnow
-from shared.db.models import Classification, Issue, IssueEvent
+from shared.db.models import Classification, Issue, IssueEvent, Partner
 from shared.db.uow import UnitOfWork
 from shared.events.envelope import Envelope, InvalidMessage
-from shared.events.models import IssueClassified, IssueReceived
+from shared.events.models import IssueClassified, IssueReceived, IssueUpdated
 from shared.issue_state import issue_awaiting
 from shared.kafka.outbox import enqueue
+from shared.settings import ClassifierSettings
 from shared.vocabulary import IssueStatus, Severity
 
 SERVICE = "classifier"
 
 
 class IssueClassifier:
-    """Consumes ``IssueReceived``; the rule book and health providers are fixed at start-up."""
+    """Consumes ``IssueReceived``; rules, settings and health providers are fixed at start-up."""
 
     def __init__(
         self,
         rules: RuleBook,
         *,
+        settings: ClassifierSettings,
         remote_health: HealthProvider | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._rules = rules
+        self._settings = settings
         self._remote = remote_health
         self._clock = clock
 
@@ -59,8 +72,38 @@ class IssueClassifier:
         facts = gather(
             _issue_facts(event), partner_facts(partner), health=health, cluster=None, now=now
         )
+        correlated = await self._correlate(uow, event, partner, facts)
+        if correlated is not None:
+            facts = with_cluster(facts, correlated.cluster)
         decision = evaluate(self._rules.for_partner(partner.id), facts)
         _record(uow, issue, event, decision, now)
+        if correlated is not None:
+            for member in correlated.newly_linked:
+                await _link_member(uow, member, correlated, now)
+
+    async def _correlate(
+        self, uow: UnitOfWork, event: IssueReceived, partner: Partner, facts: Facts
+    ) -> Correlated | None:
+        """Only failures nobody has explained yet, from a known tenant and region, count."""
+        policy = policy_for(partner, self._settings)
+        eligible = (
+            policy.enabled
+            and facts.category in FAILURE_CATEGORIES
+            and facts.incident is None
+            and event.tenant_id is not None
+            and event.region
+        )
+        if not eligible or event.tenant_id is None or event.region is None:
+            return None
+        report = Report(
+            issue_id=event.issue_id,
+            partner_id=partner.id,
+            tenant=str(event.tenant_id),
+            service=event.service,
+            region=event.region,
+            observed_at=event.received_at,
+        )
+        return await correlate(uow.session, report, policy)
 
 
 def _received(envelope: Envelope) -> IssueReceived:
@@ -111,6 +154,35 @@ def _record(
             classified_at=now,
             tags=list(decision.tags),
             **_decision_fields(decision),
+        ),
+        service=SERVICE,
+    )
+
+
+async def _link_member(
+    uow: UnitOfWork, issue_id: uuid.UUID, correlated: Correlated, now: datetime
+) -> None:
+    """An issue classified before its cluster formed: record the link and announce it."""
+    cluster = correlated.cluster
+    session = uow.session
+    classification = await session.scalar(
+        select(Classification).where(Classification.issue_id == issue_id)
+    )
+    member = await session.get(Issue, issue_id)
+    if classification is None or member is None:
+        return
+    note = f"joined outage cluster {cluster.id} ({cluster.size} tenants)"
+    classification.cluster_id = cluster.id
+    classification.reasons = [*classification.reasons, note]
+    session.add(IssueEvent(issue_id=issue_id, status=member.status, detail=note, at=now))
+    enqueue(
+        session,
+        IssueUpdated(
+            issue_id=issue_id,
+            partner_id=member.partner_id,
+            status=IssueStatus(member.status),
+            note=note,
+            updated_at=now,
         ),
         service=SERVICE,
     )

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.notifier import microsoft
 from services.notifier.webhooks import schedule_deliveries
+from shared.correlation_lock import lock_correlation_key
 from shared.db.base import utcnow
-from shared.db.models import Issue, IssueEvent, MicrosoftRequest, Partner, ProviderHandoff
+from shared.db.models import (
+    ClusterSignal,
+    Issue,
+    IssueEvent,
+    MicrosoftRequest,
+    Partner,
+    ProviderHandoff,
+)
 from shared.db.uow import UnitOfWork
 from shared.db.upsert import insert_if_absent
 from shared.events.envelope import Envelope, InvalidMessage
@@ -80,14 +89,18 @@ async def open_microsoft_request(
 ) -> uuid.UUID:
     """Insert the request for this issue (or its cluster) unless it exists; return its id.
 
-    The unique ``dedupe_key`` decides races between notifier instances.
+    The unique ``dedupe_key`` decides races between notifier instances. Cluster membership is
+    read from the database under the correlation key's lock, so a cluster that formed after
+    this issue was classified is still honoured.
     """
     assert event.vehicle is not None
-    key = microsoft.dedupe_key(event)
-    title = microsoft.build_title(issue)
+    cluster_id = await _current_cluster(uow, issue)
+    key = microsoft.dedupe_key(issue.id, cluster_id)
+    title = microsoft.build_title(issue, clustered=cluster_id is not None)
     description = microsoft.build_description(issue, event)
     contact = microsoft.primary_contact(issue)
     severity = event.severity.value
+    now = utcnow()
     inserted = await insert_if_absent(
         uow.session,
         MicrosoftRequest,
@@ -104,7 +117,7 @@ async def open_microsoft_request(
             "notes": [],
             "vehicle": event.vehicle.value,
             "issue_ids": [str(issue.id)],
-            "cluster_id": event.cluster_id,
+            "cluster_id": cluster_id,
             "agent_locale": microsoft.agent_locale(partner),
             "partner_center_payload": microsoft.partner_center_payload(
                 title=title,
@@ -113,8 +126,8 @@ async def open_microsoft_request(
                 support_topic_id=None,
                 contact=contact,
             ),
-            "created_at": utcnow(),
-            "updated_at": utcnow(),
+            "created_at": now,
+            "updated_at": now,
         },
         conflict=["dedupe_key"],
     )
@@ -125,9 +138,67 @@ async def open_microsoft_request(
     ).one()
     if inserted:
         metrics.MICROSOFT_REQUESTS.labels(vehicle=event.vehicle.value).inc()
-    elif str(issue.id) not in record.issue_ids:
-        record.issue_ids = [*record.issue_ids, str(issue.id)]
+    record.issue_ids = sorted({*record.issue_ids, str(issue.id)})
+    if cluster_id is not None:
+        await _absorb(uow, record, cluster_id, now)
     return record.id
+
+
+async def _current_cluster(uow: UnitOfWork, issue: Issue) -> str | None:
+    signal = await uow.session.get(ClusterSignal, issue.id)
+    if signal is None:
+        return None
+    await lock_correlation_key(
+        uow.session, signal.partner_id, signal.service_key, signal.region_key
+    )
+    await uow.session.refresh(signal)
+    return signal.cluster_id
+
+
+async def _absorb(
+    uow: UnitOfWork, record: MicrosoftRequest, cluster_id: str, now: datetime
+) -> None:
+    """Fold the cluster members' own requests into the cluster's: unfiled ones are closed as
+    superseded and their issues re-pointed; ones already filed stay, and are noted."""
+    session = uow.session
+    members = list(
+        await session.scalars(
+            select(ClusterSignal.issue_id).where(ClusterSignal.cluster_id == cluster_id)
+        )
+    )
+    own = await session.scalars(
+        select(MicrosoftRequest).where(
+            MicrosoftRequest.dedupe_key.in_([microsoft.dedupe_key(m, None) for m in members]),
+            MicrosoftRequest.superseded_by_id.is_(None),
+        )
+    )
+    for request in own:
+        if request.status == "none" and request.microsoft_id is None:
+            request.superseded_by_id = record.id
+            request.status = "closed"
+            request.notes = [
+                *request.notes,
+                {
+                    "at": now.isoformat(),
+                    "author": "csp-escalation",
+                    "text": f"merged into request {record.id}",
+                },
+            ]
+            await session.execute(
+                update(Issue)
+                .where(Issue.microsoft_request_id == request.id)
+                .values(microsoft_request_id=record.id)
+            )
+        else:
+            record.notes = [
+                *record.notes,
+                {
+                    "at": now.isoformat(),
+                    "author": "csp-escalation",
+                    "text": f"related request already filed: {request.id}",
+                },
+            ]
+        record.issue_ids = sorted({*record.issue_ids, *request.issue_ids})
 
 
 def _hand_off(

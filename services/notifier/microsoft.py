@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from shared.db.models import Issue, Partner
@@ -11,13 +12,14 @@ TITLE_MAX = 255
 AGENT_LOCALE_BY_LANGUAGE = {"en": "en-US", "es": "es-ES", "de": "de-DE", "fr": "fr-FR"}
 
 
-def dedupe_key(event: IssueClassified) -> str:
+def dedupe_key(issue_id: uuid.UUID, cluster_id: str | None) -> str:
     """One request per correlated cluster, otherwise one per issue."""
-    return f"cluster:{event.cluster_id}" if event.cluster_id else f"issue:{event.issue_id}"
+    return f"cluster:{cluster_id}" if cluster_id else f"issue:{issue_id}"
 
 
-def build_title(issue: Issue) -> str:
-    title = f"[{issue.service}] {issue.title}"
+def build_title(issue: Issue, *, clustered: bool = False) -> str:
+    scope = f" outage across customer tenants in {issue.region}:" if clustered else ""
+    title = f"[{issue.service}]{scope} {issue.title}"
     return title if len(title) <= TITLE_MAX else title[: TITLE_MAX - 1] + "…"
 
 

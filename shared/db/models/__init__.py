@@ -1,5 +1,6 @@
 """All tables; importing this package registers every model on ``Base.metadata``."""
 
+from shared.db.models.correlation import ClusterSignal, CorrelationKey, OutageCluster
 from shared.db.models.health import HealthIncident
 from shared.db.models.issues import Classification, Customer, Issue, IssueEvent
 from shared.db.models.messaging import IdempotencyRecord, InboxRecord, OutboxMessage
@@ -10,6 +11,8 @@ from shared.db.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSu
 __all__ = [
     "ApiKey",
     "Classification",
+    "ClusterSignal",
+    "CorrelationKey",
     "Customer",
     "HealthIncident",
     "IdempotencyRecord",
@@ -17,6 +20,7 @@ __all__ = [
     "Issue",
     "IssueEvent",
     "MicrosoftRequest",
+    "OutageCluster",
     "OutboxMessage",
     "Partner",
     "ProviderHandoff",

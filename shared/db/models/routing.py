@@ -37,6 +37,9 @@ class MicrosoftRequest(Base):
     agent_locale: Mapped[str] = mapped_column(String(16), default="en-US")
     microsoft_id: Mapped[str | None] = mapped_column(String(64), default=None)
     partner_center_payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    superseded_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("microsoft_requests.id"), default=None
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
