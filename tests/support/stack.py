@@ -43,6 +43,7 @@ class Service:
     name: str
     port: int
     log_path: Path
+    command: str = ""
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -58,7 +59,11 @@ class Stack:
 
     def __post_init__(self) -> None:
         for name in SERVICES:
-            self.services[name] = Service(name, free_port(), self.workdir / f"{name}.log")
+            self.services[name] = Service(name, free_port(), self.workdir / f"{name}.log", name)
+
+    def add_instance(self, name: str, command: str) -> None:
+        """Another process of the same service (e.g. a second classifier), on its own port."""
+        self.services[name] = Service(name, free_port(), self.workdir / f"{name}.log", command)
 
     @property
     def intake_url(self) -> str:
@@ -88,10 +93,12 @@ class Stack:
     async def start(self, *names: str) -> None:
         for name in names or SERVICES:
             service = self.services[name]
+            env = self.env()
+            env[f"HTTP_{service.command.upper()}_PORT"] = str(service.port)
             service._log = open(service.log_path, "ab")  # noqa: SIM115 - closed in _reap
             service.process = subprocess.Popen(
-                [ESCALATION, "run", name],
-                env=self.env(),
+                [ESCALATION, "run", service.command],
+                env=env,
                 stdout=service._log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -152,4 +159,4 @@ class Stack:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def logs(self) -> str:
-        return "\n".join(f"--- {n} ---\n{self.log_tail(n)}" for n in SERVICES)
+        return "\n".join(f"--- {n} ---\n{self.log_tail(n)}" for n in self.services)

@@ -1,0 +1,96 @@
+"""Two classifiers and two notifiers on a burst of outage reports: one cluster, one request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.vocabulary import Vehicle
+from tests.support.factories import eventually, issue_body, rows, scalar, seed_partner
+from tests.support.stack import Stack
+
+WEST = 12
+EAST = 2
+
+
+async def test_a_burst_from_many_tenants_makes_one_cluster_and_one_microsoft_request(
+    stack: Stack, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url, vehicles=(Vehicle.PREMIER_SUPPORT_FOR_PARTNERS,))
+    stack.add_instance("classifier-2", "classifier")
+    stack.add_instance("notifier-2", "notifier")
+    await stack.start("intake")
+    bodies = [
+        issue_body(
+            service="Exchange Online",
+            region="westeurope",
+            category="service_unavailable",
+            tenant_id=str(uuid.uuid4()),
+        )
+        for _ in range(WEST)
+    ]
+    bodies += [
+        issue_body(
+            service="Exchange Online",
+            region="eastus",
+            category="service_unavailable",
+            tenant_id=str(uuid.uuid4()),
+        )
+        for _ in range(EAST)
+    ]
+    async with httpx.AsyncClient(base_url=stack.intake_url, headers=partner.headers) as client:
+        answers = await asyncio.gather(*(client.post("/v1/issues", json=b) for b in bodies))
+    assert {a.status_code for a in answers} == {202}
+    await stack.start("classifier", "classifier-2", "notifier", "notifier-2")
+
+    async def all_routed() -> bool:
+        return await scalar(engine, "SELECT count(*) FROM issues WHERE status = 'routed'") == (
+            WEST + EAST
+        )
+
+    await eventually(all_routed, timeout=90, message=stack.logs)
+    for instance in ("classifier", "classifier-2"):
+        assert _assigned(stack.log_tail(instance, 10_000)), f"{instance} got no partition"
+
+    assert await scalar(engine, "SELECT count(*) FROM outage_clusters") == 1
+    cluster_id = await scalar(engine, "SELECT id FROM outage_clusters")
+    assert (
+        await scalar(
+            engine, "SELECT count(*) FROM cluster_signals WHERE cluster_id = :c", c=cluster_id
+        )
+        == WEST
+    )
+    active = await rows(
+        engine,
+        "SELECT id, dedupe_key FROM microsoft_requests "
+        "WHERE superseded_by_id IS NULL ORDER BY dedupe_key",
+    )
+    cluster_requests = [r for r in active if r.dedupe_key == f"cluster:{cluster_id}"]
+    assert len(cluster_requests) == 1, active
+    assert len(active) == 1 + EAST, "the other region escalates each issue on its own"
+    linked = await rows(
+        engine, "SELECT DISTINCT i.microsoft_request_id FROM issues i WHERE i.region = 'westeurope'"
+    )
+    assert [str(r[0]).replace("-", "") for r in linked] == [
+        str(cluster_requests[0].id).replace("-", "")
+    ]
+    assert (
+        await scalar(
+            engine, "SELECT count(*) FROM classifications WHERE cluster_id = :c", c=cluster_id
+        )
+        == WEST
+    )
+    print(f"cluster {cluster_id}: {WEST} issues, 1 active Microsoft request")
+
+
+def _assigned(log: str) -> list[int]:
+    """Partitions of issues.received this classifier instance was given, from its JSON log."""
+    partitions: list[int] = []
+    for line in log.splitlines():
+        if '"partitions assigned"' in line and '"consumer": "classifier"' in line:
+            partitions = json.loads(line)["partitions"]
+    return partitions
