@@ -116,11 +116,14 @@ class WebhookSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WEBHOOK_", extra="ignore")
 
     timeout_s: float = Field(default=10.0, gt=0)
-    max_attempts: int = Field(default=15, ge=1, le=100)
+    # 21 attempts: 5 s doubling to a 6 h cap, each wait jittered to 1/2..1 of its step, span
+    # at least 26.7 h (at most 53.4 h) before a delivery is exhausted.
+    max_attempts: int = Field(default=21, ge=1, le=100)
     backoff_base_s: float = Field(default=5.0, gt=0)
     backoff_cap_s: float = Field(default=6 * 3600.0, gt=0)
     poll_interval_s: float = Field(default=0.5, gt=0)
     concurrency: int = Field(default=16, ge=1, le=512)
+    per_endpoint_concurrency: int = Field(default=4, ge=1, le=64)
     allow_private_targets: bool = False
 
 

@@ -1,23 +1,37 @@
-"""``/v1/webhooks``: subscriptions to signed outcome notifications."""
+"""``/v1/webhooks``: subscriptions to signed outcome notifications, and their deliveries."""
 
 from __future__ import annotations
 
+import base64
 import uuid
+from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from sqlalchemy import select
+from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy import and_, or_, select
 
 from services.intake.deps import Principal, RuntimeDep, UowDep, require
 from services.intake.problems import PROBLEM, Problem
-from services.intake.schemas import WebhookCreate, WebhookCreated, WebhookView
+from services.intake.schemas import (
+    AttemptView,
+    DeliveryDetail,
+    DeliveryPage,
+    SecretRotated,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookView,
+)
 from services.notifier.signing import new_secret
 from services.notifier.targets import TargetRefused, check_target
-from shared.db.models import WebhookSubscription
+from shared.db.base import utcnow
+from shared.db.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from shared.db.uow import UnitOfWork
 from shared.vocabulary import WEBHOOK_EVENT_TYPES, Role
 
+ROTATION_OVERLAP = timedelta(hours=24)
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 Admin = Annotated[Principal, Depends(require())]
+Reader = Annotated[Principal, Depends(require(Role.READER))]
 
 
 @router.post(
@@ -86,6 +100,174 @@ async def list_webhooks(
         rows = await uow.session.scalars(
             select(WebhookSubscription)
             .where(WebhookSubscription.partner_id == principal.partner_id)
+            .where(WebhookSubscription.deleted_at.is_(None))
             .order_by(WebhookSubscription.created_at)
         )
         return [WebhookView.model_validate(row, from_attributes=True) for row in rows]
+
+
+async def _owned(
+    uow: UnitOfWork, principal: Principal, webhook_id: uuid.UUID
+) -> WebhookSubscription:
+    subscription = await uow.session.get(WebhookSubscription, webhook_id)
+    if (
+        subscription is None
+        or subscription.partner_id != principal.partner_id
+        or subscription.deleted_at is not None
+    ):
+        raise Problem(404, f"No webhook {webhook_id}.")
+    return subscription
+
+
+@router.delete(
+    "/{webhook_id}",
+    status_code=204,
+    summary="Unsubscribe; nothing more is sent",
+    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+)
+async def delete_webhook(webhook_id: uuid.UUID, principal: Admin, uow: UowDep) -> Response:
+    async with uow:
+        subscription = await _owned(uow, principal, webhook_id)
+        subscription.deleted_at = utcnow()
+        subscription.enabled = False
+        subscription.disabled_reason = "deleted"
+        await uow.commit()
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{webhook_id}/rotate-secret",
+    response_model=SecretRotated,
+    summary="New signing secret; the old one keeps signing for 24 hours",
+    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+)
+async def rotate_secret(webhook_id: uuid.UUID, principal: Admin, uow: UowDep) -> SecretRotated:
+    async with uow:
+        subscription = await _owned(uow, principal, webhook_id)
+        expires = utcnow() + ROTATION_OVERLAP
+        subscription.previous_secret = subscription.secret
+        subscription.previous_secret_expires_at = expires
+        subscription.secret = new_secret()
+        rotated = SecretRotated(
+            id=subscription.id, secret=subscription.secret, previous_secret_expires_at=expires
+        )
+        await uow.commit()
+        return rotated
+
+
+@router.get(
+    "/{webhook_id}/deliveries",
+    response_model=DeliveryPage,
+    summary="Deliveries to this endpoint with every attempt, newest first",
+    responses={401: PROBLEM, 404: PROBLEM, 422: PROBLEM},
+)
+async def list_deliveries(
+    webhook_id: uuid.UUID,
+    principal: Reader,
+    uow: UowDep,
+    status: Annotated[str | None, Query(pattern="^(pending|succeeded|failed|exhausted)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> DeliveryPage:
+    async with uow:
+        await _owned(uow, principal, webhook_id)
+        query = select(WebhookDelivery).where(WebhookDelivery.subscription_id == webhook_id)
+        if status:
+            query = query.where(WebhookDelivery.status == status)
+        if cursor:
+            created, last_id = _decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    WebhookDelivery.created_at < created,
+                    and_(WebhookDelivery.created_at == created, WebhookDelivery.id < last_id),
+                )
+            )
+        rows = list(
+            await uow.session.scalars(
+                query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(
+                    limit + 1
+                )
+            )
+        )
+        page, more = rows[:limit], len(rows) > limit
+        attempts = await _attempts(uow, [d.id for d in page])
+        items = [
+            DeliveryDetail.model_validate({**_fields(d), "attempt_log": attempts.get(d.id, [])})
+            for d in page
+        ]
+        return DeliveryPage(items=items, next_cursor=_encode_cursor(page[-1]) if more else None)
+
+
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=DeliveryDetail,
+    summary="Send a delivery again from its first attempt",
+    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM},
+)
+async def redeliver(
+    webhook_id: uuid.UUID, delivery_id: str, principal: Admin, uow: UowDep
+) -> DeliveryDetail:
+    async with uow:
+        subscription = await _owned(uow, principal, webhook_id)
+        delivery = await uow.session.get(WebhookDelivery, delivery_id)
+        if delivery is None or delivery.subscription_id != webhook_id:
+            raise Problem(404, f"No delivery {delivery_id}.")
+        if not subscription.enabled:
+            raise Problem(409, f"The webhook is disabled ({subscription.disabled_reason}).")
+        if delivery.status == "pending":
+            raise Problem(409, "The delivery is still pending.")
+        delivery.status = "pending"
+        delivery.attempts = 0
+        delivery.next_attempt_at = utcnow()
+        delivery.claimed_until = None
+        await uow.session.flush()
+        attempts = await _attempts(uow, [delivery.id])
+        detail = DeliveryDetail.model_validate(
+            {**_fields(delivery), "attempt_log": attempts.get(delivery.id, [])}
+        )
+        await uow.commit()
+        return detail
+
+
+async def _attempts(uow: UnitOfWork, ids: list[str]) -> dict[str, list[AttemptView]]:
+    found: dict[str, list[AttemptView]] = {}
+    if not ids:
+        return found
+    rows = await uow.session.scalars(
+        select(WebhookAttempt)
+        .where(WebhookAttempt.delivery_id.in_(ids))
+        .order_by(WebhookAttempt.id)
+    )
+    for row in rows:
+        found.setdefault(row.delivery_id, []).append(
+            AttemptView.model_validate(row, from_attributes=True)
+        )
+    return found
+
+
+def _fields(delivery: WebhookDelivery) -> dict[str, object]:
+    return {
+        name: getattr(delivery, name)
+        for name in DeliveryDetail.model_fields
+        if name != "attempt_log"
+    }
+
+
+def _encode_cursor(delivery: WebhookDelivery) -> str:
+    raw = f"{delivery.created_at.isoformat()}|{delivery.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, last_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), last_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(
+            422,
+            "The request has invalid fields.",
+            errors=[
+                {"field": "query.cursor", "message": "not a cursor from this API", "type": "cursor"}
+            ],
+        ) from exc

@@ -138,6 +138,8 @@ class WebhookView(BaseModel):
     event_types: list[str]
     description: str
     enabled: bool
+    disabled_reason: str | None = None
+    previous_secret_expires_at: datetime | None = None
     created_at: datetime
 
 
@@ -176,3 +178,39 @@ class HealthIncidentView(BaseModel):
     impact_description: str
     regions: list[str]
     updated_at: datetime
+
+
+class SecretRotated(BaseModel):
+    id: uuid.UUID
+    secret: str = Field(description="The new signing secret. Shown only in this answer.")
+    previous_secret_expires_at: datetime = Field(
+        description="Until then every message is signed with the old and the new secret."
+    )
+
+
+class AttemptView(BaseModel):
+    attempt: int
+    at: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    response_excerpt: str | None
+
+
+class DeliveryDetail(BaseModel):
+    id: str = Field(description="The `webhook-id` header of every attempt of this delivery.")
+    event_type: str
+    issue_id: uuid.UUID | None
+    status: str = Field(description="pending, succeeded, failed or exhausted")
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    attempt_log: list[AttemptView]
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryDetail]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")

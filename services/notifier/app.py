@@ -26,7 +26,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     def workers(runtime: Runtime) -> Sequence[tuple[str, Worker]]:
         async def deliver(stop: asyncio.Event) -> None:
             async with _http_client(settings) as client:
-                dispatcher = WebhookDispatcher(runtime.uow_factory, settings.webhook, client)
+                dispatcher = WebhookDispatcher(
+                    runtime.uow_factory,
+                    settings.webhook,
+                    client,
+                    require_https=settings.app.environment == "production",
+                )
                 await dispatcher.run(stop)
 
         return [("notifier-webhooks", deliver)]

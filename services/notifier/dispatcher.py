@@ -16,6 +16,7 @@ import httpx
 from sqlalchemy import select, update
 
 from services.notifier.signing import signature_header
+from services.notifier.targets import TargetRefused, check_target
 from shared.db.base import utcnow
 from shared.db.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from shared.db.uow import UnitOfWorkFactory
@@ -23,6 +24,9 @@ from shared.observability import metrics
 from shared.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
+
+
+RETRYABLE_CLIENT_ERRORS = frozenset({408, 425, 429})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,20 +46,37 @@ class AttemptResult:
     error: str | None = None
     excerpt: str | None = None
     retry_after_s: float | None = None
+    permanent: bool = False
 
     @property
     def delivered(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
 
+    @property
+    def retryable(self) -> bool:
+        """Server trouble, throttling, timeouts and network errors are worth another try; any
+        other 4xx (and a redirect, which is not followed) means the request itself is refused."""
+        if self.permanent:
+            return False
+        code = self.status_code
+        return code is None or code >= 500 or code in RETRYABLE_CLIENT_ERRORS
+
 
 class WebhookDispatcher:
     def __init__(
-        self, uow_factory: UnitOfWorkFactory, settings: WebhookSettings, client: httpx.AsyncClient
+        self,
+        uow_factory: UnitOfWorkFactory,
+        settings: WebhookSettings,
+        client: httpx.AsyncClient,
+        *,
+        require_https: bool = False,
     ) -> None:
         self._uow_factory = uow_factory
         self._settings = settings
         self._client = client
+        self._require_https = require_https
         self._slots = asyncio.Semaphore(settings.concurrency)
+        self._endpoint_slots: dict[uuid.UUID, asyncio.Semaphore] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -101,8 +122,13 @@ class WebhookDispatcher:
             }
             claimed = []
             for delivery in deliveries:
-                delivery.claimed_until = lease
                 subscription = subscriptions[delivery.subscription_id]
+                if not subscription.enabled:
+                    # Kept, so it can be redelivered once the endpoint is enabled again.
+                    delivery.status = "failed"
+                    delivery.last_error = f"not sent: {subscription.disabled_reason or 'disabled'}"
+                    continue
+                delivery.claimed_until = lease
                 claimed.append(
                     Claimed(
                         id=delivery.id,
@@ -117,11 +143,23 @@ class WebhookDispatcher:
         return claimed
 
     async def _deliver(self, item: Claimed) -> None:
-        async with self._slots:
+        endpoint = self._endpoint_slots.setdefault(
+            item.subscription_id, asyncio.Semaphore(self._settings.per_endpoint_concurrency)
+        )
+        async with self._slots, endpoint:
             result = await self._post(item)
         await self._record(item, result)
 
     async def _post(self, item: Claimed) -> AttemptResult:
+        try:
+            # Again at send time: the name may point somewhere else than when it was subscribed.
+            await check_target(
+                item.url,
+                allow_private=self._settings.allow_private_targets,
+                require_https=self._require_https,
+            )
+        except TargetRefused as exc:
+            return AttemptResult(None, 0, error=f"target refused: {exc}", permanent=True)
         timestamp = utcnow()
         headers = {
             "content-type": "application/json",
@@ -164,6 +202,9 @@ class WebhookDispatcher:
         elif result.status_code == 410:
             values.update(status="failed", last_error="410 Gone: subscription disabled")
             disable, outcome = True, "gone"
+        elif not result.retryable:
+            values.update(status="failed")
+            outcome = "failed"
         elif item.attempt >= self._settings.max_attempts:
             values.update(status="exhausted")
             outcome = "exhausted"
@@ -192,7 +233,7 @@ class WebhookDispatcher:
                 await uow.session.execute(
                     update(WebhookSubscription)
                     .where(WebhookSubscription.id == item.subscription_id)
-                    .values(enabled=False)
+                    .values(enabled=False, disabled_reason="the endpoint answered 410 Gone")
                 )
             await uow.commit()
 

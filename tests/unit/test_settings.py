@@ -35,3 +35,13 @@ def test_production_requires_an_api_key_pepper() -> None:
     with pytest.raises(ValidationError, match="PEPPER"):
         AppSettings(environment="production")
     assert AppSettings(environment="production", api_key_pepper=SecretStr("x" * 16))
+
+
+def test_the_default_webhook_retries_span_more_than_a_day_even_with_the_shortest_jitter() -> None:
+    from shared.settings import WebhookSettings
+
+    s = WebhookSettings()
+    steps = [
+        min(s.backoff_cap_s, s.backoff_base_s * 2 ** (n - 1)) for n in range(1, s.max_attempts)
+    ]
+    assert sum(steps) * 0.5 >= 24 * 3600

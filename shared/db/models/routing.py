@@ -40,6 +40,10 @@ class MicrosoftRequest(Base):
     superseded_by_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("microsoft_requests.id"), default=None
     )
+    filed_at: Mapped[datetime | None] = mapped_column(default=None)
+    first_response_due_at: Mapped[datetime | None] = mapped_column(default=None)
+    first_response_at: Mapped[datetime | None] = mapped_column(default=None)
+    overdue_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

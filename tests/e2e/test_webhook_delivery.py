@@ -1,0 +1,181 @@
+"""Webhook delivery against real receivers on loopback: failures, throttling, rotation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from standardwebhooks import Webhook
+
+from tests.support.factories import SeededPartner, eventually, issue_body, seed_partner
+from tests.support.receiver import Reply, WebhookReceiver
+from tests.support.stack import Stack
+
+
+async def subscribe(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    response = await client.post("/v1/webhooks", json={"url": url})
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def deliveries(client: httpx.AsyncClient, webhook_id: str) -> list[dict[str, Any]]:
+    page = (await client.get(f"/v1/webhooks/{webhook_id}/deliveries")).json()
+    items: list[dict[str, Any]] = page["items"]
+    return items
+
+
+async def settled(
+    client: httpx.AsyncClient, webhook_id: str, status: str, stack: Stack
+) -> dict[str, Any]:
+    found: list[dict[str, Any]] = []
+
+    async def done() -> bool:
+        nonlocal found
+        found = await deliveries(client, webhook_id)
+        return bool(found) and found[0]["status"] == status
+
+    await eventually(done, timeout=40, message=lambda: f"{found}\n{stack.logs()}")
+    return found[0]
+
+
+def api(stack: Stack, partner: SeededPartner) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=stack.intake_url, headers=partner.headers, timeout=30)
+
+
+async def test_each_endpoint_gets_the_documented_treatment_for_its_answers(
+    stack: Stack, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    flaky = WebhookReceiver(script=[Reply(500), Reply(503)])
+    throttled = WebhookReceiver(script=[Reply(429, {"Retry-After": "2"})])
+    gone = WebhookReceiver(status_code=410)
+    slow = WebhookReceiver(script=[Reply(204, delay_s=4)])
+    rejecting = WebhookReceiver(script=[Reply(400)])
+    receivers = {
+        "flaky": flaky,
+        "throttled": throttled,
+        "gone": gone,
+        "slow": slow,
+        "rejecting": rejecting,
+    }
+    await stack.start()
+    async with (
+        flaky.running(),
+        throttled.running(),
+        gone.running(),
+        slow.running(),
+        rejecting.running(),
+        api(stack, partner) as client,
+    ):
+        hooks = {name: await subscribe(client, r.url) for name, r in receivers.items()}
+        assert (await client.post("/v1/issues", json=issue_body())).status_code == 202
+
+        flaky_done = await settled(client, hooks["flaky"]["id"], "succeeded", stack)
+        assert [a["status_code"] for a in flaky_done["attempt_log"]] == [500, 503, 204]
+        assert [a["attempt"] for a in flaky_done["attempt_log"]] == [1, 2, 3]
+
+        throttled_done = await settled(client, hooks["throttled"]["id"], "succeeded", stack)
+        first, second = throttled.received[:2]
+        assert second.at - first.at >= 1.9, "Retry-After: 2 was honoured"
+        assert [a["status_code"] for a in throttled_done["attempt_log"]] == [429, 204]
+
+        gone_done = await settled(client, hooks["gone"]["id"], "failed", stack)
+        assert len(gone_done["attempt_log"]) == 1
+        listed = {h["id"]: h for h in (await client.get("/v1/webhooks")).json()}
+        assert listed[hooks["gone"]["id"]]["enabled"] is False
+        assert "410" in listed[hooks["gone"]["id"]]["disabled_reason"]
+
+        slow_done = await settled(client, hooks["slow"]["id"], "succeeded", stack)
+        assert slow_done["attempt_log"][0]["status_code"] is None
+        assert "Timeout" in slow_done["attempt_log"][0]["error"]
+        assert len({r.headers["webhook-id"] for r in slow.received}) == 1, "same id on retry"
+
+        rejected = await settled(client, hooks["rejecting"]["id"], "failed", stack)
+        assert [a["status_code"] for a in rejected["attempt_log"]] == [400], "4xx: not retried"
+        again = await client.post(
+            f"/v1/webhooks/{hooks['rejecting']['id']}/deliveries/{rejected['id']}/redeliver"
+        )
+        assert again.status_code == 202
+        await settled(client, hooks["rejecting"]["id"], "succeeded", stack)
+
+        for name, receiver in receivers.items():
+            for request in receiver.received:
+                Webhook(hooks[name]["secret"]).verify(request.body, request.headers)
+
+
+async def test_a_receiver_that_was_down_gets_every_delivery_once_it_is_back(
+    stack: Stack, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    receiver = WebhookReceiver()
+    await stack.start()
+    async with api(stack, partner) as client:
+        hook = await subscribe(client, receiver.url)
+        for _ in range(5):
+            assert (await client.post("/v1/issues", json=issue_body())).status_code == 202
+
+        async def all_failed_once() -> bool:
+            items = await deliveries(client, hook["id"])
+            return len(items) == 5 and all(i["attempts"] >= 1 for i in items)
+
+        await eventually(all_failed_once, timeout=40, message=stack.logs)
+        async with receiver.running():
+
+            async def all_arrived() -> bool:
+                return len(receiver.ids()) == 5
+
+            await eventually(all_arrived, timeout=60, message=stack.logs)
+            items = await deliveries(client, hook["id"])
+    assert {i["status"] for i in items} == {"succeeded"}
+    assert receiver.ids() == {i["id"] for i in items}
+    for item in items:
+        log = item["attempt_log"]
+        assert [a["attempt"] for a in log] == list(range(1, len(log) + 1))
+        assert log[-1]["status_code"] == 204
+        assert all(a["status_code"] is None for a in log[:-1])
+    for request in receiver.received:
+        Webhook(hook["secret"]).verify(request.body, request.headers)
+
+
+async def test_during_rotation_receivers_holding_the_old_or_the_new_secret_both_verify(
+    stack: Stack, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    receiver = WebhookReceiver()
+    await stack.start()
+    async with receiver.running(), api(stack, partner) as client:
+        hook = await subscribe(client, receiver.url)
+        rotated = (await client.post(f"/v1/webhooks/{hook['id']}/rotate-secret")).json()
+        assert rotated["secret"] != hook["secret"]
+        assert (await client.post("/v1/issues", json=issue_body())).status_code == 202
+
+        async def arrived() -> bool:
+            return len(receiver.received) == 1
+
+        await eventually(arrived, timeout=30, message=stack.logs)
+    request = receiver.received[0]
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    Webhook(hook["secret"]).verify(request.body, request.headers)
+    Webhook(rotated["secret"]).verify(request.body, request.headers)
+
+
+async def test_an_exhausted_delivery_is_kept_and_can_be_redelivered(
+    stack: Stack, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    receiver = WebhookReceiver(status_code=500)
+    stack.extra_env["WEBHOOK_MAX_ATTEMPTS"] = "2"
+    await stack.start()
+    async with receiver.running(), api(stack, partner) as client:
+        hook = await subscribe(client, receiver.url)
+        assert (await client.post("/v1/issues", json=issue_body())).status_code == 202
+        exhausted = await settled(client, hook["id"], "exhausted", stack)
+        assert [a["status_code"] for a in exhausted["attempt_log"]] == [500, 500]
+        receiver.status_code = 204
+        answer = await client.post(
+            f"/v1/webhooks/{hook['id']}/deliveries/{exhausted['id']}/redeliver"
+        )
+        assert answer.status_code == 202
+        done = await settled(client, hook["id"], "succeeded", stack)
+    assert done["attempt_log"][-1]["status_code"] == 204
