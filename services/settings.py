@@ -12,6 +12,7 @@ from shared.settings import (
     GraphSettings,
     HttpSettings,
     KafkaSettings,
+    MicrosoftRequestSettings,
     OutboxSettings,
     ReconcilerSettings,
     WebhookSettings,
@@ -30,3 +31,4 @@ class ServiceSettings:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
     graph: GraphSettings = field(default_factory=GraphSettings)
+    microsoft: MicrosoftRequestSettings = field(default_factory=MicrosoftRequestSettings)

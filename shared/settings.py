@@ -188,3 +188,13 @@ class GraphSettings(BaseSettings):
         if self.enabled and not (self.client_id and self.client_secret.get_secret_value()):
             raise ValueError("GRAPH_ENABLED needs GRAPH_CLIENT_ID and GRAPH_CLIENT_SECRET")
         return self
+
+
+class MicrosoftRequestSettings(BaseSettings):
+    """Microsoft request records: support topics and first-response tracking."""
+
+    model_config = SettingsConfigDict(env_prefix="MICROSOFT_", extra="ignore")
+
+    # Service name (any case) -> Partner Center support topic id, as JSON.
+    support_topics: dict[str, str] = Field(default_factory=dict)
+    overdue_sweep_s: float = Field(default=60.0, gt=0)

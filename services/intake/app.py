@@ -9,7 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from services import ops
-from services.intake import problems, routes_health, routes_issues, routes_webhooks
+from services.intake import (
+    problems,
+    routes_health,
+    routes_issues,
+    routes_microsoft,
+    routes_webhooks,
+)
 from services.runtime import Runtime
 from services.settings import ServiceSettings
 from shared.observability import metrics
@@ -36,6 +42,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.include_router(routes_issues.router)
     app.include_router(routes_webhooks.router)
     app.include_router(routes_health.router)
+    app.include_router(routes_microsoft.router)
     return app
 
 

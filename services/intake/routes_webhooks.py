@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from services.intake.deps import Principal, RuntimeDep, UowDep, require
+from services.intake.pagination import after_cursor, encode_cursor
 from services.intake.problems import PROBLEM, Problem
 from services.intake.schemas import (
     AttemptView,
@@ -175,12 +175,8 @@ async def list_deliveries(
         if status:
             query = query.where(WebhookDelivery.status == status)
         if cursor:
-            created, last_id = _decode_cursor(cursor)
             query = query.where(
-                or_(
-                    WebhookDelivery.created_at < created,
-                    and_(WebhookDelivery.created_at == created, WebhookDelivery.id < last_id),
-                )
+                after_cursor(WebhookDelivery.created_at, WebhookDelivery.id, cursor)
             )
         rows = list(
             await uow.session.scalars(
@@ -195,7 +191,10 @@ async def list_deliveries(
             DeliveryDetail.model_validate({**_fields(d), "attempt_log": attempts.get(d.id, [])})
             for d in page
         ]
-        return DeliveryPage(items=items, next_cursor=_encode_cursor(page[-1]) if more else None)
+        return DeliveryPage(
+            items=items,
+            next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None,
+        )
 
 
 @router.post(
@@ -252,22 +251,3 @@ def _fields(delivery: WebhookDelivery) -> dict[str, object]:
         for name in DeliveryDetail.model_fields
         if name != "attempt_log"
     }
-
-
-def _encode_cursor(delivery: WebhookDelivery) -> str:
-    raw = f"{delivery.created_at.isoformat()}|{delivery.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, last_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), last_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(
-            422,
-            "The request has invalid fields.",
-            errors=[
-                {"field": "query.cursor", "message": "not a cursor from this API", "type": "cursor"}
-            ],
-        ) from exc

@@ -214,3 +214,51 @@ class DeliveryDetail(BaseModel):
 class DeliveryPage(BaseModel):
     items: list[DeliveryDetail]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class MicrosoftRequestView(BaseModel):
+    """A request to file with Microsoft, in Partner Center's ServiceRequest shape."""
+
+    id: uuid.UUID
+    microsoft_id: str | None = Field(description="Microsoft's request number, once filed.")
+    status: str = Field(description="none, open, closed or attention_needed")
+    severity: str
+    vehicle: str
+    title: str
+    description: str
+    support_topic_id: str | None
+    primary_contact: dict[str, Any]
+    notes: list[dict[str, Any]]
+    issue_ids: list[str]
+    cluster_id: str | None
+    agent_locale: str
+    partner_center_payload: dict[str, Any] = Field(
+        description="The exact body for POST /v1/servicerequests/{agent_locale}."
+    )
+    superseded_by_id: uuid.UUID | None
+    filed_at: datetime | None
+    first_response_due_at: datetime | None
+    first_response_at: datetime | None
+    overdue: bool = Field(description="Filed, unanswered, and past Microsoft's target.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class MicrosoftRequestPage(BaseModel):
+    items: list[MicrosoftRequestView]
+    next_cursor: str | None
+
+
+class MicrosoftRequestPatch(BaseModel):
+    """What a person who filed the request by hand records."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: str | None = Field(
+        default=None, description="none/open/closed/attention_needed, any case", examples=["Open"]
+    )
+    microsoft_id: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=10_000)
+    responded: bool = Field(
+        default=False, description="Microsoft has responded (stops the first-response clock)."
+    )

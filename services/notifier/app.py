@@ -10,16 +10,13 @@ import httpx
 from fastapi import FastAPI
 
 from services.notifier.dispatcher import WebhookDispatcher
-from services.notifier.handler import handle_issue_classified
+from services.notifier.handler import IssueRouter
+from services.notifier.overdue import run_overdue_sweep
 from services.runtime import Runtime, Worker
 from services.settings import ServiceSettings
 from services.worker_app import create_worker_app
 from shared.events.models import IssueClassified
 from shared.kafka.consumer import ConsumerSpec
-
-CONSUMER = ConsumerSpec(
-    name="notifier", topic=IssueClassified.TOPIC, handler=handle_issue_classified
-)
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
@@ -34,10 +31,14 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 )
                 await dispatcher.run(stop)
 
-        return [("notifier-webhooks", deliver)]
+        async def sweep(stop: asyncio.Event) -> None:
+            await run_overdue_sweep(runtime.uow_factory, settings.microsoft.overdue_sweep_s, stop)
+
+        return [("notifier-webhooks", deliver), ("notifier-overdue", sweep)]
 
     async def setup(runtime: Runtime, resources: AsyncExitStack) -> Sequence[ConsumerSpec]:
-        return [CONSUMER]
+        router = IssueRouter(settings.microsoft.support_topics)
+        return [ConsumerSpec(name="notifier", topic=IssueClassified.TOPIC, handler=router.handle)]
 
     return create_worker_app(settings, service="notifier", setup=setup, extra_workers=workers)
 

@@ -31,7 +31,19 @@ from shared.vocabulary import IssueStatus, Outcome
 SERVICE = "notifier"
 
 
-async def handle_issue_classified(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
+class IssueRouter:
+    """Consumes ``IssueClassified``; the support-topic mapping is fixed at start-up."""
+
+    def __init__(self, support_topics: dict[str, str]) -> None:
+        self._topics = {service.casefold(): topic for service, topic in support_topics.items()}
+
+    async def handle(self, uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
+        await handle_issue_classified(uow, envelope, topics=self._topics)
+
+
+async def handle_issue_classified(
+    uow: UnitOfWork, envelope: Envelope, *, topics: dict[str, str]
+) -> None:
     event = envelope.data
     if not isinstance(event, IssueClassified):
         raise InvalidMessage(f"notifier does not handle {envelope.type}")
@@ -43,7 +55,13 @@ async def handle_issue_classified(uow: UnitOfWork, envelope: Envelope, _prepared
 
     request_id = handoff_id = None
     if event.outcome is Outcome.ESCALATED_TO_MICROSOFT and event.vehicle is not None:
-        request_id = await open_microsoft_request(uow, issue=issue, partner=partner, event=event)
+        request_id = await open_microsoft_request(
+            uow,
+            issue=issue,
+            partner=partner,
+            event=event,
+            support_topic_id=topics.get(issue.service.casefold()),
+        )
         issue.microsoft_request_id = request_id
     elif event.outcome is Outcome.ROUTED_TO_INDIRECT_PROVIDER:
         handoff_id = _hand_off(uow, issue=issue, partner=partner, event=event)
@@ -85,7 +103,12 @@ async def handle_issue_classified(uow: UnitOfWork, envelope: Envelope, _prepared
 
 
 async def open_microsoft_request(
-    uow: UnitOfWork, *, issue: Issue, partner: Partner, event: IssueClassified
+    uow: UnitOfWork,
+    *,
+    issue: Issue,
+    partner: Partner,
+    event: IssueClassified,
+    support_topic_id: str | None = None,
 ) -> uuid.UUID:
     """Insert the request for this issue (or its cluster) unless it exists; return its id.
 
@@ -111,7 +134,7 @@ async def open_microsoft_request(
             "title": title,
             "description": description,
             "severity": severity,
-            "support_topic_id": None,
+            "support_topic_id": support_topic_id,
             "status": "none",
             "primary_contact": contact,
             "notes": [],
@@ -123,7 +146,7 @@ async def open_microsoft_request(
                 title=title,
                 description=description,
                 severity=severity,
-                support_topic_id=None,
+                support_topic_id=support_topic_id,
                 contact=contact,
             ),
             "created_at": now,

@@ -3,36 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.intake.app import create_app
-from services.settings import ServiceSettings
-from shared.settings import DatabaseSettings, KafkaSettings, ReconcilerSettings
 from shared.vocabulary import Role
 from tests.support.factories import issue_body, scalar, seed_partner
-
-
-@pytest.fixture
-async def api(
-    database_url: str, bootstrap_servers: str, topic_prefix: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ServiceSettings(
-        database=DatabaseSettings(url=database_url),
-        kafka=KafkaSettings(bootstrap_servers=bootstrap_servers, topic_prefix=topic_prefix),
-        reconciler=ReconcilerSettings(enabled=False),
-    )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://intake"
-        ) as client,
-    ):
-        yield client
 
 
 async def test_requests_without_a_valid_key_get_401_problem_json(api: httpx.AsyncClient) -> None:

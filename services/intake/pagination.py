@@ -1,0 +1,48 @@
+"""Opaque keyset cursors: ``(created_at, id)`` of the last item of a page, newest first."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_
+from sqlalchemy.sql import ColumnElement
+
+from services.intake.problems import Problem
+
+
+def encode_cursor(created_at: datetime, item_id: object) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{item_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, item_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), item_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(
+            422,
+            "The request has invalid fields.",
+            errors=[
+                {"field": "query.cursor", "message": "not a cursor from this API", "type": "cursor"}
+            ],
+        ) from exc
+
+
+def after_cursor(
+    created_column: Any, id_column: Any, cursor: str, id_type: type = str
+) -> ColumnElement[bool]:
+    """Rows strictly after the cursor in ``created desc, id desc`` order."""
+    created, item_id = decode_cursor(cursor)
+    try:
+        key = id_type(item_id)
+    except ValueError as exc:
+        raise Problem(
+            422,
+            "The request has invalid fields.",
+            errors=[
+                {"field": "query.cursor", "message": "not a cursor from this API", "type": "cursor"}
+            ],
+        ) from exc
+    return or_(created_column < created, and_(created_column == created, id_column < key))

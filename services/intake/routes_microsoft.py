@@ -1,0 +1,132 @@
+"""``/v1/microsoft-requests``: the records to file with Microsoft, and what happened to them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+
+from services.intake.deps import Principal, UowDep, require
+from services.intake.pagination import after_cursor, encode_cursor
+from services.intake.problems import PROBLEM, Problem
+from services.intake.schemas import (
+    MicrosoftRequestPage,
+    MicrosoftRequestPatch,
+    MicrosoftRequestView,
+)
+from shared import microsoft_requests as lifecycle
+from shared.db.base import utcnow
+from shared.db.models import MicrosoftRequest
+from shared.db.uow import UnitOfWork
+from shared.vocabulary import Role
+
+router = APIRouter(prefix="/v1/microsoft-requests", tags=["Microsoft requests"])
+Readers = Annotated[Principal, Depends(require(Role.HELPDESK_AGENT, Role.READER))]
+Admin = Annotated[Principal, Depends(require())]
+
+
+def _view(request: MicrosoftRequest) -> MicrosoftRequestView:
+    fields = {
+        name: getattr(request, name)
+        for name in MicrosoftRequestView.model_fields
+        if name != "overdue"
+    }
+    return MicrosoftRequestView(**fields, overdue=lifecycle.is_overdue(request, utcnow()))
+
+
+async def _owned(uow: UnitOfWork, principal: Principal, request_id: uuid.UUID) -> MicrosoftRequest:
+    request = await uow.session.get(MicrosoftRequest, request_id)
+    if request is None or request.partner_id != principal.partner_id:
+        raise Problem(404, f"No Microsoft request {request_id}.")
+    return request
+
+
+@router.get(
+    "",
+    response_model=MicrosoftRequestPage,
+    summary="Requests, newest first",
+    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
+)
+async def list_requests(
+    principal: Readers,
+    uow: UowDep,
+    status: Annotated[
+        str | None, Query(pattern="(?i)^(none|open|closed|attention_needed)$")
+    ] = None,
+    active: Annotated[bool, Query(description="Leave out requests merged into another.")] = True,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> MicrosoftRequestPage:
+    async with uow:
+        query = select(MicrosoftRequest).where(MicrosoftRequest.partner_id == principal.partner_id)
+        if status:
+            query = query.where(MicrosoftRequest.status == status.casefold())
+        if active:
+            query = query.where(MicrosoftRequest.superseded_by_id.is_(None))
+        if cursor:
+            query = query.where(
+                after_cursor(MicrosoftRequest.created_at, MicrosoftRequest.id, cursor, uuid.UUID)
+            )
+        rows = list(
+            await uow.session.scalars(
+                query.order_by(
+                    MicrosoftRequest.created_at.desc(), MicrosoftRequest.id.desc()
+                ).limit(limit + 1)
+            )
+        )
+        page = rows[:limit]
+        more = len(rows) > limit
+        return MicrosoftRequestPage(
+            items=[_view(r) for r in page],
+            next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None,
+        )
+
+
+@router.get(
+    "/{request_id}",
+    response_model=MicrosoftRequestView,
+    summary="One request",
+    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+)
+async def get_request(
+    request_id: uuid.UUID, principal: Readers, uow: UowDep
+) -> MicrosoftRequestView:
+    async with uow:
+        return _view(await _owned(uow, principal, request_id))
+
+
+@router.patch(
+    "/{request_id}",
+    response_model=MicrosoftRequestView,
+    summary="Record Microsoft's request number, status or a note",
+    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 422: PROBLEM},
+)
+async def patch_request(
+    request_id: uuid.UUID, body: MicrosoftRequestPatch, principal: Admin, uow: UowDep
+) -> MicrosoftRequestView:
+    try:
+        status = lifecycle.parse_status(body.status) if body.status is not None else None
+    except ValueError as exc:
+        raise Problem(
+            422,
+            "The request has invalid fields.",
+            errors=[{"field": "body.status", "message": str(exc), "type": "enum"}],
+        ) from exc
+    async with uow:
+        request = await _owned(uow, principal, request_id)
+        now = utcnow()
+        changed = lifecycle.apply_update(
+            request,
+            now=now,
+            status=status,
+            microsoft_id=body.microsoft_id,
+            note=body.note,
+            responded=body.responded,
+        )
+        if changed:
+            await lifecycle.announce(uow.session, request, now=now, changed=changed)
+        view = _view(request)
+        await uow.commit()
+        return view

@@ -1,0 +1,57 @@
+"""Queue webhook deliveries in the caller's transaction; the notifier's dispatcher sends them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.base import utcnow
+from shared.db.models import WebhookDelivery, WebhookSubscription
+
+
+def delivery_id(subscription_id: uuid.UUID, event_id: str) -> str:
+    """Stable ``webhook-id``: the same event to the same endpoint always has the same id."""
+    return "msg_" + uuid.uuid5(subscription_id, event_id).hex
+
+
+async def queue_deliveries(
+    session: AsyncSession,
+    *,
+    partner_id: uuid.UUID,
+    webhook_type: str,
+    data: dict[str, Any],
+    event_id: str,
+    issue_id: uuid.UUID | None = None,
+) -> list[str]:
+    """One delivery per enabled subscription of the partner that wants ``webhook_type``.
+
+    The body is Standard Webhooks' ``{"type", "timestamp", "data"}``; returns the delivery ids.
+    """
+    now = utcnow()
+    body = orjson.dumps({"type": webhook_type, "timestamp": now.isoformat(), "data": data}).decode()
+    subscriptions = await session.scalars(
+        select(WebhookSubscription).where(
+            WebhookSubscription.partner_id == partner_id, WebhookSubscription.enabled.is_(True)
+        )
+    )
+    ids = []
+    for subscription in subscriptions:
+        if subscription.event_types and webhook_type not in subscription.event_types:
+            continue
+        delivery = WebhookDelivery(
+            id=delivery_id(subscription.id, event_id),
+            subscription_id=subscription.id,
+            partner_id=partner_id,
+            issue_id=issue_id,
+            event_id=event_id,
+            event_type=webhook_type,
+            body=body,
+            next_attempt_at=now,
+        )
+        session.add(delivery)
+        ids.append(delivery.id)
+    return ids

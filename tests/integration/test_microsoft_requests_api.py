@@ -1,0 +1,113 @@
+"""Microsoft request records over the API: reading, recording a filing, first-response targets."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.notifier.overdue import mark_overdue
+from shared.db.base import utcnow
+from shared.db.engine import create_session_factory
+from shared.db.models import MicrosoftRequest, WebhookSubscription
+from shared.db.uow import UnitOfWorkFactory
+from tests.support.factories import scalar, seed_partner
+
+
+async def seed_request(uows: UnitOfWorkFactory, partner_id: uuid.UUID) -> uuid.UUID:
+    request_id = uuid.uuid4()
+    async with uows() as uow:
+        uow.session.add(
+            MicrosoftRequest(
+                id=request_id,
+                partner_id=partner_id,
+                dedupe_key=f"issue:{uuid.uuid4()}",
+                title="[Exchange Online] Mail down",
+                description="…",
+                severity="critical",
+                vehicle="partner_cloud_support",
+                issue_ids=[],
+                partner_center_payload={"Title": "x"},
+            )
+        )
+        uow.session.add(
+            WebhookSubscription(
+                partner_id=partner_id,
+                url="https://hooks.example/x",
+                secret="whsec_x",
+                event_types=[],
+            )
+        )
+        await uow.commit()
+    return request_id
+
+
+async def test_filing_a_request_by_hand_starts_the_first_response_clock_and_tells_the_partner(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner, other = await seed_partner(database_url), await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    request_id = await seed_request(uows, partner.id)
+    url = f"/v1/microsoft-requests/{request_id}"
+
+    listed = (await api.get("/v1/microsoft-requests", headers=partner.headers)).json()
+    assert [item["id"] for item in listed["items"]] == [str(request_id)]
+    assert (await api.get(url, headers=other.headers)).status_code == 404
+
+    patched = await api.patch(
+        url, headers=partner.headers, json={"status": "Open", "microsoft_id": "2411210040001234"}
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert (body["status"], body["microsoft_id"], body["overdue"]) == (
+        "open",
+        "2411210040001234",
+        False,
+    )
+    filed = body["filed_at"]
+    due = body["first_response_due_at"]
+    assert filed is not None
+    assert due is not None
+    gap = datetime.fromisoformat(due) - datetime.fromisoformat(filed)
+    assert gap == timedelta(hours=2), "critical: Microsoft's first response within 2 hours"
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM webhook_deliveries WHERE event_type = "
+            "'microsoft_request.updated'",
+        )
+        == 1
+    )
+
+    bad = await api.patch(url, headers=partner.headers, json={"status": "resolved"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "body.status"
+
+
+async def test_a_filed_request_past_its_target_is_marked_overdue_once_until_answered(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    request_id = await seed_request(uows, partner.id)
+    url = f"/v1/microsoft-requests/{request_id}"
+    await api.patch(url, headers=partner.headers, json={"status": "open"})
+    async with uows() as uow:
+        await uow.session.execute(
+            update(MicrosoftRequest).values(first_response_due_at=utcnow() - timedelta(minutes=1))
+        )
+        await uow.commit()
+
+    assert await mark_overdue(uows) == 1
+    assert await mark_overdue(uows) == 0, "marked once"
+    assert (await api.get(url, headers=partner.headers)).json()["overdue"] is True
+    assert await scalar(engine, "SELECT count(*) FROM webhook_deliveries") == 2
+
+    answered = await api.patch(
+        url, headers=partner.headers, json={"responded": True, "note": "Engineer called back"}
+    )
+    assert answered.json()["overdue"] is False
+    assert answered.json()["notes"][-1]["text"] == "Engineer called back"
