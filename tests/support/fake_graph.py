@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shared.kafka.embedded import free_port
+from tests.support.http_server import serving
 
 
 @dataclass
@@ -83,19 +83,8 @@ class FakeGraph:
                 Route("/v1.0/admin/serviceAnnouncement/issues", self._issues),
             ]
         )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-            )
-        )
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.02)
-        try:
+        async with serving(app, self.port):
             yield self
-        finally:
-            server.should_exit = True
-            await task
 
 
 def graph_issue(issue_id: str, service: str, **overrides: Any) -> dict[str, Any]:

@@ -8,13 +8,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.kafka.embedded import free_port
+from tests.support.http_server import serving
 
 
 @dataclass
@@ -60,16 +60,5 @@ class WebhookReceiver:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[WebhookReceiver]:
         app = Starlette(routes=[Route("/hooks", self._hook, methods=["POST"])])
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-            )
-        )
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.02)
-        try:
+        async with serving(app, self.port):
             yield self
-        finally:
-            server.should_exit = True
-            await task
