@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.db.engine import create_engine
 from shared.settings import DatabaseSettings
@@ -51,6 +51,19 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(DatabaseSettings(url=database_url))
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def reader(database_url: str, engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """For polling while services write. On SQLite a plain engine: its deferred read
+    transactions never wait for the services' write lock (WAL), unlike the services' own
+    ``BEGIN IMMEDIATE``."""
+    if not database_url.startswith("sqlite"):
+        yield engine
+        return
+    plain = create_async_engine(database_url)
+    yield plain
+    await plain.dispose()
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ CATEGORIES = ("bug", "billing", "service_unavailable", "commercial", "configurat
 
 
 async def test_killing_the_classifier_mid_batch_loses_and_duplicates_nothing(
-    stack: Stack, database_url: str, engine: AsyncEngine
+    stack: Stack, database_url: str, reader: AsyncEngine
 ) -> None:
+    engine = reader
     partner = await seed_partner(database_url, vehicles=(Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS,))
     await stack.start("intake", "notifier")
     async with (

@@ -17,8 +17,9 @@ CATEGORIES = ("bug", "service_unavailable", "commercial")
 
 
 async def test_killing_the_notifier_mid_burst_loses_and_duplicates_no_request(
-    stack: Stack, database_url: str, engine: AsyncEngine
+    stack: Stack, database_url: str, reader: AsyncEngine
 ) -> None:
+    engine = reader
     partner = await seed_partner(database_url, vehicles=(Vehicle.PARTNER_CLOUD_SUPPORT,))
     await stack.start("intake", "classifier")
     async with (
