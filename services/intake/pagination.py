@@ -6,7 +6,8 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from services.intake.problems import Problem
@@ -46,3 +47,28 @@ def after_cursor(
             ],
         ) from exc
     return or_(created_column < created, and_(created_column == created, id_column < key))
+
+
+async def keyset_page(
+    session: AsyncSession,
+    query: Select[Any],
+    created_column: Any,
+    id_column: Any,
+    *,
+    limit: int,
+    cursor: str | None,
+    id_type: type = str,
+) -> tuple[list[Any], str | None]:
+    """One page of ``query`` newest first, and the cursor of the next page (None on the last)."""
+    if cursor:
+        query = query.where(after_cursor(created_column, id_column, cursor, id_type))
+    rows = list(
+        await session.scalars(
+            query.order_by(created_column.desc(), id_column.desc()).limit(limit + 1)
+        )
+    )
+    page = rows[:limit]
+    if len(rows) <= limit:
+        return page, None
+    last = page[-1]
+    return page, encode_cursor(getattr(last, created_column.key), getattr(last, id_column.key))

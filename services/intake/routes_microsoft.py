@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
 from services.intake.deps import Principal, UowDep, require
-from services.intake.pagination import after_cursor, encode_cursor
+from services.intake.pagination import keyset_page
 from services.intake.problems import PROBLEM, Problem
 from services.intake.schemas import (
     MicrosoftRequestPage,
@@ -65,23 +65,17 @@ async def list_requests(
             query = query.where(MicrosoftRequest.status == status.casefold())
         if active:
             query = query.where(MicrosoftRequest.superseded_by_id.is_(None))
-        if cursor:
-            query = query.where(
-                after_cursor(MicrosoftRequest.created_at, MicrosoftRequest.id, cursor, uuid.UUID)
-            )
-        rows = list(
-            await uow.session.scalars(
-                query.order_by(
-                    MicrosoftRequest.created_at.desc(), MicrosoftRequest.id.desc()
-                ).limit(limit + 1)
-            )
+        page: list[MicrosoftRequest]
+        page, next_cursor = await keyset_page(
+            uow.session,
+            query,
+            MicrosoftRequest.created_at,
+            MicrosoftRequest.id,
+            limit=limit,
+            cursor=cursor,
+            id_type=uuid.UUID,
         )
-        page = rows[:limit]
-        more = len(rows) > limit
-        return MicrosoftRequestPage(
-            items=[_view(r) for r in page],
-            next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None,
-        )
+        return MicrosoftRequestPage(items=[_view(r) for r in page], next_cursor=next_cursor)
 
 
 @router.get(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import select
 
 from services.intake.deps import Principal, RuntimeDep, UowDep, require
-from services.intake.pagination import after_cursor, encode_cursor
+from services.intake.pagination import keyset_page
 from services.intake.problems import PROBLEM, Problem
 from services.intake.schemas import (
     AttemptView,
@@ -174,27 +174,21 @@ async def list_deliveries(
         query = select(WebhookDelivery).where(WebhookDelivery.subscription_id == webhook_id)
         if status:
             query = query.where(WebhookDelivery.status == status)
-        if cursor:
-            query = query.where(
-                after_cursor(WebhookDelivery.created_at, WebhookDelivery.id, cursor)
-            )
-        rows = list(
-            await uow.session.scalars(
-                query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(
-                    limit + 1
-                )
-            )
+        page: list[WebhookDelivery]
+        page, next_cursor = await keyset_page(
+            uow.session,
+            query,
+            WebhookDelivery.created_at,
+            WebhookDelivery.id,
+            limit=limit,
+            cursor=cursor,
         )
-        page, more = rows[:limit], len(rows) > limit
         attempts = await _attempts(uow, [d.id for d in page])
         items = [
             DeliveryDetail.model_validate({**_fields(d), "attempt_log": attempts.get(d.id, [])})
             for d in page
         ]
-        return DeliveryPage(
-            items=items,
-            next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None,
-        )
+        return DeliveryPage(items=items, next_cursor=next_cursor)
 
 
 @router.post(

@@ -111,3 +111,23 @@ async def test_a_filed_request_past_its_target_is_marked_overdue_once_until_answ
     )
     assert answered.json()["overdue"] is False
     assert answered.json()["notes"][-1]["text"] == "Engineer called back"
+
+
+async def test_requests_are_listed_a_page_at_a_time_with_a_cursor(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    ids = {str(await seed_request(uows, partner.id)) for _ in range(3)}
+    first = (await api.get("/v1/microsoft-requests?limit=2", headers=partner.headers)).json()
+    assert len(first["items"]) == 2
+    assert first["next_cursor"]
+    second = (
+        await api.get(
+            f"/v1/microsoft-requests?limit=2&cursor={first['next_cursor']}", headers=partner.headers
+        )
+    ).json()
+    assert second["next_cursor"] is None
+    assert {i["id"] for i in first["items"] + second["items"]} == ids
+    bad = await api.get("/v1/microsoft-requests?cursor=bm90LWEtY3Vyc29y", headers=partner.headers)
+    assert bad.status_code == 422
