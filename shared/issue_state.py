@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import Issue, Partner
+from shared.db.models import IssueEvent as TimelineEntry
 from shared.events.envelope import InvalidMessage
 from shared.events.models import IssueEvent
 from shared.vocabulary import IssueStatus
@@ -26,3 +29,13 @@ async def issue_awaiting(
     if partner is None:
         raise InvalidMessage(f"partner {event.partner_id} is not in the database")
     return issue, partner
+
+
+def advance(
+    session: AsyncSession, issue: Issue, status: IssueStatus, *, detail: str, at: datetime
+) -> None:
+    """Move the issue to ``status`` and add the step to its timeline, in the caller's
+    transaction."""
+    issue.status = status
+    issue.updated_at = at
+    session.add(TimelineEntry(issue_id=issue.id, status=status, detail=detail, at=at))

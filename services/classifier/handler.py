@@ -26,7 +26,7 @@ from shared.db.models import Classification, Issue, IssueEvent, Partner
 from shared.db.uow import UnitOfWork
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueReceived, IssueUpdated
-from shared.issue_state import issue_awaiting
+from shared.issue_state import advance, issue_awaiting
 from shared.kafka.outbox import enqueue
 from shared.settings import ClassifierSettings
 from shared.vocabulary import IssueStatus, Severity
@@ -132,15 +132,12 @@ def _record(
     session.add(Classification(issue_id=issue.id, **_decision_fields(decision)))
     if decision.severity is not None:
         issue.severity = decision.severity
-    issue.status = IssueStatus.CLASSIFIED
-    issue.updated_at = now
-    session.add(
-        IssueEvent(
-            issue_id=issue.id,
-            status=IssueStatus.CLASSIFIED,
-            detail=f"{decision.outcome.value} ({decision.rule_id})",
-            at=now,
-        )
+    advance(
+        session,
+        issue,
+        IssueStatus.CLASSIFIED,
+        detail=f"{decision.outcome.value} ({decision.rule_id})",
+        at=now,
     )
     enqueue(
         session,

@@ -14,7 +14,6 @@ from shared.db.base import utcnow
 from shared.db.models import (
     ClusterSignal,
     Issue,
-    IssueEvent,
     MicrosoftRequest,
     Partner,
     ProviderHandoff,
@@ -23,7 +22,7 @@ from shared.db.uow import UnitOfWork
 from shared.db.upsert import insert_if_absent
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueRouted
-from shared.issue_state import issue_awaiting
+from shared.issue_state import advance, issue_awaiting
 from shared.kafka.outbox import enqueue
 from shared.observability import metrics
 from shared.vocabulary import IssueStatus, Outcome
@@ -75,15 +74,12 @@ async def handle_issue_classified(
         microsoft_request_id=request_id,
     )
     now = utcnow()
-    issue.status = IssueStatus.ROUTED
-    issue.updated_at = now
-    session.add(
-        IssueEvent(
-            issue_id=issue.id,
-            status=IssueStatus.ROUTED,
-            detail=_timeline_detail(event, request_id, len(deliveries)),
-            at=now,
-        )
+    advance(
+        session,
+        issue,
+        IssueStatus.ROUTED,
+        detail=_timeline_detail(event, request_id, len(deliveries)),
+        at=now,
     )
     enqueue(
         session,
