@@ -14,6 +14,7 @@ from shared.settings import (
     KafkaSettings,
     MicrosoftRequestSettings,
     OutboxSettings,
+    PartnerCenterSettings,
     ReconcilerSettings,
     WebhookSettings,
 )
@@ -32,3 +33,4 @@ class ServiceSettings:
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
     graph: GraphSettings = field(default_factory=GraphSettings)
     microsoft: MicrosoftRequestSettings = field(default_factory=MicrosoftRequestSettings)
+    partner_center: PartnerCenterSettings = field(default_factory=PartnerCenterSettings)

@@ -92,6 +92,8 @@ def view(request: MicrosoftRequest, now: datetime) -> dict[str, Any]:
             request.first_response_at.isoformat() if request.first_response_at else None
         ),
         "overdue": is_overdue(request, now),
+        "submission": request.submission,
+        "submission_error": request.submission_error,
     }
 
 

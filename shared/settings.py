@@ -198,3 +198,58 @@ class MicrosoftRequestSettings(BaseSettings):
     # Service name (any case) -> Partner Center support topic id, as JSON.
     support_topics: dict[str, str] = Field(default_factory=dict)
     overdue_sweep_s: float = Field(default=60.0, gt=0)
+
+
+class PartnerCenterSettings(BaseSettings):
+    """The optional Partner Center connector: files Microsoft request records and follows them.
+
+    Partner Center's service-request API needs App+User credentials: an Entra ID app of the
+    partner's tenant and a refresh token from a consented admin agent's sign-in.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PARTNER_CENTER_", extra="ignore")
+
+    enabled: bool = False
+    base_url: str = "https://api.partnercenter.microsoft.com"
+    authority_url: str = "https://login.microsoftonline.com"
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    refresh_token: SecretStr = SecretStr("")
+    scope: str = "https://api.partnercenter.microsoft.com/.default offline_access"
+    # Vehicles filed through Partner Center; the rest stay records a person files elsewhere.
+    vehicles: list[str] = Field(
+        default_factory=lambda: [
+            "commercial_support",
+            "partner_cloud_support",
+            "advanced_support_for_partners",
+        ]
+    )
+    # Our partner ids (JSON list) whose requests this account files; empty means every partner.
+    partner_ids: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(default=30.0, gt=0)
+    # Tries per call (429, 5xx, timeouts) before the pass gives up and schedules the record again.
+    call_attempts: int = Field(default=4, ge=1, le=20)
+    retry_base_s: float = Field(default=1.0, ge=0)
+    retry_cap_s: float = Field(default=60.0, gt=0)
+    # Passes per record before it is marked ``failed`` for a person to file.
+    max_submissions: int = Field(default=12, ge=1)
+    submit_interval_s: float = Field(default=5.0, gt=0)
+    poll_interval_s: float = Field(default=300.0, gt=0)
+    batch_size: int = Field(default=20, ge=1, le=500)
+
+    @model_validator(mode="after")
+    def _credentials_when_enabled(self) -> PartnerCenterSettings:
+        missing = [
+            name
+            for name, value in (
+                ("PARTNER_CENTER_TENANT_ID", self.tenant_id),
+                ("PARTNER_CENTER_CLIENT_ID", self.client_id),
+                ("PARTNER_CENTER_CLIENT_SECRET", self.client_secret.get_secret_value()),
+                ("PARTNER_CENTER_REFRESH_TOKEN", self.refresh_token.get_secret_value()),
+            )
+            if not value
+        ]
+        if self.enabled and missing:
+            raise ValueError("PARTNER_CENTER_ENABLED needs " + ", ".join(missing))
+        return self

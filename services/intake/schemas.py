@@ -240,6 +240,13 @@ class MicrosoftRequestView(BaseModel):
     first_response_due_at: datetime | None
     first_response_at: datetime | None
     overdue: bool = Field(description="Filed, unanswered, and past Microsoft's target.")
+    submission: str = Field(
+        description="Partner Center connector: manual (a person files it), queued, submitted, "
+        "or failed (the connector gave up; file it by hand)."
+    )
+    submission_error: str | None = Field(
+        description="Why the connector does not file it, or its last error."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -9,9 +9,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from services.notifier.connector import PartnerCenterConnector, SubmissionPolicy
 from services.notifier.dispatcher import WebhookDispatcher
 from services.notifier.handler import IssueRouter
 from services.notifier.overdue import run_overdue_sweep
+from services.notifier.partner_center import PartnerCenterClient
 from services.runtime import Runtime, Worker
 from services.settings import ServiceSettings
 from services.worker_app import create_worker_app
@@ -34,10 +36,28 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         async def sweep(stop: asyncio.Event) -> None:
             await run_overdue_sweep(runtime.uow_factory, settings.microsoft.overdue_sweep_s, stop)
 
-        return [("notifier-webhooks", deliver), ("notifier-overdue", sweep)]
+        async def file_with_microsoft(stop: asyncio.Event) -> None:
+            async with _http_client(settings) as client:
+                connector = PartnerCenterConnector(
+                    runtime.uow_factory,
+                    settings.partner_center,
+                    PartnerCenterClient(settings.partner_center, client),
+                )
+                await connector.run(stop)
+
+        workers: list[tuple[str, Worker]] = [
+            ("notifier-webhooks", deliver),
+            ("notifier-overdue", sweep),
+        ]
+        if settings.partner_center.enabled:
+            workers.append(("notifier-partner-center", file_with_microsoft))
+        return workers
 
     async def setup(runtime: Runtime, resources: AsyncExitStack) -> Sequence[ConsumerSpec]:
-        router = IssueRouter(settings.microsoft.support_topics)
+        router = IssueRouter(
+            settings.microsoft.support_topics,
+            SubmissionPolicy.from_settings(settings.partner_center),
+        )
         return [ConsumerSpec(name="notifier", topic=IssueClassified.TOPIC, handler=router.handle)]
 
     return create_worker_app(settings, service="notifier", setup=setup, extra_workers=workers)

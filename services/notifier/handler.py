@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from services.notifier import microsoft
+from services.notifier.connector import SubmissionPolicy
 from services.notifier.webhooks import schedule_deliveries
 from shared.correlation_lock import lock_correlation_key
 from shared.db.base import utcnow
@@ -31,17 +32,19 @@ SERVICE = "notifier"
 
 
 class IssueRouter:
-    """Consumes ``IssueClassified``; the support-topic mapping is fixed at start-up."""
+    """Consumes ``IssueClassified``; the support-topic mapping and the Partner Center
+    submission policy are fixed at start-up."""
 
-    def __init__(self, support_topics: dict[str, str]) -> None:
+    def __init__(self, support_topics: dict[str, str], policy: SubmissionPolicy) -> None:
         self._topics = {service.casefold(): topic for service, topic in support_topics.items()}
+        self._policy = policy
 
     async def handle(self, uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
-        await handle_issue_classified(uow, envelope, topics=self._topics)
+        await handle_issue_classified(uow, envelope, topics=self._topics, policy=self._policy)
 
 
 async def handle_issue_classified(
-    uow: UnitOfWork, envelope: Envelope, *, topics: dict[str, str]
+    uow: UnitOfWork, envelope: Envelope, *, topics: dict[str, str], policy: SubmissionPolicy
 ) -> None:
     event = envelope.data
     if not isinstance(event, IssueClassified):
@@ -60,6 +63,7 @@ async def handle_issue_classified(
             partner=partner,
             event=event,
             support_topic_id=topics.get(issue.service.casefold()),
+            policy=policy,
         )
         issue.microsoft_request_id = request_id
     elif event.outcome is Outcome.ROUTED_TO_INDIRECT_PROVIDER:
@@ -104,7 +108,8 @@ async def open_microsoft_request(
     issue: Issue,
     partner: Partner,
     event: IssueClassified,
-    support_topic_id: str | None = None,
+    support_topic_id: str | None,
+    policy: SubmissionPolicy,
 ) -> uuid.UUID:
     """Insert the request for this issue (or its cluster) unless it exists; return its id.
 
@@ -119,6 +124,9 @@ async def open_microsoft_request(
     description = microsoft.build_description(issue, event)
     contact = microsoft.primary_contact(issue)
     severity = event.severity.value
+    submission, submission_error = policy.initial(
+        partner_id=partner.id, vehicle=event.vehicle.value, support_topic_id=support_topic_id
+    )
     now = utcnow()
     inserted = await insert_if_absent(
         uow.session,
@@ -145,6 +153,9 @@ async def open_microsoft_request(
                 support_topic_id=support_topic_id,
                 contact=contact,
             ),
+            "submission": submission,
+            "submission_error": submission_error,
+            "submission_attempts": 0,
             "created_at": now,
             "updated_at": now,
         },
@@ -178,7 +189,8 @@ async def _absorb(
     uow: UnitOfWork, record: MicrosoftRequest, cluster_id: str, now: datetime
 ) -> None:
     """Fold the cluster members' own requests into the cluster's: unfiled ones are closed as
-    superseded and their issues re-pointed; ones already filed stay, and are noted."""
+    superseded and their issues re-pointed; ones already filed, or being filed by the Partner
+    Center connector right now, stay, and are noted."""
     session = uow.session
     members = list(
         await session.scalars(
@@ -186,13 +198,20 @@ async def _absorb(
         )
     )
     own = await session.scalars(
-        select(MicrosoftRequest).where(
+        select(MicrosoftRequest)
+        .where(
             MicrosoftRequest.dedupe_key.in_([microsoft.dedupe_key(m, None) for m in members]),
             MicrosoftRequest.superseded_by_id.is_(None),
+            MicrosoftRequest.id != record.id,
         )
+        # Waits for a connector claim in progress, then sees its lease.
+        .with_for_update()
     )
     for request in own:
-        if request.status == "none" and request.microsoft_id is None:
+        in_flight = (
+            request.submission_claimed_until is not None and request.submission_claimed_until > now
+        )
+        if request.status == "none" and request.microsoft_id is None and not in_flight:
             request.superseded_by_id = record.id
             request.status = "closed"
             request.notes = [

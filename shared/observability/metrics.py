@@ -35,3 +35,13 @@ WEBHOOK_LATENCY = Histogram("escalation_webhook_seconds", "Webhook attempt laten
 MICROSOFT_REQUESTS = Counter(
     "escalation_microsoft_requests_opened_total", "Microsoft request records opened", ["vehicle"]
 )
+PARTNER_CENTER_CALLS = Counter(
+    "escalation_partner_center_calls_total",
+    "Partner Center calls after their retries",
+    ["operation", "outcome"],
+)
+PARTNER_CENTER_SUBMISSIONS = Counter(
+    "escalation_partner_center_submissions_total",
+    "Microsoft request records the connector filed or gave up on",
+    ["outcome"],
+)

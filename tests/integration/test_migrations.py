@@ -6,7 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, inspect
 
 from shared.db import migrate
 from shared.db.base import Base
@@ -42,3 +44,29 @@ async def test_migrations_upgrade_to_head_and_downgrade_to_base_on_postgresql(
     if db_server.is_sqlite:
         pytest.skip("no PostgreSQL server in this run")
     await _round_trip(await db_server.empty_database())
+
+
+def _drift(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def _assert_no_drift(url: str) -> None:
+    await asyncio.to_thread(migrate.upgrade, url, "head")
+    engine = create_engine(DatabaseSettings(url=url))
+    try:
+        async with engine.connect() as connection:
+            drift = await connection.run_sync(_drift)
+    finally:
+        await engine.dispose()
+    assert drift == [], f"models and migrations disagree: {drift}"
+
+
+async def test_models_match_the_migrated_schema_on_sqlite(tmp_path: Path) -> None:
+    await _assert_no_drift(f"sqlite+aiosqlite:///{tmp_path / 'drift.db'}")
+
+
+async def test_models_match_the_migrated_schema_on_postgresql(db_server: DatabaseServer) -> None:
+    if db_server.is_sqlite:
+        pytest.skip("no PostgreSQL server in this run")
+    await _assert_no_drift(await db_server.empty_database())

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base, new_id, utcnow
@@ -20,6 +20,9 @@ class MicrosoftRequest(Base):
     """
 
     __tablename__ = "microsoft_requests"
+    __table_args__ = (
+        Index("ix_microsoft_requests_submission_next_at", "submission", "submission_next_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"), index=True)
@@ -44,6 +47,14 @@ class MicrosoftRequest(Base):
     first_response_due_at: Mapped[datetime | None] = mapped_column(default=None)
     first_response_at: Mapped[datetime | None] = mapped_column(default=None)
     overdue_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The Partner Center connector's side: ``manual`` (a person files it), ``queued``,
+    # ``submitted`` or ``failed`` (gave up; a person files it).
+    submission: Mapped[str] = mapped_column(String(16), default="manual")
+    submission_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    submission_next_at: Mapped[datetime | None] = mapped_column(default=None)
+    submission_claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    submission_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    polled_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -58,4 +69,6 @@ class ProviderHandoff(Base):
     issue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("issues.id"), unique=True)
     provider: Mapped[dict[str, Any]] = mapped_column(default=dict)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The ``webhook-id`` of every delivery to the provider's endpoints.
+    delivery_ids: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -18,6 +18,9 @@ class WebhookSubscription(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"), index=True)
     url: Mapped[str] = mapped_column(String(2048))
+    # ``partner``: the partner's own endpoint; ``indirect_provider``: the provider's endpoint,
+    # which receives hand-offs and nothing else.
+    audience: Mapped[str] = mapped_column(String(24), default="partner")
     description: Mapped[str] = mapped_column(String(500), default="")
     event_types: Mapped[list[Any]] = mapped_column(default=list)
     secret: Mapped[str] = mapped_column(String(128))
