@@ -97,3 +97,12 @@ WEBHOOK_EVENT_BY_OUTCOME = {
     Outcome.NEEDS_INFORMATION: "issue.needs_information",
 }
 WEBHOOK_EVENT_TYPES = (*WEBHOOK_EVENT_BY_OUTCOME.values(), "microsoft_request.updated")
+# What an indirect reseller's provider endpoint receives, and nothing else.
+PROVIDER_HANDOFF_EVENT = "provider_handoff.created"
+
+
+class Audience(StrEnum):
+    """Who owns a webhook endpoint: the partner itself, or its indirect provider."""
+
+    PARTNER = "partner"
+    INDIRECT_PROVIDER = "indirect_provider"

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.base import utcnow
 from shared.db.models import WebhookDelivery, WebhookSubscription
+from shared.vocabulary import Audience
 
 
 def delivery_id(subscription_id: uuid.UUID, event_id: str) -> str:
@@ -26,8 +27,10 @@ async def queue_deliveries(
     data: dict[str, Any],
     event_id: str,
     issue_id: uuid.UUID | None = None,
+    audience: Audience = Audience.PARTNER,
 ) -> list[str]:
-    """One delivery per enabled subscription of the partner that wants ``webhook_type``.
+    """One delivery per enabled subscription of the partner for ``audience`` that wants
+    ``webhook_type``.
 
     The body is Standard Webhooks' ``{"type", "timestamp", "data"}``; returns the delivery ids.
     """
@@ -35,7 +38,9 @@ async def queue_deliveries(
     body = orjson.dumps({"type": webhook_type, "timestamp": now.isoformat(), "data": data}).decode()
     subscriptions = await session.scalars(
         select(WebhookSubscription).where(
-            WebhookSubscription.partner_id == partner_id, WebhookSubscription.enabled.is_(True)
+            WebhookSubscription.partner_id == partner_id,
+            WebhookSubscription.enabled.is_(True),
+            WebhookSubscription.audience == audience.value,
         )
     )
     ids = []

@@ -206,6 +206,7 @@ async def issue_view(uow: UnitOfWork, principal: Principal, issue_id: uuid.UUID)
         routing = RoutingView(
             microsoft_request_id=issue.microsoft_request_id,
             provider=handoff.provider if handoff else None,
+            handoff_id=handoff.id if handoff else None,
             webhook_deliveries=[
                 DeliveryView(
                     id=d.id,

@@ -24,9 +24,15 @@ from services.intake.schemas import (
 from services.notifier.signing import new_secret
 from services.notifier.targets import TargetRefused, check_target
 from shared.db.base import utcnow
-from shared.db.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from shared.db.models import Partner, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from shared.db.uow import UnitOfWork
-from shared.vocabulary import WEBHOOK_EVENT_TYPES, Role
+from shared.vocabulary import (
+    PROVIDER_HANDOFF_EVENT,
+    WEBHOOK_EVENT_TYPES,
+    Audience,
+    CspModel,
+    Role,
+)
 
 ROTATION_OVERLAP = timedelta(hours=24)
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -44,18 +50,16 @@ Reader = Annotated[Principal, Depends(require(Role.READER))]
 async def create_webhook(
     body: WebhookCreate, principal: Admin, uow: UowDep, runtime: RuntimeDep
 ) -> WebhookCreated:
-    unknown = sorted(set(body.event_types) - set(WEBHOOK_EVENT_TYPES))
+    allowed = (
+        WEBHOOK_EVENT_TYPES if body.audience is Audience.PARTNER else (PROVIDER_HANDOFF_EVENT,)
+    )
+    unknown = sorted(set(body.event_types) - set(allowed))
     if unknown:
-        raise Problem(
-            422,
-            "The request has invalid fields.",
-            errors=[
-                {
-                    "field": "body.event_types",
-                    "message": f"unknown event types: {unknown}",
-                    "type": "enum",
-                }
-            ],
+        raise _invalid(
+            "body.event_types",
+            f"not event types of a {body.audience.value} endpoint: {unknown}; "
+            f"expected some of {list(allowed)}",
+            "enum",
         )
     settings = runtime.settings
     try:
@@ -65,16 +69,21 @@ async def create_webhook(
             require_https=settings.app.environment == "production",
         )
     except TargetRefused as exc:
-        raise Problem(
-            422,
-            "The request has invalid fields.",
-            errors=[{"field": "body.url", "message": str(exc), "type": "url_refused"}],
-        ) from exc
+        raise _invalid("body.url", str(exc), "url_refused") from exc
     async with uow:
+        if body.audience is Audience.INDIRECT_PROVIDER:
+            partner = await uow.session.get(Partner, principal.partner_id)
+            if partner is None or partner.csp_model != CspModel.INDIRECT_RESELLER:
+                raise _invalid(
+                    "body.audience",
+                    "only an indirect reseller hands issues to an indirect provider",
+                    "audience",
+                )
         subscription = WebhookSubscription(
             id=uuid.uuid4(),
             partner_id=principal.partner_id,
             url=str(body.url),
+            audience=body.audience.value,
             event_types=body.event_types,
             description=body.description,
             secret=new_secret(),
@@ -104,6 +113,14 @@ async def list_webhooks(
             .order_by(WebhookSubscription.created_at)
         )
         return [WebhookView.model_validate(row, from_attributes=True) for row in rows]
+
+
+def _invalid(field: str, message: str, kind: str) -> Problem:
+    return Problem(
+        422,
+        "The request has invalid fields.",
+        errors=[{"field": field, "message": message, "type": kind}],
+    )
 
 
 async def _owned(

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
-from shared.vocabulary import Category, IssueStatus, Outcome, Role, Severity, Vehicle
+from shared.vocabulary import Audience, Category, IssueStatus, Outcome, Role, Severity, Vehicle
 
 
 class Contact(BaseModel):
@@ -94,6 +94,9 @@ class DeliveryView(BaseModel):
 class RoutingView(BaseModel):
     microsoft_request_id: uuid.UUID | None
     provider: dict[str, Any] | None
+    handoff_id: uuid.UUID | None = Field(
+        default=None, description="The indirect-provider hand-off, for indirect resellers."
+    )
     webhook_deliveries: list[DeliveryView]
 
 
@@ -127,14 +130,25 @@ class WebhookCreate(BaseModel):
 
     url: AnyHttpUrl
     event_types: list[str] = Field(
-        default_factory=list, max_length=20, description="Empty: every event type."
+        default_factory=list,
+        max_length=20,
+        description="Empty: every event type of the audience.",
+        examples=[["issue.escalated_to_microsoft", "microsoft_request.updated"]],
     )
     description: str = Field(default="", max_length=500)
+    audience: Audience = Field(
+        default=Audience.PARTNER,
+        description="`partner`: your own endpoint, for issue outcomes and Microsoft request "
+        "updates. `indirect_provider` (indirect resellers only): your provider's endpoint, "
+        "which receives `provider_handoff.created` and nothing else; give the secret to your "
+        "provider.",
+    )
 
 
 class WebhookView(BaseModel):
     id: uuid.UUID
     url: str
+    audience: Audience
     event_types: list[str]
     description: str
     enabled: bool

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 
 from services.notifier import microsoft
 from services.notifier.connector import SubmissionPolicy
+from services.notifier.handoff import hand_off
 from services.notifier.webhooks import schedule_deliveries
 from shared.correlation_lock import lock_correlation_key
 from shared.db.base import utcnow
@@ -55,9 +56,10 @@ async def handle_issue_classified(
         return
     issue, partner = loaded
 
-    request_id = handoff_id = None
+    request: MicrosoftRequest | None = None
+    handoff: ProviderHandoff | None = None
     if event.outcome is Outcome.ESCALATED_TO_MICROSOFT and event.vehicle is not None:
-        request_id = await open_microsoft_request(
+        request = await open_microsoft_request(
             uow,
             issue=issue,
             partner=partner,
@@ -65,9 +67,12 @@ async def handle_issue_classified(
             support_topic_id=topics.get(issue.service.casefold()),
             policy=policy,
         )
-        issue.microsoft_request_id = request_id
+        issue.microsoft_request_id = request.id
     elif event.outcome is Outcome.ROUTED_TO_INDIRECT_PROVIDER:
-        handoff_id = _hand_off(uow, issue=issue, partner=partner, event=event)
+        handoff = await hand_off(
+            uow, issue=issue, partner=partner, event=event, event_id=envelope.id
+        )
+    request_id = request.id if request else None
 
     deliveries = await schedule_deliveries(
         uow,
@@ -75,7 +80,8 @@ async def handle_issue_classified(
         issue=issue,
         event=event,
         event_id=envelope.id,
-        microsoft_request_id=request_id,
+        request=request,
+        handoff=handoff,
     )
     now = utcnow()
     advance(
@@ -94,7 +100,7 @@ async def handle_issue_classified(
             outcome=event.outcome,
             vehicle=event.vehicle,
             microsoft_request_id=request_id,
-            provider_handoff_id=handoff_id,
+            provider_handoff_id=handoff.id if handoff else None,
             webhook_delivery_ids=deliveries,
             routed_at=now,
         ),
@@ -110,8 +116,8 @@ async def open_microsoft_request(
     event: IssueClassified,
     support_topic_id: str | None,
     policy: SubmissionPolicy,
-) -> uuid.UUID:
-    """Insert the request for this issue (or its cluster) unless it exists; return its id.
+) -> MicrosoftRequest:
+    """Insert the request for this issue (or its cluster) unless it exists; return it.
 
     The unique ``dedupe_key`` decides races between notifier instances. Cluster membership is
     read from the database under the correlation key's lock, so a cluster that formed after
@@ -171,7 +177,7 @@ async def open_microsoft_request(
     record.issue_ids = sorted({*record.issue_ids, str(issue.id)})
     if cluster_id is not None:
         await _absorb(uow, record, cluster_id, now)
-    return record.id
+    return record
 
 
 async def _current_cluster(uow: UnitOfWork, issue: Issue) -> str | None:
@@ -237,29 +243,6 @@ async def _absorb(
                 },
             ]
         record.issue_ids = sorted({*record.issue_ids, *request.issue_ids})
-
-
-def _hand_off(
-    uow: UnitOfWork, *, issue: Issue, partner: Partner, event: IssueClassified
-) -> uuid.UUID:
-    handoff = ProviderHandoff(
-        id=uuid.uuid4(),
-        partner_id=partner.id,
-        issue_id=issue.id,
-        provider=partner.indirect_provider or {},
-        payload={
-            "external_ref": issue.external_ref,
-            "title": issue.title,
-            "description": issue.description,
-            "service": issue.service,
-            "region": issue.region,
-            "severity": event.severity.value,
-            "category": event.category.value if event.category else None,
-            "reasons": event.reasons,
-        },
-    )
-    uow.session.add(handoff)
-    return handoff.id
 
 
 def _timeline_detail(event: IssueClassified, request_id: uuid.UUID | None, deliveries: int) -> str:

@@ -49,6 +49,44 @@ NEXT_STEP: dict[Outcome, dict[str, str]] = {
 }
 
 
-def next_step(outcome: Outcome, locale: str | None) -> str:
+# The Partner Center connector files the request itself.
+FILING_BY_CONNECTOR = {
+    "en": "A Microsoft request was opened and is being filed through Partner Center; "
+    "microsoft_request.updated brings Microsoft's request number. Keep the customer informed.",
+    "es": "Se abrió una solicitud a Microsoft y se está presentando a través del Centro de "
+    "partners; microsoft_request.updated traerá el número de Microsoft. Mantenga informado al "
+    "cliente.",
+    "de": "Eine Microsoft-Anfrage wurde angelegt und wird über das Partner Center eingereicht; "
+    "microsoft_request.updated liefert die Anfragenummer von Microsoft. Halten Sie den Kunden "
+    "auf dem Laufenden.",
+    "fr": "Une demande Microsoft a été ouverte et est déposée via l'Espace partenaires ; "
+    "microsoft_request.updated apportera le numéro de Microsoft. Tenez le client informé.",
+}
+# An indirect reseller without a subscribed provider endpoint passes the hand-off on itself.
+PROVIDER_NOT_NOTIFIED = {
+    "en": "This issue goes to your indirect provider, but no provider endpoint is subscribed: "
+    "send the hand-off details to your provider yourself.",
+    "es": "Esta incidencia corresponde a su proveedor indirecto, pero no hay ningún endpoint del "
+    "proveedor suscrito: envíele usted los datos del traspaso.",
+    "de": "Dieses Problem geht an Ihren indirekten Anbieter, aber es ist kein Endpunkt des "
+    "Anbieters abonniert: Senden Sie ihm die Übergabedaten selbst.",
+    "fr": "Ce problème relève de votre fournisseur indirect, mais aucun point de terminaison du "
+    "fournisseur n'est abonné : transmettez-lui vous-même les éléments du transfert.",
+}
+
+
+def next_step(
+    outcome: Outcome,
+    locale: str | None,
+    *,
+    filing: str | None = None,
+    provider_notified: bool | None = None,
+) -> str:
+    """The next step for ``outcome``; ``filing`` is the Microsoft request's submission state,
+    ``provider_notified`` whether a provider endpoint was sent the hand-off."""
     texts = NEXT_STEP[outcome]
+    if outcome is Outcome.ESCALATED_TO_MICROSOFT and filing == "queued":
+        texts = FILING_BY_CONNECTOR
+    if outcome is Outcome.ROUTED_TO_INDIRECT_PROVIDER and provider_notified is False:
+        texts = PROVIDER_NOT_NOTIFIED
     return texts.get((locale or "en")[:2].lower(), texts["en"])
