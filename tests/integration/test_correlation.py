@@ -5,12 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.classifier.correlation import Policy, Report, correlate
+from services.notifier.connector import SubmissionPolicy
+from services.notifier.handler import open_microsoft_request
+from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
-from shared.db.models import Issue
+from shared.db.models import Issue, MicrosoftRequest, Partner
 from shared.db.uow import UnitOfWorkFactory
+from shared.events.models import IssueClassified
+from shared.vocabulary import Category, Outcome, Severity, Vehicle
 from tests.support.factories import scalar, seed_partner
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -109,3 +115,80 @@ async def test_a_cluster_quiet_for_a_whole_window_closes_and_a_new_outage_opens_
     assert second is not None
     assert first != second
     assert await scalar(engine, "SELECT count(*) FROM outage_clusters WHERE status = 'open'") == 1
+
+
+async def test_a_cluster_request_leaves_a_member_request_being_filed_by_the_connector_alone(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    first = await report(uows, partner.id, tenant="t1", at=T0)
+    assert first is None
+    issue_ids = await _issue_ids(uows, partner.id)  # the first issue, with a request of its own
+    in_flight = uuid.uuid4()
+    async with uows() as uow:
+        uow.session.add(
+            MicrosoftRequest(
+                id=in_flight,
+                partner_id=partner.id,
+                dedupe_key=f"issue:{issue_ids[0]}",
+                title="down",
+                description="down",
+                severity="critical",
+                vehicle="partner_cloud_support",
+                issue_ids=[str(issue_ids[0])],
+                submission="queued",
+                submission_claimed_until=utcnow() + timedelta(minutes=5),
+            )
+        )
+        await uow.commit()
+    await report(uows, partner.id, tenant="t2", at=T0 + timedelta(minutes=1))
+    cluster_id = await report(uows, partner.id, tenant="t3", at=T0 + timedelta(minutes=2))
+    assert cluster_id is not None
+
+    async with uows() as uow:
+        partner_row = await uow.session.get(Partner, partner.id)
+        third = (await _issue_ids(uows, partner.id))[-1]
+        issue = await uow.session.get(Issue, third)
+        assert partner_row is not None
+        assert issue is not None
+        event = IssueClassified(
+            issue_id=issue.id,
+            partner_id=partner.id,
+            external_ref=issue.external_ref,
+            category=Category.SERVICE_UNAVAILABLE,
+            category_source="given",
+            outcome=Outcome.ESCALATED_TO_MICROSOFT,
+            vehicle=Vehicle.PARTNER_CLOUD_SUPPORT,
+            reasons=["outage"],
+            rule_id="r",
+            cluster_id=cluster_id,
+            confidence=1.0,
+            severity=Severity.CRITICAL,
+            service=issue.service,
+            classified_at=utcnow(),
+        )
+        cluster_request = await open_microsoft_request(
+            uow,
+            issue=issue,
+            partner=partner_row,
+            event=event,
+            support_topic_id="1",
+            policy=SubmissionPolicy(False, frozenset(), frozenset()),
+        )
+        await uow.commit()
+        assert any(str(in_flight) in note["text"] for note in cluster_request.notes)
+
+    superseded = await scalar(
+        engine,
+        "SELECT count(*) FROM microsoft_requests WHERE superseded_by_id IS NOT NULL",
+    )
+    assert superseded == 0, "the request in Partner Center's hands right now is kept"
+
+
+async def _issue_ids(uows: UnitOfWorkFactory, partner_id: uuid.UUID) -> list[uuid.UUID]:
+    async with uows() as uow:
+        found = await uow.session.scalars(
+            select(Issue.id).where(Issue.partner_id == partner_id).order_by(Issue.created_at)
+        )
+        return list(found)
