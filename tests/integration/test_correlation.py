@@ -146,9 +146,9 @@ async def test_a_cluster_request_leaves_a_member_request_being_filed_by_the_conn
     cluster_id = await report(uows, partner.id, tenant="t3", at=T0 + timedelta(minutes=2))
     assert cluster_id is not None
 
+    third = (await _issue_ids(uows, partner.id))[-1]
     async with uows() as uow:
         partner_row = await uow.session.get(Partner, partner.id)
-        third = (await _issue_ids(uows, partner.id))[-1]
         issue = await uow.session.get(Issue, third)
         assert partner_row is not None
         assert issue is not None
