@@ -1,4 +1,9 @@
-"""Loading the issue an event is about, in the state the consumer expects it."""
+"""The issue lifecycle: legal transitions, moving an issue, loading the one an event is about.
+
+received → classified → routed → resolved → closed; a PSA may resolve or close an issue at any
+point before that (the customer fixed it, or withdrew it). Every transition is a timeline step
+and an ``issues.updated`` event, in the caller's transaction.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db.models import Issue, Partner
 from shared.db.models import IssueEvent as TimelineEntry
 from shared.events.envelope import InvalidMessage
-from shared.events.models import IssueEvent
+from shared.events.models import IssueEvent, IssueUpdated
+from shared.kafka.outbox import enqueue
 from shared.vocabulary import IssueStatus
+
+TRANSITIONS: dict[IssueStatus, frozenset[IssueStatus]] = {
+    IssueStatus.RECEIVED: frozenset(
+        {IssueStatus.CLASSIFIED, IssueStatus.RESOLVED, IssueStatus.CLOSED}
+    ),
+    IssueStatus.CLASSIFIED: frozenset(
+        {IssueStatus.ROUTED, IssueStatus.RESOLVED, IssueStatus.CLOSED}
+    ),
+    IssueStatus.ROUTED: frozenset({IssueStatus.RESOLVED, IssueStatus.CLOSED}),
+    IssueStatus.RESOLVED: frozenset({IssueStatus.CLOSED}),
+    IssueStatus.CLOSED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, current: IssueStatus, wanted: IssueStatus) -> None:
+        self.current = current
+        self.wanted = wanted
+        self.allowed = sorted(TRANSITIONS[current])
+        names = ", ".join(s.value for s in self.allowed) or "none: it is final"
+        super().__init__(
+            f"An issue cannot go from {current.value} to {wanted.value}; from "
+            f"{current.value} it can go to {names}."
+        )
 
 
 async def issue_awaiting(
@@ -32,10 +62,31 @@ async def issue_awaiting(
 
 
 def advance(
-    session: AsyncSession, issue: Issue, status: IssueStatus, *, detail: str, at: datetime
+    session: AsyncSession,
+    issue: Issue,
+    status: IssueStatus,
+    *,
+    detail: str,
+    at: datetime,
+    service: str,
+    note: str | None = None,
 ) -> None:
-    """Move the issue to ``status`` and add the step to its timeline, in the caller's
-    transaction."""
+    """Move the issue to ``status``, add the step to its timeline and queue ``issues.updated``,
+    in the caller's transaction. :class:`IllegalTransition` if the lifecycle forbids it."""
+    current = IssueStatus(issue.status)
+    if status not in TRANSITIONS[current]:
+        raise IllegalTransition(current, status)
     issue.status = status
     issue.updated_at = at
     session.add(TimelineEntry(issue_id=issue.id, status=status, detail=detail, at=at))
+    enqueue(
+        session,
+        IssueUpdated(
+            issue_id=issue.id,
+            partner_id=issue.partner_id,
+            status=status,
+            note=note or detail,
+            updated_at=at,
+        ),
+        service=service,
+    )

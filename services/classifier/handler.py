@@ -138,6 +138,7 @@ def _record(
         IssueStatus.CLASSIFIED,
         detail=f"{decision.outcome.value} ({decision.rule_id})",
         at=now,
+        service=SERVICE,
     )
     enqueue(
         session,

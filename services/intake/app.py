@@ -11,9 +11,11 @@ from fastapi import FastAPI, Request, Response
 from services import ops
 from services.intake import (
     problems,
+    routes_customers,
     routes_health,
     routes_issues,
     routes_microsoft,
+    routes_partner,
     routes_webhooks,
 )
 from services.runtime import Runtime
@@ -40,6 +42,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.middleware("http")(_observe)
     app.include_router(ops.router)
     app.include_router(routes_issues.router)
+    app.include_router(routes_customers.router)
+    app.include_router(routes_partner.router)
     app.include_router(routes_webhooks.router)
     app.include_router(routes_health.router)
     app.include_router(routes_microsoft.router)

@@ -17,9 +17,14 @@ from shared.db.base import utcnow
 from shared.db.models import ApiKey
 from shared.db.uow import UnitOfWork
 from shared.security import parse_prefix, verify_key
-from shared.vocabulary import Role
+from shared.vocabulary import Category, Role
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Partner Center's billing admin and sales agent work on their own kind of issue only.
+ROLE_CATEGORIES: dict[Role, tuple[Category, ...]] = {
+    Role.BILLING_ADMIN: (Category.BILLING,),
+    Role.SALES_AGENT: (Category.SUBSCRIPTION,),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,15 @@ class Principal:
     partner_id: uuid.UUID
     role: Role
     key_id: uuid.UUID
+
+    @property
+    def categories(self) -> tuple[Category, ...] | None:
+        """The issue categories this key may file, read and update; ``None``: all."""
+        return ROLE_CATEGORIES.get(self.role)
+
+    def may_handle(self, category: str | None) -> bool:
+        allowed = self.categories
+        return allowed is None or category in allowed
 
 
 def get_runtime(request: Request) -> Runtime:

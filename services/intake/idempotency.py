@@ -1,50 +1,165 @@
-"""``Idempotency-Key``: same key and body replay the first answer; another body is a conflict."""
+"""``Idempotency-Key`` on every POST.
+
+For 24 hours the same key with the same request (method, path and body) replays the first
+answer; with another request it answers 409. The answer is stored in the same transaction as
+the effect it describes, so a key is never remembered for an effect that did not happen, nor
+the other way round. Two concurrent requests with one key: the loser's transaction fails on the
+key's primary key, is rolled back, and replays the winner's answer.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Annotated, Any
 
 import orjson
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 
 from services.intake.problems import Problem
+from shared.db.base import utcnow
 from shared.db.models import IdempotencyRecord
-from shared.db.uow import UnitOfWork
+from shared.db.uow import UnitOfWork, UnitOfWorkFactory
+
+KEY_TTL = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
 class StoredAnswer:
     status_code: int
     body: dict[str, Any]
+    location: str | None = None
+    replayed: bool = False
+
+    def response(self) -> JSONResponse:
+        headers = {"Location": self.location} if self.location else {}
+        if self.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return JSONResponse(self.body, status_code=self.status_code, headers=headers)
 
 
-def request_hash(body: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """The ``Idempotency-Key`` of a POST and what identifies the request it was sent with."""
+
+    key: str | None
+    method: str
+    path: str
+
+    def request_hash(self, body: Any) -> str:
+        return fingerprint(self.method, self.path, body)
+
+    async def run(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        partner_id: uuid.UUID,
+        body: Any,
+        produce: Callable[[UnitOfWork], Awaitable[StoredAnswer]],
+    ) -> StoredAnswer:
+        """``produce`` under this key; ``body`` is the request body as JSON data (or None)."""
+        return await respond(
+            uow_factory,
+            partner_id=partner_id,
+            key=self.key,
+            request_hash=self.request_hash(body),
+            produce=produce,
+        )
 
 
-async def replay(
-    uow: UnitOfWork, *, partner_id: uuid.UUID, key: str, body_hash: str
+async def idempotent_request(
+    request: Request,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Any unique printable string (a UUID is best). For 24 hours the same "
+            "key with the same request replays the first answer (with `Idempotent-Replayed: "
+            "true`); with another request it answers 409.",
+        ),
+    ] = None,
+) -> IdempotentRequest:
+    return IdempotentRequest(idempotency_key, request.method, request.url.path)
+
+
+IdempotencyDep = Annotated[IdempotentRequest, Depends(idempotent_request)]
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    request = {"method": method, "path": path, "body": body}
+    return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+async def respond(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    partner_id: uuid.UUID,
+    key: str | None,
+    request_hash: str,
+    produce: Callable[[UnitOfWork], Awaitable[StoredAnswer]],
+) -> StoredAnswer:
+    """Run ``produce`` (which must not commit) in one transaction with the key's record."""
+    for attempt in range(2):
+        try:
+            async with uow_factory() as uow:
+                if key:
+                    stored = await _replay(uow, partner_id, key, request_hash)
+                    if stored is not None:
+                        return stored
+                answer = await produce(uow)
+                if key:
+                    _remember(uow, partner_id, key, request_hash, answer)
+                await uow.commit()
+                return answer
+        except IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _replay(
+    uow: UnitOfWork, partner_id: uuid.UUID, key: str, request_hash: str
 ) -> StoredAnswer | None:
     record = await uow.session.get(IdempotencyRecord, (partner_id, key))
     if record is None:
         return None
-    if record.request_hash != body_hash:
-        raise Problem(409, "This Idempotency-Key was used with a different request body.")
-    return StoredAnswer(record.status_code, record.response)
+    if record.created_at < utcnow() - KEY_TTL:
+        await uow.session.delete(record)
+        await uow.session.flush()
+        return None
+    if record.request_hash != request_hash:
+        raise Problem(409, "This Idempotency-Key was used with a different request.")
+    return StoredAnswer(record.status_code, dict(record.response), record.location, replayed=True)
 
 
-def remember(
-    uow: UnitOfWork, *, partner_id: uuid.UUID, key: str, body_hash: str, answer: StoredAnswer
+def _remember(
+    uow: UnitOfWork, partner_id: uuid.UUID, key: str, request_hash: str, answer: StoredAnswer
 ) -> None:
-    """Store the answer in the same transaction as the effect it describes."""
     uow.session.add(
         IdempotencyRecord(
             partner_id=partner_id,
             key=key,
-            request_hash=body_hash,
+            request_hash=request_hash,
             status_code=answer.status_code,
             response=answer.body,
+            location=answer.location,
+            created_at=utcnow(),
         )
     )
+
+
+async def purge_expired(uow_factory: UnitOfWorkFactory) -> int:
+    """Forget keys older than 24 hours."""
+    async with uow_factory() as uow:
+        result = await uow.session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.created_at < utcnow() - KEY_TTL)
+        )
+        await uow.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

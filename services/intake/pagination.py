@@ -51,24 +51,28 @@ def after_cursor(
 
 async def keyset_page(
     session: AsyncSession,
-    query: Select[Any],
+    query: Select[*tuple[Any, ...]],
     created_column: Any,
     id_column: Any,
     *,
     limit: int,
     cursor: str | None,
     id_type: type = str,
+    rows: bool = False,
 ) -> tuple[list[Any], str | None]:
-    """One page of ``query`` newest first, and the cursor of the next page (None on the last)."""
+    """One page of ``query`` newest first, and the cursor of the next page (None on the last).
+
+    With ``rows`` the query selects several entities and the page holds row tuples whose first
+    entity carries the keyset columns.
+    """
     if cursor:
         query = query.where(after_cursor(created_column, id_column, cursor, id_type))
-    rows = list(
-        await session.scalars(
-            query.order_by(created_column.desc(), id_column.desc()).limit(limit + 1)
-        )
+    query = query.order_by(created_column.desc(), id_column.desc()).limit(limit + 1)
+    found: list[Any] = (
+        list((await session.execute(query)).all()) if rows else list(await session.scalars(query))
     )
-    page = rows[:limit]
-    if len(rows) <= limit:
+    page = found[:limit]
+    if len(found) <= limit:
         return page, None
-    last = page[-1]
+    last = page[-1][0] if rows else page[-1]
     return page, encode_cursor(getattr(last, created_column.key), getattr(last, id_column.key))

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from services.intake import issues_service
+from services.intake import issue_queries, issue_updates, issues_service
 from services.intake.deps import Principal, RuntimeDep, UowDep, require
-from services.intake.problems import PROBLEM
-from services.intake.schemas import IssueAccepted, IssueCreate, IssueView
-from shared.vocabulary import Role
+from services.intake.idempotency import IdempotencyDep
+from services.intake.problems import PROBLEM, Problem
+from services.intake.schemas import (
+    IssueAccepted,
+    IssueCreate,
+    IssuePage,
+    IssuePatch,
+    IssueView,
+)
+from shared.vocabulary import IssueStatus, Outcome, Role
 
 router = APIRouter(prefix="/v1/issues", tags=["issues"])
 
@@ -27,33 +35,106 @@ AnyRole = Annotated[Principal, Depends(require(*Role))]
     status_code=202,
     response_model=IssueAccepted,
     summary="Accept a customer issue",
+    description="`billing_admin` keys file `billing` issues and `sales_agent` keys "
+    "`subscription` issues (the category is set for them when absent); other categories "
+    "answer 403.",
     responses={
         200: {"model": IssueAccepted, "description": "This PSA ticket was accepted before."},
         401: PROBLEM,
         403: PROBLEM,
         409: PROBLEM,
+        413: PROBLEM,
+        415: PROBLEM,
         422: PROBLEM,
+        429: PROBLEM,
     },
 )
 async def create_issue(
     body: IssueCreate,
     principal: Filer,
     runtime: RuntimeDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotent: IdempotencyDep,
 ) -> JSONResponse:
-    answer = await issues_service.accept_issue(
-        runtime.uow_factory, principal, body, idempotency_key=idempotency_key
-    )
-    location = f"/v1/issues/{answer.body['id']}"
-    return JSONResponse(answer.body, status_code=answer.status_code, headers={"Location": location})
+    body = _within_role(principal, body)
+    answer = await issues_service.accept_issue(runtime.uow_factory, principal, body, idempotent)
+    return answer.response()
+
+
+def _within_role(principal: Principal, body: IssueCreate) -> IssueCreate:
+    allowed = principal.categories
+    if allowed is None:
+        return body
+    if body.category is None:
+        return body.model_copy(update={"category": allowed[0]})
+    if body.category not in allowed:
+        raise Problem(
+            403,
+            f"A {principal.role.value} key files {', '.join(c.value for c in allowed)} issues "
+            f"only, not {body.category.value}.",
+        )
+    return body
+
+
+@router.get(
+    "",
+    response_model=IssuePage,
+    summary="The partner's issues, newest first",
+    responses={401: PROBLEM, 422: PROBLEM, 429: PROBLEM},
+)
+async def list_issues(
+    principal: AnyRole,
+    uow: UowDep,
+    status: IssueStatus | None = None,
+    outcome: Outcome | None = None,
+    customer_id: uuid.UUID | None = None,
+    service: Annotated[str | None, Query(max_length=128)] = None,
+    created_after: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> IssuePage:
+    async with uow:
+        return await issue_queries.list_issues(
+            uow,
+            principal,
+            status=status,
+            outcome=outcome,
+            customer_id=customer_id,
+            service=service,
+            created_after=created_after,
+            limit=limit,
+            cursor=cursor,
+        )
 
 
 @router.get(
     "/{issue_id}",
     response_model=IssueView,
     summary="An issue with its decision and routing",
-    responses={401: PROBLEM, 404: PROBLEM},
+    responses={401: PROBLEM, 404: PROBLEM, 429: PROBLEM},
 )
 async def get_issue(issue_id: uuid.UUID, principal: AnyRole, uow: UowDep) -> IssueView:
     async with uow:
-        return await issues_service.issue_view(uow, principal, issue_id)
+        return await issue_queries.issue_view(uow, principal, issue_id)
+
+
+@router.patch(
+    "/{issue_id}",
+    response_model=IssueView,
+    summary="Resolve or close an issue, or add a note",
+    description="Every change is a timeline step and an `issues.updated` event. Setting the "
+    "status it already has changes nothing.",
+    responses={
+        401: PROBLEM,
+        403: PROBLEM,
+        404: PROBLEM,
+        409: PROBLEM,
+        413: PROBLEM,
+        415: PROBLEM,
+        422: PROBLEM,
+        429: PROBLEM,
+    },
+)
+async def update_issue(
+    issue_id: uuid.UUID, body: IssuePatch, principal: Filer, uow: UowDep
+) -> IssueView:
+    return await issue_updates.update_issue(uow, principal, issue_id, body)

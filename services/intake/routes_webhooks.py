@@ -6,10 +6,12 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from services.intake.deps import Principal, RuntimeDep, UowDep, require
+from services.intake.idempotency import IdempotencyDep, StoredAnswer
 from services.intake.pagination import keyset_page
 from services.intake.problems import PROBLEM, Problem
 from services.intake.schemas import (
@@ -48,8 +50,8 @@ Reader = Annotated[Principal, Depends(require(Role.READER))]
     responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
 )
 async def create_webhook(
-    body: WebhookCreate, principal: Admin, uow: UowDep, runtime: RuntimeDep
-) -> WebhookCreated:
+    body: WebhookCreate, principal: Admin, runtime: RuntimeDep, idempotent: IdempotencyDep
+) -> JSONResponse:
     allowed = (
         WEBHOOK_EVENT_TYPES if body.audience is Audience.PARTNER else (PROVIDER_HANDOFF_EVENT,)
     )
@@ -70,7 +72,8 @@ async def create_webhook(
         )
     except TargetRefused as exc:
         raise _invalid("body.url", str(exc), "url_refused") from exc
-    async with uow:
+
+    async def produce(uow: UnitOfWork) -> StoredAnswer:
         if body.audience is Audience.INDIRECT_PROVIDER:
             partner = await uow.session.get(Partner, principal.partner_id)
             if partner is None or partner.csp_model != CspModel.INDIRECT_RESELLER:
@@ -92,8 +95,12 @@ async def create_webhook(
         uow.session.add(subscription)
         await uow.session.flush()
         created = WebhookCreated.model_validate(subscription, from_attributes=True)
-        await uow.commit()
-        return created
+        return StoredAnswer(201, created.model_dump(mode="json"), f"/v1/webhooks/{created.id}")
+
+    answer = await idempotent.run(
+        runtime.uow_factory, principal.partner_id, body.model_dump(mode="json"), produce
+    )
+    return answer.response()
 
 
 @router.get(
@@ -158,8 +165,10 @@ async def delete_webhook(webhook_id: uuid.UUID, principal: Admin, uow: UowDep) -
     summary="New signing secret; the old one keeps signing for 24 hours",
     responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM},
 )
-async def rotate_secret(webhook_id: uuid.UUID, principal: Admin, uow: UowDep) -> SecretRotated:
-    async with uow:
+async def rotate_secret(
+    webhook_id: uuid.UUID, principal: Admin, runtime: RuntimeDep, idempotent: IdempotencyDep
+) -> JSONResponse:
+    async def produce(uow: UnitOfWork) -> StoredAnswer:
         subscription = await _owned(uow, principal, webhook_id)
         expires = utcnow() + ROTATION_OVERLAP
         subscription.previous_secret = subscription.secret
@@ -168,8 +177,10 @@ async def rotate_secret(webhook_id: uuid.UUID, principal: Admin, uow: UowDep) ->
         rotated = SecretRotated(
             id=subscription.id, secret=subscription.secret, previous_secret_expires_at=expires
         )
-        await uow.commit()
-        return rotated
+        return StoredAnswer(200, rotated.model_dump(mode="json"))
+
+    answer = await idempotent.run(runtime.uow_factory, principal.partner_id, None, produce)
+    return answer.response()
 
 
 @router.get(
@@ -216,9 +227,13 @@ async def list_deliveries(
     responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM},
 )
 async def redeliver(
-    webhook_id: uuid.UUID, delivery_id: str, principal: Admin, uow: UowDep
-) -> DeliveryDetail:
-    async with uow:
+    webhook_id: uuid.UUID,
+    delivery_id: Annotated[str, Path(max_length=64)],
+    principal: Admin,
+    runtime: RuntimeDep,
+    idempotent: IdempotencyDep,
+) -> JSONResponse:
+    async def produce(uow: UnitOfWork) -> StoredAnswer:
         subscription = await _owned(uow, principal, webhook_id)
         delivery = await uow.session.get(WebhookDelivery, delivery_id)
         if delivery is None or delivery.subscription_id != webhook_id:
@@ -236,8 +251,10 @@ async def redeliver(
         detail = DeliveryDetail.model_validate(
             {**_fields(delivery), "attempt_log": attempts.get(delivery.id, [])}
         )
-        await uow.commit()
-        return detail
+        return StoredAnswer(202, detail.model_dump(mode="json"))
+
+    answer = await idempotent.run(runtime.uow_factory, principal.partner_id, None, produce)
+    return answer.response()
 
 
 async def _attempts(uow: UnitOfWork, ids: list[str]) -> dict[str, list[AttemptView]]:

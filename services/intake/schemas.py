@@ -106,6 +106,58 @@ class TimelineEntry(BaseModel):
     detail: str
 
 
+class IssueSummary(BaseModel):
+    """An issue in a list: what it is and where it went, without its timeline."""
+
+    id: uuid.UUID
+    external_ref: str
+    status: IssueStatus
+    title: str
+    service: str
+    region: str | None
+    severity: Severity
+    category: Category | None = Field(description="Given, or inferred once classified.")
+    outcome: Outcome | None = Field(description="Once classified.")
+    vehicle: Vehicle | None
+    customer_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class IssuePage(BaseModel):
+    items: list[IssueSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
+
+
+class IssuePatch(BaseModel):
+    """What a PSA tells us about the ticket afterwards."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"status": "resolved", "note": "Fixed by the customer."}]},
+    )
+
+    status: IssueStatus | None = Field(
+        default=None,
+        description="`resolved` or `closed`; other moves belong to the service. Illegal moves "
+        "answer 409 naming the allowed ones.",
+    )
+    note: str | None = Field(default=None, min_length=1, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _something(self) -> IssuePatch:
+        if self.status is None and self.note is None:
+            raise ValueError("give a status, a note, or both")
+        if self.status is not None and self.status not in (
+            IssueStatus.RESOLVED,
+            IssueStatus.CLOSED,
+        ):
+            raise ValueError("a PSA may set status to resolved or closed")
+        if self.note is not None and "\x00" in self.note:
+            raise ValueError("note must not contain NUL characters")
+        return self
+
+
 class IssueView(BaseModel):
     id: uuid.UUID
     external_ref: str

@@ -90,6 +90,7 @@ async def handle_issue_classified(
         IssueStatus.ROUTED,
         detail=_timeline_detail(event, request_id, len(deliveries)),
         at=now,
+        service=SERVICE,
     )
     enqueue(
         session,

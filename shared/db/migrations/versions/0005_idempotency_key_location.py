@@ -1,0 +1,30 @@
+"""idempotency key location
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-21 07:17:42.767550
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("location", sa.String(length=300), nullable=True))
+        batch_op.create_index("ix_idempotency_keys_created_at", ["created_at"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.drop_index("ix_idempotency_keys_created_at")
+        batch_op.drop_column("location")
