@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 
+from shared.db.base import utcnow
 from shared.db.models import ApiKey, Partner
 from shared.db.uow import UnitOfWorkFactory
 from shared.security import generate_key
@@ -76,3 +78,38 @@ async def create_key(
         )
         await uow.commit()
     return CreatedKey(partner_id, role, key.plaintext)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    prefix: str
+    role: str
+    label: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+async def list_keys(uow_factory: UnitOfWorkFactory, partner_id: uuid.UUID) -> list[KeyInfo]:
+    async with uow_factory() as uow:
+        keys = await uow.session.scalars(
+            select(ApiKey).where(ApiKey.partner_id == partner_id).order_by(ApiKey.created_at)
+        )
+        return [
+            KeyInfo(k.prefix, k.role, k.label, k.created_at, k.last_used_at, k.revoked_at)
+            for k in keys
+        ]
+
+
+async def revoke_key(uow_factory: UnitOfWorkFactory, prefix: str) -> bool:
+    """Revoke the key with this prefix (the part after ``csp_``); False if there is none.
+
+    Revoking is immediate and final: the next request with the key answers 401."""
+    async with uow_factory() as uow:
+        key = await uow.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        if key is None:
+            return False
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+            await uow.commit()
+        return True

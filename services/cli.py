@@ -12,6 +12,7 @@ import typer
 from fastapi import FastAPI
 
 from services import admin
+from services.cli_admin import keys_app, partners_app
 from services.cli_rules import rules_app
 from services.settings import ServiceSettings
 from shared.db import migrate
@@ -26,12 +27,10 @@ from shared.settings import (
     KafkaSettings,
     ReconcilerSettings,
 )
-from shared.vocabulary import CspModel, Role, Vehicle
+from shared.vocabulary import Role, Vehicle
 
 app = typer.Typer(no_args_is_help=True, help="csp-escalation: escalation service for CSP partners.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
-keys_app = typer.Typer(no_args_is_help=True, help="Partner API keys.")
-partners_app = typer.Typer(no_args_is_help=True, help="Partners served by this deployment.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(partners_app, name="partners")
@@ -178,66 +177,6 @@ def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (``base`` for an empty schema)."""
     migrate.downgrade(_load().database.url, revision)
     typer.echo(f"database at {revision}")
-
-
-@partners_app.command("create")
-def partners_create(
-    name: Annotated[str, typer.Option(help="Partner name.")],
-    csp_model: Annotated[CspModel, typer.Option(help="CSP model.")] = CspModel.DIRECT_BILL,
-    vehicle: Annotated[
-        list[Vehicle] | None, typer.Option(help="Support entitlement (repeat).")
-    ] = None,
-    locale: Annotated[str, typer.Option(help="en, es, de or fr.")] = "en",
-) -> None:
-    """Create a partner and print its id."""
-    settings = _load()
-
-    async def go() -> None:
-        engine = create_engine(settings.database)
-        try:
-            partner_id = await admin.create_partner(
-                UnitOfWorkFactory(create_session_factory(engine)),
-                name=name,
-                csp_model=csp_model,
-                vehicles=vehicle or [],
-                locale=locale,
-            )
-        finally:
-            await engine.dispose()
-        typer.echo(str(partner_id))
-
-    asyncio.run(go())
-
-
-@keys_app.command("create")
-def keys_create(
-    partner: Annotated[str, typer.Option(help="Partner id or exact name.")],
-    role: Annotated[Role, typer.Option(help="The key's role.")],
-    label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
-) -> None:
-    """Create an API key and print it. It is shown only this once."""
-    settings = _load()
-
-    async def go() -> None:
-        engine = create_engine(settings.database)
-        try:
-            uow_factory = UnitOfWorkFactory(create_session_factory(engine))
-            partner_id = await admin.find_partner(uow_factory, partner)
-            if partner_id is None:
-                typer.echo(f"no partner {partner!r}", err=True)
-                raise typer.Exit(1)
-            key = await admin.create_key(
-                uow_factory,
-                partner_id=partner_id,
-                role=role,
-                label=label,
-                pepper=settings.app.api_key_pepper.get_secret_value(),
-            )
-        finally:
-            await engine.dispose()
-        typer.echo(key.plaintext)
-
-    asyncio.run(go())
 
 
 @app.command("topics")

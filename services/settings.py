@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shared.settings import (
+    ApiSettings,
     AppSettings,
     ClassifierSettings,
     ConsumerSettings,
@@ -34,3 +35,4 @@ class ServiceSettings:
     graph: GraphSettings = field(default_factory=GraphSettings)
     microsoft: MicrosoftRequestSettings = field(default_factory=MicrosoftRequestSettings)
     partner_center: PartnerCenterSettings = field(default_factory=PartnerCenterSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)

@@ -253,3 +253,16 @@ class PartnerCenterSettings(BaseSettings):
         if self.enabled and missing:
             raise ValueError("PARTNER_CENTER_ENABLED needs " + ", ".join(missing))
         return self
+
+
+class ApiSettings(BaseSettings):
+    """Limits of the intake API, per process."""
+
+    model_config = SettingsConfigDict(env_prefix="API_", extra="ignore")
+
+    # Fits a 64 KiB description in four-byte characters, with room for the other fields.
+    max_body_bytes: int = Field(default=512 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_json_depth: int = Field(default=16, ge=2, le=256)
+    # Token bucket per API key: sustained rate and burst.
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    rate_limit_burst: int = Field(default=100, ge=1)

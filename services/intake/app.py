@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request, Response
 
 from services import ops
 from services.intake import (
+    idempotency,
     problems,
     routes_customers,
     routes_health,
@@ -18,11 +23,14 @@ from services.intake import (
     routes_partner,
     routes_webhooks,
 )
+from services.intake.guard import RequestGuard
+from services.intake.ratelimit import KeyRateLimiter
 from services.runtime import Runtime
 from services.settings import ServiceSettings
 from shared.observability import metrics
 
 SERVICE = "intake"
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
@@ -30,6 +38,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with Runtime(settings, service=SERVICE) as runtime:
             app.state.runtime = runtime
+            runtime.spawn("intake-idempotency-purge", partial(_purge_keys, runtime))
             yield
 
     app = FastAPI(
@@ -39,6 +48,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    app.state.rate_limiter = KeyRateLimiter(
+        settings.api.rate_limit_per_minute, settings.api.rate_limit_burst
+    )
+    app.add_middleware(RequestGuard, settings=settings.api)
     app.middleware("http")(_observe)
     app.include_router(ops.router)
     app.include_router(routes_issues.router)
@@ -48,6 +61,19 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.include_router(routes_health.router)
     app.include_router(routes_microsoft.router)
     return app
+
+
+async def _purge_keys(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Forget idempotency keys past their 24 hours, every hour."""
+    while not stop.is_set():
+        try:
+            purged = await idempotency.purge_expired(runtime.uow_factory)
+            if purged:
+                log.info("forgot %d expired idempotency keys", purged)
+        except Exception:
+            log.exception("idempotency key purge failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=3600)
 
 
 async def _observe(

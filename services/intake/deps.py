@@ -12,6 +12,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy import select
 
 from services.intake.problems import Problem
+from services.intake.ratelimit import KeyRateLimiter
 from services.runtime import Runtime
 from shared.db.base import utcnow
 from shared.db.models import ApiKey
@@ -61,6 +62,7 @@ _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="csp-escalation"'}
 
 
 async def authenticate(
+    request: Request,
     runtime: RuntimeDep,
     authorization: Annotated[str | None, Header(description="`Bearer <api key>`")] = None,
 ) -> Principal:
@@ -85,7 +87,16 @@ async def authenticate(
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             key.last_used_at = now
             await uow.commit()
-        return Principal(partner_id=key.partner_id, role=Role(key.role), key_id=key.id)
+        principal = Principal(partner_id=key.partner_id, role=Role(key.role), key_id=key.id)
+    limiter: KeyRateLimiter = request.app.state.rate_limiter
+    wait = limiter.take(str(principal.key_id))
+    if wait is not None:
+        raise Problem(
+            429,
+            f"This API key is over its rate limit; retry in {wait} s.",
+            headers={"Retry-After": str(wait)},
+        )
+    return principal
 
 
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
