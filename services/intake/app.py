@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request, Response
 from services import ops
 from services.intake import (
     idempotency,
+    openapi,
     problems,
     routes_customers,
     routes_health,
@@ -48,6 +49,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    openapi.install(app)
     app.state.rate_limiter = KeyRateLimiter(
         settings.api.rate_limit_per_minute, settings.api.rate_limit_burst
     )

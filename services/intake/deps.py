@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from services.intake.problems import Problem
@@ -61,13 +62,20 @@ UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="csp-escalation"'}
 
 
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key from `escalation keys create`: `Authorization: Bearer csp_…`.",
+)
+
+
 async def authenticate(
     request: Request,
     runtime: RuntimeDep,
-    authorization: Annotated[str | None, Header(description="`Bearer <api key>`")] = None,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
 ) -> Principal:
-    scheme, _, token = (authorization or "").partition(" ")
-    prefix = parse_prefix(token.strip()) if scheme.lower() == "bearer" else None
+    token = credentials.credentials if credentials else ""
+    prefix = parse_prefix(token.strip())
     if prefix is None:
         raise Problem(
             401,

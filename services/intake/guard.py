@@ -69,7 +69,12 @@ class RequestGuard:
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, status: int, detail: str
     ) -> None:
-        response = problem_response(status, detail)
+        errors = [{"field": "body", "message": detail, "type": "body"}] if status == 422 else None
+        response = (
+            problem_response(status, detail, errors=errors)
+            if errors
+            else (problem_response(status, detail))
+        )
         await response(scope, receive, send)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -19,6 +18,7 @@ from services.intake.schemas import (
     IssuePage,
     IssuePatch,
     IssueView,
+    Timestamp,
 )
 from shared.vocabulary import IssueStatus, Outcome, Role
 
@@ -88,7 +88,9 @@ async def list_issues(
     outcome: Outcome | None = None,
     customer_id: uuid.UUID | None = None,
     service: Annotated[str | None, Query(max_length=128)] = None,
-    created_after: datetime | None = None,
+    created_after: Annotated[
+        Timestamp | None, Query(description="RFC 3339 with an offset.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> IssuePage:

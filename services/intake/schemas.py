@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from shared.vocabulary import Audience, Category, IssueStatus, Outcome, Role, Severity, Vehicle
 
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
-class Contact(BaseModel):
+
+def _rfc3339_text(value: object) -> object:
+    """Numbers are not timestamps here, whatever pydantic's lax mode would make of them."""
+    if isinstance(value, str) and _RFC3339.match(value):
+        return value
+    if isinstance(value, datetime):
+        return value
+    raise ValueError("expected an RFC 3339 date-time with an offset, e.g. 2026-11-21T09:00:00Z")
+
+
+# An RFC 3339 date-time with a UTC offset.
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+
+
+class RequestBody(BaseModel):
+    """What clients send: unknown fields are refused. Booleans and numbers are strict fields
+    (``"yes"`` is not a boolean) and dates must be text (a number is not a date)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Contact(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     first_name: str | None = Field(default=None, max_length=100)
@@ -20,7 +51,7 @@ class Contact(BaseModel):
     phone: str | None = Field(default=None, max_length=40)
 
 
-class IssueCreate(BaseModel):
+class IssueCreate(RequestBody):
     """A customer issue as a PSA tool sends it."""
 
     model_config = ConfigDict(
@@ -129,7 +160,7 @@ class IssuePage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
 
 
-class IssuePatch(BaseModel):
+class IssuePatch(RequestBody):
     """What a PSA tells us about the ticket afterwards."""
 
     model_config = ConfigDict(
@@ -177,7 +208,7 @@ class IssueView(BaseModel):
     timeline: list[TimelineEntry]
 
 
-class WebhookCreate(BaseModel):
+class WebhookCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     url: AnyHttpUrl
@@ -213,7 +244,7 @@ class WebhookCreated(WebhookView):
     secret: str = Field(description="The signing secret (`whsec_…`). Shown only in this answer.")
 
 
-class HealthIncidentPut(BaseModel):
+class HealthIncidentPut(RequestBody):
     """A service-health issue in Microsoft Graph's ``serviceHealthIssue`` shape."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -223,9 +254,9 @@ class HealthIncidentPut(BaseModel):
     feature: str | None = Field(default=None, max_length=128)
     classification: str = Field(default="incident", pattern=r"(?i)^(incident|advisory)$")
     status: str = Field(default="serviceDegradation", max_length=48)
-    is_resolved: bool = Field(default=False, alias="isResolved")
-    start_at: datetime | None = Field(default=None, alias="startDateTime")
-    end_at: datetime | None = Field(default=None, alias="endDateTime")
+    is_resolved: bool = Field(default=False, alias="isResolved", strict=True)
+    start_at: Timestamp | None = Field(default=None, alias="startDateTime")
+    end_at: Timestamp | None = Field(default=None, alias="endDateTime")
     impact_description: str = Field(default="", alias="impactDescription", max_length=10_000)
     regions: list[str] = Field(default_factory=list, max_length=100)
     tenant_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
@@ -322,7 +353,7 @@ class MicrosoftRequestPage(BaseModel):
     next_cursor: str | None
 
 
-class MicrosoftRequestPatch(BaseModel):
+class MicrosoftRequestPatch(RequestBody):
     """What a person who filed the request by hand records."""
 
     model_config = ConfigDict(extra="forbid")
@@ -333,5 +364,7 @@ class MicrosoftRequestPatch(BaseModel):
     microsoft_id: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=10_000)
     responded: bool = Field(
-        default=False, description="Microsoft has responded (stops the first-response clock)."
+        strict=True,
+        default=False,
+        description="Microsoft has responded (stops the first-response clock).",
     )

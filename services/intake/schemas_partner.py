@@ -5,29 +5,44 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, time
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from services.intake.schemas import Contact
+from services.intake.schemas import Contact, RequestBody
 from shared.vocabulary import CspModel, Locale, Vehicle
 
+
+def _text(value: object) -> object:
+    if isinstance(value, str):
+        return value
+    raise ValueError("expected text, e.g. 08:00")
+
+
+TimeOfDay = Annotated[time, BeforeValidator(_text)]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 SupportType = Literal["break_fix", "how_to", "billing", "onboarding", "advisory", "managed"]
 ContactKind = Literal["phone", "email", "portal", "chat"]
 PriceUnit = Literal["per_incident", "per_hour", "per_month", "per_user_month", "included"]
 
 
-class Strict(BaseModel):
+class Strict(RequestBody):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class SupportHours(Strict):
     timezone: str = Field(max_length=64, examples=["Europe/Berlin"], description="IANA zone.")
     days: list[Day] = Field(min_length=1, max_length=7, examples=[["mon", "tue", "wed"]])
-    start: time = Field(examples=["08:00"])
-    end: time = Field(examples=["18:00"])
+    start: TimeOfDay = Field(examples=["08:00"])
+    end: TimeOfDay = Field(examples=["18:00"])
 
     @field_validator("timezone")
     @classmethod
@@ -78,9 +93,9 @@ class IndirectProvider(Strict):
 
 
 class CorrelationSettings(Strict):
-    enabled: bool = True
-    min_tenants: int = Field(default=3, ge=2, le=1000)
-    window_min: float = Field(default=30.0, ge=1, le=1440)
+    enabled: bool = Field(default=True, strict=True)
+    min_tenants: int = Field(default=3, ge=2, le=1000, strict=True)
+    window_min: float = Field(default=30.0, ge=1, le=1440, strict=True)
 
 
 class ProfileFields(Strict):

@@ -62,7 +62,7 @@ class IssueEvent(Base):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     issue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("issues.id"), index=True)
     status: Mapped[str] = mapped_column(String(16))
-    detail: Mapped[str] = mapped_column(String(500), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,4 +1,4 @@
-"""idempotency key location
+"""idempotency key location; timeline notes of any length
 
 Revision ID: 0005
 Revises: 0004
@@ -22,9 +22,21 @@ def upgrade() -> None:
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
         batch_op.add_column(sa.Column("location", sa.String(length=300), nullable=True))
         batch_op.create_index("ix_idempotency_keys_created_at", ["created_at"], unique=False)
+    with op.batch_alter_table("issue_events", schema=None) as batch_op:
+        batch_op.alter_column(
+            "detail", existing_type=sa.String(length=500), type_=sa.Text(), existing_nullable=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("issue_events", schema=None) as batch_op:
+        batch_op.alter_column(
+            "detail",
+            existing_type=sa.Text(),
+            type_=sa.String(length=500),
+            existing_nullable=False,
+            postgresql_using="left(detail, 500)",
+        )
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
         batch_op.drop_index("ix_idempotency_keys_created_at")
         batch_op.drop_column("location")
