@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: run test test-sqlite test-unit test-integration test-e2e lint format typecheck check clean install
+.PHONY: run test test-sqlite test-unit test-integration test-e2e fuzz lint format typecheck check clean install
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test-integration: $(STAMP)
 
 test-e2e: $(STAMP)
 	bash scripts/pytest-ok $(PYTEST) -q -m e2e
+
+# schemathesis with many more generated requests per operation than the bounded run in `make test`.
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-300} $(PYTEST) -q tests/e2e/test_api_schema.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.db.models import HealthIncident
+from shared.db.models.health import GLOBAL_SCOPE
 from shared.db.uow import UnitOfWork
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import HealthIncidentChanged
@@ -14,11 +15,12 @@ async def store_incident(uow: UnitOfWork, envelope: Envelope, _prepared: Any) ->
     event = envelope.data
     if not isinstance(event, HealthIncidentChanged):
         raise InvalidMessage(f"the health feed does not handle {envelope.type}")
-    incident = await uow.session.get(HealthIncident, event.incident_id)
+    scope = str(event.partner_id) if event.partner_id else GLOBAL_SCOPE
+    incident = await uow.session.get(HealthIncident, (scope, event.incident_id))
     if incident is None:
-        incident = HealthIncident(id=event.incident_id, partner_id=None)
+        incident = HealthIncident(scope=scope, id=event.incident_id, partner_id=event.partner_id)
         uow.session.add(incident)
-    fields = event.model_dump(exclude={"incident_id"})
+    fields = event.model_dump(exclude={"incident_id", "partner_id"})
     fields["classification"] = event.classification.casefold()
     fields["tenant_ids"] = [str(t) for t in event.tenant_ids]
     for name, value in fields.items():

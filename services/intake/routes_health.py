@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 from sqlalchemy import or_, select
 
 from services.intake.deps import Principal, UowDep, require
-from services.intake.problems import PROBLEM, Problem
+from services.intake.problems import PROBLEM
 from services.intake.schemas import HealthIncidentPut, HealthIncidentView
 from shared.db.models import HealthIncident
 from shared.events.models import HealthIncidentChanged
@@ -32,11 +32,10 @@ async def put_incident(
     uow: UowDep,
 ) -> HealthIncidentView:
     async with uow:
-        incident = await uow.session.get(HealthIncident, incident_id)
-        if incident is not None and incident.partner_id not in (None, principal.partner_id):
-            raise Problem(404, f"No incident {incident_id}.")
+        scope = str(principal.partner_id)
+        incident = await uow.session.get(HealthIncident, (scope, incident_id))
         if incident is None:
-            incident = HealthIncident(id=incident_id, partner_id=principal.partner_id)
+            incident = HealthIncident(scope=scope, id=incident_id, partner_id=principal.partner_id)
             uow.session.add(incident)
         fields = body.model_dump()
         fields["classification"] = fields["classification"].lower()
@@ -48,6 +47,7 @@ async def put_incident(
             uow.session,
             HealthIncidentChanged(
                 incident_id=incident_id,
+                partner_id=principal.partner_id,
                 **body.model_dump(exclude={"classification"}),
                 classification=fields["classification"],
             ),

@@ -108,6 +108,8 @@ class HealthIncidentChanged(Event):
     TOPIC = "health.incidents"
 
     incident_id: str
+    # Set when one partner recorded it through the API; absent: it applies to every partner.
+    partner_id: uuid.UUID | None = None
     title: str
     service: str
     feature: str | None = None

@@ -11,10 +11,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base, utcnow
 
+GLOBAL_SCOPE = "*"
+
 
 class HealthIncident(Base):
+    """An incident is known to everyone (``scope`` ``*``, from the ``health.incidents`` topic)
+    or to one partner (``scope`` = its id, from the API): the same Microsoft incident id can be
+    recorded by several partners without one seeing or changing another's."""
+
     __tablename__ = "health_incidents"
 
+    scope: Mapped[str] = mapped_column(String(40), primary_key=True, default=GLOBAL_SCOPE)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("partners.id"), default=None)
     title: Mapped[str] = mapped_column(String(500))

@@ -1,4 +1,4 @@
-"""idempotency key location; timeline notes of any length
+"""idempotency key location; timeline notes of any length; incidents scoped per partner
 
 Revision ID: 0005
 Revises: 0004
@@ -27,8 +27,30 @@ def upgrade() -> None:
             "detail", existing_type=sa.String(length=500), type_=sa.Text(), existing_nullable=False
         )
 
+    # Incidents recorded through the API belong to their partner; the topic's are global.
+    with op.batch_alter_table("health_incidents", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("scope", sa.String(length=40), nullable=False, server_default="*")
+        )
+    op.execute(
+        "UPDATE health_incidents SET scope = CAST(partner_id AS VARCHAR(40)) "
+        "WHERE partner_id IS NOT NULL"
+    )
+    with op.batch_alter_table("health_incidents", schema=None) as batch_op:
+        batch_op.drop_constraint("pk_health_incidents", type_="primary")
+        batch_op.create_primary_key("pk_health_incidents", ["scope", "id"])
+
 
 def downgrade() -> None:
+    # The old key holds one row per incident id: keep the global one, else the first scope.
+    op.execute(
+        "DELETE FROM health_incidents WHERE scope <> (SELECT MIN(g.scope) "
+        "FROM health_incidents AS g WHERE g.id = health_incidents.id)"
+    )
+    with op.batch_alter_table("health_incidents", schema=None) as batch_op:
+        batch_op.drop_constraint("pk_health_incidents", type_="primary")
+        batch_op.create_primary_key("pk_health_incidents", ["id"])
+        batch_op.drop_column("scope")
     with op.batch_alter_table("issue_events", schema=None) as batch_op:
         batch_op.alter_column(
             "detail",
