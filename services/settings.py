@@ -16,6 +16,7 @@ from shared.settings import (
     MicrosoftRequestSettings,
     OutboxSettings,
     PartnerCenterSettings,
+    PsaSettings,
     ReconcilerSettings,
     WebhookSettings,
 )
@@ -36,3 +37,4 @@ class ServiceSettings:
     microsoft: MicrosoftRequestSettings = field(default_factory=MicrosoftRequestSettings)
     partner_center: PartnerCenterSettings = field(default_factory=PartnerCenterSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    psa: PsaSettings = field(default_factory=PsaSettings)

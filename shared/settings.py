@@ -266,3 +266,54 @@ class ApiSettings(BaseSettings):
     # Token bucket per API key: sustained rate and burst.
     rate_limit_per_minute: int = Field(default=600, ge=1)
     rate_limit_burst: int = Field(default=100, ge=1)
+
+
+SeverityName = Literal["critical", "moderate", "minimal"]
+
+
+def _default_priorities() -> dict[str, SeverityName]:
+    """Common PSA priority names (ConnectWise, Autotask, HaloPSA) → severity."""
+    return {
+        "1": "critical",
+        "2": "moderate",
+        "3": "minimal",
+        "4": "minimal",
+        "5": "minimal",
+        "emergency": "critical",
+        "critical": "critical",
+        "urgent": "critical",
+        "high": "moderate",
+        "medium": "minimal",
+        "normal": "minimal",
+        "low": "minimal",
+    }
+
+
+def _default_impact_urgency() -> dict[str, SeverityName]:
+    """ITIL-style ``impact:urgency`` (high/medium/low each) → severity."""
+    return {
+        "high:high": "critical",
+        "high:medium": "moderate",
+        "medium:high": "moderate",
+        "high:low": "moderate",
+        "low:high": "moderate",
+        "medium:medium": "moderate",
+        "medium:low": "minimal",
+        "low:medium": "minimal",
+        "low:low": "minimal",
+    }
+
+
+class PsaSettings(BaseSettings):
+    """How a PSA's priority, or impact and urgency, become a severity when none is given."""
+
+    model_config = SettingsConfigDict(env_prefix="PSA_", extra="ignore")
+
+    # JSON. Keys are matched case-insensitively; "Priority 1 - Emergency Response", "P1" and
+    # "1" all look up "1".
+    priority_map: dict[str, SeverityName] = Field(
+        default_factory=_default_priorities
+    )
+    impact_urgency_map: dict[str, SeverityName] = Field(
+        default_factory=_default_impact_urgency
+    )

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from services.intake.deps import Principal
 from services.intake.idempotency import IdempotentRequest, StoredAnswer
 from services.intake.problems import Problem
+from services.intake.psa import Resolved
 from services.intake.schemas import IssueAccepted, IssueCreate
 from shared.db.base import utcnow
 from shared.db.models import Customer, Issue, IssueEvent
@@ -26,6 +27,7 @@ async def accept_issue(
     principal: Principal,
     body: IssueCreate,
     request: IdempotentRequest,
+    severity: Resolved,
 ) -> StoredAnswer:
     """Store the issue and its ``IssueReceived`` event in one transaction; a PSA ticket sent
     again answers 200 with the issue it already is."""
@@ -44,7 +46,7 @@ async def accept_issue(
                 duplicate=True,
             )
             return StoredAnswer(200, duplicate.model_dump(mode="json"), _location(existing.id))
-        issue = await _new_issue(uow, principal, body)
+        issue = await _new_issue(uow, principal, body, severity)
         accepted = IssueAccepted(
             id=issue.id, status=IssueStatus.RECEIVED, external_ref=issue.external_ref
         )
@@ -59,7 +61,9 @@ def _location(issue_id: uuid.UUID) -> str:
     return f"/v1/issues/{issue_id}"
 
 
-async def _new_issue(uow: UnitOfWork, principal: Principal, body: IssueCreate) -> Issue:
+async def _new_issue(
+    uow: UnitOfWork, principal: Principal, body: IssueCreate, severity: Resolved
+) -> Issue:
     customer = await _customer(uow, principal, body)
     now = utcnow()
     issue = Issue(
@@ -73,7 +77,7 @@ async def _new_issue(uow: UnitOfWork, principal: Principal, body: IssueCreate) -
         service=body.service,
         region=body.region or (customer.region if customer else None),
         category=body.category,
-        severity=body.severity,
+        severity=severity.severity,
         contact=body.contact.model_dump(exclude_none=True) if body.contact else {},
         locale=body.locale or (customer.locale if customer else None),
         status=IssueStatus.RECEIVED,
@@ -83,7 +87,10 @@ async def _new_issue(uow: UnitOfWork, principal: Principal, body: IssueCreate) -
     uow.session.add(issue)
     uow.session.add(
         IssueEvent(
-            issue_id=issue.id, status=IssueStatus.RECEIVED, detail="accepted from PSA", at=now
+            issue_id=issue.id,
+            status=IssueStatus.RECEIVED,
+            detail=f"accepted from PSA; severity {severity.severity.value} ({severity.source})",
+            at=now,
         )
     )
     enqueue(uow.session, _received_event(issue, now), service=SERVICE)

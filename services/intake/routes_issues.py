@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from services.intake import issue_queries, issue_updates, issues_service
+from services.intake import issue_queries, issue_updates, issues_service, psa
 from services.intake.deps import Principal, RuntimeDep, UowDep, require
 from services.intake.idempotency import IdempotencyDep
 from services.intake.problems import PROBLEM, Problem
@@ -56,7 +56,23 @@ async def create_issue(
     idempotent: IdempotencyDep,
 ) -> JSONResponse:
     body = _within_role(principal, body)
-    answer = await issues_service.accept_issue(runtime.uow_factory, principal, body, idempotent)
+    try:
+        severity = psa.resolve(
+            severity=body.severity,
+            priority=body.priority,
+            impact=body.impact,
+            urgency=body.urgency,
+            settings=runtime.settings.psa,
+        )
+    except psa.UnknownPriority as exc:
+        raise Problem(
+            422,
+            "The request has invalid fields.",
+            errors=[{"field": f"body.{exc.field}", "message": str(exc), "type": "psa_priority"}],
+        ) from exc
+    answer = await issues_service.accept_issue(
+        runtime.uow_factory, principal, body, idempotent, severity
+    )
     return answer.response()
 
 

@@ -80,7 +80,19 @@ class IssueCreate(RequestBody):
     service: str = Field(min_length=1, max_length=128, examples=["Microsoft Teams"])
     region: str | None = Field(default=None, max_length=64)
     category: Category | None = Field(default=None, description="Absent: inferred from the text.")
-    severity: Severity = Severity.MODERATE
+    severity: Severity | None = Field(
+        default=None,
+        description="Microsoft's severity. Absent: from `priority`, else from `impact` and "
+        "`urgency` (tables PSA_PRIORITY_MAP, PSA_IMPACT_URGENCY_MAP), else moderate.",
+    )
+    priority: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The PSA's priority as it names it.",
+        examples=["Priority 1 - Emergency Response", "High", "P2"],
+    )
+    impact: str | None = Field(default=None, max_length=50, examples=["High"])
+    urgency: str | None = Field(default=None, max_length=50, examples=["Medium"])
     contact: Contact | None = None
     locale: str | None = Field(default=None, pattern=r"^(en|es|de|fr)(-[A-Z]{2})?$")
 
