@@ -311,9 +311,5 @@ class PsaSettings(BaseSettings):
 
     # JSON. Keys are matched case-insensitively; "Priority 1 - Emergency Response", "P1" and
     # "1" all look up "1".
-    priority_map: dict[str, SeverityName] = Field(
-        default_factory=_default_priorities
-    )
-    impact_urgency_map: dict[str, SeverityName] = Field(
-        default_factory=_default_impact_urgency
-    )
+    priority_map: dict[str, SeverityName] = Field(default_factory=_default_priorities)
+    impact_urgency_map: dict[str, SeverityName] = Field(default_factory=_default_impact_urgency)

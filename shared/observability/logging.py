@@ -40,5 +40,15 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    quiet_libraries(root.level)
+
+
+# Drivers that log statements with their parameters (keys, secrets, customer text) at DEBUG.
+PARAMETER_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "httpx", "httpcore")
+
+
+def quiet_libraries(level: int = logging.INFO) -> None:
+    """Keep the Kafka client, the access log and drivers that would log statement parameters
+    at WARNING, whatever the service's own level. ``DATABASE_ECHO`` still shows statements."""
+    for noisy in ("aiokafka", "uvicorn.access", *PARAMETER_LOGGERS):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
