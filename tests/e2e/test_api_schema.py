@@ -22,7 +22,6 @@ async def test_every_operation_keeps_its_documented_contract_under_generated_inp
     stack: Stack, database_url: str, tmp_path: Path
 ) -> None:
     partner = await seed_partner(database_url)
-    stack.extra_env.update(API_RATE_LIMIT_PER_MINUTE="100000", API_RATE_LIMIT_BURST="100000")
     await stack.start("intake")
     examples = os.environ.get("FUZZ_MAX_EXAMPLES", "8")
     process = await asyncio.create_subprocess_exec(

@@ -34,6 +34,9 @@ FAST_ENV = {
     "WEBHOOK_TIMEOUT_S": "3",
     "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
     "ESCALATION_LOG_JSON": "true",
+    # Bursts of hundreds of issues from one key: the per-key limit has its own test.
+    "API_RATE_LIMIT_PER_MINUTE": "1000000",
+    "API_RATE_LIMIT_BURST": "100000",
     "ESCALATION_LOG_LEVEL": "INFO",
 }
 
@@ -74,7 +77,17 @@ class Stack:
             key: value
             for key, value in os.environ.items()
             if not key.startswith(
-                ("DATABASE_", "KAFKA_", "HTTP_", "OUTBOX_", "RECONCILER_", "WEBHOOK_", "CONSUMER_")
+                (
+                    "DATABASE_",
+                    "KAFKA_",
+                    "HTTP_",
+                    "OUTBOX_",
+                    "RECONCILER_",
+                    "WEBHOOK_",
+                    "CONSUMER_",
+                    "API_",
+                    "PARTNER_CENTER_",
+                )
             )
         }
         env.update(FAST_ENV)
