@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -117,3 +117,27 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
         return principal
 
     return dependency
+
+
+class PartnerOwned(Protocol):
+    partner_id: Any
+
+
+Owned = TypeVar("Owned", bound=PartnerOwned)
+
+
+async def owned(
+    uow: UnitOfWork,
+    principal: Principal,
+    model: type[Owned],
+    key: uuid.UUID,
+    what: str,
+    *,
+    hidden: Callable[[Owned], bool] | None = None,
+) -> Owned:
+    """The partner's row; another partner's, or one ``hidden`` from this key, answers 404
+    exactly like a row that does not exist."""
+    row = await uow.session.get(model, key)
+    if row is None or row.partner_id != principal.partner_id or (hidden and hidden(row)):
+        raise Problem(404, f"No {what} {key}.")
+    return row

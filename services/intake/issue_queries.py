@@ -7,9 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from services.intake.deps import Principal
+from services.intake.deps import Principal, owned
 from services.intake.pagination import keyset_page
-from services.intake.problems import Problem
 from services.intake.schemas import (
     ClassificationView,
     DeliveryView,
@@ -27,14 +26,14 @@ from shared.vocabulary import IssueStatus, Outcome
 async def owned_issue(uow: UnitOfWork, principal: Principal, issue_id: uuid.UUID) -> Issue:
     """The partner's issue, if this key's role may see its category; otherwise 404, the same
     answer as for an issue that does not exist."""
-    issue = await uow.session.get(Issue, issue_id)
-    if (
-        issue is None
-        or issue.partner_id != principal.partner_id
-        or not principal.may_handle(issue.category)
-    ):
-        raise Problem(404, f"No issue {issue_id}.")
-    return issue
+    return await owned(
+        uow,
+        principal,
+        Issue,
+        issue_id,
+        "issue",
+        hidden=lambda issue: not principal.may_handle(issue.category),
+    )
 
 
 async def issue_view(uow: UnitOfWork, principal: Principal, issue_id: uuid.UUID) -> IssueView:

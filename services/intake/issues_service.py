@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from services.intake.deps import Principal
 from services.intake.idempotency import IdempotentRequest, StoredAnswer
-from services.intake.problems import Problem
+from services.intake.problems import invalid_field
 from services.intake.psa import Resolved
 from services.intake.schemas import IssueAccepted, IssueCreate
 from shared.db.base import utcnow
@@ -102,17 +102,7 @@ async def _customer(uow: UnitOfWork, principal: Principal, body: IssueCreate) ->
     if body.customer_id is not None:
         customer = await uow.session.get(Customer, body.customer_id)
         if customer is None or customer.partner_id != principal.partner_id:
-            raise Problem(
-                422,
-                "The request has invalid fields.",
-                errors=[
-                    {
-                        "field": "body.customer_id",
-                        "message": "no such customer",
-                        "type": "not_found",
-                    }
-                ],
-            )
+            raise invalid_field("body.customer_id", "no such customer", "not_found")
         return customer
     if body.tenant_id is not None:
         return await uow.session.scalar(

@@ -10,7 +10,11 @@ from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
-from services.intake.problems import Problem
+from services.intake.problems import Problem, invalid_field
+
+
+def _foreign_cursor() -> Problem:
+    return invalid_field("query.cursor", "not a cursor from this API", "cursor")
 
 
 def encode_cursor(created_at: datetime, item_id: object) -> str:
@@ -22,13 +26,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         created, item_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
         return datetime.fromisoformat(created), item_id
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(
-            422,
-            "The request has invalid fields.",
-            errors=[
-                {"field": "query.cursor", "message": "not a cursor from this API", "type": "cursor"}
-            ],
-        ) from exc
+        raise _foreign_cursor() from exc
 
 
 def after_cursor(
@@ -39,13 +37,7 @@ def after_cursor(
     try:
         key = id_type(item_id)
     except ValueError as exc:
-        raise Problem(
-            422,
-            "The request has invalid fields.",
-            errors=[
-                {"field": "query.cursor", "message": "not a cursor from this API", "type": "cursor"}
-            ],
-        ) from exc
+        raise _foreign_cursor() from exc
     return or_(created_column < created, and_(created_column == created, id_column < key))
 
 

@@ -67,6 +67,14 @@ class Problem(Exception):
         self.extensions = extensions
 
 
+INVALID = "The request has invalid fields."
+
+
+def invalid_field(field: str, message: str, kind: str) -> Problem:
+    """A 422 about one field, shaped like the request-validation answers."""
+    return Problem(422, INVALID, errors=[{"field": field, "message": message, "type": kind}])
+
+
 def problem_response(
     status: int, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any
 ) -> JSONResponse:
@@ -103,7 +111,7 @@ def install(app: FastAPI) -> None:
             }
             for err in exc.errors()
         ]
-        return problem_response(422, "The request has invalid fields.", errors=errors)
+        return problem_response(422, INVALID, errors=errors)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from services.intake.deps import Principal, RuntimeDep, UowDep, require
+from services.intake.deps import Principal, RuntimeDep, UowDep, owned, require
 from services.intake.idempotency import IdempotencyDep, StoredAnswer
 from services.intake.pagination import keyset_page
 from services.intake.problems import PROBLEM, Problem
@@ -115,7 +115,5 @@ async def list_customers(
 )
 async def get_customer(customer_id: uuid.UUID, principal: AnyRole, uow: UowDep) -> CustomerView:
     async with uow:
-        customer = await uow.session.get(Customer, customer_id)
-        if customer is None or customer.partner_id != principal.partner_id:
-            raise Problem(404, f"No customer {customer_id}.")
+        customer = await owned(uow, principal, Customer, customer_id, "customer")
         return CustomerView.model_validate(customer, from_attributes=True)

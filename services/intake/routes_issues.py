@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from services.intake import issue_queries, issue_updates, issues_service, psa
 from services.intake.deps import Principal, RuntimeDep, UowDep, require
 from services.intake.idempotency import IdempotencyDep
-from services.intake.problems import PROBLEM, Problem
+from services.intake.problems import PROBLEM, Problem, invalid_field
 from services.intake.schemas import (
     IssueAccepted,
     IssueCreate,
@@ -65,11 +65,7 @@ async def create_issue(
             settings=runtime.settings.psa,
         )
     except psa.UnknownPriority as exc:
-        raise Problem(
-            422,
-            "The request has invalid fields.",
-            errors=[{"field": f"body.{exc.field}", "message": str(exc), "type": "psa_priority"}],
-        ) from exc
+        raise invalid_field(f"body.{exc.field}", str(exc), "psa_priority") from exc
     answer = await issues_service.accept_issue(
         runtime.uow_factory, principal, body, idempotent, severity
     )

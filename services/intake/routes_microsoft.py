@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from services.intake.deps import Principal, UowDep, require
+from services.intake.deps import Principal, UowDep, owned, require
 from services.intake.pagination import keyset_page
-from services.intake.problems import PROBLEM, Problem
+from services.intake.problems import PROBLEM, invalid_field
 from services.intake.schemas import (
     MicrosoftRequestPage,
     MicrosoftRequestPatch,
@@ -37,10 +37,7 @@ def _view(request: MicrosoftRequest) -> MicrosoftRequestView:
 
 
 async def _owned(uow: UnitOfWork, principal: Principal, request_id: uuid.UUID) -> MicrosoftRequest:
-    request = await uow.session.get(MicrosoftRequest, request_id)
-    if request is None or request.partner_id != principal.partner_id:
-        raise Problem(404, f"No Microsoft request {request_id}.")
-    return request
+    return await owned(uow, principal, MicrosoftRequest, request_id, "Microsoft request")
 
 
 @router.get(
@@ -103,11 +100,7 @@ async def patch_request(
     try:
         status = lifecycle.parse_status(body.status) if body.status is not None else None
     except ValueError as exc:
-        raise Problem(
-            422,
-            "The request has invalid fields.",
-            errors=[{"field": "body.status", "message": str(exc), "type": "enum"}],
-        ) from exc
+        raise invalid_field("body.status", str(exc), "enum") from exc
     async with uow:
         request = await _owned(uow, principal, request_id)
         now = utcnow()

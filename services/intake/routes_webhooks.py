@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from services.intake.deps import Principal, RuntimeDep, UowDep, require
+from services.intake.deps import Principal, RuntimeDep, UowDep, owned, require
 from services.intake.idempotency import IdempotencyDep, StoredAnswer
 from services.intake.pagination import keyset_page
-from services.intake.problems import PROBLEM, Problem
+from services.intake.problems import PROBLEM, Problem, invalid_field
 from services.intake.schemas import (
     AttemptView,
     DeliveryDetail,
@@ -57,7 +57,7 @@ async def create_webhook(
     )
     unknown = sorted(set(body.event_types) - set(allowed))
     if unknown:
-        raise _invalid(
+        raise invalid_field(
             "body.event_types",
             f"not event types of a {body.audience.value} endpoint: {unknown}; "
             f"expected some of {list(allowed)}",
@@ -71,13 +71,13 @@ async def create_webhook(
             require_https=settings.app.environment == "production",
         )
     except TargetRefused as exc:
-        raise _invalid("body.url", str(exc), "url_refused") from exc
+        raise invalid_field("body.url", str(exc), "url_refused") from exc
 
     async def produce(uow: UnitOfWork) -> StoredAnswer:
         if body.audience is Audience.INDIRECT_PROVIDER:
             partner = await uow.session.get(Partner, principal.partner_id)
             if partner is None or partner.csp_model != CspModel.INDIRECT_RESELLER:
-                raise _invalid(
+                raise invalid_field(
                     "body.audience",
                     "only an indirect reseller hands issues to an indirect provider",
                     "audience",
@@ -122,25 +122,17 @@ async def list_webhooks(
         return [WebhookView.model_validate(row, from_attributes=True) for row in rows]
 
 
-def _invalid(field: str, message: str, kind: str) -> Problem:
-    return Problem(
-        422,
-        "The request has invalid fields.",
-        errors=[{"field": field, "message": message, "type": kind}],
-    )
-
-
 async def _owned(
     uow: UnitOfWork, principal: Principal, webhook_id: uuid.UUID
 ) -> WebhookSubscription:
-    subscription = await uow.session.get(WebhookSubscription, webhook_id)
-    if (
-        subscription is None
-        or subscription.partner_id != principal.partner_id
-        or subscription.deleted_at is not None
-    ):
-        raise Problem(404, f"No webhook {webhook_id}.")
-    return subscription
+    return await owned(
+        uow,
+        principal,
+        WebhookSubscription,
+        webhook_id,
+        "webhook",
+        hidden=lambda subscription: subscription.deleted_at is not None,
+    )
 
 
 @router.delete(

@@ -2,30 +2,50 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from services.intake.app import create_app
 from services.settings import ServiceSettings
 from shared.settings import DatabaseSettings, KafkaSettings, ReconcilerSettings
 
 
+def intake_settings(
+    database_url: str, bootstrap_servers: str, topic_prefix: str, **overrides: Any
+) -> ServiceSettings:
+    return ServiceSettings(
+        database=DatabaseSettings(url=database_url),
+        kafka=KafkaSettings(bootstrap_servers=bootstrap_servers, topic_prefix=topic_prefix),
+        reconciler=ReconcilerSettings(enabled=False),
+        **overrides,
+    )
+
+
+@contextlib.asynccontextmanager
+async def serving_in_process(
+    app: FastAPI, *, raise_app_exceptions: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's lifespan, and a client calling it in-process. Unhandled errors are raised in
+    the test unless ``raise_app_exceptions`` is off (to see the 500 a client would get)."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions),
+            base_url="http://intake",
+        ) as client,
+    ):
+        yield client
+
+
 @pytest.fixture
 async def api(
     database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ServiceSettings(
-        database=DatabaseSettings(url=database_url),
-        kafka=KafkaSettings(bootstrap_servers=bootstrap_servers, topic_prefix=topic_prefix),
-        reconciler=ReconcilerSettings(enabled=False),
-    )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://intake"
-        ) as client,
-    ):
+    app = create_app(intake_settings(database_url, bootstrap_servers, topic_prefix))
+    async with serving_in_process(app) as client:
         yield client

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake.app import create_app
-from services.settings import ServiceSettings
 from shared.observability.logging import quiet_libraries
-from shared.settings import ApiSettings, DatabaseSettings, KafkaSettings, ReconcilerSettings
+from shared.settings import ApiSettings
+from tests.integration.conftest import intake_settings, serving_in_process
 from tests.support.factories import SeededPartner, issue_body, scalar, seed_partner
 
 TEXTS = {
@@ -199,10 +199,10 @@ async def test_secrets_never_reach_the_logs(
 async def limited(
     database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ServiceSettings(
-        database=DatabaseSettings(url=database_url),
-        kafka=KafkaSettings(bootstrap_servers=bootstrap_servers, topic_prefix=topic_prefix),
-        reconciler=ReconcilerSettings(enabled=False),
+    settings = intake_settings(
+        database_url,
+        bootstrap_servers,
+        topic_prefix,
         api=ApiSettings(rate_limit_per_minute=60, rate_limit_burst=3),
     )
     app = create_app(settings)
@@ -211,13 +211,7 @@ async def limited(
     async def boom() -> None:
         raise RuntimeError("secret internals: SELECT * FROM api_keys")
 
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-            base_url="http://intake",
-        ) as client,
-    ):
+    async with serving_in_process(app, raise_app_exceptions=False) as client:
         yield client
 
 
