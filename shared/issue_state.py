@@ -78,6 +78,18 @@ def advance(
         raise IllegalTransition(current, status)
     issue.status = status
     issue.updated_at = at
+    _announce(session, issue, detail=detail, note=note or detail, at=at, service=service)
+
+
+def add_note(session: AsyncSession, issue: Issue, note: str, *, at: datetime, service: str) -> None:
+    """A timeline step in the issue's current status, and ``issues.updated`` with the note."""
+    _announce(session, issue, detail=note, note=note, at=at, service=service)
+
+
+def _announce(
+    session: AsyncSession, issue: Issue, *, detail: str, note: str, at: datetime, service: str
+) -> None:
+    status = IssueStatus(issue.status)
     session.add(TimelineEntry(issue_id=issue.id, status=status, detail=detail, at=at))
     enqueue(
         session,
@@ -85,7 +97,7 @@ def advance(
             issue_id=issue.id,
             partner_id=issue.partner_id,
             status=status,
-            note=note or detail,
+            note=note,
             updated_at=at,
         ),
         service=service,

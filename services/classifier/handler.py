@@ -22,11 +22,11 @@ from services.classifier.health import HealthProvider, local_incidents, merge
 from services.classifier.partner_facts import partner_facts
 from services.classifier.rulebook import RuleBook
 from shared.db.base import utcnow
-from shared.db.models import Classification, Issue, IssueEvent, Partner
+from shared.db.models import Classification, Issue, Partner
 from shared.db.uow import UnitOfWork
 from shared.events.envelope import Envelope, InvalidMessage
-from shared.events.models import IssueClassified, IssueReceived, IssueUpdated
-from shared.issue_state import advance, issue_awaiting
+from shared.events.models import IssueClassified, IssueReceived
+from shared.issue_state import add_note, advance, issue_awaiting
 from shared.kafka.outbox import enqueue
 from shared.settings import ClassifierSettings
 from shared.vocabulary import IssueStatus, Severity
@@ -172,18 +172,7 @@ async def _link_member(
     note = f"joined outage cluster {cluster.id} ({cluster.size} tenants)"
     classification.cluster_id = cluster.id
     classification.reasons = [*classification.reasons, note]
-    session.add(IssueEvent(issue_id=issue_id, status=member.status, detail=note, at=now))
-    enqueue(
-        session,
-        IssueUpdated(
-            issue_id=issue_id,
-            partner_id=member.partner_id,
-            status=IssueStatus(member.status),
-            note=note,
-            updated_at=now,
-        ),
-        service=SERVICE,
-    )
+    add_note(session, member, note, at=now, service=SERVICE)
 
 
 def _decision_fields(decision: Decision) -> dict[str, Any]:

@@ -9,11 +9,8 @@ from services.intake.issue_queries import issue_view, owned_issue
 from services.intake.problems import Problem
 from services.intake.schemas import IssuePatch, IssueView
 from shared.db.base import utcnow
-from shared.db.models import IssueEvent
 from shared.db.uow import UnitOfWork
-from shared.events.models import IssueUpdated
-from shared.issue_state import IllegalTransition, advance
-from shared.kafka.outbox import enqueue
+from shared.issue_state import IllegalTransition, add_note, advance
 from shared.vocabulary import IssueStatus
 
 SERVICE = "intake"
@@ -47,21 +44,8 @@ async def update_issue(
                     allowed_statuses=[s.value for s in exc.allowed],
                 ) from exc
         elif patch.note is not None:
-            uow.session.add(
-                IssueEvent(issue_id=issue.id, status=current, detail=patch.note, at=now)
-            )
+            add_note(uow.session, issue, patch.note, at=now, service=SERVICE)
             issue.updated_at = now
-            enqueue(
-                uow.session,
-                IssueUpdated(
-                    issue_id=issue.id,
-                    partner_id=issue.partner_id,
-                    status=current,
-                    note=patch.note,
-                    updated_at=now,
-                ),
-                service=SERVICE,
-            )
         await uow.session.flush()
         view = await issue_view(uow, principal, issue.id)
         await uow.commit()
