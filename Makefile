@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TOOLS := $(VENV)/.tools
 PYTEST := $(BIN)/python -m pytest
 
 .PHONY: run test test-sqlite test-unit test-integration test-e2e fuzz lint format typecheck check clean install
@@ -13,7 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# kcat, Chromium and the AsyncAPI parser, which tests drive from outside Python.
+$(TOOLS): scripts/system-tools $(STAMP)
+	bash scripts/system-tools $(VENV)
+	touch $(TOOLS)
+
+install: $(STAMP) $(TOOLS)
 
 ## The embedded stack: Tansu broker + SQLite + intake, classifier, notifier on loopback.
 run: $(STAMP)
@@ -21,20 +27,20 @@ run: $(STAMP)
 
 ## The whole suite: against the default database (a local PostgreSQL when one answers),
 ## then the broker and database tiers again on SQLite.
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(TOOLS) lint typecheck
 	bash scripts/pytest-ok $(PYTEST) -q
 	DATABASE_URL=sqlite bash scripts/pytest-ok $(PYTEST) -q -m "integration or e2e"
 
-test-sqlite: $(STAMP)
+test-sqlite: $(STAMP) $(TOOLS)
 	DATABASE_URL=sqlite bash scripts/pytest-ok $(PYTEST) -q
 
 test-unit: $(STAMP)
 	bash scripts/pytest-ok $(PYTEST) -q -m unit
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) $(TOOLS)
 	bash scripts/pytest-ok $(PYTEST) -q -m integration
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) $(TOOLS)
 	bash scripts/pytest-ok $(PYTEST) -q -m e2e
 
 # schemathesis with many more generated requests per operation than the bounded run in `make test`.

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from services import admin
 from services.cli_admin import keys_app, partners_app
+from services.cli_ops import dlq_app, schema_app, topics_app
 from services.cli_rules import rules_app
 from services.settings import ServiceSettings
 from shared.db import migrate
@@ -35,6 +36,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(partners_app, name="partners")
 app.add_typer(rules_app, name="rules")
+app.add_typer(schema_app, name="schema")
+app.add_typer(topics_app, name="topics")
+app.add_typer(dlq_app, name="dlq")
 
 
 class Which(StrEnum):
@@ -177,9 +181,3 @@ def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (``base`` for an empty schema)."""
     migrate.downgrade(_load().database.url, revision)
     typer.echo(f"database at {revision}")
-
-
-@app.command("topics")
-def topics_create() -> None:
-    """Create every topic and DLQ that is missing."""
-    asyncio.run(ensure_topics(_load().kafka))

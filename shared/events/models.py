@@ -36,6 +36,8 @@ class IssueEvent(Event):
 
 
 class IssueReceived(IssueEvent):
+    """The intake accepted a customer issue from a PSA tool (or the API)."""
+
     TYPE = "csp.issue.received"
     VERSION = 1
     TOPIC = "issues.received"
@@ -55,6 +57,8 @@ class IssueReceived(IssueEvent):
 
 
 class IssueClassified(IssueEvent):
+    """The classifier decided what happens to an issue: the outcome, the vehicle and why."""
+
     TYPE = "csp.issue.classified"
     VERSION = 1
     TOPIC = "issues.classified"
@@ -79,6 +83,8 @@ class IssueClassified(IssueEvent):
 
 
 class IssueRouted(IssueEvent):
+    """The notifier carried the outcome out: webhooks queued, Microsoft record or hand-off made."""
+
     TYPE = "csp.issue.routed"
     VERSION = 1
     TOPIC = "issues.routed"
@@ -93,6 +99,8 @@ class IssueRouted(IssueEvent):
 
 
 class IssueUpdated(IssueEvent):
+    """An issue changed status or gained a note (PSA update, lifecycle step, cluster link)."""
+
     TYPE = "csp.issue.updated"
     VERSION = 1
     TOPIC = "issues.updated"
@@ -103,6 +111,8 @@ class IssueUpdated(IssueEvent):
 
 
 class HealthIncidentChanged(Event):
+    """A service-health incident or advisory was recorded or changed."""
+
     TYPE = "csp.health.incident_changed"
     VERSION = 1
     TOPIC = "health.incidents"
