@@ -139,6 +139,18 @@ class Stack:
                     )
                 await asyncio.sleep(0.1)
 
+    async def cli(self, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+        """``escalation ARGS`` with this stack's settings, as an operator would run it."""
+        return await asyncio.to_thread(
+            subprocess.run,
+            [ESCALATION, *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         service = self.services[name]
         if service.process is not None and service.process.poll() is None:
