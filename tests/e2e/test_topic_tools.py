@@ -1,4 +1,4 @@
-"""The topics from outside: ``topics tail``, ``dlq list``/``replay`` and a non-Python client (kcat)."""
+"""The topics from outside: ``topics tail``, ``dlq list``/``replay``, and kcat as a non-Python client."""
 
 from __future__ import annotations
 
@@ -216,6 +216,6 @@ async def test_a_replayed_poison_record_comes_back_to_the_dlq_and_the_consumer_g
     await eventually(lambda: parked(2), timeout=30, message=stack.logs)
     listed = await stack.cli("dlq", "list", "issues.classified", "--json")
     letters = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert all("not a CloudEvents JSON record" in l["headers"]["dlq.reason"] for l in letters)
-    assert [l["replayed"] for l in letters] == [False, False]
+    assert all("not a CloudEvents JSON record" in d["headers"]["dlq.reason"] for d in letters)
+    assert [d["replayed"] for d in letters] == [False, False]
     await post_and_route(stack, engine, partner)
