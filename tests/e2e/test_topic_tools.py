@@ -1,4 +1,4 @@
-"""The topics from outside: ``topics tail``, ``dlq list``/``replay``, and kcat as a non-Python client."""
+"""Topics from outside: ``topics tail``, ``dlq list``/``replay``, and kcat as a foreign client."""
 
 from __future__ import annotations
 
