@@ -22,6 +22,7 @@ from shared.db.uow import UnitOfWorkFactory
 from shared.kafka.embedded import EmbeddedBroker, port_or_free
 from shared.kafka.topics import ensure_topics
 from shared.observability.logging import configure_logging
+from shared.observability.tracing import configure_tracing, shutdown_tracing
 from shared.rules.loader import RulesError
 from shared.settings import (
     DatabaseSettings,
@@ -81,13 +82,17 @@ def run(
     from services.serve import serve_all
 
     settings = _load()
+    configure_tracing(settings.tracing, service=service.value)
     try:
         apps = build_apps(settings, service)
     except RulesError as exc:
         for problem in exc.problems:
             typer.echo(f"rules error: {exc.source}: {problem}", err=True)
         raise typer.Exit(2) from exc
-    asyncio.run(serve_all(apps, log_level=settings.app.log_level))
+    try:
+        asyncio.run(serve_all(apps, log_level=settings.app.log_level))
+    finally:
+        shutdown_tracing()
 
 
 @app.command()
@@ -109,6 +114,7 @@ async def _dev(database: DatabaseSettings, data_dir: Path, broker_port: int) -> 
     settings = _load(
         database=database, reconciler=ReconcilerSettings(stuck_after_s=30, interval_s=5)
     )
+    configure_tracing(settings.tracing, service="dev")
     broker = EmbeddedBroker(port=port_or_free(broker_port), log_path=data_dir / "broker.log")
     await broker.start()
     try:

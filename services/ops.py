@@ -1,16 +1,64 @@
-"""``/healthz``, ``/readyz`` and ``/metrics``, the same on every service."""
+"""What every service's HTTP side has: ``/healthz``, ``/readyz``, ``/metrics``, request metrics,
+server spans and per-request log context."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
-from fastapi import APIRouter, Request, Response
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.runtime import Runtime
+from shared.observability import metrics as prometheus
 
 router = APIRouter(tags=["operations"])
+UNTRACED = "healthz,readyz,metrics"
+
+
+def install(app: FastAPI, *, service: str) -> None:
+    """Mount the operations routes, count and time every request, and trace it."""
+    app.include_router(router)
+    app.add_middleware(RequestMetrics, service=service)
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=UNTRACED, exclude_spans=["receive", "send"]
+    )
+
+
+class RequestMetrics:
+    """Requests and latency by route template and status, in plain ASGI (no extra task)."""
+
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        structlog.contextvars.clear_contextvars()
+        started = time.perf_counter()
+        status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            prometheus.HTTP_REQUESTS.labels(self.service, route, method, str(status)).inc()
+            prometheus.HTTP_LATENCY.labels(self.service, route, method).observe(
+                time.perf_counter() - started
+            )
 
 
 @router.get("/healthz", summary="Liveness: the process is up")

@@ -18,6 +18,7 @@ from shared.settings import (
     PartnerCenterSettings,
     PsaSettings,
     ReconcilerSettings,
+    TracingSettings,
     WebhookSettings,
 )
 
@@ -38,3 +39,4 @@ class ServiceSettings:
     partner_center: PartnerCenterSettings = field(default_factory=PartnerCenterSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     psa: PsaSettings = field(default_factory=PsaSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)

@@ -43,5 +43,5 @@ def create_worker_app(
     app = FastAPI(
         title=f"csp-escalation {service}", lifespan=lifespan, docs_url=None, redoc_url=None
     )
-    app.include_router(ops.router)
+    ops.install(app, service=service)
     return app

@@ -313,3 +313,15 @@ class PsaSettings(BaseSettings):
     # "1" all look up "1".
     priority_map: dict[str, SeverityName] = Field(default_factory=_default_priorities)
     impact_urgency_map: dict[str, SeverityName] = Field(default_factory=_default_impact_urgency)
+
+
+class TracingSettings(BaseSettings):
+    """OpenTelemetry. Trace context always flows (HTTP → Kafka headers → consumers) and trace ids
+    are on every log line; spans are exported only when an OTLP endpoint is set."""
+
+    model_config = SettingsConfigDict(env_prefix="OTEL_", extra="ignore")
+
+    # OTLP over HTTP, e.g. http://otel-collector:4318 (the standard variable). Empty: no export.
+    exporter_otlp_endpoint: str = ""
+    # Share of new traces sampled (a caller's sampled flag is always followed).
+    traces_sampler_arg: float = Field(default=1.0, ge=0, le=1)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from services import ops
 from services.intake import (
@@ -28,7 +27,6 @@ from services.intake.guard import RequestGuard
 from services.intake.ratelimit import KeyRateLimiter
 from services.runtime import Runtime
 from services.settings import ServiceSettings
-from shared.observability import metrics
 
 SERVICE = "intake"
 log = logging.getLogger(__name__)
@@ -54,8 +52,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         settings.api.rate_limit_per_minute, settings.api.rate_limit_burst
     )
     app.add_middleware(RequestGuard, settings=settings.api)
-    app.middleware("http")(_observe)
-    app.include_router(ops.router)
+    ops.install(app, service=SERVICE)
     app.include_router(routes_issues.router)
     app.include_router(routes_customers.router)
     app.include_router(routes_partner.router)
@@ -76,17 +73,3 @@ async def _purge_keys(runtime: Runtime, stop: asyncio.Event) -> None:
             log.exception("idempotency key purge failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=3600)
-
-
-async def _observe(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
-    metrics.HTTP_REQUESTS.labels(SERVICE, path, request.method, str(response.status_code)).inc()
-    metrics.HTTP_LATENCY.labels(SERVICE, path, request.method).observe(
-        time.perf_counter() - started
-    )
-    return response

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Protocol, TypeVar
 
+import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from services.intake.problems import Problem
 from services.intake.ratelimit import KeyRateLimiter
 from services.runtime import Runtime
 from shared.db.base import utcnow
-from shared.db.models import ApiKey
+from shared.db.models import ApiKey, Issue
 from shared.db.uow import UnitOfWork
 from shared.security import parse_prefix, verify_key
 from shared.vocabulary import Category, Role
@@ -96,6 +97,7 @@ async def authenticate(
             key.last_used_at = now
             await uow.commit()
         principal = Principal(partner_id=key.partner_id, role=Role(key.role), key_id=key.id)
+    structlog.contextvars.bind_contextvars(partner_id=str(principal.partner_id))
     limiter: KeyRateLimiter = request.app.state.rate_limiter
     wait = limiter.take(str(principal.key_id))
     if wait is not None:
@@ -140,4 +142,6 @@ async def owned(
     row = await uow.session.get(model, key)
     if row is None or row.partner_id != principal.partner_id or (hidden and hidden(row)):
         raise Problem(404, f"No {what} {key}.")
+    if isinstance(row, Issue):
+        structlog.contextvars.bind_contextvars(issue_id=str(key))
     return row

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import structlog
 from sqlalchemy import select
 
 from services.intake.deps import Principal
@@ -47,6 +48,7 @@ async def accept_issue(
             )
             return StoredAnswer(200, duplicate.model_dump(mode="json"), _location(existing.id))
         issue = await _new_issue(uow, principal, body, severity)
+        structlog.contextvars.bind_contextvars(issue_id=str(issue.id))
         accepted = IssueAccepted(
             id=issue.id, status=IssueStatus.RECEIVED, external_ref=issue.external_ref
         )

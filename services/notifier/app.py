@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from services.notifier.connector import PartnerCenterConnector, SubmissionPolicy
 from services.notifier.dispatcher import WebhookDispatcher
+from services.notifier.gauges import run_gauges
 from services.notifier.handler import IssueRouter
 from services.notifier.overdue import run_overdue_sweep
 from services.notifier.partner_center import PartnerCenterClient
@@ -19,6 +20,8 @@ from services.settings import ServiceSettings
 from services.worker_app import create_worker_app
 from shared.events.models import IssueClassified
 from shared.kafka.consumer import ConsumerSpec
+
+GAUGE_INTERVAL_S = 10.0
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
@@ -45,9 +48,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 )
                 await connector.run(stop)
 
+        async def gauges(stop: asyncio.Event) -> None:
+            await run_gauges(runtime.uow_factory, GAUGE_INTERVAL_S, stop)
+
         workers: list[tuple[str, Worker]] = [
             ("notifier-webhooks", deliver),
             ("notifier-overdue", sweep),
+            ("notifier-gauges", gauges),
         ]
         if settings.partner_center.enabled:
             workers.append(("notifier-partner-center", file_with_microsoft))

@@ -8,15 +8,18 @@ that transaction, per batch, on partition revocation and on shutdown; auto-commi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
+from opentelemetry.trace import SpanKind
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
@@ -27,6 +30,7 @@ from shared.events.envelope import Envelope, InvalidMessage, decode
 from shared.kafka.producer import create_producer
 from shared.kafka.topics import TopicNames, ensure_topics
 from shared.observability import metrics
+from shared.observability.tracing import continued_from, tracer
 from shared.settings import ConsumerSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._loop.forget_lag(revoked)
         try:
             await self._loop.commit_pending()
         except KafkaError as exc:
@@ -94,6 +99,7 @@ class ConsumerLoop:
         self._names = TopicNames(kafka.topic_prefix)
         self._consumer: AIOKafkaConsumer | None = None
         self._pending: dict[TopicPartition, int] = {}
+        self._lag_reported_at = 0.0
         self.processed = 0
 
     @property
@@ -140,6 +146,7 @@ class ConsumerLoop:
                         await self._process(record, dlq=dlq, stop=stop)
                         self._pending[partition] = record.offset + 1
                 await self.commit_pending()
+                await self._report_lag(consumer)
         finally:
             try:
                 await self.commit_pending()
@@ -149,6 +156,26 @@ class ConsumerLoop:
                 self._consumer = None
                 await consumer.stop()
                 await dlq.stop()
+
+    async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Records behind the partition end, per assigned partition (at most once a second)."""
+        now = time.monotonic()
+        if now - self._lag_reported_at < 1.0:
+            return
+        self._lag_reported_at = now
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is None:
+                continue
+            position = await consumer.position(tp)
+            metrics.CONSUMER_LAG.labels(self.spec.name, self.spec.topic, str(tp.partition)).set(
+                max(end - position, 0)
+            )
+
+    def forget_lag(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(self.spec.name, self.spec.topic, str(tp.partition))
 
     async def commit_pending(self) -> None:
         """Commit offsets of records whose transactions have committed."""
@@ -172,21 +199,50 @@ class ConsumerLoop:
     async def _process(
         self, record: ConsumerRecord, *, dlq: AIOKafkaProducer, stop: asyncio.Event
     ) -> None:
+        headers = list(record.headers or ())
+        with (
+            continued_from(headers),
+            tracer().start_as_current_span(
+                f"{self.spec.topic} process",
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": record.topic,
+                    "messaging.consumer.group.name": self.group_id,
+                    "messaging.kafka.offset": record.offset,
+                },
+            ),
+        ):
+            try:
+                envelope = decode(record.value, headers)
+            except InvalidMessage as exc:
+                await self._dead_letter(record, str(exc), dlq=dlq)
+                return
+            with structlog.contextvars.bound_contextvars(**_correlation(envelope)):
+                await self._process_event(record, envelope, dlq=dlq, stop=stop)
+
+    async def _process_event(
+        self,
+        record: ConsumerRecord,
+        envelope: Envelope,
+        *,
+        dlq: AIOKafkaProducer,
+        stop: asyncio.Event,
+    ) -> None:
         started = time.perf_counter()
-        try:
-            envelope = decode(record.value, list(record.headers or ()))
-        except InvalidMessage as exc:
-            await self._dead_letter(record, str(exc), dlq=dlq)
-            return
         attempt = 0
         while True:
             try:
                 result = await self._handle_once(envelope)
+                elapsed = time.perf_counter() - started
                 metrics.EVENTS_CONSUMED.labels(self.spec.name, self.spec.topic, result).inc()
-                metrics.PROCESSING_SECONDS.labels(self.spec.name).observe(
-                    time.perf_counter() - started
-                )
+                metrics.PROCESSING_SECONDS.labels(self.spec.name).observe(elapsed)
                 self.processed += 1
+                log.info(
+                    "event %s",
+                    result,
+                    extra={"event_type": envelope.type, "ms": round(elapsed * 1000, 1)},
+                )
                 return
             except InvalidMessage as exc:
                 await self._dead_letter(record, str(exc), dlq=dlq)
@@ -254,6 +310,17 @@ class ConsumerLoop:
                 "source": f"{record.topic}/{record.partition}/{record.offset}",
             },
         )
+
+
+def _correlation(envelope: Envelope) -> dict[str, str | None]:
+    """The ids every log line about this event carries."""
+    issue_id = getattr(envelope.data, "issue_id", None)
+    partner_id = getattr(envelope.data, "partner_id", None)
+    return {
+        "event_id": envelope.id,
+        "issue_id": str(issue_id) if issue_id else None,
+        "partner_id": str(partner_id) if partner_id else None,
+    }
 
 
 def _is_connectivity(exc: DBAPIError) -> bool:

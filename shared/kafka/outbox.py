@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.base import utcnow
@@ -19,9 +19,12 @@ from shared.events.models import Event
 from shared.kafka.producer import create_producer
 from shared.kafka.topics import TopicNames, ensure_topics
 from shared.observability import metrics
+from shared.observability.tracing import trace_headers
 from shared.settings import KafkaSettings, OutboxSettings
 
 log = logging.getLogger(__name__)
+
+BACKLOG_REPORT_S = 5.0
 
 
 def enqueue(
@@ -32,6 +35,8 @@ def enqueue(
     The caller's unit of work commits it together with the state change it announces.
     """
     eid, value, headers = encode(event, service=service, event_id=event_id)
+    # The work that produced the event continues in whichever consumer reads it.
+    headers += trace_headers()
     session.add(
         OutboxMessage(
             event_id=eid,
@@ -77,10 +82,13 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self._settings.poll_interval_s
-        last_cleanup = 0.0
+        last_cleanup = last_gauge = 0.0
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
+                if loop.time() - last_gauge > BACKLOG_REPORT_S:
+                    await self._report_backlog()
+                    last_gauge = loop.time()
                 try:
                     sent = await self.relay_once()
                     backoff = self._settings.poll_interval_s
@@ -103,7 +111,6 @@ class OutboxRelay:
         """Publish one batch; return how many rows were sent."""
         rows = await self._claim()
         if not rows:
-            await self._update_backlog()
             return 0
         producer = await self._ensure_producer()
         futures: list[asyncio.Future[object]] = []
@@ -132,6 +139,8 @@ class OutboxRelay:
         if failures:
             raise failures[0]
         metrics.OUTBOX_PUBLISHED.labels(service=self._service).inc(len(sent))
+        for row in rows:
+            metrics.EVENTS_PRODUCED.labels(self._service, row.topic).inc()
         self.broker_available = True
         return len(sent)
 
@@ -180,16 +189,23 @@ class OutboxRelay:
                 )
             await uow.commit()
 
-    async def _update_backlog(self) -> None:
-        async with self._uow_factory() as uow:
-            oldest = await uow.session.scalar(
-                select(OutboxMessage.created_at)
-                .where(OutboxMessage.sent_at.is_(None))
-                .order_by(OutboxMessage.id)
-                .limit(1)
-            )
-        age = (utcnow() - oldest).total_seconds() if oldest else 0.0
-        metrics.OUTBOX_OLDEST_AGE.labels(service=self._service).set(age)
+    async def _report_backlog(self) -> None:
+        """Unsent rows and the age of the oldest (a database error only skips this report)."""
+        try:
+            async with self._uow_factory() as uow:
+                count, oldest = (
+                    await uow.session.execute(
+                        select(func.count(), func.min(OutboxMessage.created_at)).where(
+                            OutboxMessage.sent_at.is_(None)
+                        )
+                    )
+                ).one()
+        except Exception as exc:
+            log.warning("outbox backlog not measured: %s", exc)
+            return
+        age = (utcnow() - _aware(oldest)).total_seconds() if oldest else 0.0
+        metrics.OUTBOX_BACKLOG.labels(service=self._service).set(count)
+        metrics.OUTBOX_OLDEST_AGE.labels(service=self._service).set(max(age, 0.0))
 
     async def delete_sent(self) -> int:
         """Drop rows sent longer ago than the retention (kept until then for re-drives)."""
@@ -220,6 +236,11 @@ class OutboxRelay:
                 await producer.stop()
             except Exception:
                 log.debug("producer stop failed", exc_info=True)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def _wait_either(first: asyncio.Event, second: asyncio.Event, seconds: float) -> None:

@@ -7,11 +7,27 @@ import sys
 
 import structlog
 
+from shared.observability.tracing import current_trace_id
+
+# On every line, null when a line is not about one issue, event, partner or trace, so log
+# queries can filter on them without guessing which lines carry which.
+CORRELATION_KEYS = ("issue_id", "event_id", "partner_id")
+
+
+def add_correlation(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    for key in CORRELATION_KEYS:
+        event_dict.setdefault(key, None)
+    event_dict.setdefault("trace_id", current_trace_id())
+    return event_dict
+
 
 def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     """Route stdlib and structlog records through one renderer. Call once, from ``main()``."""
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_correlation,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

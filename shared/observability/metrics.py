@@ -16,11 +16,22 @@ EVENTS_CONSUMED = Counter(
 PROCESSING_SECONDS = Histogram(
     "escalation_event_processing_seconds", "Time to process one event", ["consumer"]
 )
+CONSUMER_LAG = Gauge(
+    "escalation_consumer_lag_records",
+    "Records between a consumer's position and the partition end",
+    ["consumer", "topic", "partition"],
+)
+EVENTS_PRODUCED = Counter(
+    "escalation_events_produced_total", "Events published to Kafka", ["service", "topic"]
+)
 DLQ_RECORDS = Counter(
     "escalation_dlq_records_total", "Records sent to a DLQ", ["consumer", "topic"]
 )
 OUTBOX_PUBLISHED = Counter(
     "escalation_outbox_published_total", "Outbox rows published to Kafka", ["service"]
+)
+OUTBOX_BACKLOG = Gauge(
+    "escalation_outbox_backlog", "Outbox rows not yet published to Kafka", ["service"]
 )
 OUTBOX_OLDEST_AGE = Gauge(
     "escalation_outbox_oldest_unsent_seconds", "Age of the oldest unsent outbox row", ["service"]
@@ -32,8 +43,20 @@ WEBHOOK_ATTEMPTS = Counter(
     "escalation_webhook_attempts_total", "Webhook delivery attempts", ["outcome"]
 )
 WEBHOOK_LATENCY = Histogram("escalation_webhook_seconds", "Webhook attempt latency")
+WEBHOOK_DELIVERIES = Gauge(
+    "escalation_webhook_deliveries", "Webhook deliveries by state, all partners", ["state"]
+)
 MICROSOFT_REQUESTS = Counter(
     "escalation_microsoft_requests_opened_total", "Microsoft request records opened", ["vehicle"]
+)
+MICROSOFT_REQUESTS_BY_STATUS = Gauge(
+    "escalation_microsoft_requests",
+    "Microsoft request records by status (those folded into a cluster's record excluded)",
+    ["status"],
+)
+MICROSOFT_REQUESTS_OVERDUE = Gauge(
+    "escalation_microsoft_requests_overdue",
+    "Microsoft requests past their first-response target and still without an answer",
 )
 PARTNER_CENTER_CALLS = Counter(
     "escalation_partner_center_calls_total",

@@ -87,6 +87,7 @@ class Stack:
                     "CONSUMER_",
                     "API_",
                     "PARTNER_CENTER_",
+                    "OTEL_",
                 )
             )
         }

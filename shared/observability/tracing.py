@@ -1,0 +1,82 @@
+"""OpenTelemetry: one tracer provider per process, W3C trace context carried in Kafka headers.
+
+The provider is configured in ``main()``. Without it the API's no-op tracer is used, context
+still passes through unchanged, and nothing is exported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from shared.settings import TracingSettings
+
+TRACER_NAME = "csp-escalation"
+_configured: list[TracerProvider] = []
+
+
+def configure_tracing(settings: TracingSettings, *, service: str) -> TracerProvider:
+    """Install the process's tracer provider (once)."""
+    if _configured:
+        return _configured[0]
+    provider = build_provider(settings, service=service)
+    trace.set_tracer_provider(provider)
+    _configured.append(provider)
+    return provider
+
+
+def build_provider(settings: TracingSettings, *, service: str) -> TracerProvider:
+    """A tracer provider that exports over OTLP/HTTP only if an endpoint is set."""
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": f"csp-escalation-{service}"}),
+        sampler=ParentBased(TraceIdRatioBased(settings.traces_sampler_arg)),
+    )
+    if settings.exporter_otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = settings.exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    return provider
+
+
+def shutdown_tracing() -> None:
+    """Flush spans still queued for export (called when the process stops)."""
+    for provider in _configured:
+        provider.shutdown()
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+def trace_headers() -> list[tuple[str, bytes]]:
+    """The current trace context as Kafka headers (``traceparent``, ``tracestate``)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return [(name, value.encode()) for name, value in carrier.items()]
+
+
+@contextmanager
+def continued_from(headers: Iterable[tuple[str, bytes]] | Mapping[str, str]) -> Iterator[None]:
+    """Make the trace context carried by ``headers`` current (no-op when they carry none)."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    carrier = {
+        name.lower(): value.decode(errors="replace") if isinstance(value, bytes) else value
+        for name, value in pairs
+    }
+    token = context.attach(propagate.extract(carrier))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
+def current_trace_id() -> str | None:
+    span = trace.get_current_span().get_span_context()
+    return format(span.trace_id, "032x") if span.is_valid else None

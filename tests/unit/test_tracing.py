@@ -1,0 +1,46 @@
+"""Trace context in Kafka headers; spans leave the process only when an endpoint is set."""
+
+from __future__ import annotations
+
+import secrets
+
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from shared.observability.tracing import (
+    build_provider,
+    continued_from,
+    current_trace_id,
+    trace_headers,
+)
+from shared.settings import TracingSettings
+
+
+def processors(settings: TracingSettings) -> tuple[object, ...]:
+    provider = build_provider(settings, service="test")
+    return tuple(provider._active_span_processor._span_processors)
+
+
+def test_no_exporter_is_configured_without_an_endpoint() -> None:
+    assert processors(TracingSettings()) == ()
+
+
+def test_an_otlp_endpoint_adds_a_batch_exporter() -> None:
+    [processor] = processors(TracingSettings(exporter_otlp_endpoint="http://collector:4318"))
+    assert isinstance(processor, BatchSpanProcessor)
+
+
+def test_a_trace_carried_in_headers_is_current_inside_and_only_inside_the_block() -> None:
+    trace_id = secrets.token_hex(16)
+    headers = [("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01".encode())]
+    assert current_trace_id() is None
+    with continued_from(headers):
+        assert current_trace_id() == trace_id
+        [value] = [v for n, v in trace_headers() if n == "traceparent"]
+        assert value.decode().split("-")[1] == trace_id
+    assert current_trace_id() is None
+    assert trace_headers() == []
+
+
+def test_headers_without_a_trace_change_nothing() -> None:
+    with continued_from([("content-type", b"application/cloudevents+json")]):
+        assert current_trace_id() is None
