@@ -20,6 +20,7 @@ from services.intake import (
     routes_health,
     routes_issues,
     routes_microsoft,
+    routes_ops,
     routes_partner,
     routes_webhooks,
 )
@@ -59,6 +60,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.include_router(routes_webhooks.router)
     app.include_router(routes_health.router)
     app.include_router(routes_microsoft.router)
+    app.include_router(routes_ops.router)
     return app
 
 

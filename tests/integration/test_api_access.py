@@ -237,6 +237,8 @@ CALLS = [
         ADMIN,
         lambda: {"note": "called Microsoft"},
     ),
+    Call("read the stats", "GET", "/v1/stats", ADMIN | {Role.HELPDESK_AGENT, Role.READER}),
+    Call("read the ops panel", "GET", "/ops/panel", ADMIN | {Role.HELPDESK_AGENT, Role.READER}),
     # Last: it ends the subscription the other calls use.
     Call("unsubscribe", "DELETE", "/v1/webhooks/{webhook}", ADMIN, ok=204),
 ]

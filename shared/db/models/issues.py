@@ -58,6 +58,8 @@ class IssueEvent(Base):
     """One line of an issue's timeline."""
 
     __tablename__ = "issue_events"
+    # The ops page's "last routed" reads the newest steps of one status.
+    __table_args__ = (Index("ix_issue_events_status_at", "status", "at"),)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     issue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("issues.id"), index=True)
