@@ -20,8 +20,14 @@ router = APIRouter(tags=["operations"])
 UNTRACED = "healthz,readyz,metrics"
 
 
-def install(app: FastAPI, *, service: str) -> None:
-    """Mount the operations routes, count and time every request, and trace it."""
+def install(
+    app: FastAPI, *, service: str, ready_requires: tuple[str, ...] = ("database", "broker")
+) -> None:
+    """Mount the operations routes, count and time every request, and trace it.
+
+    ``ready_requires``: the checks that must pass for ``/readyz`` to answer 200 (all are run
+    and reported either way)."""
+    app.state.ready_requires = ready_requires
     app.include_router(router)
     app.add_middleware(RequestMetrics, service=service)
     FastAPIInstrumentor.instrument_app(
@@ -68,7 +74,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: database and broker answer",
+    summary="Readiness: the dependencies this service cannot work without answer",
     responses={503: {"description": "A dependency does not answer"}},
 )
 async def readyz(request: Request) -> JSONResponse:
@@ -80,7 +86,8 @@ async def readyz(request: Request) -> JSONResponse:
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"unavailable: {type(exc).__name__}"
-    ready = all(value == "ok" for value in checks.values())
+    required = request.app.state.ready_requires
+    ready = all(checks[name] == "ok" for name in required)
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},
         status_code=200 if ready else 503,

@@ -53,7 +53,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         settings.api.rate_limit_per_minute, settings.api.rate_limit_burst
     )
     app.add_middleware(RequestGuard, settings=settings.api)
-    ops.install(app, service=SERVICE)
+    # The outbox keeps accepting while the broker is away, so only the database gates traffic.
+    ops.install(app, service=SERVICE, ready_requires=("database",))
     app.include_router(routes_issues.router)
     app.include_router(routes_customers.router)
     app.include_router(routes_partner.router)

@@ -8,7 +8,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.intake.app import create_app
 from shared.vocabulary import Role
+from tests.integration.conftest import intake_settings, serving_in_process
 from tests.support.factories import issue_body, scalar, seed_partner
 
 
@@ -135,6 +137,17 @@ async def test_operations_endpoints_answer(api: httpx.AsyncClient) -> None:
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
     assert "escalation_http_requests_total" in (await api.get("/metrics")).text
+
+
+async def test_the_intake_stays_ready_without_the_broker_because_the_outbox_keeps_accepting(
+    database_url: str, topic_prefix: str
+) -> None:
+    app = create_app(intake_settings(database_url, "127.0.0.1:1", topic_prefix))
+    async with serving_in_process(app) as api:
+        ready = await api.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["database"] == "ok"
+    assert ready.json()["checks"]["broker"].startswith("unavailable")
 
 
 async def test_a_webhook_to_a_loopback_address_is_refused_unless_allowed(
