@@ -6,6 +6,7 @@ import json
 import secrets
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,6 +20,8 @@ from shared.kafka.embedded import free_port
 from tests.support.factories import eventually, issue_body, scalar, seed_partner
 from tests.support.http_server import serving
 from tests.support.stack import Stack
+
+pytestmark = pytest.mark.single_db
 
 CORRELATION = ("issue_id", "event_id", "partner_id", "trace_id")
 

@@ -20,9 +20,13 @@ from tests.support.factories import SeededPartner, eventually, issue_body, scala
 from tests.support.stack import Stack
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is installed by `make test` (scripts/system-tools)"
-)
+pytestmark = [
+    pytest.mark.single_db,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Debian's chromium is installed by `make test` (scripts/system-tools)",
+    ),
+]
 # What the machine's Chromium needs to start headless as root with no network of its own.
 FLAGS = [
     "--no-sandbox",

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support.factories import SeededPartner, eventually, issue_body, scalar, seed_partner
 from tests.support.stack import Stack
 
+pytestmark = pytest.mark.single_db
+
 
 async def post_and_route(stack: Stack, engine: AsyncEngine, partner: SeededPartner) -> list[str]:
     """One issue escalated to Microsoft and one the partner resolves, both routed."""
