@@ -74,29 +74,21 @@ class Stats(BaseModel):
 async def gather(session: AsyncSession, *, partner_id: uuid.UUID, window: str) -> Stats:
     until = utcnow()
     since = until - parse_window(window)
+    grouped = (
+        Issue.status,
+        Issue.service,
+        Issue.category,
+        Classification.outcome,
+        Classification.vehicle,
+        Classification.language,
+        Classification.category,
+    )
     rows = (
         await session.execute(
-            select(
-                Issue.status,
-                Issue.service,
-                Issue.category,
-                Classification.outcome,
-                Classification.vehicle,
-                Classification.language,
-                Classification.category,
-                func.count(),
-            )
+            select(*grouped, func.count())
             .outerjoin(Classification, Classification.issue_id == Issue.id)
             .where(Issue.partner_id == partner_id, Issue.created_at >= since)
-            .group_by(
-                Issue.status,
-                Issue.service,
-                Issue.category,
-                Classification.outcome,
-                Classification.vehicle,
-                Classification.language,
-                Classification.category,
-            )
+            .group_by(*grouped)
         )
     ).all()
     counts: dict[str, Counter[str]] = {
