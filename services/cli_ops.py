@@ -86,6 +86,9 @@ def topics_tail(
             filters=filters,
             limit=limit,
             idle_timeout_s=idle_timeout,
+            positioned=lambda name: typer.echo(
+                f"reading {name} from the {'beginning' if from_beginning else 'end'}", err=True
+            ),
         ):
             typer.echo(record.as_json() if as_json else record.pretty())
 

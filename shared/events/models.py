@@ -117,7 +117,8 @@ class HealthIncidentChanged(Event):
     VERSION = 1
     TOPIC = "health.incidents"
 
-    incident_id: str
+    # The Kafka key and CloudEvents subject, so never empty; stored in a 64-character column.
+    incident_id: str = Field(min_length=1, max_length=64)
     # Set when one partner recorded it through the API; absent: it applies to every partner.
     partner_id: uuid.UUID | None = None
     title: str

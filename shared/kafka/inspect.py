@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -184,11 +184,13 @@ async def tail(
     filters: Mapping[str, str] | None = None,
     limit: int | None = None,
     idle_timeout_s: float | None = None,
+    positioned: Callable[[str], None] | None = None,
 ) -> AsyncIterator[TopicRecord]:
     """Yield records of ``topic`` (a logical name) that match every filter, as they arrive.
 
     Stops after ``limit`` matches, or after ``idle_timeout_s`` without a record; otherwise
-    follows the topic until cancelled.
+    follows the topic until cancelled. ``positioned`` is told the physical topic once every
+    partition has its start offset, so nothing published after that call is missed.
     """
     physical = physical_topic(TopicNames(kafka.topic_prefix), topic)
     consumer = _consumer(kafka, group_id=None, earliest=from_beginning)
@@ -199,6 +201,10 @@ async def tail(
             await consumer.seek_to_beginning(*assigned)
         else:
             await consumer.seek_to_end(*assigned)
+        for tp in assigned:
+            await consumer.position(tp)  # resolves the offsets now, not at the first fetch
+        if positioned is not None:
+            positioned(physical)
         matched = 0
         idle = 0.0
         poll_s = 0.5

@@ -15,7 +15,7 @@ from cloudevents.core.formats.json import JSONFormat
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.factories import SeededPartner, eventually, issue_body, scalar, seed_partner
-from tests.support.stack import Stack
+from tests.support.stack import ESCALATION, Stack
 
 pytestmark = pytest.mark.single_db
 
@@ -63,6 +63,27 @@ async def test_tail_prints_the_matching_routed_events_only(
     assert f"key={resolved}" in pretty.stdout
     assert '"outcome": "partner_resolves"' in pretty.stdout
     assert escalated not in pretty.stdout
+
+
+async def test_tail_without_from_beginning_follows_only_what_arrives_after_it_starts(
+    stack: Stack, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    await stack.start()
+    before, _ = await post_and_route(stack, engine, partner)
+    follow = await asyncio.create_subprocess_exec(
+        ESCALATION, "topics", "tail", "issues.received", "--json", "--limit", "1",
+        env=stack.env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert follow.stderr is not None
+    ready = await asyncio.wait_for(follow.stderr.readline(), timeout=30)
+    assert b"from the end" in ready, ready
+    async with httpx.AsyncClient(base_url=stack.intake_url, headers=partner.headers) as client:
+        after = (await client.post("/v1/issues", json=issue_body())).json()["id"]
+    stdout, stderr = await asyncio.wait_for(follow.communicate(), timeout=60)
+    assert follow.returncode == 0, stderr
+    [line] = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert line["event"]["data"]["issue_id"] == after != before
 
 
 async def test_tail_refuses_an_unknown_topic_and_a_malformed_filter(stack: Stack) -> None:
