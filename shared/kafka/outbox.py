@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from datetime import timedelta
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -139,8 +140,8 @@ class OutboxRelay:
         if failures:
             raise failures[0]
         metrics.OUTBOX_PUBLISHED.labels(service=self._service).inc(len(sent))
-        for row in rows:
-            metrics.EVENTS_PRODUCED.labels(self._service, row.topic).inc()
+        for topic, count in Counter(row.topic for row in rows).items():
+            metrics.EVENTS_PRODUCED.labels(self._service, topic).inc(count)
         self.broker_available = True
         return len(sent)
 
@@ -203,7 +204,7 @@ class OutboxRelay:
         except Exception as exc:
             log.warning("outbox backlog not measured: %s", exc)
             return
-        age = (utcnow() - _aware(oldest)).total_seconds() if oldest else 0.0
+        age = (utcnow() - oldest).total_seconds() if oldest else 0.0
         metrics.OUTBOX_BACKLOG.labels(service=self._service).set(count)
         metrics.OUTBOX_OLDEST_AGE.labels(service=self._service).set(max(age, 0.0))
 
@@ -236,11 +237,6 @@ class OutboxRelay:
                 await producer.stop()
             except Exception:
                 log.debug("producer stop failed", exc_info=True)
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def _wait_either(first: asyncio.Event, second: asyncio.Event, seconds: float) -> None:
