@@ -36,11 +36,13 @@ def _templates() -> Jinja2Templates:
 
 async def _stats(principal: Principal, uow: UowDep, window: str) -> stats.Stats:
     try:
-        stats.parse_window(window)
+        span = stats.parse_window(window)
     except ValueError as exc:
         raise invalid_field("query.window", str(exc), "window") from exc
     async with uow:
-        return await stats.gather(uow.session, partner_id=principal.partner_id, window=window)
+        return await stats.gather(
+            uow.session, partner_id=principal.partner_id, window=window, span=span
+        )
 
 
 @router.get(

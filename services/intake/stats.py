@@ -71,9 +71,12 @@ class Stats(BaseModel):
     recent_routed: list[RoutedIssue]
 
 
-async def gather(session: AsyncSession, *, partner_id: uuid.UUID, window: str) -> Stats:
+async def gather(
+    session: AsyncSession, *, partner_id: uuid.UUID, window: str, span: timedelta
+) -> Stats:
+    """``span`` is ``window`` parsed (see :func:`parse_window`)."""
     until = utcnow()
-    since = until - parse_window(window)
+    since = until - span
     grouped = (
         Issue.status,
         Issue.service,
