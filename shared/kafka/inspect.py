@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -71,7 +71,6 @@ class TopicRecord:
     headers: dict[str, str]
     event: dict[str, Any] | None
     problem: str | None = None
-    raw: bytes = field(default=b"", repr=False)
 
     def field(self, name: str) -> object:
         """Filter look-up: a CloudEvents attribute, a dotted ``data`` path, or a header."""
@@ -149,7 +148,6 @@ def to_record(record: ConsumerRecord) -> TopicRecord:
         headers=headers,
         event=event,
         problem=problem,
-        raw=record.value or b"",
     )
 
 
@@ -167,6 +165,7 @@ def _consumer(kafka: KafkaSettings, *, group_id: str | None, earliest: bool) -> 
 async def _assign_all(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
+        # Public ``topics()`` fetches metadata into a copy; this refreshes the client's own.
         await consumer._client.force_metadata_update()
         partitions = consumer.partitions_for_topic(topic)
     if not partitions:
