@@ -104,8 +104,12 @@ def asyncapi_document() -> dict[str, Any]:
         schemas[f"{name}Envelope"] = _envelope(cls, data_ref, key_format=_key_format(cls))
         messages[name] = _message(cls)
         channel = cls.TOPIC.replace(".", "_")
-        channels[channel] = _channel(cls.TOPIC, cls, messages_of=[name])
-        channels[f"{channel}_dlq"] = _dlq_channel(cls.TOPIC)
+        channels[channel] = _channel(cls.TOPIC, (cls.__doc__ or "").strip(), name)
+        channels[f"{channel}_dlq"] = _channel(
+            f"{cls.TOPIC}{DLQ_SUFFIX}",
+            f"Records from {cls.TOPIC} that could not be processed.",
+            "DeadLetter",
+        )
         operations[f"consume_{channel}"] = _receive(channel, name, cls)
         operations[f"consume_{channel}_dlq"] = _receive(f"{channel}_dlq", "DeadLetter", None)
     messages["DeadLetter"] = _dead_letter_message()
@@ -179,20 +183,13 @@ def _dead_letter_message() -> dict[str, Any]:
     }
 
 
-def _channel(topic: str, cls: type[Event] | None, *, messages_of: list[str]) -> dict[str, Any]:
-    described = (cls.__doc__ or "").strip() if cls else ""
+def _channel(topic: str, description: str, message: str) -> dict[str, Any]:
     return {
         "address": topic,
-        "description": described,
-        "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in messages_of},
+        "description": description,
+        "messages": {message: {"$ref": f"#/components/messages/{message}"}},
         "bindings": {"kafka": {"topic": topic, "bindingVersion": KAFKA_BINDING_VERSION}},
     }
-
-
-def _dlq_channel(topic: str) -> dict[str, Any]:
-    channel = _channel(f"{topic}{DLQ_SUFFIX}", None, messages_of=["DeadLetter"])
-    channel["description"] = f"Records from {topic} that could not be processed."
-    return channel
 
 
 def _receive(channel: str, message: str, cls: type[Event] | None) -> dict[str, Any]:
