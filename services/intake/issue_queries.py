@@ -72,19 +72,7 @@ async def issue_view(uow: UnitOfWork, principal: Principal, issue_id: uuid.UUID)
             ],
         )
     return IssueView(
-        id=issue.id,
-        external_ref=issue.external_ref,
-        status=IssueStatus(issue.status),
-        title=issue.title,
-        description=issue.description,
-        service=issue.service,
-        region=issue.region,
-        severity=issue.severity,
-        category=issue.category,
-        customer_id=issue.customer_id,
-        tenant_id=issue.tenant_id,
-        created_at=issue.created_at,
-        updated_at=issue.updated_at,
+        **_columns(issue, IssueView),
         classification=ClassificationView.model_validate(decision, from_attributes=True)
         if decision
         else None,
@@ -141,18 +129,16 @@ async def list_issues(
 
 
 def _summary(issue: Issue, decision: Classification | None) -> IssueSummary:
-    return IssueSummary(
-        id=issue.id,
-        external_ref=issue.external_ref,
-        status=IssueStatus(issue.status),
-        title=issue.title,
-        service=issue.service,
-        region=issue.region,
-        severity=issue.severity,
-        category=decision.category if decision else issue.category,
-        outcome=decision.outcome if decision else None,
-        vehicle=decision.vehicle if decision else None,
-        customer_id=issue.customer_id,
-        created_at=issue.created_at,
-        updated_at=issue.updated_at,
-    )
+    decided = {
+        "category": decision.category if decision else issue.category,
+        "outcome": decision.outcome if decision else None,
+        "vehicle": decision.vehicle if decision else None,
+    }
+    return IssueSummary(**{**_columns(issue, IssueSummary), **decided})
+
+
+def _columns(issue: Issue, view: type[IssueView | IssueSummary]) -> dict[str, object]:
+    """The view's fields that are the issue's own columns, as stored."""
+    return {
+        name: getattr(issue, name) for name in view.model_fields if name in Issue.__table__.columns
+    }
