@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS := $(VENV)/.tools
 PYTEST := $(BIN)/python -m pytest
+# Tests are isolated (own database, topic prefix and ports; a broker and template per worker),
+# so they run in parallel; most of an end-to-end test is waiting on its services.
+WORKERS ?= 4
 
 .PHONY: run test test-sqlite test-unit test-integration test-e2e fuzz lint format typecheck check clean install
 
@@ -29,8 +32,8 @@ run: $(STAMP)
 ## then the broker and database tiers again on SQLite (but for tests whose subject is not the
 ## database: the topic tools, the ops page in Chromium, telemetry).
 test: $(STAMP) $(TOOLS) lint typecheck
-	bash scripts/pytest-ok $(PYTEST) -q
-	DATABASE_URL=sqlite bash scripts/pytest-ok $(PYTEST) -q -m "(integration or e2e) and not single_db"
+	bash scripts/pytest-ok $(PYTEST) -q -n $(WORKERS)
+	DATABASE_URL=sqlite bash scripts/pytest-ok $(PYTEST) -q -n $(WORKERS) -m "(integration or e2e) and not single_db"
 
 test-sqlite: $(STAMP) $(TOOLS)
 	DATABASE_URL=sqlite bash scripts/pytest-ok $(PYTEST) -q
