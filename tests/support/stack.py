@@ -58,6 +58,7 @@ class Stack:
     topic_prefix: str
     workdir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, str] = field(default_factory=lambda: dict(FAST_ENV))
     services: dict[str, Service] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -91,7 +92,7 @@ class Stack:
                 )
             )
         }
-        env.update(FAST_ENV)
+        env.update(self.timings)
         env.update(
             DATABASE_URL=self.database_url,
             KAFKA_BOOTSTRAP_SERVERS=self.bootstrap_servers,

@@ -1,0 +1,1 @@
+"""``make bench``: our intake and pipeline measured beside two baselines on this machine."""

@@ -1,0 +1,119 @@
+"""``python -m bench``: every row on PostgreSQL and on SQLite, then a table and a JSON file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import subprocess
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import typer
+
+from bench import rows
+from bench.report import table
+from shared.kafka.embedded import EmbeddedBroker
+from tests.support.database import LOCAL_POSTGRES, DatabaseServer
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main(
+    seconds: float = typer.Option(30, help="Length of each fixed-rate end-to-end run."),
+    saturation_seconds: float = typer.Option(15, help="Length of each wrk run."),
+    connections: int = typer.Option(64, help="wrk's concurrent connections."),
+    rates: str = typer.Option("200,1000", help="Offered end-to-end rates, issues/s."),
+    databases: str = typer.Option("postgresql,sqlite"),
+    postgres: str = typer.Option(LOCAL_POSTGRES, envvar="BENCH_POSTGRES_URL"),
+    out: Path = typer.Option(RESULTS / "latest.json"),
+) -> None:
+    results = asyncio.run(
+        _run(
+            seconds=seconds,
+            load=rows.Load(connections, saturation_seconds),
+            rates=[float(r) for r in rates.split(",") if r],
+            databases=[d for d in databases.split(",") if d],
+            postgres=postgres,
+        )
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    typer.echo(table(results))
+    typer.echo(f"\nwritten to {out}")
+
+
+async def _run(
+    *, seconds: float, load: rows.Load, rates: list[float], databases: list[str], postgres: str
+) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "settings": {
+            "seconds": seconds,
+            "saturation_seconds": load.seconds,
+            "connections": load.connections,
+            "rates": rates,
+        },
+        "bare_http": await rows.bare_http(load),
+        "databases": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        workdir = Path(tmp)
+        async with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+            for kind in databases:
+                server = DatabaseServer(kind, postgres if kind == "postgresql" else None, workdir)
+                try:
+                    results["databases"][kind] = await _database_rows(
+                        server, broker.bootstrap_servers, workdir, load, rates, seconds
+                    )
+                finally:
+                    await server.drop_all()
+    return results
+
+
+async def _database_rows(
+    server: DatabaseServer,
+    bootstrap: str,
+    workdir: Path,
+    load: rows.Load,
+    rates: list[float],
+    seconds: float,
+) -> dict[str, Any]:
+    intake_dir = workdir / f"{server.kind}-intake"
+    intake_dir.mkdir()
+    figures: dict[str, Any] = {
+        "durable_accept": await rows.durable_accept(await server.new_database(), load),
+        "intake": await rows.intake_accept(
+            await server.new_database(), bootstrap, intake_dir, load
+        ),
+        "pipeline": [],
+    }
+    for rate in rates:
+        run_dir = workdir / f"{server.kind}-pipeline-{int(rate)}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        figures["pipeline"].append(
+            await rows.pipeline(
+                await server.new_database(), bootstrap, run_dir, rate=rate, seconds=seconds
+            )
+        )
+    return figures
+
+
+def _machine() -> dict[str, Any]:
+    git = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return {
+        "cpus": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "commit": git.stdout.strip() or None,
+    }
+
+
+if __name__ == "__main__":
+    typer.run(main)

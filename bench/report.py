@@ -1,0 +1,56 @@
+"""The short table ``make bench`` prints, and the ratios the targets are stated in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGETS = (
+    "targets: intake >= 0.8 x durable accept; end to end >= 1,000 issues/s; "
+    "p99 <= 250 ms at 200/s; no RSS growth after warm-up"
+)
+
+
+def table(results: dict[str, Any]) -> str:
+    bare = results["bare_http"]
+    lines = [
+        f"{'row':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}",
+        f"{'A  bare HTTP (no DB, no broker)':<34}{bare['rps']:>9}{bare['p50_ms']:>9}"
+        f"{bare['p99_ms']:>9}",
+    ]
+    for kind, figures in results["databases"].items():
+        durable, intake = figures["durable_accept"], figures["intake"]
+        lines += [
+            f"{'B  durable accept, ' + kind:<34}{durable['rps']:>9}{durable['p50_ms']:>9}"
+            f"{durable['p99_ms']:>9}",
+            f"{'   intake POST /v1/issues, ' + kind:<34}{intake['rps']:>9}{intake['p50_ms']:>9}"
+            f"{intake['p99_ms']:>9}",
+            f"{'':<4}ours/A {_ratio(intake['rps'], bare['rps'])}   "
+            f"ours/B {_ratio(intake['rps'], durable['rps'])}",
+        ]
+    lines.append("")
+    lines.append(
+        f"{'end to end':<24}{'offered':>8}{'routed/s':>9}{'p50':>7}{'p95':>7}{'p99 ms':>8}"
+        f"{'backlog':>8}{'drain s':>8}{'dup':>5}  cpu% / peak MB / growth MB"
+    )
+    for kind, figures in results["databases"].items():
+        for run in figures["pipeline"]:
+            services = "  ".join(
+                f"{n[:3]} {u['cpu_pct']}/{u['peak_rss_mb']:.0f}/{u['rss_growth_mb']:+.0f}"
+                for n, u in run["services"].items()
+            )
+            lines.append(
+                f"{kind:<24}{run['offered_rps']:>8.0f}{run['routed_rps']:>9}"
+                f"{_ms(run['e2e_p50_ms']):>7}{_ms(run['e2e_p95_ms']):>7}"
+                f"{_ms(run['e2e_p99_ms']):>8}{run['backlog_at_end']:>8}"
+                f"{_ms(run['drain_s']):>8}{run['duplicates']:>5}  {services}"
+            )
+    lines += ["", TARGETS]
+    return "\n".join(lines)
+
+
+def _ratio(ours: float, baseline: float) -> str:
+    return f"{ours / baseline:.2f}" if baseline else "-"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"

@@ -1,0 +1,285 @@
+"""One function per benchmark row. Each starts what it measures, loads it, and stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.driver import Outcome, bodies, offer
+from bench.measure import reading_routed, sampling
+from services import admin
+from shared.db.engine import create_engine, create_session_factory
+from shared.db.uow import UnitOfWorkFactory
+from shared.kafka.embedded import free_port
+from shared.settings import DatabaseSettings
+from shared.vocabulary import CspModel, Role, Vehicle
+from tests.support.stack import Stack
+
+HERE = Path(__file__).parent
+CORPUS = Path(__file__).parents[1] / "tests" / "data" / "issues_corpus.jsonl"
+# Production timings (not the tests' short ones); the rate limit is lifted for one PSA key.
+BENCH_ENV = {
+    "ESCALATION_LOG_JSON": "true",
+    "ESCALATION_LOG_LEVEL": "INFO",
+    "API_RATE_LIMIT_PER_MINUTE": "100000000",
+    "API_RATE_LIMIT_BURST": "10000000",
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+}
+
+
+@dataclass(frozen=True)
+class Load:
+    connections: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Seeded:
+    partner_id: uuid.UUID
+    auth: str
+
+
+async def seed(database_url: str) -> Seeded:
+    engine = create_engine(DatabaseSettings(url=database_url))
+    try:
+        uow_factory = UnitOfWorkFactory(create_session_factory(engine))
+        partner_id = await admin.create_partner(
+            uow_factory,
+            name=f"bench-{uuid.uuid4().hex[:6]}",
+            csp_model=CspModel.DIRECT_BILL,
+            vehicles=[Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS],
+            locale="en",
+            indirect_provider=None,
+        )
+        key = await admin.create_key(
+            uow_factory, partner_id=partner_id, role=Role.ADMIN_AGENT, pepper=""
+        )
+    finally:
+        await engine.dispose()
+    return Seeded(partner_id, f"Bearer {key.plaintext}")
+
+
+def wrk(url: str, load: Load, *, auth: str | None = None) -> dict[str, Any]:
+    """POST /v1/issues at saturation with Debian's wrk; its own figures, as a dict."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk; `make bench` does it)")
+    env = {**os.environ, "BENCH_PREFIX": f"w{uuid.uuid4().hex[:8]}"}
+    if auth:
+        env["BENCH_AUTH"] = auth
+    result = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{load.connections}",
+            f"-d{int(load.seconds)}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(HERE / "issues.lua"),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(x for x in result.stdout.splitlines() if x.startswith("BENCH "))
+    raw = json.loads(line.removeprefix("BENCH "))
+    seconds = raw["duration_us"] / 1e6
+    ok = raw["requests"] - raw["non_2xx"] - raw["socket_errors"]
+    return {
+        "requests": raw["requests"],
+        "accepted": ok,
+        "errors": raw["non_2xx"] + raw["socket_errors"],
+        "rps": round(ok / seconds, 1),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+    }
+
+
+async def _serve_baseline(which: str, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.baselines", which, "--port", str(port), *extra],
+        cwd=HERE.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    await _wait_listening(port, process)
+    return process
+
+
+async def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            if process.poll() is not None:
+                raise RuntimeError(f"baseline exited with {process.returncode}")
+            try:
+                await client.get(f"http://127.0.0.1:{port}/docs", timeout=1)
+                return
+            except httpx.HTTPError:
+                await asyncio.sleep(0.1)
+    raise TimeoutError("baseline did not start")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=20)
+
+
+async def bare_http(load: Load) -> dict[str, Any]:
+    port = free_port()
+    process = await _serve_baseline("a", port)
+    try:
+        return await asyncio.to_thread(wrk, f"http://127.0.0.1:{port}/v1/issues", load)
+    finally:
+        _stop(process)
+
+
+async def durable_accept(database_url: str, load: Load) -> dict[str, Any]:
+    seeded = await seed(database_url)
+    port = free_port()
+    process = await _serve_baseline(
+        "b", port, "--database-url", database_url, "--partner-id", str(seeded.partner_id)
+    )
+    try:
+        return await asyncio.to_thread(wrk, f"http://127.0.0.1:{port}/v1/issues", load)
+    finally:
+        _stop(process)
+
+
+async def intake_accept(
+    database_url: str, bootstrap: str, workdir: Path, load: Load
+) -> dict[str, Any]:
+    seeded = await seed(database_url)
+    stack = Stack(database_url, bootstrap, f"b{uuid.uuid4().hex[:6]}.", workdir, timings=BENCH_ENV)
+    await stack.start("intake")
+    try:
+        return await asyncio.to_thread(wrk, f"{stack.intake_url}/v1/issues", load, auth=seeded.auth)
+    finally:
+        await stack.stop()
+
+
+async def pipeline(
+    database_url: str, bootstrap: str, workdir: Path, *, rate: float, seconds: float
+) -> dict[str, Any]:
+    """Issues offered at ``rate``/s for ``seconds`` through all three services."""
+    seeded = await seed(database_url)
+    prefix = f"b{uuid.uuid4().hex[:6]}."
+    stack = Stack(database_url, bootstrap, prefix, workdir, timings=BENCH_ENV)
+    await stack.start()
+    corpus = [orjson.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
+    payloads = bodies(corpus, f"e{uuid.uuid4().hex[:6]}")
+    pids = {n: s.process.pid for n, s in stack.services.items() if s.process is not None}
+    try:
+        async with reading_routed(bootstrap, f"{prefix}issues.routed") as routed:
+            # Warm-up: imports, pools, JIT-free but cache-full; not measured.
+            await offer(
+                stack.intake_url, seeded.auth, rate=min(rate, 100), duration_s=3, payloads=payloads
+            )
+            async with sampling(pids) as usage:
+                started = time.time()
+                outcomes = await offer(
+                    stack.intake_url,
+                    seeded.auth,
+                    rate=rate,
+                    duration_s=seconds,
+                    payloads=payloads,
+                )
+                ended = time.time()
+            accepted = {o.issue_id: o for o in outcomes if o.issue_id}
+            backlog = sum(1 for i in accepted if routed.first(i) is None)
+            drained = await _drain(routed, set(accepted), timeout_s=120)
+            return _pipeline_figures(
+                rate,
+                seconds,
+                outcomes,
+                accepted,
+                routed.at,
+                started,
+                ended,
+                backlog,
+                drained,
+                usage,
+            )
+    finally:
+        await stack.stop()
+
+
+async def _drain(routed: Any, ids: set[str], *, timeout_s: float) -> float | None:
+    """Seconds until every id was routed after the load stopped, or None if they were not."""
+    started = time.time()
+    while time.time() - started < timeout_s:
+        if all(routed.first(i) is not None for i in ids):
+            return round(time.time() - started, 2)
+        await asyncio.sleep(0.2)
+    return None
+
+
+def _pipeline_figures(
+    rate: float,
+    seconds: float,
+    outcomes: list[Outcome],
+    accepted: dict[str, Outcome],
+    routed_at: dict[str, list[float]],
+    started: float,
+    ended: float,
+    backlog: int,
+    drained: float | None,
+    usage: dict[str, Any],
+) -> dict[str, Any]:
+    latencies = sorted(
+        min(routed_at[i]) - o.answered for i, o in accepted.items() if routed_at.get(i)
+    )
+    accept_ms = sorted((o.answered - o.due) * 1000 for o in outcomes if o.issue_id)
+    in_window = sum(1 for i in accepted if routed_at.get(i) and min(routed_at[i]) <= ended)
+    return {
+        "offered_rps": rate,
+        "seconds": seconds,
+        "offered": len(outcomes),
+        "accepted": len(accepted),
+        "refused": len(outcomes) - len(accepted),
+        "routed": sum(1 for i in accepted if routed_at.get(i)),
+        "duplicates": sum(len(routed_at[i]) - 1 for i in accepted if routed_at.get(i)),
+        "routed_rps": round(in_window / (ended - started), 1),
+        "accept_p50_ms": _pct(accept_ms, 50),
+        "accept_p99_ms": _pct(accept_ms, 99),
+        "e2e_p50_ms": _pct([x * 1000 for x in latencies], 50),
+        "e2e_p95_ms": _pct([x * 1000 for x in latencies], 95),
+        "e2e_p99_ms": _pct([x * 1000 for x in latencies], 99),
+        "backlog_at_end": backlog,
+        "drain_s": drained,
+        "services": {
+            name: {
+                "cpu_pct": round(u.cpu_s / (ended - started) * 100, 1),
+                "peak_rss_mb": round(u.peak_rss_mb, 1),
+                "rss_growth_mb": _growth(u.rss_mb),
+            }
+            for name, u in usage.items()
+        },
+    }
+
+
+def _pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))], 1)
+
+
+def _growth(samples: list[float]) -> float:
+    """RSS at the end minus RSS after the first third (warm-up), in MB."""
+    if len(samples) < 3:
+        return 0.0
+    return round(samples[-1] - samples[len(samples) // 3], 1)
