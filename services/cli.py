@@ -79,7 +79,7 @@ def run(
     service: Annotated[Which, typer.Argument(help="Which service to run.")] = Which.ALL,
 ) -> None:
     """Run one service, or all three in this process."""
-    from services.serve import serve_all
+    from services.serve import run_services, serve_all
 
     settings = _load()
     configure_tracing(settings.tracing, service=service.value)
@@ -90,7 +90,7 @@ def run(
             typer.echo(f"rules error: {exc.source}: {problem}", err=True)
         raise typer.Exit(2) from exc
     try:
-        asyncio.run(serve_all(apps, log_level=settings.app.log_level))
+        run_services(serve_all(apps, log_level=settings.app.log_level))
     finally:
         shutdown_tracing()
 
@@ -105,7 +105,9 @@ def dev(
     """The embedded stack: Tansu broker, SQLite, the three services, a demo partner and key."""
     data_dir.mkdir(parents=True, exist_ok=True)
     database = DatabaseSettings(url=f"sqlite+aiosqlite:///{data_dir.resolve() / 'escalation.db'}")
-    asyncio.run(_dev(database, data_dir, broker_port))
+    from services.serve import run_services
+
+    run_services(_dev(database, data_dir, broker_port))
 
 
 async def _dev(database: DatabaseSettings, data_dir: Path, broker_port: int) -> None:

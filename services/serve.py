@@ -5,10 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Generator, Sequence
+from collections.abc import Coroutine, Generator, Sequence
+from typing import Any, TypeVar
 
 import uvicorn
+import uvloop
 from fastapi import FastAPI
+
+T = TypeVar("T")
+
+
+def run_services(main: Coroutine[Any, Any, T]) -> T:
+    """Run a long-lived service coroutine on uvloop (uvicorn only picks it when it makes the
+    loop itself; ours is made here, so it is chosen here)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 class _Server(uvicorn.Server):

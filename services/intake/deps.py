@@ -11,12 +11,13 @@ from typing import Annotated, Any, Protocol, TypeVar
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.intake.problems import Problem
 from services.intake.ratelimit import KeyRateLimiter
 from services.runtime import Runtime
 from shared.db.base import utcnow
+from shared.db.engine import single_statements
 from shared.db.models import ApiKey, Issue
 from shared.db.uow import UnitOfWork
 from shared.security import parse_prefix, verify_key
@@ -46,7 +47,7 @@ class Principal:
         return allowed is None or category in allowed
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -54,7 +55,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_uow(runtime: RuntimeDep) -> UnitOfWork:
+async def get_uow(runtime: RuntimeDep) -> UnitOfWork:
     return runtime.uow_factory()
 
 
@@ -84,8 +85,19 @@ async def authenticate(
             headers=_UNAUTHORIZED,
         )
     pepper = runtime.settings.app.api_key_pepper.get_secret_value()
-    async with runtime.uow_factory() as uow:
-        key = await uow.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    async with single_statements(runtime.engine) as connection:
+        key = (
+            await connection.execute(
+                select(
+                    ApiKey.id,
+                    ApiKey.partner_id,
+                    ApiKey.role,
+                    ApiKey.key_hash,
+                    ApiKey.revoked_at,
+                    ApiKey.last_used_at,
+                ).where(ApiKey.prefix == prefix)
+            )
+        ).one_or_none()
         if (
             key is None
             or key.revoked_at is not None
@@ -94,9 +106,11 @@ async def authenticate(
             raise Problem(401, "The API key is unknown or revoked.", headers=_UNAUTHORIZED)
         now = utcnow()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-            key.last_used_at = now
-            await uow.commit()
-        principal = Principal(partner_id=key.partner_id, role=Role(key.role), key_id=key.id)
+            # A lone bookkeeping write, not part of the request's unit of work.
+            await connection.execute(
+                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
+            )
+    principal = Principal(partner_id=key.partner_id, role=Role(key.role), key_id=key.id)
     structlog.contextvars.bind_contextvars(partner_id=str(principal.partner_id))
     limiter: KeyRateLimiter = request.app.state.rate_limiter
     wait = limiter.take(str(principal.key_id))

@@ -12,9 +12,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db.errors import database_unavailable
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_S = 5
 
 
 class FieldError(BaseModel):
@@ -115,6 +118,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):
+            # Nothing was committed: the client retries the same request (and key) later.
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return problem_response(
+                503,
+                "The database is unavailable; nothing was stored. Retry the same request.",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(500, "An unexpected error occurred; it has been logged.")
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
 from shared.settings import DatabaseSettings
@@ -26,8 +33,8 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         settings.url,
         echo=settings.echo,
         pool_size=settings.pool_size,
-        max_overflow=settings.pool_size,
-        pool_pre_ping=True,
+        max_overflow=0,
+        pool_pre_ping=False,
         connect_args={
             "server_settings": {"statement_timeout": timeout_ms},
             "command_timeout": settings.statement_timeout_s * 2,
@@ -57,9 +64,18 @@ def _sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+@asynccontextmanager
+async def single_statements(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose statements each stand alone (autocommit): no BEGIN or ROLLBACK
+    round trips, for a lone read or a lone idempotent write outside any unit of work."""
+    async with engine.connect() as connection:
+        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

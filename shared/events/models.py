@@ -74,7 +74,7 @@ class IssueClassified(IssueEvent):
     health_incident_id: str | None = None
     cluster_id: str | None = None
     language: str | None = None
-    confidence: float
+    confidence: float = Field(ge=0.0, le=1.0, description="How sure the category is, 0 to 1.")
     tags: list[str] = Field(default_factory=list)
     severity: Severity
     service: str

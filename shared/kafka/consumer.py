@@ -21,9 +21,10 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 from opentelemetry.trace import SpanKind
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shared.db.base import utcnow
+from shared.db.errors import TRANSIENT_DB_ERRORS, is_connectivity
 from shared.db.models import InboxRecord
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope, InvalidMessage, decode
@@ -39,9 +40,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
 # Work done before the transaction opens (remote look-ups), so no transaction waits on a network.
 Prepare = Callable[[Envelope], Awaitable[Any]]
-
-# Errors that say "the database is not there right now", not "this message is bad".
-TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, OSError, asyncio.TimeoutError)
 
 
 class _DuplicateEvent(Exception):
@@ -248,7 +246,7 @@ class ConsumerLoop:
                 await self._dead_letter(record, str(exc), dlq=dlq)
                 return
             except TRANSIENT_DB_ERRORS as exc:
-                if isinstance(exc, DBAPIError) and not _is_connectivity(exc):
+                if isinstance(exc, DBAPIError) and not is_connectivity(exc):
                     attempt += 1
                     if attempt >= self._settings.max_attempts:
                         await self._dead_letter(record, _describe(exc), dlq=dlq)
@@ -321,13 +319,6 @@ def _correlation(envelope: Envelope) -> dict[str, str | None]:
         "issue_id": str(issue_id) if issue_id else None,
         "partner_id": str(partner_id) if partner_id else None,
     }
-
-
-def _is_connectivity(exc: DBAPIError) -> bool:
-    if exc.connection_invalidated:
-        return True
-    text = str(exc.orig).lower()
-    return any(s in text for s in ("connection", "database is locked", "timeout", "terminat"))
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,26 @@
+"""Telling "the database is not there right now" from "this statement is wrong"."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+# Errors that may mean the database is unreachable; a DBAPIError among them still needs a look.
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, OSError, asyncio.TimeoutError)
+
+_CONNECTIVITY_WORDS = ("connection", "database is locked", "timeout", "terminat", "shutdown")
+
+
+def is_connectivity(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return any(word in text for word in _CONNECTIVITY_WORDS)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or went away mid-statement (retry later)."""
+    if isinstance(exc, DBAPIError):
+        return is_connectivity(exc)
+    return isinstance(exc, (OSError, asyncio.TimeoutError))
