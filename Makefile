@@ -9,7 +9,7 @@ PYTEST := $(BIN)/python -m pytest
 # so they run in parallel; most of an end-to-end test is waiting on its services.
 WORKERS ?= 4
 
-.PHONY: run test test-sqlite test-unit test-integration test-e2e fuzz lint format typecheck check clean install
+.PHONY: run test test-sqlite test-unit test-integration test-e2e faults bench fuzz lint format typecheck check clean install
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,8 @@ run: $(STAMP)
 ## then the broker and database tiers again on SQLite (but for tests whose subject is not the
 ## database: the topic tools, the ops page in Chromium, telemetry).
 test: $(STAMP) $(TOOLS) lint typecheck
-	bash scripts/pytest-ok $(PYTEST) -q -n $(WORKERS)
+	bash scripts/pytest-ok $(PYTEST) -q -n $(WORKERS) -m "not serial"
+	bash scripts/pytest-ok $(PYTEST) -q -m serial
 	DATABASE_URL=sqlite bash scripts/pytest-ok $(PYTEST) -q -n $(WORKERS) -m "(integration or e2e) and not single_db"
 
 test-sqlite: $(STAMP) $(TOOLS)
@@ -46,6 +47,17 @@ test-integration: $(STAMP) $(TOOLS)
 
 test-e2e: $(STAMP) $(TOOLS)
 	bash scripts/pytest-ok $(PYTEST) -q -m e2e
+
+## The fault suite in full: longer load, a 30 s broker outage; the summary table is printed and
+## written to bench/results/faults*.md. (`make test` runs the short form.)
+faults: $(STAMP) $(TOOLS)
+	FAULTS_FULL=1 FAULTS_SUMMARY=bench/results/faults.md bash scripts/pytest-ok $(PYTEST) -q -n 2 -m "faults and not serial"
+	FAULTS_FULL=1 FAULTS_SUMMARY=bench/results/faults-postgres.md bash scripts/pytest-ok $(PYTEST) -q -m "faults and serial"
+
+## The benchmark: baselines A and B, the intake under wrk, the pipeline at 200/s and 1,000/s, on
+## PostgreSQL and SQLite; a table on stdout and bench/results/latest.json.
+bench: $(STAMP) $(TOOLS)
+	$(BIN)/python -m bench
 
 # schemathesis with many more generated requests per operation than the bounded run in `make test`.
 fuzz: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from types import TracebackType
@@ -19,6 +20,9 @@ from shared.kafka.outbox import OutboxRelay
 from shared.reconciler import run_reconciler
 
 log = logging.getLogger(__name__)
+
+RESTART_PAUSE_S = 1.0
+RESTART_PAUSE_MAX_S = 30.0
 
 Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -72,7 +76,9 @@ class Runtime:
         )
 
     def spawn(self, name: str, worker: Worker) -> None:
-        task = asyncio.create_task(worker(self.stop), name=name)
+        """Run ``worker`` until ``stop``; if it crashes (the database went away mid-pass, say),
+        it is restarted after a growing pause rather than left dead."""
+        task = asyncio.create_task(_supervised(name, worker, self.stop), name=name)
         task.add_done_callback(_report_crash)
         self._tasks.append(task)
 
@@ -104,6 +110,23 @@ class Runtime:
             await asyncio.wait_for(admin.list_topics(), timeout=3)
         finally:
             await admin.close()
+
+
+async def _supervised(name: str, worker: Worker, stop: asyncio.Event) -> None:
+    pause = RESTART_PAUSE_S
+    while True:
+        try:
+            await worker(stop)
+            return
+        except Exception:
+            if stop.is_set():
+                raise
+            log.error("worker %s crashed; restarting in %.0f s", name, pause, exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=pause)
+        if stop.is_set():
+            return
+        pause = min(pause * 2, RESTART_PAUSE_MAX_S)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -76,6 +76,12 @@ class ConsumerSettings(BaseSettings):
     poll_timeout_ms: int = Field(default=500, ge=10)
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_s: float = Field(default=0.2, ge=0)
+    # Larger records go to the DLQ unread (their first 64 KiB): the biggest event the intake
+    # can cause is about half of this (64 Ki characters of text at up to 4 bytes each).
+    max_record_bytes: int = Field(default=512 * 1024, ge=1024)
+    # With nothing fetched for this long while the partitions hold more than we have read, the
+    # client is rebuilt (a broker that restarted without its data can leave it stuck).
+    stall_after_s: float = Field(default=15.0, gt=0)
 
 
 class OutboxSettings(BaseSettings):

@@ -19,7 +19,7 @@ from tests.support.stack import Stack
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tier comes from the folder, so every test has exactly one tier marker."""
     for item in items:
-        for tier in ("unit", "integration", "e2e"):
+        for tier in ("unit", "integration", "e2e", "faults"):
             if f"/tests/{tier}/" in str(item.path):
                 item.add_marker(getattr(pytest.mark, tier))
 

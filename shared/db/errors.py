@@ -9,11 +9,25 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 # Errors that may mean the database is unreachable; a DBAPIError among them still needs a look.
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, OSError, asyncio.TimeoutError)
 
-_CONNECTIVITY_WORDS = ("connection", "database is locked", "timeout", "terminat", "shutdown")
+_CONNECTIVITY_WORDS = (
+    "connection",
+    "database is locked",
+    "timeout",
+    "terminat",
+    "shutdown",
+    "shutting down",
+    "starting up",
+    "recovery",
+)
+# SQLSTATE class 08 (connection exception) and 57P01-57P03 (shutdown, crash, cannot connect now).
+_CONNECTIVITY_STATES = ("08", "57P01", "57P02", "57P03")
 
 
 def is_connectivity(exc: DBAPIError) -> bool:
     if exc.connection_invalidated:
+        return True
+    state = str(getattr(exc.orig, "sqlstate", "") or getattr(exc.orig, "pgcode", "") or "")
+    if state.startswith(_CONNECTIVITY_STATES):
         return True
     text = str(exc.orig).lower()
     return any(word in text for word in _CONNECTIVITY_WORDS)

@@ -36,6 +36,8 @@ from shared.settings import ConsumerSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 
+OVERSIZED_KEPT_BYTES = 64 * 1024
+
 # A handler gets the unit of work, the event and what ``prepare`` returned for it (or None).
 Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
 # Work done before the transaction opens (remote look-ups), so no transaction waits on a network.
@@ -98,6 +100,10 @@ class ConsumerLoop:
         self._consumer: AIOKafkaConsumer | None = None
         self._pending: dict[TopicPartition, int] = {}
         self._lag_reported_at = 0.0
+        self._fetched_at = 0.0
+        self._stall_checked_at = 0.0
+        self._beat = 0.0
+        self._client_started_at = 0.0
         self.processed = 0
 
     @property
@@ -108,12 +114,37 @@ class ConsumerLoop:
         backoff = 0.5
         while not stop.is_set():
             try:
-                await self._run_client(stop)
+                await self._watched(asyncio.create_task(self._run_client(stop)))
                 backoff = 0.5
             except (KafkaError, OSError) as exc:
                 log.warning("consumer %s lost the broker: %s", self.spec.name, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+    @property
+    def _hang_after_s(self) -> float:
+        """How long the loop may go without a beat before its client counts as stuck."""
+        kafka = self._kafka
+        waits_ms = kafka.request_timeout_ms + kafka.rebalance_timeout_ms
+        return self._settings.stall_after_s + (self._settings.poll_timeout_ms + waits_ms) / 1000
+
+    async def _watched(self, client: asyncio.Task[None]) -> None:
+        """Wait for ``client``; abandon it if its loop stops beating. aiokafka can wait forever
+        on a broker that came back without its data, in places no timeout reaches."""
+        self._beat = time.monotonic()
+        try:
+            while True:
+                done, _ = await asyncio.wait({client}, timeout=1.0)
+                if done:
+                    client.result()
+                    return
+                silent = time.monotonic() - self._beat
+                if silent > self._hang_after_s:
+                    raise _TopologyLost(f"the consumer loop made no progress for {silent:.0f} s")
+        finally:
+            if not client.done():
+                client.cancel()
+                await asyncio.wait({client}, timeout=5.0)
 
     async def _run_client(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
@@ -133,12 +164,17 @@ class ConsumerLoop:
         await ensure_topics(self._kafka)
         await consumer.start()
         self._consumer = consumer
+        self._fetched_at = self._client_started_at = time.monotonic()
+        log.info("consumer %s joined group %s", self.spec.name, self.group_id)
         try:
             await dlq.start()
             while not stop.is_set():
-                batch = await consumer.getmany(
-                    timeout_ms=self._settings.poll_timeout_ms, max_records=self._settings.batch_size
-                )
+                self._beat = time.monotonic()
+                batch = await self._fetch(consumer)
+                if any(batch.values()):
+                    self._fetched_at = time.monotonic()
+                else:
+                    await self._check_stalled(consumer)
                 for partition, records in batch.items():
                     for record in records:
                         await self._process(record, dlq=dlq, stop=stop)
@@ -155,6 +191,85 @@ class ConsumerLoop:
                 await consumer.stop()
                 await dlq.stop()
 
+    async def _fetch(
+        self, consumer: AIOKafkaConsumer
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """One ``getmany``; one that outlives its own timeout by a request timeout is a client
+        stuck on a broker that came back without its data, so the client is rebuilt."""
+        poll_ms = self._settings.poll_timeout_ms
+        try:
+            batch: dict[TopicPartition, list[ConsumerRecord]] = await asyncio.wait_for(
+                consumer.getmany(timeout_ms=poll_ms, max_records=self._settings.batch_size),
+                timeout=(poll_ms + self._kafka.request_timeout_ms) / 1000,
+            )
+        except TimeoutError as exc:
+            raise _TopologyLost("a fetch did not return") from exc
+        return batch
+
+    async def _check_stalled(self, consumer: AIOKafkaConsumer) -> None:
+        """Raise :class:`_TopologyLost` (the client is rebuilt) when nothing has been fetched for
+        ``stall_after_s`` although a partition holds records past our position, or when a
+        partition ends before our position (the broker lost its log). Checked at most once per
+        ``stall_after_s``; an idle consumer at the end of its partitions is left alone."""
+        now = time.monotonic()
+        stall_after = self._settings.stall_after_s
+        if now - self._fetched_at < stall_after or now - self._stall_checked_at < stall_after:
+            return
+        self._stall_checked_at = now
+        assigned = list(consumer.assignment())
+        timeout = self._kafka.request_timeout_ms / 1000
+        if not assigned:
+            await self._check_orphaned(consumer, timeout)
+            return
+        try:
+            ends = await asyncio.wait_for(consumer.end_offsets(assigned), timeout=timeout)
+            positions = {
+                tp: await asyncio.wait_for(consumer.position(tp), timeout=timeout)
+                for tp in assigned
+            }
+        except TimeoutError as exc:
+            raise _TopologyLost("the broker did not answer an offset query") from exc
+        behind = []
+        for tp, position in positions.items():
+            if ends[tp] < position:
+                # The log is shorter than what we read: the broker lost it and what is there now
+                # is new. Read it from the start; the inbox skips anything already processed.
+                log.warning(
+                    "consumer %s: %s/%d ends at %d, before our offset %d; reading it again",
+                    self.spec.name,
+                    tp.topic,
+                    tp.partition,
+                    ends[tp],
+                    position,
+                )
+                await consumer.seek_to_beginning(tp)
+            elif ends[tp] > position:
+                behind.append(f"{tp.topic}/{tp.partition} at {position} of {ends[tp]}")
+        if behind:
+            raise _TopologyLost(
+                f"nothing fetched for {now - self._fetched_at:.0f} s although " + ", ".join(behind)
+            )
+
+    async def _check_orphaned(self, consumer: AIOKafkaConsumer, wait_s: float) -> None:
+        """No partitions for a long while: fine for a spare member of a working group, stuck
+        when the group has no offsets at all while records wait (a broker that lost its data
+        and never took this member back in)."""
+        if time.monotonic() - self._client_started_at < self._hang_after_s:
+            return
+        topic = self._names(self.spec.topic)
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return
+        try:
+            ends = await asyncio.wait_for(consumer.end_offsets(partitions), timeout=wait_s)
+            committed = [
+                await asyncio.wait_for(consumer.committed(tp), timeout=wait_s) for tp in partitions
+            ]
+        except TimeoutError as exc:
+            raise _TopologyLost("the group coordinator did not answer") from exc
+        if all(c is None for c in committed) and any(ends[tp] > 0 for tp in partitions):
+            raise _TopologyLost("no partitions assigned, no group offsets, and records waiting")
+
     async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Records behind the partition end, per assigned partition (at most once a second)."""
         now = time.monotonic()
@@ -165,7 +280,13 @@ class ConsumerLoop:
             end = consumer.highwater(tp)
             if end is None:
                 continue
-            position = await consumer.position(tp)
+            try:
+                # position() waits for an offset reset that a confused client may never finish.
+                position = await asyncio.wait_for(
+                    consumer.position(tp), timeout=self._kafka.request_timeout_ms / 1000
+                )
+            except TimeoutError as exc:
+                raise _TopologyLost(f"no position for {tp.topic}/{tp.partition}") from exc
             metrics.CONSUMER_LAG.labels(self.spec.name, self.spec.topic, str(tp.partition)).set(
                 max(end - position, 0)
             )
@@ -211,6 +332,13 @@ class ConsumerLoop:
                 },
             ),
         ):
+            size = len(record.value or b"")
+            if size > self._settings.max_record_bytes:
+                reason = f"record of {size} bytes is over the {self._settings.max_record_bytes}"
+                await self._dead_letter(
+                    record, f"{reason} byte limit; not read", dlq=dlq, keep=OVERSIZED_KEPT_BYTES
+                )
+                return
             try:
                 envelope = decode(record.value, headers)
             except InvalidMessage as exc:
@@ -230,6 +358,7 @@ class ConsumerLoop:
         started = time.perf_counter()
         attempt = 0
         while True:
+            self._beat = time.monotonic()
             try:
                 result = await self._handle_once(envelope)
                 elapsed = time.perf_counter() - started
@@ -287,17 +416,30 @@ class ConsumerLoop:
             return "duplicate"
 
     async def _dead_letter(
-        self, record: ConsumerRecord, reason: str, *, dlq: AIOKafkaProducer
+        self,
+        record: ConsumerRecord,
+        reason: str,
+        *,
+        dlq: AIOKafkaProducer,
+        keep: int | None = None,
     ) -> None:
+        """Park ``record`` on the DLQ with why; ``keep``: only its first bytes (it is too big
+        to forward, and replaying it would only park it again)."""
         topic = self._names.dlq(self.spec.topic)
+        value = record.value
+        extra: list[tuple[str, bytes]] = []
+        if keep is not None and value is not None and len(value) > keep:
+            value = value[:keep]
+            extra.append(("dlq.truncated_from", str(len(record.value)).encode()))
         headers = [
             *list(record.headers or ()),
             ("dlq.reason", reason[:2000].encode()),
             ("dlq.consumer", self.spec.name.encode()),
             ("dlq.source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
             ("dlq.failed_at", utcnow().isoformat().encode()),
+            *extra,
         ]
-        await dlq.send_and_wait(topic, value=record.value, key=record.key, headers=headers)
+        await dlq.send_and_wait(topic, value=value, key=record.key, headers=headers)
         metrics.DLQ_RECORDS.labels(self.spec.name, self.spec.topic).inc()
         log.error(
             "record dead-lettered",

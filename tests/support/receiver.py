@@ -39,6 +39,7 @@ class WebhookReceiver:
     port: int = field(default_factory=free_port)
     received: list[Received] = field(default_factory=list)
     status_code: int = 204
+    delay_s: float = 0.0
     script: list[Reply] = field(default_factory=list)
 
     @property
@@ -52,7 +53,7 @@ class WebhookReceiver:
         self.received.append(
             Received(dict(request.headers), await request.body(), time.monotonic())
         )
-        reply = self.script.pop(0) if self.script else Reply(self.status_code)
+        reply = self.script.pop(0) if self.script else Reply(self.status_code, delay_s=self.delay_s)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         return Response(status_code=reply.status, headers=reply.headers)

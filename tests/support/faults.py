@@ -1,0 +1,233 @@
+"""The fault suite's harness: steady load from a PSA that retries like a real one, and the
+reconciliation that says whether anything was lost, duplicated or wrongly dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.support.factories import issue_body, rows, scalar
+
+CATEGORIES = ("bug", "billing", "service_unavailable", "commercial", "configuration")
+CONSUMED_TOPICS = ("issues.received", "issues.classified", "health.incidents")
+# Each scenario hands its row to the run's summary under this user-property key.
+SUMMARY_KEY = "fault_summary"
+
+
+@dataclass
+class PsaLoad:
+    """Posts issues at a steady rate, each with its own Idempotency-Key. A 503 is retried
+    after its Retry-After (capped, to keep tests short), a dropped connection after a pause:
+    what a PSA integration does, so every issue is eventually accepted exactly once."""
+
+    client: httpx.AsyncClient
+    rate: float
+    total: int
+    max_retry_wait_s: float = 1.0
+    accepted: dict[str, str] = field(default_factory=dict)  # external_ref -> issue id
+    first_answers: Counter[int] = field(default_factory=Counter)
+    unavailable_with_retry_after: int = 0
+    connection_errors: int = 0
+
+    async def run(self) -> None:
+        tasks = []
+        started = time.monotonic()
+        for n in range(self.total):
+            delay = started + n / self.rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            body = issue_body(category=CATEGORIES[n % len(CATEGORIES)])
+            tasks.append(asyncio.create_task(self._post(body)))
+        await asyncio.gather(*tasks)
+
+    async def _post(self, body: dict[str, Any]) -> None:
+        key = body["external_ref"]
+        first = True
+        while True:
+            try:
+                answer = await self.client.post(
+                    "/v1/issues", json=body, headers={"Idempotency-Key": key}
+                )
+            except httpx.TransportError:
+                self.connection_errors += 1
+                await asyncio.sleep(0.5)
+                continue
+            if first:
+                self.first_answers[answer.status_code] += 1
+                first = False
+            if answer.status_code in (200, 202):
+                self.accepted[key] = answer.json()["id"]
+                return
+            if answer.status_code == 503 and "Retry-After" in answer.headers:
+                self.unavailable_with_retry_after += 1
+                wait = min(float(answer.headers["Retry-After"]), self.max_retry_wait_s)
+                await asyncio.sleep(wait)
+                continue
+            raise AssertionError(f"unexpected answer {answer.status_code}: {answer.text}")
+
+
+@dataclass
+class Reconciliation:
+    scenario: str
+    accepted: int
+    routed: int
+    duplicates: int
+    lost: int
+    recovery_s: float | None
+    dead_lettered: int
+    notes: list[str] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "accepted": self.accepted,
+            "routed": self.routed,
+            "duplicates": self.duplicates,
+            "lost": self.lost,
+            "recovery_s": self.recovery_s,
+            "dead_lettered": self.dead_lettered,
+        }
+
+
+async def routed_count(engine: AsyncEngine, ids: set[str]) -> int:
+    routed = await rows(engine, "SELECT id FROM issues WHERE status = 'routed'")
+    return len({_hex(r[0]) for r in routed} & {_hex(i) for i in ids})
+
+
+async def wait_until_routed(
+    engine: AsyncEngine, ids: set[str], *, timeout_s: float
+) -> float | None:
+    """``time.monotonic()`` when every id was seen routed, or None if the timeout came first."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if await routed_count(engine, ids) == len(ids):
+            return time.monotonic()
+        await asyncio.sleep(0.25)
+    return None
+
+
+async def duplicates(engine: AsyncEngine) -> dict[str, int]:
+    """Effects that happened more than once (each must be zero)."""
+    return {
+        "timeline steps": int(
+            await scalar(
+                engine,
+                "SELECT count(*) FROM (SELECT issue_id, status FROM issue_events "
+                "GROUP BY issue_id, status HAVING count(*) > 1) AS d",
+            )
+        ),
+        "classifications": int(
+            await scalar(
+                engine,
+                "SELECT count(*) FROM (SELECT issue_id FROM classifications "
+                "GROUP BY issue_id HAVING count(*) > 1) AS d",
+            )
+        ),
+        "microsoft requests": int(
+            await scalar(
+                engine,
+                "SELECT (SELECT count(*) FROM microsoft_requests) - "
+                "(SELECT count(DISTINCT microsoft_request_id) FROM issues "
+                "WHERE microsoft_request_id IS NOT NULL)",
+            )
+        ),
+        "webhook deliveries": int(
+            await scalar(
+                engine,
+                "SELECT count(*) FROM (SELECT issue_id, subscription_id FROM webhook_deliveries "
+                "GROUP BY issue_id, subscription_id HAVING count(*) > 1) AS d",
+            )
+        ),
+    }
+
+
+async def half_written(engine: AsyncEngine) -> int:
+    """Issues stored without their timeline step or without the event announcing them."""
+    issues = {_hex(r[0]) for r in await rows(engine, "SELECT id FROM issues")}
+    stepped = {
+        _hex(r[0])
+        for r in await rows(engine, "SELECT issue_id FROM issue_events WHERE status = 'received'")
+    }
+    announced = {
+        _hex(r[0])
+        for r in await rows(
+            engine, "SELECT aggregate_id FROM outbox WHERE event_type = 'csp.issue.received'"
+        )
+    }
+    return len(issues - stepped) + len(issues - announced)
+
+
+async def webhooks_not_settled(engine: AsyncEngine) -> int:
+    """Deliveries neither succeeded nor parked (exhausted, kept for redelivery)."""
+    return int(
+        await scalar(
+            engine,
+            "SELECT count(*) FROM webhook_deliveries WHERE status NOT IN ('succeeded', "
+            "'exhausted')",
+        )
+    )
+
+
+async def dead_letters(bootstrap: str, prefix: str) -> dict[str, list[Any]]:
+    """Every record in the consumed topics' DLQs."""
+    found: dict[str, list[Any]] = {}
+    for topic in CONSUMED_TOPICS:
+        found[topic] = await read_topic(bootstrap, f"{prefix}{topic}.dlq")
+    return found
+
+
+async def read_topic(bootstrap: str, topic: str, *, idle_s: float = 1.5) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=int(idle_s * 1000))
+            if not batch:
+                return records
+            for part in batch.values():
+                records.extend(part)
+    finally:
+        await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def loading(load: PsaLoad) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(load.run())
+    try:
+        yield task
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _hex(value: Any) -> str:
+    return str(value).replace("-", "").lower()
+
+
+def summary_table(rows: list[dict[str, Any]]) -> list[str]:
+    head = "| scenario | accepted | routed | duplicates | lost | recovery s | DLQ |"
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        recovery = "-" if r["recovery_s"] is None else f"{r['recovery_s']:.1f}"
+        lines.append(
+            f"| {r['scenario']} | {r['accepted']} | {r['routed']} | {r['duplicates']} | "
+            f"{r['lost']} | {recovery} | {r['dead_lettered']} |"
+        )
+    return lines

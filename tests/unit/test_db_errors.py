@@ -1,0 +1,41 @@
+"""Which database errors mean "unavailable, retry" (503 at the intake, retry in consumers)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError
+
+from shared.db.errors import database_unavailable
+
+
+class _DriverError(Exception):
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DBAPIError("connect", {}, _DriverError("the database system is shutting down", "57P03")),
+        DBAPIError("connect", {}, _DriverError("the database system is starting up")),
+        DBAPIError("select", {}, _DriverError("terminating connection", "57P01")),
+        InterfaceError("select", {}, _DriverError("connection is closed")),
+        ConnectionRefusedError(111, "Connection refused"),
+        TimeoutError(),
+    ],
+)
+def test_an_unreachable_or_restarting_database_is_unavailable(error: Exception) -> None:
+    assert database_unavailable(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        IntegrityError("insert", {}, _DriverError("duplicate key value", "23505")),
+        DBAPIError("select", {}, _DriverError('column "x" does not exist', "42703")),
+        ValueError("not a database error"),
+    ],
+)
+def test_a_wrong_statement_is_not_an_outage(error: Exception) -> None:
+    assert not database_unavailable(error)
