@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -13,6 +16,7 @@ from shared.db.engine import create_engine
 from shared.settings import DatabaseSettings
 from tests.support.broker import any_broker
 from tests.support.database import DatabaseServer, database_server
+from tests.support.faults import SUMMARY_KEY, summary_table
 from tests.support.stack import Stack
 
 
@@ -22,6 +26,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for tier in ("unit", "integration", "e2e", "faults"):
             if f"/tests/{tier}/" in str(item.path):
                 item.add_marker(getattr(pytest.mark, tier))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fault suite's table, from the rows its scenarios attach to their reports."""
+    rows = [
+        json.loads(value)
+        for outcome in ("passed", "failed", "xpassed", "xfailed")
+        for report in terminalreporter.stats.get(outcome, [])
+        for key, value in getattr(report, "user_properties", [])
+        if key == SUMMARY_KEY
+    ]
+    if not rows:
+        return
+    rows.sort(key=lambda r: r["scenario"])
+    lines = summary_table(rows)
+    terminalreporter.write_sep("=", "fault suite")
+    for line in lines:
+        terminalreporter.write_line(line)
+    target = os.environ.get("FAULTS_SUMMARY")
+    if target:
+        Path(target).write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="session")

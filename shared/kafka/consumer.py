@@ -104,6 +104,7 @@ class ConsumerLoop:
         self._stall_checked_at = 0.0
         self._beat = 0.0
         self._client_started_at = 0.0
+        self._orphan_offsets: dict[TopicPartition, int | None] | None = None
         self.processed = 0
 
     @property
@@ -165,6 +166,7 @@ class ConsumerLoop:
         await consumer.start()
         self._consumer = consumer
         self._fetched_at = self._client_started_at = time.monotonic()
+        self._orphan_offsets = None
         log.info("consumer %s joined group %s", self.spec.name, self.group_id)
         try:
             await dlq.start()
@@ -251,9 +253,9 @@ class ConsumerLoop:
             )
 
     async def _check_orphaned(self, consumer: AIOKafkaConsumer, wait_s: float) -> None:
-        """No partitions for a long while: fine for a spare member of a working group, stuck
-        when the group has no offsets at all while records wait (a broker that lost its data
-        and never took this member back in)."""
+        """No partitions for a long while: fine for a spare member of a group that is making
+        progress; stuck when records wait and the group's offsets have not moved since the last
+        check (a broker that lost its data and never took this member back in)."""
         if time.monotonic() - self._client_started_at < self._hang_after_s:
             return
         topic = self._names(self.spec.topic)
@@ -262,13 +264,17 @@ class ConsumerLoop:
             return
         try:
             ends = await asyncio.wait_for(consumer.end_offsets(partitions), timeout=wait_s)
-            committed = [
-                await asyncio.wait_for(consumer.committed(tp), timeout=wait_s) for tp in partitions
-            ]
+            committed = {
+                tp: await asyncio.wait_for(consumer.committed(tp), timeout=wait_s)
+                for tp in partitions
+            }
         except TimeoutError as exc:
             raise _TopologyLost("the group coordinator did not answer") from exc
-        if all(c is None for c in committed) and any(ends[tp] > 0 for tp in partitions):
-            raise _TopologyLost("no partitions assigned, no group offsets, and records waiting")
+        waiting = any(ends[tp] != (committed[tp] or 0) for tp in partitions)
+        unmoved = self._orphan_offsets == committed
+        self._orphan_offsets = committed
+        if waiting and unmoved:
+            raise _TopologyLost("no partitions assigned while records wait and the group is idle")
 
     async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Records behind the partition end, per assigned partition (at most once a second)."""

@@ -126,6 +126,12 @@ async def test_a_receiver_that_was_down_gets_every_delivery_once_it_is_back(
                 return len(receiver.ids()) == 5
 
             await eventually(all_arrived, timeout=60, message=stack.logs)
+
+            async def all_recorded() -> bool:
+                # The notifier records a delivery's outcome after the receiver has answered.
+                return {i["status"] for i in await deliveries(client, hook["id"])} == {"succeeded"}
+
+            await eventually(all_recorded, timeout=30, message=stack.logs)
             items = await deliveries(client, hook["id"])
     assert {i["status"] for i in items} == {"succeeded"}
     assert receiver.ids() == {i["id"] for i in items}
