@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -37,6 +37,8 @@ from shared.settings import ConsumerSettings, KafkaSettings
 log = logging.getLogger(__name__)
 
 OVERSIZED_KEPT_BYTES = 64 * 1024
+
+Offset = TypeVar("Offset")
 
 # A handler gets the unit of work, the event and what ``prepare`` returned for it (or None).
 Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
@@ -219,18 +221,10 @@ class ConsumerLoop:
             return
         self._stall_checked_at = now
         assigned = list(consumer.assignment())
-        timeout = self._kafka.request_timeout_ms / 1000
         if not assigned:
-            await self._check_orphaned(consumer, timeout)
+            await self._check_orphaned(consumer)
             return
-        try:
-            ends = await asyncio.wait_for(consumer.end_offsets(assigned), timeout=timeout)
-            positions = {
-                tp: await asyncio.wait_for(consumer.position(tp), timeout=timeout)
-                for tp in assigned
-            }
-        except TimeoutError as exc:
-            raise _TopologyLost("the broker did not answer an offset query") from exc
+        ends, positions = await self._ends_and(consumer, assigned, consumer.position)
         behind = []
         for tp, position in positions.items():
             if ends[tp] < position:
@@ -252,7 +246,25 @@ class ConsumerLoop:
                 f"nothing fetched for {now - self._fetched_at:.0f} s although " + ", ".join(behind)
             )
 
-    async def _check_orphaned(self, consumer: AIOKafkaConsumer, wait_s: float) -> None:
+    async def _ends_and(
+        self,
+        consumer: AIOKafkaConsumer,
+        partitions: list[TopicPartition],
+        offset_of: Callable[[TopicPartition], Awaitable[Offset]],
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, Offset]]:
+        """The partitions' end offsets and ``offset_of`` each, every query bounded by the request
+        timeout: a client that cannot answer is rebuilt."""
+        wait_s = self._kafka.request_timeout_ms / 1000
+        try:
+            ends = await asyncio.wait_for(consumer.end_offsets(partitions), timeout=wait_s)
+            offsets = {
+                tp: await asyncio.wait_for(offset_of(tp), timeout=wait_s) for tp in partitions
+            }
+        except TimeoutError as exc:
+            raise _TopologyLost("the broker did not answer an offset query") from exc
+        return ends, offsets
+
+    async def _check_orphaned(self, consumer: AIOKafkaConsumer) -> None:
         """No partitions for a long while: fine for a spare member of a group that is making
         progress; stuck when records wait and the group's offsets have not moved since the last
         check (a broker that lost its data and never took this member back in)."""
@@ -262,14 +274,7 @@ class ConsumerLoop:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if not partitions:
             return
-        try:
-            ends = await asyncio.wait_for(consumer.end_offsets(partitions), timeout=wait_s)
-            committed = {
-                tp: await asyncio.wait_for(consumer.committed(tp), timeout=wait_s)
-                for tp in partitions
-            }
-        except TimeoutError as exc:
-            raise _TopologyLost("the group coordinator did not answer") from exc
+        ends, committed = await self._ends_and(consumer, partitions, consumer.committed)
         waiting = any(ends[tp] != (committed[tp] or 0) for tp in partitions)
         unmoved = self._orphan_offsets == committed
         self._orphan_offsets = committed
