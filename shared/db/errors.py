@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-# Errors that may mean the database is unreachable; a DBAPIError among them still needs a look.
-TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, OSError, asyncio.TimeoutError)
+from sqlalchemy.exc import DBAPIError
 
 _CONNECTIVITY_WORDS = (
     "connection",

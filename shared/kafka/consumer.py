@@ -21,10 +21,10 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 from opentelemetry.trace import SpanKind
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from shared.db.base import utcnow
-from shared.db.errors import TRANSIENT_DB_ERRORS, is_connectivity
+from shared.db.errors import database_unavailable
 from shared.db.models import InboxRecord
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope, InvalidMessage, decode
@@ -385,18 +385,14 @@ class ConsumerLoop:
             except InvalidMessage as exc:
                 await self._dead_letter(record, str(exc), dlq=dlq)
                 return
-            except TRANSIENT_DB_ERRORS as exc:
-                if isinstance(exc, DBAPIError) and not is_connectivity(exc):
-                    attempt += 1
-                    if attempt >= self._settings.max_attempts:
-                        await self._dead_letter(record, _describe(exc), dlq=dlq)
-                        return
-                else:
-                    log.warning("database unavailable, will retry %s: %s", envelope.id, exc)
-                if stop.is_set():
-                    raise
-                await asyncio.sleep(min(self._settings.retry_backoff_s * 2 ** min(attempt, 6), 10))
             except Exception as exc:
+                if database_unavailable(exc):
+                    log.warning("database unavailable, will retry %s: %s", envelope.id, exc)
+                    if stop.is_set():
+                        raise
+                    backoff = self._settings.retry_backoff_s * 2 ** min(attempt, 6)
+                    await asyncio.sleep(min(backoff, 10))
+                    continue
                 attempt += 1
                 log.exception("handler failed for %s (attempt %d)", envelope.id, attempt)
                 if attempt >= self._settings.max_attempts:
