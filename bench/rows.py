@@ -19,12 +19,9 @@ import orjson
 
 from bench.driver import Outcome, bodies, offer
 from bench.measure import reading_routed, sampling
-from services import admin
-from shared.db.engine import create_engine, create_session_factory
-from shared.db.uow import UnitOfWorkFactory
 from shared.kafka.embedded import free_port
-from shared.settings import DatabaseSettings
-from shared.vocabulary import CspModel, Role, Vehicle
+from shared.vocabulary import Vehicle
+from tests.support.factories import SeededPartner, seed_partner
 from tests.support.stack import Stack
 
 HERE = Path(__file__).parent
@@ -45,30 +42,9 @@ class Load:
     seconds: float
 
 
-@dataclass(frozen=True)
-class Seeded:
-    partner_id: uuid.UUID
-    auth: str
-
-
-async def seed(database_url: str) -> Seeded:
-    engine = create_engine(DatabaseSettings(url=database_url))
-    try:
-        uow_factory = UnitOfWorkFactory(create_session_factory(engine))
-        partner_id = await admin.create_partner(
-            uow_factory,
-            name=f"bench-{uuid.uuid4().hex[:6]}",
-            csp_model=CspModel.DIRECT_BILL,
-            vehicles=[Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS],
-            locale="en",
-            indirect_provider=None,
-        )
-        key = await admin.create_key(
-            uow_factory, partner_id=partner_id, role=Role.ADMIN_AGENT, pepper=""
-        )
-    finally:
-        await engine.dispose()
-    return Seeded(partner_id, f"Bearer {key.plaintext}")
+async def seed(database_url: str) -> SeededPartner:
+    """A direct-bill partner with Advanced Support and an admin key."""
+    return await seed_partner(database_url, vehicles=(Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS,))
 
 
 def wrk(url: str, load: Load, *, auth: str | None = None) -> dict[str, Any]:
@@ -151,7 +127,7 @@ async def durable_accept(database_url: str, load: Load) -> dict[str, Any]:
     seeded = await seed(database_url)
     port = free_port()
     process = await _serve_baseline(
-        "b", port, "--database-url", database_url, "--partner-id", str(seeded.partner_id)
+        "b", port, "--database-url", database_url, "--partner-id", str(seeded.id)
     )
     try:
         return await asyncio.to_thread(wrk, f"http://127.0.0.1:{port}/v1/issues", load)
@@ -162,11 +138,11 @@ async def durable_accept(database_url: str, load: Load) -> dict[str, Any]:
 async def intake_accept(
     database_url: str, bootstrap: str, workdir: Path, load: Load
 ) -> dict[str, Any]:
-    seeded = await seed(database_url)
+    auth = (await seed(database_url)).headers["Authorization"]
     stack = Stack(database_url, bootstrap, f"b{uuid.uuid4().hex[:6]}.", workdir, timings=BENCH_ENV)
     await stack.start("intake")
     try:
-        return await asyncio.to_thread(wrk, f"{stack.intake_url}/v1/issues", load, auth=seeded.auth)
+        return await asyncio.to_thread(wrk, f"{stack.intake_url}/v1/issues", load, auth=auth)
     finally:
         await stack.stop()
 
@@ -175,7 +151,7 @@ async def pipeline(
     database_url: str, bootstrap: str, workdir: Path, *, rate: float, seconds: float
 ) -> dict[str, Any]:
     """Issues offered at ``rate``/s for ``seconds`` through all three services."""
-    seeded = await seed(database_url)
+    auth = (await seed(database_url)).headers["Authorization"]
     prefix = f"b{uuid.uuid4().hex[:6]}."
     stack = Stack(database_url, bootstrap, prefix, workdir, timings=BENCH_ENV)
     await stack.start()
@@ -186,13 +162,17 @@ async def pipeline(
         async with reading_routed(bootstrap, f"{prefix}issues.routed") as routed:
             # Warm-up: imports, pools, JIT-free but cache-full; not measured.
             await offer(
-                stack.intake_url, seeded.auth, rate=min(rate, 100), duration_s=3, payloads=payloads
+                stack.intake_url,
+                auth,
+                rate=min(rate, 100),
+                duration_s=3,
+                payloads=payloads,
             )
             async with sampling(pids) as usage:
                 started = time.time()
                 outcomes = await offer(
                     stack.intake_url,
-                    seeded.auth,
+                    auth,
                     rate=rate,
                     duration_s=seconds,
                     payloads=payloads,

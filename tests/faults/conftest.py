@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.kafka.embedded import EmbeddedBroker
+from tests.faults.scenario import Fault, Runner, exercise
+from tests.support.faults import Reconciliation
 from tests.support.stack import Stack
 
 
@@ -29,3 +32,33 @@ async def fault_stack(
         yield stack
     finally:
         await stack.stop()
+
+
+@pytest.fixture
+def run_fault(
+    request: pytest.FixtureRequest,
+    fault_stack: Stack,
+    broker: EmbeddedBroker,
+    database_url: str,
+    reader: AsyncEngine,
+    topic_prefix: str,
+) -> Runner:
+    """Runs a fault scenario on this test's stack, broker, database and topics."""
+
+    async def run(
+        name: str, fault: Fault, *, load_s: float, expected_dead_letters: int = 0
+    ) -> Reconciliation:
+        return await exercise(
+            name,
+            fault,
+            request=request,
+            stack=fault_stack,
+            broker=broker,
+            database_url=database_url,
+            engine=reader,
+            topic_prefix=topic_prefix,
+            load_s=load_s,
+            expected_dead_letters=expected_dead_letters,
+        )
+
+    return run

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 import pytest
@@ -127,5 +127,9 @@ async def _reconcile(
     )
 
 
-def now() -> float:
-    return time.monotonic()
+class Runner(Protocol):
+    """``exercise`` with the scenario's own fixtures already given (the ``run_fault`` fixture)."""
+
+    async def __call__(
+        self, name: str, fault: Fault, *, load_s: float, expected_dead_letters: int = 0
+    ) -> Reconciliation: ...
