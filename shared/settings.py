@@ -91,6 +91,9 @@ class OutboxSettings(BaseSettings):
 
     batch_size: int = Field(default=200, ge=1, le=10_000)
     poll_interval_s: float = Field(default=0.2, gt=0)
+    # After a commit wakes the relay it waits this long, so one claim and one produce carry
+    # every row committed meanwhile instead of one each.
+    linger_s: float = Field(default=0.005, ge=0, le=1)
     lease_s: float = Field(default=30.0, gt=0)
     retention_h: float = Field(default=72.0, gt=0)
 

@@ -1,8 +1,8 @@
-"""The idempotent consumer loop every service uses.
+"""The consumer loop every service uses: one group member, its client rebuilt on broker loss.
 
-For each record: decode (a record that is not a valid event goes to ``<topic>.dlq``), then in one
-unit of work record the event id in the inbox and run the handler. Offsets are committed after
-that transaction, per batch, on partition revocation and on shutdown; auto-commit is off.
+What happens to the records a fetch returns is :mod:`shared.kafka.processing`'s business.
+Offsets are committed after their transaction, per batch, on partition revocation and on
+shutdown; auto-commit is off.
 """
 
 from __future__ import annotations
@@ -12,54 +12,28 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
-from opentelemetry.trace import SpanKind
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from shared.db.base import utcnow
-from shared.db.errors import database_unavailable
-from shared.db.models import InboxRecord
-from shared.db.uow import UnitOfWork, UnitOfWorkFactory
-from shared.events.envelope import Envelope, InvalidMessage, decode
+from shared.db.uow import UnitOfWorkFactory
+from shared.kafka.processing import ConsumerSpec, EventProcessor
 from shared.kafka.producer import create_producer
 from shared.kafka.topics import TopicNames, ensure_topics
 from shared.observability import metrics
-from shared.observability.tracing import continued_from, tracer
 from shared.settings import ConsumerSettings, KafkaSettings
+
+__all__ = ["ConsumerLoop", "ConsumerSpec"]
 
 log = logging.getLogger(__name__)
 
-OVERSIZED_KEPT_BYTES = 64 * 1024
-
 Offset = TypeVar("Offset")
-
-# A handler gets the unit of work, the event and what ``prepare`` returned for it (or None).
-Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
-# Work done before the transaction opens (remote look-ups), so no transaction waits on a network.
-Prepare = Callable[[Envelope], Awaitable[Any]]
-
-
-class _DuplicateEvent(Exception):
-    """Another instance committed this event id first."""
 
 
 class _TopologyLost(KafkaError):  # type: ignore[misc]
     """The broker no longer knows our topic (a broker that lost its data): rebuild the client."""
-
-
-@dataclass(frozen=True)
-class ConsumerSpec:
-    name: str
-    topic: str
-    handler: Handler
-    prepare: Prepare | None = None
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -107,7 +81,21 @@ class ConsumerLoop:
         self._beat = 0.0
         self._client_started_at = 0.0
         self._orphan_offsets: dict[TopicPartition, int | None] | None = None
-        self.processed = 0
+        self._processor = EventProcessor(
+            spec,
+            uow_factory=uow_factory,
+            settings=settings,
+            names=self._names,
+            group_id=self.group_id,
+            beat=self._beating,
+        )
+
+    @property
+    def processed(self) -> int:
+        return self._processor.processed
+
+    def _beating(self) -> None:
+        self._beat = time.monotonic()
 
     @property
     def group_id(self) -> str:
@@ -179,10 +167,12 @@ class ConsumerLoop:
                     self._fetched_at = time.monotonic()
                 else:
                     await self._check_stalled(consumer)
-                for partition, records in batch.items():
-                    for record in records:
-                        await self._process(record, dlq=dlq, stop=stop)
-                        self._pending[partition] = record.offset + 1
+                records = [record for records in batch.values() for record in records]
+                if records:
+                    await self._processor.process(records, dlq=dlq, stop=stop)
+                for partition, done in batch.items():
+                    if done:
+                        self._pending[partition] = done[-1].offset + 1
                 await self.commit_pending()
                 await self._report_lag(consumer)
         finally:
@@ -325,150 +315,3 @@ class ConsumerLoop:
             except KafkaError as exc:
                 # Safe to lose: the records are re-delivered and the inbox skips them.
                 log.warning("offset commit failed for %s: %s", self.spec.name, exc)
-
-    async def _process(
-        self, record: ConsumerRecord, *, dlq: AIOKafkaProducer, stop: asyncio.Event
-    ) -> None:
-        headers = list(record.headers or ())
-        with (
-            continued_from(headers),
-            tracer().start_as_current_span(
-                f"{self.spec.topic} process",
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": record.topic,
-                    "messaging.consumer.group.name": self.group_id,
-                    "messaging.kafka.offset": record.offset,
-                },
-            ),
-        ):
-            size = len(record.value or b"")
-            if size > self._settings.max_record_bytes:
-                reason = f"record of {size} bytes is over the {self._settings.max_record_bytes}"
-                await self._dead_letter(
-                    record, f"{reason} byte limit; not read", dlq=dlq, keep=OVERSIZED_KEPT_BYTES
-                )
-                return
-            try:
-                envelope = decode(record.value, headers)
-            except InvalidMessage as exc:
-                await self._dead_letter(record, str(exc), dlq=dlq)
-                return
-            with structlog.contextvars.bound_contextvars(**_correlation(envelope)):
-                await self._process_event(record, envelope, dlq=dlq, stop=stop)
-
-    async def _process_event(
-        self,
-        record: ConsumerRecord,
-        envelope: Envelope,
-        *,
-        dlq: AIOKafkaProducer,
-        stop: asyncio.Event,
-    ) -> None:
-        started = time.perf_counter()
-        attempt = 0
-        while True:
-            self._beat = time.monotonic()
-            try:
-                result = await self._handle_once(envelope)
-                elapsed = time.perf_counter() - started
-                metrics.EVENTS_CONSUMED.labels(self.spec.name, self.spec.topic, result).inc()
-                metrics.PROCESSING_SECONDS.labels(self.spec.name).observe(elapsed)
-                self.processed += 1
-                log.info(
-                    "event %s",
-                    result,
-                    extra={"event_type": envelope.type, "ms": round(elapsed * 1000, 1)},
-                )
-                return
-            except InvalidMessage as exc:
-                await self._dead_letter(record, str(exc), dlq=dlq)
-                return
-            except Exception as exc:
-                if database_unavailable(exc):
-                    log.warning("database unavailable, will retry %s: %s", envelope.id, exc)
-                    if stop.is_set():
-                        raise
-                    backoff = self._settings.retry_backoff_s * 2 ** min(attempt, 6)
-                    await asyncio.sleep(min(backoff, 10))
-                    continue
-                attempt += 1
-                log.exception("handler failed for %s (attempt %d)", envelope.id, attempt)
-                if attempt >= self._settings.max_attempts:
-                    await self._dead_letter(record, _describe(exc), dlq=dlq)
-                    return
-                await asyncio.sleep(self._settings.retry_backoff_s * 2 ** (attempt - 1))
-
-    async def _handle_once(self, envelope: Envelope) -> str:
-        prepared = await self.spec.prepare(envelope) if self.spec.prepare else None
-        try:
-            async with self._uow_factory() as uow:
-                seen = await uow.session.scalar(
-                    select(InboxRecord.event_id).where(
-                        InboxRecord.consumer == self.spec.name, InboxRecord.event_id == envelope.id
-                    )
-                )
-                if seen is not None:
-                    return "duplicate"
-                uow.session.add(InboxRecord(consumer=self.spec.name, event_id=envelope.id))
-                try:
-                    await uow.session.flush()
-                except IntegrityError as exc:
-                    raise _DuplicateEvent from exc
-                await self.spec.handler(uow, envelope, prepared)
-                await uow.commit()
-                return "processed"
-        except _DuplicateEvent:
-            return "duplicate"
-
-    async def _dead_letter(
-        self,
-        record: ConsumerRecord,
-        reason: str,
-        *,
-        dlq: AIOKafkaProducer,
-        keep: int | None = None,
-    ) -> None:
-        """Park ``record`` on the DLQ with why; ``keep``: only its first bytes (it is too big
-        to forward, and replaying it would only park it again)."""
-        topic = self._names.dlq(self.spec.topic)
-        value = record.value
-        extra: list[tuple[str, bytes]] = []
-        if keep is not None and value is not None and len(value) > keep:
-            value = value[:keep]
-            extra.append(("dlq.truncated_from", str(len(record.value)).encode()))
-        headers = [
-            *list(record.headers or ()),
-            ("dlq.reason", reason[:2000].encode()),
-            ("dlq.consumer", self.spec.name.encode()),
-            ("dlq.source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
-            ("dlq.failed_at", utcnow().isoformat().encode()),
-            *extra,
-        ]
-        await dlq.send_and_wait(topic, value=value, key=record.key, headers=headers)
-        metrics.DLQ_RECORDS.labels(self.spec.name, self.spec.topic).inc()
-        log.error(
-            "record dead-lettered",
-            extra={
-                "consumer": self.spec.name,
-                "dlq_topic": topic,
-                "reason": reason[:500],
-                "source": f"{record.topic}/{record.partition}/{record.offset}",
-            },
-        )
-
-
-def _correlation(envelope: Envelope) -> dict[str, str | None]:
-    """The ids every log line about this event carries."""
-    issue_id = getattr(envelope.data, "issue_id", None)
-    partner_id = getattr(envelope.data, "partner_id", None)
-    return {
-        "event_id": envelope.id,
-        "issue_id": str(issue_id) if issue_id else None,
-        "partner_id": str(partner_id) if partner_id else None,
-    }
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:2000]

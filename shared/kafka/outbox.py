@@ -104,6 +104,8 @@ class OutboxRelay:
                     backoff = min(backoff * 2, 5.0)
                 if sent < self._settings.batch_size:
                     await _wait_either(self.wake, stop, backoff)
+                    # Commits landing during the linger ride in the same batch.
+                    await asyncio.sleep(self._settings.linger_s)
                     self.wake.clear()
         finally:
             await self._close_producer()
@@ -146,33 +148,28 @@ class OutboxRelay:
         return len(sent)
 
     async def _claim(self) -> list[OutboxMessage]:
+        """Lease the next batch in one statement (one round trip, not five)."""
         now = utcnow()
+        due = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.sent_at.is_(None))
+            .where((OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now))
+            .order_by(OutboxMessage.id)
+            .limit(self._settings.batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        lease = now + timedelta(seconds=self._settings.lease_s)
+        claim = (
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(due.scalar_subquery()))
+            .values(claimed_until=lease, attempts=OutboxMessage.attempts + 1)
+            .returning(OutboxMessage)
+            .execution_options(synchronize_session=False)
+        )
         async with self._uow_factory() as uow:
-            due = (
-                select(OutboxMessage.id)
-                .where(OutboxMessage.sent_at.is_(None))
-                .where(
-                    (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now)
-                )
-                .order_by(OutboxMessage.id)
-                .limit(self._settings.batch_size)
-                .with_for_update(skip_locked=True)
-            )
-            ids = list((await uow.session.scalars(due)).all())
-            if not ids:
-                return []
-            lease = now + timedelta(seconds=self._settings.lease_s)
-            await uow.session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids))
-                .values(claimed_until=lease, attempts=OutboxMessage.attempts + 1)
-            )
-            rows = await uow.session.scalars(
-                select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
-            )
-            claimed = list(rows.all())
+            claimed = list((await uow.session.scalars(claim)).all())
             await uow.commit()
-            return claimed
+        return sorted(claimed, key=lambda row: row.id)
 
     async def _finish(self, sent: list[int], unsent: list[int]) -> None:
         async with self._uow_factory() as uow:

@@ -1,0 +1,284 @@
+"""What a consumer does with the records one fetch returned.
+
+Records that are not valid events go to ``<topic>.dlq`` with the reason. The valid ones are
+handled together in one unit of work: the inbox is read once for the batch, each event's id is
+added to it and its handler runs, and one commit covers them all. If anything in that
+transaction fails, it is rolled back and the same events are handled one per transaction, where
+a failing event is retried and finally dead-lettered without holding up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from opentelemetry.trace import SpanKind
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from shared.db.base import utcnow
+from shared.db.errors import database_unavailable
+from shared.db.models import InboxRecord
+from shared.db.uow import UnitOfWork, UnitOfWorkFactory
+from shared.events.envelope import Envelope, InvalidMessage, decode
+from shared.kafka.topics import TopicNames
+from shared.observability import metrics
+from shared.observability.tracing import continued_from, tracer
+from shared.settings import ConsumerSettings
+
+log = logging.getLogger(__name__)
+
+OVERSIZED_KEPT_BYTES = 64 * 1024
+
+# A handler gets the unit of work, the event and what ``prepare`` returned for it (or None).
+Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
+# Work done before the transaction opens (remote look-ups), so no transaction waits on a network.
+Prepare = Callable[[Envelope], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    name: str
+    topic: str
+    handler: Handler
+    prepare: Prepare | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    record: ConsumerRecord
+    envelope: Envelope
+
+
+class _DuplicateEvent(Exception):
+    """Another instance committed this event id first."""
+
+
+class EventProcessor:
+    """Decodes, handles and dead-letters the records of one consumer group member."""
+
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        *,
+        uow_factory: UnitOfWorkFactory,
+        settings: ConsumerSettings,
+        names: TopicNames,
+        group_id: str,
+        beat: Callable[[], None],
+    ) -> None:
+        self.spec = spec
+        self._uow_factory = uow_factory
+        self._settings = settings
+        self._names = names
+        self._group_id = group_id
+        self._beat = beat
+        self.processed = 0
+
+    async def process(
+        self, records: list[ConsumerRecord], *, dlq: AIOKafkaProducer, stop: asyncio.Event
+    ) -> None:
+        events = [
+            event for record in records if (event := await self._decoded(record, dlq)) is not None
+        ]
+        if len(events) > 1 and await self._together(events):
+            return
+        for event in events:
+            with self._span(event.record), _bound(event.envelope):
+                await self._alone(event, dlq=dlq, stop=stop)
+
+    async def _decoded(self, record: ConsumerRecord, dlq: AIOKafkaProducer) -> _Event | None:
+        size = len(record.value or b"")
+        limit = self._settings.max_record_bytes
+        if size > limit:
+            reason = f"record of {size} bytes is over the {limit} byte limit; not read"
+            with self._span(record):
+                await self._dead_letter(record, reason, dlq=dlq, keep=OVERSIZED_KEPT_BYTES)
+            return None
+        try:
+            return _Event(record, decode(record.value, list(record.headers or ())))
+        except InvalidMessage as exc:
+            with self._span(record):
+                await self._dead_letter(record, str(exc), dlq=dlq)
+            return None
+
+    async def _together(self, events: list[_Event]) -> bool:
+        """Handle ``events`` in one transaction; False (nothing kept) if any part failed."""
+        outcomes: list[tuple[_Event, str, float]] = []
+        try:
+            prepared = [await self._prepare(event.envelope) for event in events]
+            async with self._uow_factory() as uow:
+                seen = await self._seen(uow, {event.envelope.id for event in events})
+                for event, ready in zip(events, prepared, strict=True):
+                    self._beat()
+                    started = time.perf_counter()
+                    event_id = event.envelope.id
+                    if event_id in seen:
+                        outcomes.append((event, "duplicate", 0.0))
+                        continue
+                    seen.add(event_id)
+                    uow.session.add(InboxRecord(consumer=self.spec.name, event_id=event_id))
+                    with self._span(event.record), _bound(event.envelope):
+                        await self.spec.handler(uow, event.envelope, ready)
+                    outcomes.append((event, "processed", time.perf_counter() - started))
+                await uow.commit()
+        except Exception as exc:
+            log.warning(
+                "%s: a batch of %d events failed together (%s); handling them one at a time",
+                self.spec.name,
+                len(events),
+                _describe(exc),
+            )
+            return False
+        for event, result, elapsed in outcomes:
+            with _bound(event.envelope):
+                self._done(event.envelope, result, elapsed)
+        return True
+
+    async def _seen(self, uow: UnitOfWork, event_ids: set[str]) -> set[str]:
+        """Which of ``event_ids`` this consumer's inbox already holds."""
+        held = await uow.session.scalars(
+            select(InboxRecord.event_id).where(
+                InboxRecord.consumer == self.spec.name, InboxRecord.event_id.in_(event_ids)
+            )
+        )
+        return set(held)
+
+    async def _prepare(self, envelope: Envelope) -> Any:
+        return await self.spec.prepare(envelope) if self.spec.prepare else None
+
+    async def _alone(self, event: _Event, *, dlq: AIOKafkaProducer, stop: asyncio.Event) -> None:
+        """One event in its own transaction: transient database errors are waited out, others
+        retried ``max_attempts`` times, then the record is dead-lettered."""
+        started = time.perf_counter()
+        attempt = 0
+        while True:
+            self._beat()
+            try:
+                result = await self._handle_once(event.envelope)
+                self._done(event.envelope, result, time.perf_counter() - started)
+                return
+            except InvalidMessage as exc:
+                await self._dead_letter(event.record, str(exc), dlq=dlq)
+                return
+            except Exception as exc:
+                if database_unavailable(exc):
+                    log.warning("database unavailable, will retry %s: %s", event.envelope.id, exc)
+                    if stop.is_set():
+                        raise
+                    backoff = self._settings.retry_backoff_s * 2 ** min(attempt, 6)
+                    await asyncio.sleep(min(backoff, 10))
+                    continue
+                attempt += 1
+                log.exception("handler failed for %s (attempt %d)", event.envelope.id, attempt)
+                if attempt >= self._settings.max_attempts:
+                    await self._dead_letter(event.record, _describe(exc), dlq=dlq)
+                    return
+                await asyncio.sleep(self._settings.retry_backoff_s * 2 ** (attempt - 1))
+
+    async def _handle_once(self, envelope: Envelope) -> str:
+        prepared = await self._prepare(envelope)
+        try:
+            async with self._uow_factory() as uow:
+                seen = await uow.session.scalar(
+                    select(InboxRecord.event_id).where(
+                        InboxRecord.consumer == self.spec.name, InboxRecord.event_id == envelope.id
+                    )
+                )
+                if seen is not None:
+                    return "duplicate"
+                uow.session.add(InboxRecord(consumer=self.spec.name, event_id=envelope.id))
+                try:
+                    await uow.session.flush()
+                except IntegrityError as exc:
+                    raise _DuplicateEvent from exc
+                await self.spec.handler(uow, envelope, prepared)
+                await uow.commit()
+                return "processed"
+        except _DuplicateEvent:
+            return "duplicate"
+
+    def _done(self, envelope: Envelope, result: str, elapsed: float) -> None:
+        metrics.EVENTS_CONSUMED.labels(self.spec.name, self.spec.topic, result).inc()
+        metrics.PROCESSING_SECONDS.labels(self.spec.name).observe(elapsed)
+        self.processed += 1
+        log.info(
+            "event %s",
+            result,
+            extra={"event_type": envelope.type, "ms": round(elapsed * 1000, 1)},
+        )
+
+    @contextlib.contextmanager
+    def _span(self, record: ConsumerRecord) -> Iterator[None]:
+        with (
+            continued_from(list(record.headers or ())),
+            tracer().start_as_current_span(
+                f"{self.spec.topic} process",
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": record.topic,
+                    "messaging.consumer.group.name": self._group_id,
+                    "messaging.kafka.offset": record.offset,
+                },
+            ),
+        ):
+            yield
+
+    async def _dead_letter(
+        self,
+        record: ConsumerRecord,
+        reason: str,
+        *,
+        dlq: AIOKafkaProducer,
+        keep: int | None = None,
+    ) -> None:
+        """Park ``record`` on the DLQ with why; ``keep``: only its first bytes (it is too big
+        to forward, and replaying it would only park it again)."""
+        topic = self._names.dlq(self.spec.topic)
+        value = record.value
+        extra: list[tuple[str, bytes]] = []
+        if keep is not None and value is not None and len(value) > keep:
+            value = value[:keep]
+            extra.append(("dlq.truncated_from", str(len(record.value)).encode()))
+        headers = [
+            *list(record.headers or ()),
+            ("dlq.reason", reason[:2000].encode()),
+            ("dlq.consumer", self.spec.name.encode()),
+            ("dlq.source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ("dlq.failed_at", utcnow().isoformat().encode()),
+            *extra,
+        ]
+        await dlq.send_and_wait(topic, value=value, key=record.key, headers=headers)
+        metrics.DLQ_RECORDS.labels(self.spec.name, self.spec.topic).inc()
+        log.error(
+            "record dead-lettered",
+            extra={
+                "consumer": self.spec.name,
+                "dlq_topic": topic,
+                "reason": reason[:500],
+                "source": f"{record.topic}/{record.partition}/{record.offset}",
+            },
+        )
+
+
+def _bound(envelope: Envelope) -> contextlib.AbstractContextManager[Any]:
+    """The ids every log line about this event carries."""
+    issue_id = getattr(envelope.data, "issue_id", None)
+    partner_id = getattr(envelope.data, "partner_id", None)
+    return structlog.contextvars.bound_contextvars(
+        event_id=envelope.id,
+        issue_id=str(issue_id) if issue_id else None,
+        partner_id=str(partner_id) if partner_id else None,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
