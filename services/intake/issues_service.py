@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 import structlog
 from sqlalchemy import select
@@ -16,6 +15,7 @@ from services.intake.schemas import IssueAccepted, IssueCreate
 from shared.db.base import utcnow
 from shared.db.models import Customer, Issue, IssueEvent
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
+from shared.db.upsert import insert_if_absent
 from shared.events.models import IssueReceived
 from shared.kafka.outbox import enqueue
 from shared.vocabulary import IssueStatus
@@ -34,25 +34,14 @@ async def accept_issue(
     again answers 200 with the issue it already is."""
 
     async def produce(uow: UnitOfWork) -> StoredAnswer:
-        existing = await uow.session.scalar(
-            select(Issue).where(
-                Issue.partner_id == principal.partner_id, Issue.external_ref == body.external_ref
-            )
-        )
-        if existing is not None:
-            duplicate = IssueAccepted(
-                id=existing.id,
-                status=IssueStatus(existing.status),
-                external_ref=existing.external_ref,
-                duplicate=True,
-            )
-            return StoredAnswer(200, duplicate.model_dump(mode="json"), _location(existing.id))
         issue = await _new_issue(uow, principal, body, severity)
-        structlog.contextvars.bind_contextvars(issue_id=str(issue.id))
+        if issue is None:
+            return await _already_accepted(uow, principal, body.external_ref)
+        structlog.contextvars.bind_contextvars(issue_id=str(issue.issue_id))
         accepted = IssueAccepted(
-            id=issue.id, status=IssueStatus.RECEIVED, external_ref=issue.external_ref
+            id=issue.issue_id, status=IssueStatus.RECEIVED, external_ref=issue.external_ref
         )
-        return StoredAnswer(202, accepted.model_dump(mode="json"), _location(issue.id))
+        return StoredAnswer(202, accepted.model_dump(mode="json"), _location(issue.issue_id))
 
     return await request.run(
         uow_factory, principal.partner_id, body.model_dump(mode="json"), produce
@@ -63,13 +52,34 @@ def _location(issue_id: uuid.UUID) -> str:
     return f"/v1/issues/{issue_id}"
 
 
+async def _already_accepted(
+    uow: UnitOfWork, principal: Principal, external_ref: str
+) -> StoredAnswer:
+    existing = (
+        await uow.session.execute(
+            select(Issue.id, Issue.status).where(
+                Issue.partner_id == principal.partner_id, Issue.external_ref == external_ref
+            )
+        )
+    ).one()
+    duplicate = IssueAccepted(
+        id=existing.id,
+        status=IssueStatus(existing.status),
+        external_ref=external_ref,
+        duplicate=True,
+    )
+    return StoredAnswer(200, duplicate.model_dump(mode="json"), _location(existing.id))
+
+
 async def _new_issue(
     uow: UnitOfWork, principal: Principal, body: IssueCreate, severity: Resolved
-) -> Issue:
+) -> IssueReceived | None:
+    """Insert the issue unless this partner's PSA ticket is already one (then None); the
+    database decides between two concurrent requests for the same ticket."""
     customer = await _customer(uow, principal, body)
     now = utcnow()
-    issue = Issue(
-        id=uuid.uuid4(),
+    event = IssueReceived(
+        issue_id=uuid.uuid4(),
         partner_id=principal.partner_id,
         customer_id=customer.id if customer else None,
         tenant_id=body.tenant_id or (customer.tenant_id if customer else None),
@@ -80,24 +90,29 @@ async def _new_issue(
         region=body.region or (customer.region if customer else None),
         category=body.category,
         severity=severity.severity,
-        contact=body.contact.model_dump(exclude_none=True) if body.contact else {},
         locale=body.locale or (customer.locale if customer else None),
-        status=IssueStatus.RECEIVED,
-        created_at=now,
-        updated_at=now,
+        contact=body.contact.model_dump(exclude_none=True) if body.contact else {},
+        received_at=now,
     )
-    uow.session.add(issue)
+    row = {
+        **event.model_dump(exclude={"issue_id", "received_at"}),
+        "id": event.issue_id,
+        "status": IssueStatus.RECEIVED,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if not await insert_if_absent(uow.session, Issue, row, conflict=["partner_id", "external_ref"]):
+        return None
     uow.session.add(
         IssueEvent(
-            issue_id=issue.id,
+            issue_id=event.issue_id,
             status=IssueStatus.RECEIVED,
             detail=f"accepted from PSA; severity {severity.severity.value} ({severity.source})",
             at=now,
         )
     )
-    enqueue(uow.session, _received_event(issue, now), service=SERVICE)
-    await uow.session.flush()
-    return issue
+    enqueue(uow.session, event, service=SERVICE)
+    return event
 
 
 async def _customer(uow: UnitOfWork, principal: Principal, body: IssueCreate) -> Customer | None:
@@ -113,22 +128,3 @@ async def _customer(uow: UnitOfWork, principal: Principal, body: IssueCreate) ->
             )
         )
     return None
-
-
-def _received_event(issue: Issue, now: datetime) -> IssueReceived:
-    return IssueReceived(
-        issue_id=issue.id,
-        partner_id=issue.partner_id,
-        customer_id=issue.customer_id,
-        tenant_id=issue.tenant_id,
-        external_ref=issue.external_ref,
-        title=issue.title,
-        description=issue.description,
-        service=issue.service,
-        region=issue.region,
-        category=issue.category,
-        severity=issue.severity,
-        locale=issue.locale,
-        contact=issue.contact,
-        received_at=now,
-    )
