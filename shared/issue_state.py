@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import Issue, Partner
 from shared.db.models import IssueEvent as TimelineEntry
-from shared.events.envelope import InvalidMessage
+from shared.db.uow import UnitOfWork
+from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueEvent, IssueUpdated
 from shared.kafka.outbox import enqueue
 from shared.vocabulary import IssueStatus
@@ -59,6 +61,20 @@ async def issue_awaiting(
     if partner is None:
         raise InvalidMessage(f"partner {event.partner_id} is not in the database")
     return issue, partner
+
+
+async def preload_issues(uow: UnitOfWork, envelopes: list[Envelope]) -> object:
+    """The issues and partners a batch of issue events is about, in two queries; while the
+    returned rows are held, :func:`issue_awaiting` finds them without a query of its own."""
+    events = [e.data for e in envelopes if isinstance(e.data, IssueEvent)]
+    if not events:
+        return ()
+    session = uow.session
+    issues = await session.scalars(select(Issue).where(Issue.id.in_({e.issue_id for e in events})))
+    partners = await session.scalars(
+        select(Partner).where(Partner.id.in_({e.partner_id for e in events}))
+    )
+    return issues.all(), partners.all()
 
 
 def advance(

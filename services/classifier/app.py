@@ -42,6 +42,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 topic=IssueReceived.TOPIC,
                 handler=classifier.handle,
                 prepare=classifier.prepare,
+                preload=classifier.preload,
             ),
             ConsumerSpec(
                 name="health-feed", topic=HealthIncidentChanged.TOPIC, handler=store_incident

@@ -18,7 +18,12 @@ from services.classifier.correlation import (
 )
 from services.classifier.engine import Facts, evaluate, gather, with_cluster
 from services.classifier.facts import Decision, HealthView, IssueFacts
-from services.classifier.health import HealthProvider, local_incidents, merge
+from services.classifier.health import (
+    HealthProvider,
+    local_incidents,
+    merge,
+    preload_incidents,
+)
 from services.classifier.partner_facts import partner_facts
 from services.classifier.rulebook import RuleBook
 from shared.db.base import utcnow
@@ -26,7 +31,7 @@ from shared.db.models import Classification, Issue, Partner
 from shared.db.uow import UnitOfWork
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueReceived
-from shared.issue_state import add_note, advance, issue_awaiting
+from shared.issue_state import add_note, advance, issue_awaiting, preload_issues
 from shared.kafka.outbox import enqueue
 from shared.settings import ClassifierSettings
 from shared.vocabulary import IssueStatus, Severity
@@ -58,6 +63,14 @@ class IssueClassifier:
         return await self._remote.lookup(
             partner_id=event.partner_id, tenant_id=event.tenant_id, service=event.service
         )
+
+    async def preload(self, uow: UnitOfWork, envelopes: list[Envelope]) -> object:
+        """A batch's issues, partners and local incidents in three queries."""
+        loaded = await preload_issues(uow, envelopes)
+        partners = {e.data.partner_id for e in envelopes if isinstance(e.data, IssueReceived)}
+        if partners:
+            await preload_incidents(uow.session, partners)
+        return loaded
 
     async def handle(self, uow: UnitOfWork, envelope: Envelope, remote: Any) -> None:
         event = _received(envelope)

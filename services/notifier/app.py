@@ -19,6 +19,7 @@ from services.runtime import Runtime, Worker
 from services.settings import ServiceSettings
 from services.worker_app import create_worker_app
 from shared.events.models import IssueClassified
+from shared.issue_state import preload_issues
 from shared.kafka.consumer import ConsumerSpec
 
 GAUGE_INTERVAL_S = 10.0
@@ -65,7 +66,14 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             settings.microsoft.support_topics,
             SubmissionPolicy.from_settings(settings.partner_center),
         )
-        return [ConsumerSpec(name="notifier", topic=IssueClassified.TOPIC, handler=router.handle)]
+        return [
+            ConsumerSpec(
+                name="notifier",
+                topic=IssueClassified.TOPIC,
+                handler=router.handle,
+                preload=preload_issues,
+            )
+        ]
 
     return create_worker_app(settings, service="notifier", setup=setup, extra_workers=workers)
 

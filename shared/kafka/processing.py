@@ -41,6 +41,9 @@ OVERSIZED_KEPT_BYTES = 64 * 1024
 Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
 # Work done before the transaction opens (remote look-ups), so no transaction waits on a network.
 Prepare = Callable[[Envelope], Awaitable[Any]]
+# Reads, in the batch's transaction, what its handlers will read one at a time (a few queries
+# for the whole batch); what it returns is kept alive until the transaction ends.
+Preload = Callable[[UnitOfWork, list[Envelope]], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class ConsumerSpec:
     topic: str
     handler: Handler
     prepare: Prepare | None = None
+    preload: Preload | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,8 @@ class EventProcessor:
             prepared = [await self._prepare(event.envelope) for event in events]
             async with self._uow_factory() as uow:
                 seen = await self._seen(uow, {event.envelope.id for event in events})
+                fresh = [e.envelope for e in events if e.envelope.id not in seen]
+                loaded = await self.spec.preload(uow, fresh) if self.spec.preload else None
                 for event, ready in zip(events, prepared, strict=True):
                     self._beat()
                     started = time.perf_counter()
@@ -129,6 +135,7 @@ class EventProcessor:
                         await self.spec.handler(uow, event.envelope, ready)
                     outcomes.append((event, "processed", time.perf_counter() - started))
                 await uow.commit()
+                del loaded
         except Exception as exc:
             log.warning(
                 "%s: a batch of %d events failed together (%s); handling them one at a time",
