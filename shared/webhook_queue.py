@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.base import utcnow
@@ -17,6 +17,30 @@ from shared.vocabulary import Audience
 def delivery_id(subscription_id: uuid.UUID, event_id: str) -> str:
     """Stable ``webhook-id``: the same event to the same endpoint always has the same id."""
     return "msg_" + uuid.uuid5(subscription_id, event_id).hex
+
+
+BATCH_KEY = "webhooks.subscriptions"
+
+
+async def preload_subscriptions(
+    session: AsyncSession, partner_ids: set[uuid.UUID], audience: Audience = Audience.PARTNER
+) -> None:
+    """Read several partners' enabled subscriptions in one query, for the rest of this
+    transaction's :func:`queue_deliveries` calls for ``audience``."""
+    found: dict[tuple[uuid.UUID, str], list[WebhookSubscription]] = {
+        (partner, audience.value): [] for partner in partner_ids
+    }
+    for subscription in await session.scalars(_enabled(audience, partner_ids)):
+        found[(subscription.partner_id, audience.value)].append(subscription)
+    session.info.setdefault(BATCH_KEY, {}).update(found)
+
+
+def _enabled(audience: Audience, partner_ids: set[uuid.UUID]) -> Select[WebhookSubscription]:
+    return select(WebhookSubscription).where(
+        WebhookSubscription.partner_id.in_(partner_ids),
+        WebhookSubscription.enabled.is_(True),
+        WebhookSubscription.audience == audience.value,
+    )
 
 
 async def queue_deliveries(
@@ -36,13 +60,12 @@ async def queue_deliveries(
     """
     now = utcnow()
     body = orjson.dumps({"type": webhook_type, "timestamp": now.isoformat(), "data": data}).decode()
-    subscriptions = await session.scalars(
-        select(WebhookSubscription).where(
-            WebhookSubscription.partner_id == partner_id,
-            WebhookSubscription.enabled.is_(True),
-            WebhookSubscription.audience == audience.value,
-        )
+    preloaded: dict[tuple[uuid.UUID, str], list[WebhookSubscription]] = session.info.get(
+        BATCH_KEY, {}
     )
+    subscriptions = preloaded.get((partner_id, audience.value))
+    if subscriptions is None:
+        subscriptions = list(await session.scalars(_enabled(audience, {partner_id})))
     ids = []
     for subscription in subscriptions:
         if subscription.event_types and webhook_type not in subscription.event_types:

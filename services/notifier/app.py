@@ -12,14 +12,13 @@ from fastapi import FastAPI
 from services.notifier.connector import PartnerCenterConnector, SubmissionPolicy
 from services.notifier.dispatcher import WebhookDispatcher
 from services.notifier.gauges import run_gauges
-from services.notifier.handler import IssueRouter
+from services.notifier.handler import IssueRouter, preload_batch
 from services.notifier.overdue import run_overdue_sweep
 from services.notifier.partner_center import PartnerCenterClient
 from services.runtime import Runtime, Worker
 from services.settings import ServiceSettings
 from services.worker_app import create_worker_app
 from shared.events.models import IssueClassified
-from shared.issue_state import preload_issues
 from shared.kafka.consumer import ConsumerSpec
 
 GAUGE_INTERVAL_S = 10.0
@@ -71,7 +70,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 name="notifier",
                 topic=IssueClassified.TOPIC,
                 handler=router.handle,
-                preload=preload_issues,
+                preload=preload_batch,
             )
         ]
 

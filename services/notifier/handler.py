@@ -24,12 +24,14 @@ from shared.db.uow import UnitOfWork
 from shared.db.upsert import insert_if_absent
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueRouted
-from shared.issue_state import advance, issue_awaiting
+from shared.issue_state import advance, issue_awaiting, preload_issues
 from shared.kafka.outbox import enqueue
 from shared.observability import metrics
 from shared.vocabulary import IssueStatus, Outcome
+from shared.webhook_queue import preload_subscriptions
 
 SERVICE = "notifier"
+SIGNALS_KEY = "notifier.cluster_signals"
 
 
 class IssueRouter:
@@ -181,8 +183,29 @@ async def open_microsoft_request(
     return record
 
 
+async def preload_batch(uow: UnitOfWork, envelopes: list[Envelope]) -> object:
+    """A batch's issues, partners, webhook subscriptions and cluster signals in four queries."""
+    loaded = await preload_issues(uow, envelopes)
+    events = [e.data for e in envelopes if isinstance(e.data, IssueClassified)]
+    if not events:
+        return loaded
+    session = uow.session
+    await preload_subscriptions(session, {e.partner_id for e in events})
+    issue_ids = {e.issue_id for e in events}
+    signals = list(
+        await session.scalars(select(ClusterSignal).where(ClusterSignal.issue_id.in_(issue_ids)))
+    )
+    known = {signal.issue_id: signal for signal in signals}
+    session.info[SIGNALS_KEY] = {issue_id: known.get(issue_id) for issue_id in issue_ids}
+    return loaded, signals
+
+
 async def _current_cluster(uow: UnitOfWork, issue: Issue) -> str | None:
-    signal = await uow.session.get(ClusterSignal, issue.id)
+    preloaded: dict[uuid.UUID, ClusterSignal | None] = uow.session.info.get(SIGNALS_KEY, {})
+    if issue.id in preloaded:
+        signal = preloaded[issue.id]
+    else:
+        signal = await uow.session.get(ClusterSignal, issue.id)
     if signal is None:
         return None
     await lock_correlation_key(
