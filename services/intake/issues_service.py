@@ -5,19 +5,19 @@ from __future__ import annotations
 import uuid
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from services.intake.deps import Principal
 from services.intake.idempotency import IdempotentRequest, StoredAnswer
 from services.intake.problems import invalid_field
 from services.intake.psa import Resolved
 from services.intake.schemas import IssueAccepted, IssueCreate
-from shared.db.base import utcnow
+from shared.db.base import table_of, utcnow
 from shared.db.models import Customer, Issue, IssueEvent
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.db.upsert import insert_if_absent
 from shared.events.models import IssueReceived
-from shared.kafka.outbox import enqueue
+from shared.kafka.outbox import enqueue_now
 from shared.vocabulary import IssueStatus
 
 SERVICE = "intake"
@@ -103,15 +103,16 @@ async def _new_issue(
     }
     if not await insert_if_absent(uow.session, Issue, row, conflict=["partner_id", "external_ref"]):
         return None
-    uow.session.add(
-        IssueEvent(
-            issue_id=event.issue_id,
-            status=IssueStatus.RECEIVED,
-            detail=f"accepted from PSA; severity {severity.severity.value} ({severity.source})",
-            at=now,
-        )
+    await uow.session.execute(
+        insert(table_of(IssueEvent)),
+        {
+            "issue_id": event.issue_id,
+            "status": IssueStatus.RECEIVED,
+            "detail": f"accepted from PSA; severity {severity.severity.value} ({severity.source})",
+            "at": now,
+        },
     )
-    enqueue(uow.session, event, service=SERVICE)
+    await enqueue_now(uow.session, event, service=SERVICE)
     return event
 
 

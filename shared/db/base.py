@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Table, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -57,3 +57,10 @@ def new_id() -> uuid.UUID:
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: Json, list[Any]: Json}
+
+
+def table_of(model: type[DeclarativeBase]) -> Table:
+    """The model's table, for Core statements that skip the ORM on a hot path."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

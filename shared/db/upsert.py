@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+from sqlalchemy import Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
+
+from shared.db.base import table_of
 
 
 async def insert_if_absent(
@@ -18,7 +22,14 @@ async def insert_if_absent(
 ) -> bool:
     """Insert one row unless one with the same ``conflict`` columns exists; True if inserted."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
-    result = await session.execute(statement)
+    statement = _statement(dialect, table_of(model), tuple(conflict))
+    result = await session.execute(statement, values)
     return bool(getattr(result, "rowcount", 0))
+
+
+@cache
+def _statement(dialect: str, table: Table, conflict: tuple[str, ...]) -> Insert:
+    """Built once per table and key: the values travel as parameters, so each call skips
+    building the statement and its cache key."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(conflict))

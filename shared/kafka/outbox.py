@@ -9,10 +9,10 @@ from datetime import timedelta
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.base import utcnow
+from shared.db.base import table_of, utcnow
 from shared.db.models import OutboxMessage
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import encode
@@ -35,21 +35,32 @@ def enqueue(
 
     The caller's unit of work commits it together with the state change it announces.
     """
+    row = _row(event, service=service, event_id=event_id)
+    session.add(OutboxMessage(**row))
+    return str(row["event_id"])
+
+
+async def enqueue_now(session: AsyncSession, event: Event, *, service: str) -> str:
+    """:func:`enqueue` as one INSERT executed at once rather than an object flushed later: for
+    a hot path that writes little else through the session."""
+    row = _row(event, service=service, event_id=None)
+    await session.execute(insert(table_of(OutboxMessage)), row)
+    return str(row["event_id"])
+
+
+def _row(event: Event, *, service: str, event_id: str | None) -> dict[str, object]:
     eid, value, headers = encode(event, service=service, event_id=event_id)
     # The work that produced the event continues in whichever consumer reads it.
     headers += trace_headers()
-    session.add(
-        OutboxMessage(
-            event_id=eid,
-            event_type=event.TYPE,
-            aggregate_id=event.key(),
-            topic=event.TOPIC,
-            key=event.key(),
-            value=value,
-            headers=[[name, raw.decode()] for name, raw in headers],
-        )
-    )
-    return eid
+    return {
+        "event_id": eid,
+        "event_type": event.TYPE,
+        "aggregate_id": event.key(),
+        "topic": event.TOPIC,
+        "key": event.key(),
+        "value": value,
+        "headers": [[name, raw.decode()] for name, raw in headers],
+    }
 
 
 class OutboxRelay:
