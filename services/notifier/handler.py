@@ -137,44 +137,47 @@ async def open_microsoft_request(
         partner_id=partner.id, vehicle=event.vehicle.value, support_topic_id=support_topic_id
     )
     now = utcnow()
-    inserted = await insert_if_absent(
-        uow.session,
-        MicrosoftRequest,
-        {
-            "id": uuid.uuid4(),
-            "partner_id": partner.id,
-            "dedupe_key": key,
-            "title": title,
-            "description": description,
-            "severity": severity,
-            "support_topic_id": support_topic_id,
-            "status": "none",
-            "primary_contact": contact,
-            "notes": [],
-            "vehicle": event.vehicle.value,
-            "issue_ids": [str(issue.id)],
-            "cluster_id": cluster_id,
-            "agent_locale": microsoft.agent_locale(partner),
-            "partner_center_payload": microsoft.partner_center_payload(
-                title=title,
-                description=description,
-                severity=severity,
-                support_topic_id=support_topic_id,
-                contact=contact,
-            ),
-            "submission": submission,
-            "submission_error": submission_error,
-            "submission_attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        },
-        conflict=["dedupe_key"],
-    )
-    record = (
-        await uow.session.scalars(
-            select(MicrosoftRequest).where(MicrosoftRequest.dedupe_key == key)
+    # Neither statement reads what earlier events of the batch left pending, so that is
+    # flushed once at commit, together, rather than before each request.
+    with uow.session.no_autoflush:
+        inserted = await insert_if_absent(
+            uow.session,
+            MicrosoftRequest,
+            {
+                "id": uuid.uuid4(),
+                "partner_id": partner.id,
+                "dedupe_key": key,
+                "title": title,
+                "description": description,
+                "severity": severity,
+                "support_topic_id": support_topic_id,
+                "status": "none",
+                "primary_contact": contact,
+                "notes": [],
+                "vehicle": event.vehicle.value,
+                "issue_ids": [str(issue.id)],
+                "cluster_id": cluster_id,
+                "agent_locale": microsoft.agent_locale(partner),
+                "partner_center_payload": microsoft.partner_center_payload(
+                    title=title,
+                    description=description,
+                    severity=severity,
+                    support_topic_id=support_topic_id,
+                    contact=contact,
+                ),
+                "submission": submission,
+                "submission_error": submission_error,
+                "submission_attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
+            conflict=["dedupe_key"],
         )
-    ).one()
+        record = (
+            await uow.session.scalars(
+                select(MicrosoftRequest).where(MicrosoftRequest.dedupe_key == key)
+            )
+        ).one()
     if inserted:
         metrics.MICROSOFT_REQUESTS.labels(vehicle=event.vehicle.value).inc()
     record.issue_ids = sorted({*record.issue_ids, str(issue.id)})
