@@ -122,11 +122,21 @@ async def _supervised(name: str, worker: Worker, stop: asyncio.Event) -> None:
             if stop.is_set():
                 raise
             log.error("worker %s crashed; restarting in %.0f s", name, pause, exc_info=True)
+        except asyncio.CancelledError:
+            if stop.is_set() or _cancelled_from_outside():
+                raise
+            # A library's own CancelledError leaked out: the worker is not being shut down.
+            log.error("worker %s ended by a stray cancellation; restarting", name, exc_info=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=pause)
         if stop.is_set():
             return
         pause = min(pause * 2, RESTART_PAUSE_MAX_S)
+
+
+def _cancelled_from_outside() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

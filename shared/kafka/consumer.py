@@ -127,6 +127,10 @@ class ConsumerLoop:
             while True:
                 done, _ = await asyncio.wait({client}, timeout=1.0)
                 if done:
+                    if client.cancelled():
+                        # Nobody cancelled it: a CancelledError escaped aiokafka (seen when the
+                        # broker drops a fetch's connection). Ending here would end the member.
+                        raise _TopologyLost("the consumer client was cancelled from inside")
                     client.result()
                     return
                 silent = time.monotonic() - self._beat

@@ -48,11 +48,6 @@ async def test_a_service_killed_mid_load_loses_and_duplicates_nothing(
     assert result.lost == 0
 
 
-@pytest.mark.xfail(
-    reason="open bug: after the memory broker restarts under load, the notifier's consumer often "
-    "never takes issues.classified again (the classifier's does); see the README's fault table",
-    strict=False,
-)
 async def test_a_broker_outage_that_loses_every_topic_is_made_good(
     run_fault: Runner,
 ) -> None:

@@ -1,0 +1,67 @@
+"""A CancelledError that escapes a library while nobody is stopping the worker must not end it.
+
+Seen under the fault suite: when the broker dropped a fetch's connection, aiokafka let a
+CancelledError out of the consumer client; the consumer loop ended as if shut down and the
+notifier never read ``issues.classified`` again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services import runtime
+from shared.kafka.consumer import ConsumerLoop, ConsumerSpec, _TopologyLost
+from shared.settings import ConsumerSettings, KafkaSettings
+
+
+async def _stray_cancel() -> None:
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    never.cancel()
+    await never  # raises CancelledError without this task being cancelled
+
+
+async def test_a_supervised_worker_ended_by_a_stray_cancellation_is_restarted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runtime, "RESTART_PAUSE_S", 0.01)
+    runs = 0
+    stop = asyncio.Event()
+
+    async def worker(_stop: asyncio.Event) -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            await _stray_cancel()
+
+    await asyncio.wait_for(runtime._supervised("w", worker, stop), timeout=5)
+    assert runs == 2
+
+
+async def test_a_supervised_worker_cancelled_from_outside_stays_cancelled() -> None:
+    started = asyncio.Event()
+
+    async def worker(_stop: asyncio.Event) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    task = asyncio.create_task(runtime._supervised("w", worker, asyncio.Event()))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_consumer_client_ended_by_a_stray_cancellation_counts_as_a_lost_broker() -> None:
+    async def handler(*_: object) -> None:
+        return None
+
+    loop = ConsumerLoop(
+        ConsumerSpec(name="t", topic="issues.received", handler=handler),
+        uow_factory=None,  # type: ignore[arg-type]  # never reached
+        kafka=KafkaSettings(),
+        settings=ConsumerSettings(),
+    )
+    with pytest.raises(_TopologyLost, match="cancelled from inside"):
+        await loop._watched(asyncio.create_task(_stray_cancel()))
