@@ -6,7 +6,8 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from aiokafka import AIOKafkaConsumer
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,6 +19,7 @@ from shared.events.envelope import Envelope, decode
 from shared.events.models import IssueUpdated
 from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
 from shared.kafka.outbox import OutboxRelay, enqueue
+from shared.kafka.topics import TopicNames
 from shared.reconciler import reconcile_once
 from shared.settings import ConsumerSettings, KafkaSettings, OutboxSettings, ReconcilerSettings
 from shared.vocabulary import IssueStatus
@@ -165,3 +167,75 @@ async def test_the_reconciler_re_drives_an_issue_stuck_in_received(
     assert await reconcile_once(uows, settings) == 1
     assert await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
     assert await reconcile_once(uows, settings) == 0, "an unsent row is not re-driven again"
+
+
+async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_that_one(
+    engine: AsyncEngine,
+    database_url: str,
+    bootstrap_servers: str,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    async with uows() as uow:
+        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(12)]
+        await uow.commit()
+    bad = ids[5]
+    settings = kafka(bootstrap_servers, topic_prefix)
+    relay = OutboxRelay(uows, kafka=settings, settings=OutboxSettings(), service="test")
+    relay_stop = asyncio.Event()
+    relaying = asyncio.create_task(relay.run(relay_stop))
+    await eventually(lambda: _all_sent(engine, 12), timeout=30)
+    relay_stop.set()
+    await relaying
+
+    async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
+        # An effect in the handler's transaction: kept once per good event, never for the bad.
+        effect = updated_event(partner.id)
+        enqueue(uow.session, effect, service="probe", event_id=f"effect-{envelope.id}")
+        if envelope.id == bad:
+            raise RuntimeError("this one cannot be handled")
+
+    loop = ConsumerLoop(
+        ConsumerSpec("probe", "issues.updated", handler),
+        uow_factory=uows,
+        kafka=settings,
+        settings=ConsumerSettings(max_attempts=2, retry_backoff_s=0.01),
+    )
+    stop = asyncio.Event()
+    consuming = asyncio.create_task(loop.run(stop))
+    try:
+        await eventually(lambda: _consumed(loop, 11), timeout=30)
+        parked = await _read_all(
+            bootstrap_servers, TopicNames(topic_prefix).dlq("issues.updated"), 1
+        )
+    finally:
+        stop.set()
+        await consuming
+    assert "failed together" in caplog.text
+    assert await scalar(engine, "SELECT count(*) FROM inbox WHERE consumer = 'probe'") == 11
+    effects = "SELECT count(*) FROM outbox WHERE event_id LIKE 'effect-%'"
+    assert await scalar(engine, effects) == 11
+    assert await scalar(engine, f"SELECT count(*) FROM outbox WHERE event_id = 'effect-{bad}'") == 0
+    assert [decode(r.value, list(r.headers)).id for r in parked] == [bad]
+    assert dict(parked[0].headers)["dlq.reason"] == b"RuntimeError: this one cannot be handled"
+
+
+async def _read_all(bootstrap_servers: str, topic: str, n: int) -> list[ConsumerRecord]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[ConsumerRecord] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(found) < n and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found.extend(records)
+    finally:
+        await consumer.stop()
+    return found
