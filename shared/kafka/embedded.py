@@ -34,10 +34,20 @@ def port_or_free(preferred: int, host: str = "127.0.0.1") -> int:
     return free_port(host) if _listening(host, preferred) else preferred
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now that this process has not handed out before: the kernel
+    can offer a just-released port again, and two services given one port fail to start."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free loopback port left")
 
 
 class EmbeddedBroker:
