@@ -121,7 +121,8 @@ class EventProcessor:
             async with self._uow_factory() as uow:
                 seen = await self._seen(uow, {event.envelope.id for event in events})
                 fresh = [e.envelope for e in events if e.envelope.id not in seen]
-                loaded = await self.spec.preload(uow, fresh) if self.spec.preload else None
+                # Held (not read) until the function returns: the session keeps rows weakly.
+                _preloaded = await self.spec.preload(uow, fresh) if self.spec.preload else None
                 for event, ready in zip(events, prepared, strict=True):
                     self._beat()
                     started = time.perf_counter()
@@ -135,7 +136,6 @@ class EventProcessor:
                         await self.spec.handler(uow, event.envelope, ready)
                     outcomes.append((event, "processed", time.perf_counter() - started))
                 await uow.commit()
-                del loaded
         except Exception as exc:
             log.warning(
                 "%s: a batch of %d events failed together (%s); handling them one at a time",
