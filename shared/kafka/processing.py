@@ -194,12 +194,7 @@ class EventProcessor:
         prepared = await self._prepare(envelope)
         try:
             async with self._uow_factory() as uow:
-                seen = await uow.session.scalar(
-                    select(InboxRecord.event_id).where(
-                        InboxRecord.consumer == self.spec.name, InboxRecord.event_id == envelope.id
-                    )
-                )
-                if seen is not None:
+                if await self._seen(uow, {envelope.id}):
                     return "duplicate"
                 uow.session.add(InboxRecord(consumer=self.spec.name, event_id=envelope.id))
                 try:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.broker import read_topic
 from tests.support.factories import eventually, issue_body, scalar, seed_partner
 from tests.support.stack import Stack
 
@@ -41,29 +40,9 @@ async def test_a_malformed_record_is_dead_lettered_and_the_next_good_one_is_proc
         return await scalar(engine, "SELECT count(*) FROM issues WHERE status = 'routed'") == 1
 
     await eventually(routed, timeout=30, message=stack.logs)
-    dead = await _read_all(bootstrap_servers, f"{topic_prefix}issues.received.dlq", expected=2)
+    dead = await read_topic(bootstrap_servers, f"{topic_prefix}issues.received.dlq", expected=2)
     assert sorted(r.value for r in dead)[0].startswith(b'{"specversion"') or len(dead) == 2
     reasons = [dict(r.headers)["dlq.reason"].decode() for r in dead]
     assert any("not a CloudEvents JSON record" in reason for reason in reasons)
     assert any("invalid csp.issue.received data" in reason for reason in reasons)
     assert all(dict(r.headers)["dlq.consumer"] == b"classifier" for r in dead)
-
-
-async def _read_all(bootstrap_servers: str, topic: str, *, expected: int) -> list:  # type: ignore[type-arg]
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    records = []
-    try:
-        deadline = asyncio.get_running_loop().time() + 20
-        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for partition_records in batch.values():
-                records.extend(partition_records)
-    finally:
-        await consumer.stop()
-    return records

@@ -7,7 +7,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,6 +22,7 @@ from shared.kafka.topics import TopicNames
 from shared.reconciler import reconcile_once
 from shared.settings import ConsumerSettings, KafkaSettings, OutboxSettings, ReconcilerSettings
 from shared.vocabulary import IssueStatus
+from tests.support.broker import read_topic
 from tests.support.factories import eventually, scalar, seed_partner
 
 
@@ -61,24 +61,14 @@ async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sen
     relay = OutboxRelay(uows, kafka=settings, settings=OutboxSettings(), service="test")
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
-    consumer = AIOKafkaConsumer(
-        f"{topic_prefix}issues.updated",
-        bootstrap_servers=bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    seen: list[str] = []
     try:
         await eventually(lambda: _all_sent(engine, 25), timeout=30)
-        await consumer.start()
-        deadline = asyncio.get_running_loop().time() + 20
-        while len(seen) < 25 and asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                seen.extend(decode(r.value, list(r.headers)).id for r in records)
+        topic = f"{topic_prefix}issues.updated"
+        published = await read_topic(bootstrap_servers, topic, expected=25)
     finally:
         stop.set()
         await task
-        await consumer.stop()
+    seen = [decode(r.value, list(r.headers)).id for r in published]
     assert sorted(seen) == sorted(ids)
 
 
@@ -203,13 +193,12 @@ async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_th
         kafka=settings,
         settings=ConsumerSettings(max_attempts=2, retry_backoff_s=0.01),
     )
+    dlq = TopicNames(topic_prefix).dlq("issues.updated")
     stop = asyncio.Event()
     consuming = asyncio.create_task(loop.run(stop))
     try:
         await eventually(lambda: _consumed(loop, 11), timeout=30)
-        parked = await _read_all(
-            bootstrap_servers, TopicNames(topic_prefix).dlq("issues.updated"), 1
-        )
+        parked = await read_topic(bootstrap_servers, dlq, expected=1)
     finally:
         stop.set()
         await consuming
@@ -220,22 +209,3 @@ async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_th
     assert await scalar(engine, f"SELECT count(*) FROM outbox WHERE event_id = 'effect-{bad}'") == 0
     assert [decode(r.value, list(r.headers)).id for r in parked] == [bad]
     assert dict(parked[0].headers)["dlq.reason"] == b"RuntimeError: this one cannot be handled"
-
-
-async def _read_all(bootstrap_servers: str, topic: str, n: int) -> list[ConsumerRecord]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found: list[ConsumerRecord] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + 20
-        while len(found) < n and asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                found.extend(records)
-    finally:
-        await consumer.stop()
-    return found

@@ -1,11 +1,15 @@
-"""Finding a broker: KAFKA_BOOTSTRAP_SERVERS, testcontainers Kafka, else embedded Tansu."""
+"""Finding a broker (KAFKA_BOOTSTRAP_SERVERS, testcontainers Kafka, else embedded Tansu), and
+reading a topic back in a test."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from shared.kafka.embedded import EmbeddedBroker
 from tests.support.docker import docker_available
@@ -26,3 +30,35 @@ async def any_broker(log_dir: Path) -> AsyncIterator[str]:
         return
     async with EmbeddedBroker(log_path=log_dir / "broker.log") as broker:
         yield broker.bootstrap_servers
+
+
+async def read_topic(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    expected: int | None = None,
+    timeout_s: float = 20.0,
+    idle_s: float = 1.5,
+) -> list[ConsumerRecord]:
+    """``topic``'s records from the beginning: until ``expected`` have arrived (or ``timeout_s``
+    has passed), or, without ``expected``, until none has arrived for ``idle_s``."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        if expected is None:
+            while batch := await consumer.getmany(timeout_ms=int(idle_s * 1000)):
+                records.extend(record for part in batch.values() for record in part)
+            return records
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            records.extend(record for part in batch.values() for record in part)
+        return records
+    finally:
+        await consumer.stop()

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.broker import read_topic
 from tests.support.factories import issue_body, rows, scalar
 
 CATEGORIES = ("bug", "billing", "service_unavailable", "commercial", "configuration")
@@ -183,26 +183,6 @@ async def dead_letters(bootstrap: str, prefix: str) -> dict[str, list[Any]]:
     for topic in CONSUMED_TOPICS:
         found[topic] = await read_topic(bootstrap, f"{prefix}{topic}.dlq")
     return found
-
-
-async def read_topic(bootstrap: str, topic: str, *, idle_s: float = 1.5) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=int(idle_s * 1000))
-            if not batch:
-                return records
-            for part in batch.values():
-                records.extend(part)
-    finally:
-        await consumer.stop()
 
 
 @contextlib.asynccontextmanager
