@@ -38,6 +38,8 @@ class _Connection:
         self._writer: asyncio.StreamWriter | None = None
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
+        if self._reader is not None and self._reader.at_eof():
+            await self.close()  # the server closed it while idle (its keep-alive timeout)
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
         assert self._reader is not None
@@ -56,7 +58,7 @@ class _Connection:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-            self._writer = None
+        self._reader = self._writer = None
 
 
 SERVICES = ("Microsoft Teams", "Exchange Online", "SharePoint Online", "Microsoft Entra ID")

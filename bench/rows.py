@@ -160,14 +160,18 @@ async def pipeline(
     pids = {n: s.process.pid for n, s in stack.services.items() if s.process is not None}
     try:
         async with reading_routed(bootstrap, f"{prefix}issues.routed") as routed:
-            # Warm-up: imports, pools, JIT-free but cache-full; not measured.
-            await offer(
+            # Warm-up, not measured: imports, pools and caches filled, and every consumer group
+            # joined — the measurement starts once the warm-up's issues have all been routed.
+            warm = await offer(
                 stack.intake_url,
                 auth,
                 rate=min(rate, 100),
                 duration_s=3,
                 payloads=payloads,
             )
+            warm_ids = {o.issue_id for o in warm if o.issue_id}
+            if await _drain(routed, warm_ids, timeout_s=120) is None:
+                raise RuntimeError("the warm-up's issues were not all routed within 120 s")
             async with sampling(pids) as usage:
                 started = time.time()
                 outcomes = await offer(

@@ -74,6 +74,9 @@ class ConsumerSettings(BaseSettings):
 
     batch_size: int = Field(default=100, ge=1, le=5000)
     poll_timeout_ms: int = Field(default=500, ge=10)
+    # The longest a fetch waits at the broker for records. A broker that holds every fetch for
+    # this long even when records arrive (the embedded one does) adds it to each hop's latency.
+    fetch_max_wait_ms: int = Field(default=50, ge=1, le=5_000)
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_s: float = Field(default=0.2, ge=0)
     # Larger records go to the DLQ unread (their first 64 KiB): the biggest event the intake
