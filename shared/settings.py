@@ -77,6 +77,9 @@ class ConsumerSettings(BaseSettings):
     # The longest a fetch waits at the broker for records. A broker that holds every fetch for
     # this long even when records arrive (the embedded one does) adds it to each hop's latency.
     fetch_max_wait_ms: int = Field(default=50, ge=1, le=5_000)
+    # Batches that are not full are at least this far apart, so that under load one
+    # transaction serves many events; the first record after a quiet spell is handled at once.
+    batch_linger_ms: int = Field(default=25, ge=0, le=5_000)
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_s: float = Field(default=0.2, ge=0)
     # Larger records go to the DLQ unread (their first 64 KiB): the biggest event the intake
@@ -94,9 +97,9 @@ class OutboxSettings(BaseSettings):
 
     batch_size: int = Field(default=200, ge=1, le=10_000)
     poll_interval_s: float = Field(default=0.2, gt=0)
-    # After a commit wakes the relay it waits this long, so one claim and one produce carry
-    # every row committed meanwhile instead of one each.
-    linger_s: float = Field(default=0.005, ge=0, le=1)
+    # Claims are at least this far apart, so under load one claim and one produce carry every
+    # row committed meanwhile instead of one each; an idle relay woken by a commit claims at once.
+    linger_s: float = Field(default=0.02, ge=0, le=1)
     lease_s: float = Field(default=30.0, gt=0)
     retention_h: float = Field(default=72.0, gt=0)
 

@@ -6,12 +6,13 @@ import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from typing import Annotated, Any, Protocol, TypeVar
 
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select, update
+from sqlalchemy import Executable, bindparam, select, update
 
 from services.intake.problems import Problem
 from services.intake.ratelimit import KeyRateLimiter
@@ -86,18 +87,7 @@ async def authenticate(
         )
     pepper = runtime.settings.app.api_key_pepper.get_secret_value()
     async with single_statements(runtime.engine) as connection:
-        key = (
-            await connection.execute(
-                select(
-                    ApiKey.id,
-                    ApiKey.partner_id,
-                    ApiKey.role,
-                    ApiKey.key_hash,
-                    ApiKey.revoked_at,
-                    ApiKey.last_used_at,
-                ).where(ApiKey.prefix == prefix)
-            )
-        ).one_or_none()
+        key = (await connection.execute(_key_by_prefix(), {"prefix": prefix})).one_or_none()
         if (
             key is None
             or key.revoked_at is not None
@@ -121,6 +111,20 @@ async def authenticate(
             headers={"Retry-After": str(wait)},
         )
     return principal
+
+
+@cache
+def _key_by_prefix() -> Executable:
+    """Built once: every request passes only the prefix, and skips building the statement
+    and its cache key."""
+    return select(
+        ApiKey.id,
+        ApiKey.partner_id,
+        ApiKey.role,
+        ApiKey.key_hash,
+        ApiKey.revoked_at,
+        ApiKey.last_used_at,
+    ).where(ApiKey.prefix == bindparam("prefix"))
 
 
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:

@@ -23,11 +23,11 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from shared.db.base import utcnow
 from shared.db.errors import database_unavailable
 from shared.db.models import InboxRecord
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope, InvalidMessage, decode
+from shared.kafka.dead_letters import DeadLetters
 from shared.kafka.topics import TopicNames
 from shared.observability import metrics
 from shared.observability.tracing import continued_from, tracer
@@ -84,6 +84,9 @@ class EventProcessor:
         self._names = names
         self._group_id = group_id
         self._beat = beat
+        self._dead_letters = DeadLetters(
+            consumer=spec.name, dlq_topic=names.dlq(spec.topic), uow_factory=uow_factory
+        )
         self.processed = 0
 
     async def process(
@@ -242,32 +245,8 @@ class EventProcessor:
         dlq: AIOKafkaProducer,
         keep: int | None = None,
     ) -> None:
-        """Park ``record`` on the DLQ with why; ``keep``: only its first bytes (it is too big
-        to forward, and replaying it would only park it again)."""
-        topic = self._names.dlq(self.spec.topic)
-        value = record.value
-        extra: list[tuple[str, bytes]] = []
-        if keep is not None and value is not None and len(value) > keep:
-            value = value[:keep]
-            extra.append(("dlq.truncated_from", str(len(record.value)).encode()))
-        headers = [
-            *list(record.headers or ()),
-            ("dlq.reason", reason[:2000].encode()),
-            ("dlq.consumer", self.spec.name.encode()),
-            ("dlq.source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
-            ("dlq.failed_at", utcnow().isoformat().encode()),
-            *extra,
-        ]
-        await dlq.send_and_wait(topic, value=value, key=record.key, headers=headers)
-        metrics.DLQ_RECORDS.labels(self.spec.name, self.spec.topic).inc()
-        log.error(
-            "record dead-lettered",
-            extra={
-                "consumer": self.spec.name,
-                "dlq_topic": topic,
-                "reason": reason[:500],
-                "source": f"{record.topic}/{record.partition}/{record.offset}",
-            },
+        await self._dead_letters.park(
+            record, reason, producer=dlq, source_topic=self.spec.topic, keep=keep
         )
 
 

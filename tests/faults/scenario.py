@@ -89,7 +89,9 @@ async def exercise(
     assert result.duplicates == 0, result.notes
     assert await scalar(engine, "SELECT count(*) FROM issues") == load.total, "phantom issues"
     assert await half_written(engine) == 0
-    assert result.dead_lettered == expected_dead_letters
+    assert result.dead_lettered == expected_dead_letters, (
+        f"{result.dead_lettered} records on the DLQs; logs:\n{stack.logs()}"
+    )
     deliveries = await scalar(engine, "SELECT count(*) FROM webhook_deliveries")
     assert deliveries == load.total, "one webhook delivery per routed issue"
     parked = await scalar(

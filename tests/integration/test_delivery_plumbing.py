@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from aiokafka import ConsumerRecord
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,7 +19,9 @@ from shared.events.envelope import Envelope, decode
 from shared.events.models import IssueUpdated
 from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
 from shared.kafka.outbox import OutboxRelay, enqueue
-from shared.kafka.topics import TopicNames
+from shared.kafka.processing import EventProcessor
+from shared.kafka.producer import create_producer
+from shared.kafka.topics import TopicNames, ensure_topics
 from shared.reconciler import reconcile_once
 from shared.settings import ConsumerSettings, KafkaSettings, OutboxSettings, ReconcilerSettings
 from shared.vocabulary import IssueStatus
@@ -209,3 +212,44 @@ async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_th
     assert await scalar(engine, f"SELECT count(*) FROM outbox WHERE event_id = 'effect-{bad}'") == 0
     assert [decode(r.value, list(r.headers)).id for r in parked] == [bad]
     assert dict(parked[0].headers)["dlq.reason"] == b"RuntimeError: this one cannot be handled"
+
+
+async def test_a_poison_record_read_again_is_parked_once_and_a_replay_of_it_again(
+    engine: AsyncEngine, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
+        raise AssertionError("a poison record never reaches the handler")
+
+    names = TopicNames(topic_prefix)
+    processor = EventProcessor(
+        ConsumerSpec("probe", "issues.updated", handler),
+        uow_factory=UnitOfWorkFactory(create_session_factory(engine)),
+        settings=ConsumerSettings(),
+        names=names,
+        group_id="probe",
+        beat=lambda: None,
+    )
+
+    def poison(offset: int) -> ConsumerRecord[bytes, bytes]:
+        value = b"not an event"
+        return ConsumerRecord(
+            names("issues.updated"), 0, offset, 1_700_000_000_000, 0, b"k", value, None, 1,
+            len(value), [],
+        )  # fmt: skip
+
+    settings = kafka(bootstrap_servers, topic_prefix)
+    await ensure_topics(settings)
+    dlq = create_producer(settings, service="probe-dlq")
+    await dlq.start()
+    try:
+        stop = asyncio.Event()
+        # Read, parked, offset lost (a rebalance), read again; then replayed at a new offset.
+        for record in (poison(7), poison(7), poison(8)):
+            await processor.process([record], dlq=dlq, stop=stop)
+    finally:
+        await dlq.stop()
+    parked = await read_topic(bootstrap_servers, names.dlq("issues.updated"))
+    sources = [dict(r.headers)["dlq.source"].decode().rsplit("/", 1)[1] for r in parked]
+    assert sources == ["7", "8"]
+    markers = "SELECT count(*) FROM inbox WHERE consumer = 'probe.dlq'"
+    assert await scalar(engine, markers) == 2
