@@ -247,6 +247,8 @@ def _pipeline_figures(
         "services": {
             name: {
                 "cpu_pct": round(u.cpu_s / (ended - started) * 100, 1),
+                # Comparable across machines and rates, unlike a percentage.
+                "cpu_ms_per_routed": round(u.cpu_s * 1000 / in_window, 2) if in_window else None,
                 "peak_rss_mb": round(u.peak_rss_mb, 1),
                 "rss_growth_mb": _growth(u.rss_mb),
             }
