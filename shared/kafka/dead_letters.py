@@ -16,12 +16,12 @@ import hashlib
 import logging
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from sqlalchemy import select
 
 from shared.db.base import utcnow
 from shared.db.models import InboxRecord
 from shared.db.uow import UnitOfWorkFactory
 from shared.db.upsert import insert_if_absent
+from shared.kafka import inbox
 from shared.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -94,15 +94,10 @@ class DeadLetters:
         second copy on the DLQ is better than none)."""
         try:
             async with self._uow_factory() as uow:
-                found = await uow.session.scalar(
-                    select(InboxRecord.event_id).where(
-                        InboxRecord.consumer == self._markers, InboxRecord.event_id == marker
-                    )
-                )
+                return bool(await inbox.held(uow.session, self._markers, {marker}))
         except Exception as exc:
             log.warning("could not check whether a record was dead-lettered before: %s", exc)
             return False
-        return found is not None
 
     async def _mark(self, marker: str) -> None:
         try:
@@ -110,7 +105,7 @@ class DeadLetters:
                 await insert_if_absent(
                     uow.session,
                     InboxRecord,
-                    {"consumer": self._markers, "event_id": marker, "processed_at": utcnow()},
+                    {"consumer": self._markers, "event_id": marker},
                     conflict=["consumer", "event_id"],
                 )
                 await uow.commit()

@@ -20,13 +20,13 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from opentelemetry.trace import SpanKind
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from shared.db.errors import database_unavailable
 from shared.db.models import InboxRecord
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope, InvalidMessage, decode
+from shared.kafka import inbox
 from shared.kafka.dead_letters import DeadLetters
 from shared.kafka.topics import TopicNames
 from shared.observability import metrics
@@ -154,12 +154,7 @@ class EventProcessor:
 
     async def _seen(self, uow: UnitOfWork, event_ids: set[str]) -> set[str]:
         """Which of ``event_ids`` this consumer's inbox already holds."""
-        held = await uow.session.scalars(
-            select(InboxRecord.event_id).where(
-                InboxRecord.consumer == self.spec.name, InboxRecord.event_id.in_(event_ids)
-            )
-        )
-        return set(held)
+        return await inbox.held(uow.session, self.spec.name, event_ids)
 
     async def _prepare(self, envelope: Envelope) -> Any:
         return await self.spec.prepare(envelope) if self.spec.prepare else None
