@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,22 +19,37 @@ from services.runtime import Runtime
 from shared.observability import metrics as prometheus
 
 router = APIRouter(tags=["operations"])
-UNTRACED = "healthz,readyz,metrics"
+UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def install(
     app: FastAPI, *, service: str, ready_requires: tuple[str, ...] = ("database", "broker")
 ) -> None:
-    """Mount the operations routes, count and time every request, and trace it.
+    """Mount the operations routes and count and time every request (the app was made with
+    :func:`telemetry`, which traces it).
 
     ``ready_requires``: the checks that must pass for ``/readyz`` to answer 200 (all are run
     and reported either way)."""
     app.state.ready_requires = ready_requires
     app.include_router(router)
     app.add_middleware(RequestMetrics, service=service)
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=UNTRACED, exclude_spans=["receive", "send"]
-    )
+
+
+def telemetry() -> TelemetryConfig:
+    """FastAPI's own tracing, for ``FastAPI(telemetry=...)``: one server span per request,
+    continuing a caller's ``traceparent``; none for the operations routes, none per
+    dependency. Its metrics and log records are off: Prometheus counts the requests here,
+    and structlog writes the log lines."""
+    return {
+        "operation_spans": False,
+        "metrics": False,
+        "logs": False,
+        "exclude": _untraced,
+    }
+
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in UNTRACED
 
 
 class RequestMetrics:

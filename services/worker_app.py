@@ -41,7 +41,11 @@ def create_worker_app(
             yield
 
     app = FastAPI(
-        title=f"csp-escalation {service}", lifespan=lifespan, docs_url=None, redoc_url=None
+        title=f"csp-escalation {service}",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=ops.telemetry(),
     )
     ops.install(app, service=service)
     return app

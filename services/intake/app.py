@@ -46,6 +46,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         version="1.0.0",
         description="Accepts customer issues from PSA tools and reports how each was routed.",
         lifespan=lifespan,
+        telemetry=ops.telemetry(),
     )
     problems.install(app)
     openapi.install(app)

@@ -1,7 +1,9 @@
 """OpenTelemetry: one tracer provider per process, W3C trace context carried in Kafka headers.
 
 The provider is configured in ``main()``. Without it the API's no-op tracer is used, context
-still passes through unchanged, and nothing is exported.
+still passes through unchanged, and nothing is exported. Without an OTLP endpoint the provider
+still gives every request and event a trace id (for the logs and the Kafka headers), but its
+spans record nothing: there is nowhere to send them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, TraceIdRatioBased
 
 from shared.settings import TracingSettings
 
@@ -33,9 +35,15 @@ def configure_tracing(settings: TracingSettings, *, service: str) -> TracerProvi
 
 def build_provider(settings: TracingSettings, *, service: str) -> TracerProvider:
     """A tracer provider that exports over OTLP/HTTP only if an endpoint is set."""
+    # Unsampled spans still carry ids and propagate, at a fraction of a recorded span's cost.
+    sampler: Sampler = (
+        ParentBased(TraceIdRatioBased(settings.traces_sampler_arg))
+        if settings.exporter_otlp_endpoint
+        else ALWAYS_OFF
+    )
     provider = TracerProvider(
         resource=Resource.create({"service.name": f"csp-escalation-{service}"}),
-        sampler=ParentBased(TraceIdRatioBased(settings.traces_sampler_arg)),
+        sampler=sampler,
     )
     if settings.exporter_otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

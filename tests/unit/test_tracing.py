@@ -44,3 +44,17 @@ def test_a_trace_carried_in_headers_is_current_inside_and_only_inside_the_block(
 def test_headers_without_a_trace_change_nothing() -> None:
     with continued_from([("content-type", b"application/cloudevents+json")]):
         assert current_trace_id() is None
+
+
+def test_without_an_endpoint_spans_record_nothing_but_still_carry_a_trace() -> None:
+    tracer = build_provider(TracingSettings(), service="test").get_tracer("test")
+    with tracer.start_as_current_span("request") as span:
+        assert not span.is_recording()
+        assert current_trace_id() is not None
+        assert [n for n, _ in trace_headers()] == ["traceparent"]
+
+
+def test_with_an_endpoint_spans_are_sampled_at_the_configured_ratio() -> None:
+    settings = TracingSettings(exporter_otlp_endpoint="http://collector:4318")
+    sampler = build_provider(settings, service="test").sampler
+    assert sampler.get_description().startswith("ParentBased{root:TraceIdRatioBased{1.0}")
