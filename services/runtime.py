@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.settings import ServiceSettings
+from shared.db.direct import Direct
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
 from shared.kafka.outbox import OutboxRelay
@@ -37,6 +38,7 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._engine: AsyncEngine | None = None
         self._uow_factory: UnitOfWorkFactory | None = None
+        self._direct: Direct | None = None
         self._relay: OutboxRelay | None = None
 
     @property
@@ -48,6 +50,13 @@ class Runtime:
     def uow_factory(self) -> UnitOfWorkFactory:
         assert self._uow_factory is not None, "Runtime not started"
         return self._uow_factory
+
+    @property
+    def direct(self) -> Direct:
+        """Units of work on the driver connection, for the hottest writes (the intake's
+        accept); same engine and post-commit hook as :attr:`uow_factory`."""
+        assert self._direct is not None, "Runtime not started"
+        return self._direct
 
     @property
     def relay(self) -> OutboxRelay:
@@ -65,6 +74,7 @@ class Runtime:
             service=self.service,
         )
         self._uow_factory = UnitOfWorkFactory(sessions, on_commit=self._relay.notify)
+        self._direct = Direct(self._engine, on_commit=self._relay.notify)
         self.spawn(f"{self.service}-outbox-relay", self._relay.run)
         if self.settings.reconciler.enabled:
             self.spawn(f"{self.service}-reconciler", self._reconcile)

@@ -5,20 +5,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import timedelta
-from functools import cache
-from typing import Annotated, Any, Protocol, TypeVar
+from datetime import datetime, timedelta
+from typing import Annotated, Any, NamedTuple, Protocol, TypeVar
 
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Executable, bindparam, select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.sql.expression import ClauseElement
 
 from services.intake.problems import Problem
 from services.intake.ratelimit import KeyRateLimiter
 from services.runtime import Runtime
-from shared.db.base import utcnow
-from shared.db.engine import single_statements
+from shared.db.base import table_of, utcnow
 from shared.db.models import ApiKey, Issue
 from shared.db.uow import UnitOfWork
 from shared.security import parse_prefix, verify_key
@@ -86,8 +85,10 @@ async def authenticate(
             headers=_UNAUTHORIZED,
         )
     pepper = runtime.settings.app.api_key_pepper.get_secret_value()
-    async with single_statements(runtime.engine) as connection:
-        key = (await connection.execute(_key_by_prefix(), {"prefix": prefix})).one_or_none()
+    # Every request reads its key (a revoked key is refused at once), so on the driver.
+    async with runtime.direct.statements() as statements:
+        found = await statements.fetch(_key_by_prefix, {"prefix": prefix})
+        key = _Key(*found[0]) if found else None
         if (
             key is None
             or key.revoked_at is not None
@@ -97,9 +98,7 @@ async def authenticate(
         now = utcnow()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             # A lone bookkeeping write, not part of the request's unit of work.
-            await connection.execute(
-                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
-            )
+            await statements.execute(_key_used, {"key_id": key.id, "used_at": now})
     principal = Principal(partner_id=key.partner_id, role=Role(key.role), key_id=key.id)
     structlog.contextvars.bind_contextvars(partner_id=str(principal.partner_id))
     limiter: KeyRateLimiter = request.app.state.rate_limiter
@@ -113,18 +112,29 @@ async def authenticate(
     return principal
 
 
-@cache
-def _key_by_prefix() -> Executable:
-    """Built once: every request passes only the prefix, and skips building the statement
-    and its cache key."""
-    return select(
-        ApiKey.id,
-        ApiKey.partner_id,
-        ApiKey.role,
-        ApiKey.key_hash,
-        ApiKey.revoked_at,
-        ApiKey.last_used_at,
-    ).where(ApiKey.prefix == bindparam("prefix"))
+class _Key(NamedTuple):
+    id: uuid.UUID
+    partner_id: uuid.UUID
+    role: str
+    key_hash: str
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+def _key_by_prefix(dialect: str) -> ClauseElement:
+    keys = table_of(ApiKey)
+    return select(*(keys.c[name] for name in _Key._fields)).where(
+        keys.c.prefix == bindparam("prefix")
+    )
+
+
+def _key_used(dialect: str) -> ClauseElement:
+    keys = table_of(ApiKey)
+    return (
+        update(keys)
+        .where(keys.c.id == bindparam("key_id"))
+        .values(last_used_at=bindparam("used_at"))
+    )
 
 
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:

@@ -13,17 +13,19 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.expression import ClauseElement
 
 from services.intake.problems import Problem
-from shared.db.base import utcnow
+from shared.db.base import table_of, utcnow
+from shared.db.direct import Direct, DirectWork, bound
 from shared.db.models import IdempotencyRecord
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -71,6 +73,30 @@ class IdempotentRequest:
             produce=produce,
         )
 
+    async def run_direct(
+        self,
+        direct: Direct,
+        partner_id: uuid.UUID,
+        body: Any,
+        produce: Callable[[DirectWork], Awaitable[StoredAnswer]],
+    ) -> StoredAnswer:
+        """:meth:`run` for a ``produce`` working on the driver connection."""
+        key, request_hash = self.key, self.request_hash(body)
+
+        async def attempt() -> StoredAnswer:
+            async with direct.work() as work:
+                if key:
+                    stored = await _replay_direct(work, partner_id, key, request_hash)
+                    if stored is not None:
+                        return stored
+                answer = await produce(work)
+                if key:
+                    await work.execute(_insert, _record(partner_id, key, request_hash, answer))
+                await work.commit()
+                return answer
+
+        return await _once_more_if_raced(attempt)
+
 
 async def idempotent_request(
     request: Request,
@@ -106,22 +132,29 @@ async def respond(
     produce: Callable[[UnitOfWork], Awaitable[StoredAnswer]],
 ) -> StoredAnswer:
     """Run ``produce`` (which must not commit) in one transaction with the key's record."""
-    for attempt in range(2):
-        try:
-            async with uow_factory() as uow:
-                if key:
-                    stored = await _replay(uow, partner_id, key, request_hash)
-                    if stored is not None:
-                        return stored
-                answer = await produce(uow)
-                if key:
-                    _remember(uow, partner_id, key, request_hash, answer)
-                await uow.commit()
-                return answer
-        except IntegrityError:
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+
+    async def attempt() -> StoredAnswer:
+        async with uow_factory() as uow:
+            if key:
+                stored = await _replay(uow, partner_id, key, request_hash)
+                if stored is not None:
+                    return stored
+            answer = await produce(uow)
+            if key:
+                uow.session.add(IdempotencyRecord(**_record(partner_id, key, request_hash, answer)))
+            await uow.commit()
+            return answer
+
+    return await _once_more_if_raced(attempt)
+
+
+async def _once_more_if_raced(attempt: Callable[[], Awaitable[StoredAnswer]]) -> StoredAnswer:
+    """A concurrent request with the same key committed first (the key's primary key failed):
+    the second attempt replays its answer."""
+    try:
+        return await attempt()
+    except IntegrityError:
+        return await attempt()
 
 
 async def _replay(
@@ -130,27 +163,81 @@ async def _replay(
     record = await uow.session.get(IdempotencyRecord, (partner_id, key))
     if record is None:
         return None
-    if record.created_at < utcnow() - KEY_TTL:
+    if _expired(record.created_at):
         await uow.session.delete(record)
         await uow.session.flush()
         return None
-    if record.request_hash != request_hash:
+    return _replayed(
+        record.request_hash, request_hash, record.status_code, record.response, record.location
+    )
+
+
+async def _replay_direct(
+    work: DirectWork, partner_id: uuid.UUID, key: str, request_hash: str
+) -> StoredAnswer | None:
+    ids = {"partner_id": partner_id, "key": key}
+    found = await work.fetch(_lookup, ids)
+    if not found:
+        return None
+    stored_hash, status_code, response, location, created_at = found[0]
+    if _expired(created_at):
+        await work.execute(_forget, ids)
+        return None
+    return _replayed(stored_hash, request_hash, status_code, response, location)
+
+
+def _expired(created_at: datetime) -> bool:
+    return created_at < utcnow() - KEY_TTL
+
+
+def _replayed(
+    stored_hash: str,
+    request_hash: str,
+    status_code: int,
+    response: dict[str, Any],
+    location: str | None,
+) -> StoredAnswer:
+    if stored_hash != request_hash:
         raise Problem(409, "This Idempotency-Key was used with a different request.")
-    return StoredAnswer(record.status_code, dict(record.response), record.location, replayed=True)
+    return StoredAnswer(status_code, dict(response), location, replayed=True)
 
 
-def _remember(
-    uow: UnitOfWork, partner_id: uuid.UUID, key: str, request_hash: str, answer: StoredAnswer
-) -> None:
-    uow.session.add(
-        IdempotencyRecord(
-            partner_id=partner_id,
-            key=key,
-            request_hash=request_hash,
-            status_code=answer.status_code,
-            response=answer.body,
-            location=answer.location,
-            created_at=utcnow(),
+def _record(
+    partner_id: uuid.UUID, key: str, request_hash: str, answer: StoredAnswer
+) -> dict[str, Any]:
+    return {
+        "partner_id": partner_id,
+        "key": key,
+        "request_hash": request_hash,
+        "status_code": answer.status_code,
+        "response": answer.body,
+        "location": answer.location,
+        "created_at": utcnow(),
+    }
+
+
+def _lookup(dialect: str) -> ClauseElement:
+    record = table_of(IdempotencyRecord)
+    return select(
+        record.c.request_hash,
+        record.c.status_code,
+        record.c.response,
+        record.c.location,
+        record.c.created_at,
+    ).where(record.c.partner_id == bindparam("partner_id"), record.c.key == bindparam("key"))
+
+
+def _forget(dialect: str) -> ClauseElement:
+    record = table_of(IdempotencyRecord)
+    return delete(record).where(
+        record.c.partner_id == bindparam("partner_id"), record.c.key == bindparam("key")
+    )
+
+
+def _insert(dialect: str) -> ClauseElement:
+    return insert(table_of(IdempotencyRecord)).values(
+        **bound(
+            "partner_id", "key", "request_hash", "status_code", "response", "location", "created_at"
         )
     )
 

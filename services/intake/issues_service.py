@@ -1,11 +1,17 @@
-"""Accepting an issue: stored with its outbox event in one transaction, idempotently."""
+"""Accepting an issue: stored with its outbox event in one transaction, idempotently.
+
+The accept is the intake's hot path, so its transaction runs on the driver connection
+(:mod:`shared.db.direct`): the same rows as through the ORM, a quarter of the CPU.
+"""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import Select, bindparam, insert, select
+from sqlalchemy.sql.expression import ClauseElement
 
 from services.intake.deps import Principal
 from services.intake.idempotency import IdempotentRequest, StoredAnswer
@@ -13,18 +19,37 @@ from services.intake.problems import invalid_field
 from services.intake.psa import Resolved
 from services.intake.schemas import IssueAccepted, IssueCreate
 from shared.db.base import table_of, utcnow
+from shared.db.direct import Direct, DirectWork, bound
 from shared.db.models import Customer, Issue, IssueEvent
-from shared.db.uow import UnitOfWork, UnitOfWorkFactory
-from shared.db.upsert import insert_if_absent
+from shared.db.upsert import insert_ignoring
 from shared.events.models import IssueReceived
-from shared.kafka.outbox import enqueue_now
+from shared.kafka.outbox import enqueue_direct
 from shared.vocabulary import IssueStatus
 
 SERVICE = "intake"
+# What an accepted issue's row is given; the other columns keep their defaults.
+_ISSUE_COLUMNS = (
+    "id",
+    "partner_id",
+    "customer_id",
+    "tenant_id",
+    "external_ref",
+    "title",
+    "description",
+    "service",
+    "region",
+    "category",
+    "severity",
+    "locale",
+    "contact",
+    "status",
+    "created_at",
+    "updated_at",
+)
 
 
 async def accept_issue(
-    uow_factory: UnitOfWorkFactory,
+    direct: Direct,
     principal: Principal,
     body: IssueCreate,
     request: IdempotentRequest,
@@ -33,18 +58,29 @@ async def accept_issue(
     """Store the issue and its ``IssueReceived`` event in one transaction; a PSA ticket sent
     again answers 200 with the issue it already is."""
 
-    async def produce(uow: UnitOfWork) -> StoredAnswer:
-        issue = await _new_issue(uow, principal, body, severity)
-        if issue is None:
-            return await _already_accepted(uow, principal, body.external_ref)
-        structlog.contextvars.bind_contextvars(issue_id=str(issue.issue_id))
-        accepted = IssueAccepted(
-            id=issue.issue_id, status=IssueStatus.RECEIVED, external_ref=issue.external_ref
+    async def produce(work: DirectWork) -> StoredAnswer:
+        event = await _received(work, principal, body, severity)
+        if not await work.execute(_insert_issue, _issue_row(event)):
+            return await _already_accepted(work, principal, body.external_ref)
+        await work.execute(
+            _insert_step,
+            {
+                "issue_id": event.issue_id,
+                "status": IssueStatus.RECEIVED,
+                "detail": f"accepted from PSA; severity {severity.severity.value} "
+                f"({severity.source})",
+                "at": event.received_at,
+            },
         )
-        return StoredAnswer(202, accepted.model_dump(mode="json"), _location(issue.issue_id))
+        await enqueue_direct(work, event, service=SERVICE)
+        structlog.contextvars.bind_contextvars(issue_id=str(event.issue_id))
+        accepted = IssueAccepted(
+            id=event.issue_id, status=IssueStatus.RECEIVED, external_ref=event.external_ref
+        )
+        return StoredAnswer(202, accepted.model_dump(mode="json"), _location(event.issue_id))
 
-    return await request.run(
-        uow_factory, principal.partner_id, body.model_dump(mode="json"), produce
+    return await request.run_direct(
+        direct, principal.partner_id, body.model_dump(mode="json"), produce
     )
 
 
@@ -53,79 +89,99 @@ def _location(issue_id: uuid.UUID) -> str:
 
 
 async def _already_accepted(
-    uow: UnitOfWork, principal: Principal, external_ref: str
+    work: DirectWork, principal: Principal, external_ref: str
 ) -> StoredAnswer:
-    existing = (
-        await uow.session.execute(
-            select(Issue.id, Issue.status).where(
-                Issue.partner_id == principal.partner_id, Issue.external_ref == external_ref
-            )
-        )
-    ).one()
-    duplicate = IssueAccepted(
-        id=existing.id,
-        status=IssueStatus(existing.status),
-        external_ref=external_ref,
-        duplicate=True,
+    [(issue_id, status)] = await work.fetch(
+        _select_issue, {"partner_id": principal.partner_id, "external_ref": external_ref}
     )
-    return StoredAnswer(200, duplicate.model_dump(mode="json"), _location(existing.id))
+    duplicate = IssueAccepted(
+        id=issue_id, status=IssueStatus(status), external_ref=external_ref, duplicate=True
+    )
+    return StoredAnswer(200, duplicate.model_dump(mode="json"), _location(issue_id))
 
 
-async def _new_issue(
-    uow: UnitOfWork, principal: Principal, body: IssueCreate, severity: Resolved
-) -> IssueReceived | None:
-    """Insert the issue unless this partner's PSA ticket is already one (then None); the
-    database decides between two concurrent requests for the same ticket."""
-    customer = await _customer(uow, principal, body)
-    now = utcnow()
-    event = IssueReceived(
+async def _received(
+    work: DirectWork, principal: Principal, body: IssueCreate, severity: Resolved
+) -> IssueReceived:
+    """The event announcing the issue, filled in from its customer when it names one."""
+    customer = await _customer(work, principal, body)
+    return IssueReceived(
         issue_id=uuid.uuid4(),
         partner_id=principal.partner_id,
-        customer_id=customer.id if customer else None,
-        tenant_id=body.tenant_id or (customer.tenant_id if customer else None),
+        customer_id=customer["id"] if customer else None,
+        tenant_id=body.tenant_id or (customer["tenant_id"] if customer else None),
         external_ref=body.external_ref,
         title=body.title,
         description=body.description,
         service=body.service,
-        region=body.region or (customer.region if customer else None),
+        region=body.region or (customer["region"] if customer else None),
         category=body.category,
         severity=severity.severity,
-        locale=body.locale or (customer.locale if customer else None),
+        locale=body.locale or (customer["locale"] if customer else None),
         contact=body.contact.model_dump(exclude_none=True) if body.contact else {},
-        received_at=now,
+        received_at=utcnow(),
     )
-    row = {
+
+
+def _issue_row(event: IssueReceived) -> dict[str, Any]:
+    return {
         **event.model_dump(exclude={"issue_id", "received_at"}),
         "id": event.issue_id,
         "status": IssueStatus.RECEIVED,
-        "created_at": now,
-        "updated_at": now,
+        "created_at": event.received_at,
+        "updated_at": event.received_at,
     }
-    if not await insert_if_absent(uow.session, Issue, row, conflict=["partner_id", "external_ref"]):
-        return None
-    await uow.session.execute(
-        insert(table_of(IssueEvent)),
-        {
-            "issue_id": event.issue_id,
-            "status": IssueStatus.RECEIVED,
-            "detail": f"accepted from PSA; severity {severity.severity.value} ({severity.source})",
-            "at": now,
-        },
-    )
-    await enqueue_now(uow.session, event, service=SERVICE)
-    return event
 
 
-async def _customer(uow: UnitOfWork, principal: Principal, body: IssueCreate) -> Customer | None:
+async def _customer(
+    work: DirectWork, principal: Principal, body: IssueCreate
+) -> dict[str, Any] | None:
     if body.customer_id is not None:
-        customer = await uow.session.get(Customer, body.customer_id)
-        if customer is None or customer.partner_id != principal.partner_id:
+        rows = await work.fetch(_customer_by_id, {"id": body.customer_id})
+        if not rows or rows[0][1] != principal.partner_id:
             raise invalid_field("body.customer_id", "no such customer", "not_found")
-        return customer
-    if body.tenant_id is not None:
-        return await uow.session.scalar(
-            select(Customer).where(
-                Customer.partner_id == principal.partner_id, Customer.tenant_id == body.tenant_id
-            )
+    elif body.tenant_id is not None:
+        rows = await work.fetch(
+            _customer_by_tenant, {"partner_id": principal.partner_id, "tenant_id": body.tenant_id}
         )
-    return None
+    else:
+        return None
+    if not rows:
+        return None
+    return dict(zip(("id", "partner_id", "tenant_id", "region", "locale"), rows[0], strict=True))
+
+
+def _insert_issue(dialect: str) -> ClauseElement:
+    """The database decides between two concurrent requests for the same ticket."""
+    return insert_ignoring(dialect, table_of(Issue), ("partner_id", "external_ref")).values(
+        **bound(*_ISSUE_COLUMNS)
+    )
+
+
+def _insert_step(dialect: str) -> ClauseElement:
+    return insert(table_of(IssueEvent)).values(**bound("issue_id", "status", "detail", "at"))
+
+
+def _select_issue(dialect: str) -> ClauseElement:
+    issues = table_of(Issue)
+    return select(issues.c.id, issues.c.status).where(
+        issues.c.partner_id == bindparam("partner_id"),
+        issues.c.external_ref == bindparam("external_ref"),
+    )
+
+
+def _customer_by_id(dialect: str) -> ClauseElement:
+    return _customer_columns().where(table_of(Customer).c.id == bindparam("id"))
+
+
+def _customer_by_tenant(dialect: str) -> ClauseElement:
+    customers = table_of(Customer)
+    return _customer_columns().where(
+        customers.c.partner_id == bindparam("partner_id"),
+        customers.c.tenant_id == bindparam("tenant_id"),
+    )
+
+
+def _customer_columns() -> Select[Any]:
+    c = table_of(Customer).c
+    return select(c.id, c.partner_id, c.tenant_id, c.region, c.locale)

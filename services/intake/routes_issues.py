@@ -67,7 +67,7 @@ async def create_issue(
     except psa.UnknownPriority as exc:
         raise invalid_field(f"body.{exc.field}", str(exc), "psa_priority") from exc
     answer = await issues_service.accept_issue(
-        runtime.uow_factory, principal, body, idempotent, severity
+        runtime.direct, principal, body, idempotent, severity
     )
     return answer.response()
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     async_sessionmaker,
     create_async_engine,
@@ -68,14 +65,6 @@ def _sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
-
-
-@asynccontextmanager
-async def single_statements(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection whose statements each stand alone (autocommit): no BEGIN or ROLLBACK
-    round trips, for a lone read or a lone idempotent write outside any unit of work."""
-    async with engine.connect() as connection:
-        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -22,13 +22,13 @@ async def insert_if_absent(
 ) -> bool:
     """Insert one row unless one with the same ``conflict`` columns exists; True if inserted."""
     dialect = session.get_bind().dialect.name
-    statement = _statement(dialect, table_of(model), tuple(conflict))
+    statement = insert_ignoring(dialect, table_of(model), tuple(conflict))
     result = await session.execute(statement, values)
     return bool(getattr(result, "rowcount", 0))
 
 
 @cache
-def _statement(dialect: str, table: Table, conflict: tuple[str, ...]) -> Insert:
+def insert_ignoring(dialect: str, table: Table, conflict: tuple[str, ...]) -> Insert:
     """Built once per table and key: the values travel as parameters, so each call skips
     building the statement and its cache key."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert

@@ -12,8 +12,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of, utcnow
+from shared.db.direct import DirectWork, bound
 from shared.db.models import OutboxMessage
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import encode
@@ -47,6 +49,19 @@ async def enqueue_now(session: AsyncSession, event: Event, *, service: str) -> s
     row = _row(event, service=service, event_id=None)
     await session.execute(insert(table_of(OutboxMessage)), row)
     return str(row["event_id"])
+
+
+async def enqueue_direct(work: DirectWork, event: Event, *, service: str) -> str:
+    """:func:`enqueue` in a unit of work on the driver connection."""
+    row = _row(event, service=service, event_id=None)
+    await work.execute(_insert, row)
+    return str(row["event_id"])
+
+
+def _insert(dialect: str) -> ClauseElement:
+    return insert(table_of(OutboxMessage)).values(
+        **bound("event_id", "event_type", "aggregate_id", "topic", "key", "value", "headers")
+    )
 
 
 def _row(event: Event, *, service: str, event_id: str | None) -> dict[str, object]:

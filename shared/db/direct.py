@@ -1,0 +1,298 @@
+"""Statements compiled once and run on the driver's own connection, for the hottest writes.
+
+Through an ``AsyncSession`` every statement pays for SQLAlchemy's execution machinery and a
+greenlet switch: about four times the driver's own cost for the few short INSERTs of an
+accepted issue. Here SQLAlchemy still writes the SQL and converts every value (its bind and
+result processors, so rows look exactly as the ORM writes and reads them), but only once per
+statement; each call then costs the driver's round trip and little else.
+
+:class:`DirectWork` is a unit of work like :class:`shared.db.uow.UnitOfWork`: one transaction
+that commits only in ``commit()`` and rolls back otherwise. Driver errors come out as
+SQLAlchemy's (``IntegrityError``; a lost connection as a ``DBAPIError`` with
+``connection_invalidated``), so callers and error handlers see one kind of exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import asyncpg
+from sqlalchemy import BindParameter, Select, bindparam
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
+
+Processor = Callable[[Any], Any] | None
+# Builds a statement for a dialect ("postgresql", "sqlite"); INSERTs and UPDATEs take their
+# values from bind parameters named like the columns (see :func:`bound`).
+Build = Callable[[str], ClauseElement]
+
+
+def bound(*keys: str) -> dict[str, BindParameter[Any]]:
+    """``.values(**bound("a", "b"))``: each call passes these columns by name."""
+    return {key: bindparam(key) for key in keys}
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One statement as the driver runs it: SQL, the parameters in order with their
+    processors and the Python-side defaults of columns a caller may leave out, and the
+    result columns' processors."""
+
+    sql: str
+    names: tuple[str, ...]
+    binds: tuple[Processor, ...]
+    defaults: tuple[tuple[str, Callable[[], Any]], ...]
+    results: tuple[Processor, ...]
+
+    @classmethod
+    def compile(cls, statement: ClauseElement, dialect: Dialect) -> Prepared:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        names = tuple(compiled.positiontup or ())
+        return cls(
+            sql=compiled.string,
+            names=names,
+            binds=tuple(
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in names
+            ),
+            defaults=tuple(
+                (column.key, _python_default(column)) for column in compiled.insert_prefetch
+            ),
+            results=tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in _returned(statement)
+            ),
+        )
+
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        if self.defaults:
+            values = {**{k: make() for k, make in self.defaults if k not in values}, **values}
+        return [
+            value if process is None else process(value)
+            for value, process in zip(map(values.__getitem__, self.names), self.binds, strict=True)
+        ]
+
+    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip(raw, self.results, strict=True)
+        )
+
+
+def _python_default(column: Any) -> Callable[[], Any]:
+    default = column.default
+    if default is None:
+        return lambda: None
+    if default.is_scalar:
+        return lambda: default.arg
+    if default.is_callable:
+        return lambda: default.arg(None)
+    raise ValueError(f"column {column.key} has a default direct statements cannot compute")
+
+
+def _returned(statement: ClauseElement) -> Sequence[Any]:
+    if isinstance(statement, Select):
+        return list(statement.selected_columns)
+    returning = getattr(statement, "_returning", ())
+    return list(returning)
+
+
+class Direct:
+    """Compiles statements for one engine, once each, and hands out units of work."""
+
+    def __init__(self, engine: AsyncEngine, *, on_commit: Callable[[], None] | None = None):
+        self.engine = engine
+        self.on_commit = on_commit
+        self._prepared: dict[Build, Prepared] = {}
+        self._driver = _DRIVERS[engine.dialect.driver]
+
+    def prepared(self, build: Build) -> Prepared:
+        """``build`` compiled for this engine, once; ``build`` is the cache key, so pass a
+        module-level function, not a lambda."""
+        found = self._prepared.get(build)
+        if found is None:
+            dialect = self.engine.dialect
+            found = self._prepared[build] = Prepared.compile(build(dialect.name), dialect)
+        return found
+
+    def work(self) -> DirectWork:
+        return DirectWork(self)
+
+    def statements(self) -> DirectStatements:
+        """Statements that each commit on their own (a lone read, a lone idempotent write)."""
+        return DirectStatements(self, transaction=False)
+
+
+class DirectStatements:
+    """A pooled connection's driver; each ``execute``/``fetch`` is one round trip."""
+
+    def __init__(self, direct: Direct, *, transaction: bool) -> None:
+        self._direct = direct
+        self._transaction = transaction
+        self._connection: AsyncConnection | None = None
+        self._raw: Any = None
+        self._open = False
+
+    async def __aenter__(self) -> Self:
+        connection = await self._direct.engine.connect()
+        try:
+            self._raw = (await connection.get_raw_connection()).driver_connection
+            self._connection = connection
+            if self._transaction:
+                await self._call("BEGIN", self._direct._driver.begin(self._raw))
+                self._open = True
+        except BaseException:
+            await connection.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        assert connection is not None
+        try:
+            if self._open and not connection.invalidated:
+                self._open = False
+                await self._direct._driver.rollback(self._raw)
+        except Exception as exc:
+            # A connection that cannot roll back is not handed to anyone else.
+            await connection.invalidate(exc)
+            if exc_type is None:
+                raise
+        finally:
+            await connection.close()
+
+    async def execute(self, build: Build, values: Mapping[str, Any]) -> int:
+        """Run a write; how many rows it changed."""
+        prepared = self._direct.prepared(build)
+        call = self._direct._driver.execute(self._raw, prepared.sql, prepared.arguments(values))
+        count: int = await self._call(prepared.sql, call)
+        return count
+
+    async def fetch(self, build: Build, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run a read (or a write with RETURNING); its rows, converted as the ORM would."""
+        prepared = self._direct.prepared(build)
+        call = self._direct._driver.fetch(self._raw, prepared.sql, prepared.arguments(values))
+        return [prepared.row(raw) for raw in await self._call(prepared.sql, call)]
+
+    async def _call(self, sql: str, call: Any) -> Any:
+        try:
+            return await call
+        except Exception as exc:
+            raise await self._translated(sql, exc) from exc
+
+    async def _translated(self, sql: str, exc: Exception) -> Exception:
+        driver = self._direct._driver
+        if isinstance(exc, driver.integrity):
+            return IntegrityError(sql, None, exc)
+        lost = isinstance(exc, (*driver.lost, OSError, asyncio.TimeoutError))
+        if lost and self._connection is not None:
+            self._open = False
+            await self._connection.invalidate(exc)
+        if isinstance(exc, driver.errors):
+            return DBAPIError(sql, None, exc, connection_invalidated=lost)
+        return exc
+
+
+class DirectWork(DirectStatements):
+    """One transaction on the driver connection: commits in ``commit()``, else rolls back."""
+
+    def __init__(self, direct: Direct) -> None:
+        super().__init__(direct, transaction=True)
+
+    async def commit(self) -> None:
+        assert self._open, "commit() outside 'async with' or twice"
+        await self._call("COMMIT", self._direct._driver.commit(self._raw))
+        self._open = False
+        if self._direct.on_commit is not None:
+            self._direct.on_commit()
+
+
+@dataclass(frozen=True)
+class _Driver:
+    """What differs between the drivers: transaction verbs, the call shapes, error classes."""
+
+    begin: Callable[[Any], Any]
+    commit: Callable[[Any], Any]
+    rollback: Callable[[Any], Any]
+    execute: Callable[[Any, str, list[Any]], Any]
+    fetch: Callable[[Any, str, list[Any]], Any]
+    integrity: tuple[type[Exception], ...]
+    lost: tuple[type[Exception], ...]
+    errors: tuple[type[Exception], ...]
+
+
+async def _pg_execute(connection: Any, sql: str, arguments: list[Any]) -> int:
+    status: str = await connection.execute(sql, *arguments)
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+async def _pg_fetch(connection: Any, sql: str, arguments: list[Any]) -> list[Any]:
+    return list(await connection.fetch(sql, *arguments))
+
+
+async def _sqlite_execute(connection: Any, sql: str, arguments: list[Any]) -> int:
+    async with connection.execute(sql, arguments) as cursor:
+        count: int = cursor.rowcount
+        return count
+
+
+async def _sqlite_fetch(connection: Any, sql: str, arguments: list[Any]) -> list[Any]:
+    async with connection.execute(sql, arguments) as cursor:
+        return list(await cursor.fetchall())
+
+
+def _sqlite_verb(verb: str) -> Callable[[Any], Any]:
+    async def run(connection: Any) -> None:
+        await (await connection.execute(verb)).close()
+
+    return run
+
+
+_DRIVERS = {
+    "asyncpg": _Driver(
+        # asyncpg's explicit statements; SQLAlchemy's own wrapper is not told, so it has no
+        # transaction of its own to end when the connection goes back to the pool.
+        begin=lambda connection: connection.execute("BEGIN"),
+        commit=lambda connection: connection.execute("COMMIT"),
+        rollback=lambda connection: connection.execute("ROLLBACK"),
+        execute=_pg_execute,
+        fetch=_pg_fetch,
+        integrity=(asyncpg.IntegrityConstraintViolationError,),
+        lost=(
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            # The protocol's state is off, e.g. after the server ended the session between
+            # two statements: the connection cannot be trusted with another.
+            asyncpg.InternalClientError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.AdminShutdownError,
+        ),
+        errors=(asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError),
+    ),
+    "aiosqlite": _Driver(
+        # Writers take the lock up front, as the engine's own transactions do.
+        begin=_sqlite_verb("BEGIN IMMEDIATE"),
+        commit=_sqlite_verb("COMMIT"),
+        rollback=_sqlite_verb("ROLLBACK"),
+        execute=_sqlite_execute,
+        fetch=_sqlite_fetch,
+        integrity=(sqlite3.IntegrityError,),
+        lost=(),
+        errors=(sqlite3.Error,),
+    ),
+}

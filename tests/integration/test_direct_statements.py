@@ -1,0 +1,139 @@
+"""Units of work on the driver connection write and read rows exactly as the ORM does."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.expression import ClauseElement
+
+from shared.db.base import table_of, utcnow
+from shared.db.direct import Direct, bound
+from shared.db.engine import create_session_factory
+from shared.db.errors import database_unavailable
+from shared.db.models import IdempotencyRecord, OutboxMessage
+from shared.events.models import IssueUpdated
+from shared.kafka.outbox import enqueue_direct
+from shared.vocabulary import IssueStatus
+from tests.support.factories import scalar, seed_partner
+
+COLUMNS = ("partner_id", "key", "request_hash", "status_code", "response", "location")
+
+
+def record_insert(dialect: str) -> ClauseElement:
+    """``created_at`` left out: its Python default fills it."""
+    return insert(table_of(IdempotencyRecord)).values(**bound(*COLUMNS))
+
+
+def record_select(dialect: str) -> ClauseElement:
+    record = table_of(IdempotencyRecord)
+    return select(
+        record.c.partner_id, record.c.response, record.c.location, record.c.created_at
+    ).where(record.c.key == bindparam("key"))
+
+
+def values(partner_id: uuid.UUID, key: str) -> dict[str, object]:
+    return {
+        "partner_id": partner_id,
+        "key": key,
+        "request_hash": "h" * 64,
+        "status_code": 202,
+        "response": {"id": "x", "nested": {"ü": [1, None]}},
+        "location": None,
+    }
+
+
+async def test_a_row_written_directly_reads_back_through_the_orm_and_directly_alike(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    direct = Direct(engine)
+    before = utcnow()
+    async with direct.work() as work:
+        assert await work.execute(record_insert, values(partner.id, "k1")) == 1
+        await work.commit()
+
+    async with create_session_factory(engine)() as session:
+        stored = await session.get(IdempotencyRecord, (partner.id, "k1"))
+    assert stored is not None
+    assert stored.response == {"id": "x", "nested": {"ü": [1, None]}}
+    assert stored.location is None
+    assert before <= stored.created_at <= utcnow()
+    assert stored.created_at.tzinfo is not None
+
+    async with direct.statements() as statements:
+        [row] = await statements.fetch(record_select, {"key": "k1"})
+    assert row == (partner.id, stored.response, None, stored.created_at)
+
+
+async def test_work_left_without_commit_is_rolled_back_and_commit_calls_the_hook(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    committed: list[bool] = []
+    direct = Direct(engine, on_commit=lambda: committed.append(True))
+    async with direct.work() as work:
+        await work.execute(record_insert, values(partner.id, "left"))
+    assert await scalar(engine, "SELECT count(*) FROM idempotency_keys") == 0
+    assert committed == []
+
+    event = IssueUpdated(
+        issue_id=uuid.uuid4(), partner_id=partner.id, status=IssueStatus.CLOSED, updated_at=utcnow()
+    )
+    async with direct.work() as work:
+        event_id = await enqueue_direct(work, event, service="test")
+        await work.commit()
+    assert committed == [True]
+    async with create_session_factory(engine)() as session:
+        row = await session.scalar(select(OutboxMessage).where(OutboxMessage.event_id == event_id))
+    assert row is not None
+    assert (row.attempts, row.sent_at, row.claimed_until) == (0, None, None)
+    assert row.topic == "issues.updated"
+    assert utcnow() - row.created_at < timedelta(minutes=1)
+
+
+async def test_a_violated_constraint_is_an_integrity_error_and_the_connection_is_reusable(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    direct = Direct(engine)
+    async with direct.work() as work:
+        await work.execute(record_insert, values(partner.id, "dup"))
+        await work.commit()
+    with pytest.raises(IntegrityError):
+        async with direct.work() as work:
+            await work.execute(record_insert, values(partner.id, "dup"))
+    with pytest.raises(IntegrityError):
+        async with direct.work() as work:
+            await work.execute(record_insert, values(uuid.uuid4(), "no such partner"))
+    async with direct.work() as work:
+        assert await work.execute(record_insert, values(partner.id, "after")) == 1
+        await work.commit()
+    assert await scalar(engine, "SELECT count(*) FROM idempotency_keys") == 2
+
+
+async def test_a_connection_lost_mid_work_is_reported_as_unavailable_and_not_reused(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite file has no server connection to lose")
+    partner = await seed_partner(database_url)
+    direct = Direct(engine)
+    async with direct.work() as work:
+        [(pid,)] = await work.fetch(_backend_pid, {})
+        await scalar(engine, f"SELECT pg_terminate_backend({pid})")
+        with pytest.raises(DBAPIError) as raised:
+            await work.execute(record_insert, values(partner.id, "lost"))
+    assert raised.value.connection_invalidated
+    assert database_unavailable(raised.value)
+    async with direct.work() as work:
+        assert await work.execute(record_insert, values(partner.id, "next")) == 1
+        await work.commit()
+
+
+def _backend_pid(dialect: str) -> ClauseElement:
+    return select(func.pg_backend_pid())
