@@ -72,10 +72,11 @@ _BEARER = HTTPBearer(
 
 
 async def authenticate(
-    request: Request,
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
+    """The key's partner and role; 401 for a missing, unknown or revoked key, 429 over its
+    rate limit."""
+    runtime: Runtime = request.app.state.runtime
     token = credentials.credentials if credentials else ""
     prefix = parse_prefix(token.strip())
     if prefix is None:
@@ -141,7 +142,12 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency that authenticates and admits only ``roles`` (``admin_agent`` always)."""
     allowed = {Role.ADMIN_AGENT, *roles}
 
-    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    # One dependency, not one per step: FastAPI's cost is per dependency, on every request.
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> Principal:
+        principal = await authenticate(request, credentials)
         if principal.role not in allowed:
             raise Problem(403, f"The role {principal.role.value} may not do this.")
         return principal
