@@ -198,7 +198,9 @@ class DirectStatements:
         driver = self._direct._driver
         if isinstance(exc, driver.integrity):
             return IntegrityError(sql, None, exc)
-        lost = isinstance(exc, (*driver.lost, OSError, asyncio.TimeoutError))
+        lost = isinstance(exc, (*driver.lost, OSError, asyncio.TimeoutError)) or driver.closed(
+            self._raw
+        )
         if lost and self._connection is not None:
             self._open = False
             await self._connection.invalidate(exc)
@@ -233,6 +235,7 @@ class _Driver:
     integrity: tuple[type[Exception], ...]
     lost: tuple[type[Exception], ...]
     errors: tuple[type[Exception], ...]
+    closed: Callable[[Any], bool]
 
 
 async def _pg_execute(connection: Any, sql: str, arguments: list[Any]) -> int:
@@ -275,7 +278,6 @@ _DRIVERS = {
         integrity=(asyncpg.IntegrityConstraintViolationError,),
         lost=(
             asyncpg.PostgresConnectionError,
-            asyncpg.InterfaceError,
             # The protocol's state is off, e.g. after the server ended the session between
             # two statements: the connection cannot be trusted with another.
             asyncpg.InternalClientError,
@@ -283,6 +285,8 @@ _DRIVERS = {
             asyncpg.AdminShutdownError,
         ),
         errors=(asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError),
+        # asyncpg's InterfaceError is both "connection is closed" and a misused API.
+        closed=lambda connection: bool(connection.is_closed()),
     ),
     "aiosqlite": _Driver(
         # Writers take the lock up front, as the engine's own transactions do.
@@ -294,5 +298,6 @@ _DRIVERS = {
         integrity=(sqlite3.IntegrityError,),
         lost=(),
         errors=(sqlite3.Error,),
+        closed=lambda connection: False,
     ),
 }

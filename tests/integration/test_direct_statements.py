@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -13,11 +14,12 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct, bound
-from shared.db.engine import create_session_factory
+from shared.db.engine import create_engine, create_session_factory
 from shared.db.errors import database_unavailable
 from shared.db.models import IdempotencyRecord, OutboxMessage
 from shared.events.models import IssueUpdated
 from shared.kafka.outbox import enqueue_direct
+from shared.settings import DatabaseSettings
 from shared.vocabulary import IssueStatus
 from tests.support.factories import scalar, seed_partner
 
@@ -137,3 +139,29 @@ async def test_a_connection_lost_mid_work_is_reported_as_unavailable_and_not_reu
 
 def _backend_pid(dialect: str) -> ClauseElement:
     return select(func.pg_backend_pid())
+
+
+async def test_a_pooled_connection_the_server_closed_is_reported_as_unavailable_once(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite file has no server connection to lose")
+    partner = await seed_partner(database_url)
+    direct = Direct(engine)
+    async with direct.statements() as statements:
+        [(pid,)] = await statements.fetch(_backend_pid, {})
+    # From another engine: this one's only idle connection is the one to end.
+    other = create_engine(DatabaseSettings(url=database_url))
+    try:
+        await scalar(other, f"SELECT pg_terminate_backend({pid})")
+    finally:
+        await other.dispose()
+    await asyncio.sleep(0.2)
+    with pytest.raises(DBAPIError) as raised:
+        async with direct.statements() as statements:
+            await statements.fetch(_backend_pid, {})
+    assert raised.value.connection_invalidated
+    assert database_unavailable(raised.value)
+    async with direct.work() as work:
+        assert await work.execute(record_insert, values(partner.id, "next")) == 1
+        await work.commit()
