@@ -27,7 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.expression import ClauseElement, UpdateBase
 
 Processor = Callable[[Any], Any] | None
 # Builds a statement for a dialect ("postgresql", "sqlite"); INSERTs and UPDATEs take their
@@ -100,10 +100,12 @@ def _python_default(column: Any) -> Callable[[], Any]:
 
 
 def _returned(statement: ClauseElement) -> Sequence[Any]:
+    """A SELECT's columns, or the RETURNING columns of an INSERT, UPDATE or DELETE."""
     if isinstance(statement, Select):
         return list(statement.selected_columns)
-    returning = getattr(statement, "_returning", ())
-    return list(returning)
+    if isinstance(statement, UpdateBase):
+        return list(statement.exported_columns)
+    return []
 
 
 class Direct:

@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import ClauseElement
@@ -69,7 +69,19 @@ async def test_a_row_written_directly_reads_back_through_the_orm_and_directly_al
 
     async with direct.statements() as statements:
         [row] = await statements.fetch(record_select, {"key": "k1"})
-    assert row == (partner.id, stored.response, None, stored.created_at)
+        assert row == (partner.id, stored.response, None, stored.created_at)
+        [returned] = await statements.fetch(record_moved, {"key": "k1", "moved_to": "/v1/x"})
+    assert returned == (partner.id, "/v1/x", stored.created_at)
+
+
+def record_moved(dialect: str) -> ClauseElement:
+    record = table_of(IdempotencyRecord)
+    return (
+        update(record)
+        .where(record.c.key == bindparam("key"))
+        .values(location=bindparam("moved_to"))
+        .returning(record.c.partner_id, record.c.location, record.c.created_at)
+    )
 
 
 async def test_work_left_without_commit_is_rolled_back_and_commit_calls_the_hook(
