@@ -27,6 +27,7 @@ from shared.kafka.outbox import enqueue_direct
 from shared.vocabulary import IssueStatus
 
 SERVICE = "intake"
+_CUSTOMER_FIELDS = ("id", "partner_id", "tenant_id", "region", "locale")
 # What an accepted issue's row is given; the other columns keep their defaults.
 _ISSUE_COLUMNS = (
     "id",
@@ -138,17 +139,18 @@ async def _customer(
 ) -> dict[str, Any] | None:
     if body.customer_id is not None:
         rows = await work.fetch(_customer_by_id, {"id": body.customer_id})
-        if not rows or rows[0][1] != principal.partner_id:
-            raise invalid_field("body.customer_id", "no such customer", "not_found")
     elif body.tenant_id is not None:
         rows = await work.fetch(
             _customer_by_tenant, {"partner_id": principal.partner_id, "tenant_id": body.tenant_id}
         )
     else:
         return None
-    if not rows:
-        return None
-    return dict(zip(("id", "partner_id", "tenant_id", "region", "locale"), rows[0], strict=True))
+    customer = dict(zip(_CUSTOMER_FIELDS, rows[0], strict=True)) if rows else None
+    if body.customer_id is not None and (
+        customer is None or customer["partner_id"] != principal.partner_id
+    ):
+        raise invalid_field("body.customer_id", "no such customer", "not_found")
+    return customer
 
 
 def _insert_issue(dialect: str) -> ClauseElement:
@@ -183,5 +185,5 @@ def _customer_by_tenant(dialect: str) -> ClauseElement:
 
 
 def _customer_columns() -> Select[Any]:
-    c = table_of(Customer).c
-    return select(c.id, c.partner_id, c.tenant_id, c.region, c.locale)
+    customers = table_of(Customer)
+    return select(*(customers.c[name] for name in _CUSTOMER_FIELDS))

@@ -131,15 +131,16 @@ class Direct:
 
     def statements(self) -> DirectStatements:
         """Statements that each commit on their own (a lone read, a lone idempotent write)."""
-        return DirectStatements(self, transaction=False)
+        return DirectStatements(self)
 
 
 class DirectStatements:
     """A pooled connection's driver; each ``execute``/``fetch`` is one round trip."""
 
-    def __init__(self, direct: Direct, *, transaction: bool) -> None:
+    _transaction = False
+
+    def __init__(self, direct: Direct) -> None:
         self._direct = direct
-        self._transaction = transaction
         self._connection: AsyncConnection | None = None
         self._raw: Any = None
         self._open = False
@@ -214,8 +215,7 @@ class DirectStatements:
 class DirectWork(DirectStatements):
     """One transaction on the driver connection: commits in ``commit()``, else rolls back."""
 
-    def __init__(self, direct: Direct) -> None:
-        super().__init__(direct, transaction=True)
+    _transaction = True
 
     async def commit(self) -> None:
         assert self._open, "commit() outside 'async with' or twice"

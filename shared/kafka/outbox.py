@@ -43,14 +43,6 @@ def enqueue(
     return str(row["event_id"])
 
 
-async def enqueue_now(session: AsyncSession, event: Event, *, service: str) -> str:
-    """:func:`enqueue` as one INSERT executed at once rather than an object flushed later: for
-    a hot path that writes little else through the session."""
-    row = _row(event, service=service, event_id=None)
-    await session.execute(insert(table_of(OutboxMessage)), row)
-    return str(row["event_id"])
-
-
 async def enqueue_direct(work: DirectWork, event: Event, *, service: str) -> str:
     """:func:`enqueue` in a unit of work on the driver connection."""
     row = _row(event, service=service, event_id=None)

@@ -142,10 +142,17 @@ async def test_a_connection_lost_mid_work_is_reported_as_unavailable_and_not_reu
         await scalar(engine, f"SELECT pg_terminate_backend({pid})")
         with pytest.raises(DBAPIError) as raised:
             await work.execute(record_insert, values(partner.id, "lost"))
-    assert raised.value.connection_invalidated
-    assert database_unavailable(raised.value)
+    await reported_lost_and_replaced(raised.value, direct, partner.id)
+
+
+async def reported_lost_and_replaced(
+    error: DBAPIError, direct: Direct, partner_id: uuid.UUID
+) -> None:
+    """Answered as an outage (503), and the next unit of work gets a working connection."""
+    assert error.connection_invalidated
+    assert database_unavailable(error)
     async with direct.work() as work:
-        assert await work.execute(record_insert, values(partner.id, "next")) == 1
+        assert await work.execute(record_insert, values(partner_id, "next")) == 1
         await work.commit()
 
 
@@ -172,8 +179,4 @@ async def test_a_pooled_connection_the_server_closed_is_reported_as_unavailable_
     with pytest.raises(DBAPIError) as raised:
         async with direct.statements() as statements:
             await statements.fetch(_backend_pid, {})
-    assert raised.value.connection_invalidated
-    assert database_unavailable(raised.value)
-    async with direct.work() as work:
-        assert await work.execute(record_insert, values(partner.id, "next")) == 1
-        await work.commit()
+    await reported_lost_and_replaced(raised.value, direct, partner.id)
