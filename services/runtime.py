@@ -69,6 +69,8 @@ class Runtime:
         relay_factory = UnitOfWorkFactory(sessions)
         self._relay = OutboxRelay(
             relay_factory,
+            # Its own statements: the relay's commits are not news to itself.
+            Direct(self._engine),
             kafka=self.settings.kafka,
             settings=self.settings.outbox,
             service=self.service,

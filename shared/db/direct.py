@@ -43,12 +43,14 @@ def bound(*keys: str) -> dict[str, BindParameter[Any]]:
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """One statement as the driver runs it: SQL, the parameters in order with their
-    processors and the Python-side defaults of columns a caller may leave out, and the
-    result columns' processors."""
+    processors, the values the statement itself fixes (``attempts + 1``, ``SET x = NULL``) and
+    the Python-side defaults of columns a caller may leave out, and the result columns'
+    processors."""
 
     sql: str
     names: tuple[str, ...]
     binds: tuple[Processor, ...]
+    fixed: tuple[tuple[str, Any], ...]
     defaults: tuple[tuple[str, Callable[[], Any]], ...]
     results: tuple[Processor, ...]
 
@@ -57,12 +59,18 @@ class Prepared:
         compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         names = tuple(compiled.positiontup or ())
+        prefetch = {column.key for column in compiled.insert_prefetch}
         return cls(
             sql=compiled.string,
             names=names,
             binds=tuple(
                 compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                 for name in names
+            ),
+            fixed=tuple(
+                (name, compiled.binds[name].effective_value)
+                for name in names
+                if not compiled.binds[name].required and name not in prefetch
             ),
             defaults=tuple(
                 (column.key, _python_default(column)) for column in compiled.insert_prefetch
@@ -74,6 +82,8 @@ class Prepared:
         )
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        if self.fixed:
+            values = {**dict(self.fixed), **values}
         if self.defaults:
             values = {**{k: make() for k, make in self.defaults if k not in values}, **values}
         return [
@@ -185,6 +195,16 @@ class DirectStatements:
         count: int = await self._call(prepared.sql, call)
         return count
 
+    async def executemany(self, build: Build, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run one write for each of ``rows`` (sent together: one round trip on PostgreSQL)."""
+        if not rows:
+            return
+        prepared = self._direct.prepared(build)
+        arguments = [prepared.arguments(values) for values in rows]
+        await self._call(
+            prepared.sql, self._direct._driver.executemany(self._raw, prepared.sql, arguments)
+        )
+
     async def fetch(self, build: Build, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run a read (or a write with RETURNING); its rows, converted as the ORM would."""
         prepared = self._direct.prepared(build)
@@ -233,6 +253,7 @@ class _Driver:
     commit: Callable[[Any], Any]
     rollback: Callable[[Any], Any]
     execute: Callable[[Any, str, list[Any]], Any]
+    executemany: Callable[[Any, str, list[list[Any]]], Any]
     fetch: Callable[[Any, str, list[Any]], Any]
     integrity: tuple[type[Exception], ...]
     lost: tuple[type[Exception], ...]
@@ -256,6 +277,10 @@ async def _sqlite_execute(connection: Any, sql: str, arguments: list[Any]) -> in
         return count
 
 
+async def _sqlite_executemany(connection: Any, sql: str, arguments: list[list[Any]]) -> None:
+    await (await connection.executemany(sql, arguments)).close()
+
+
 async def _sqlite_fetch(connection: Any, sql: str, arguments: list[Any]) -> list[Any]:
     async with connection.execute(sql, arguments) as cursor:
         return list(await cursor.fetchall())
@@ -276,6 +301,7 @@ _DRIVERS = {
         commit=lambda connection: connection.execute("COMMIT"),
         rollback=lambda connection: connection.execute("ROLLBACK"),
         execute=_pg_execute,
+        executemany=lambda connection, sql, arguments: connection.executemany(sql, arguments),
         fetch=_pg_fetch,
         integrity=(asyncpg.IntegrityConstraintViolationError,),
         lost=(
@@ -296,6 +322,7 @@ _DRIVERS = {
         commit=_sqlite_verb("COMMIT"),
         rollback=_sqlite_verb("ROLLBACK"),
         execute=_sqlite_execute,
+        executemany=_sqlite_executemany,
         fetch=_sqlite_fetch,
         integrity=(sqlite3.IntegrityError,),
         lost=(),

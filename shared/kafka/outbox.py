@@ -6,16 +6,16 @@ import asyncio
 import logging
 from collections import Counter
 from datetime import timedelta
-from typing import Any
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Integer, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of, utcnow
-from shared.db.direct import DirectWork, bound
+from shared.db.direct import Direct, DirectWork, bound
 from shared.db.models import OutboxMessage
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import encode
@@ -71,6 +71,48 @@ def _row(event: Event, *, service: str, event_id: str | None) -> dict[str, objec
     }
 
 
+class _Claimed(NamedTuple):
+    id: int
+    topic: str
+    key: str
+    value: bytes
+    headers: list[list[str]]
+
+
+def _claim_next(dialect: str) -> ClauseElement:
+    """Lease up to ``batch`` unsent rows whose lease (if any) ended before ``now``; PostgreSQL
+    skips rows another relay has locked."""
+    outbox = table_of(OutboxMessage)
+    due = (
+        select(outbox.c.id)
+        .where(outbox.c.sent_at.is_(None))
+        .where(outbox.c.claimed_until.is_(None) | (outbox.c.claimed_until < bindparam("now")))
+        .order_by(outbox.c.id)
+        .limit(bindparam("batch", type_=Integer))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(outbox)
+        .where(outbox.c.id.in_(due.scalar_subquery()))
+        .values(claimed_until=bindparam("lease"), attempts=outbox.c.attempts + 1)
+        .returning(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
+    )
+
+
+def _mark_sent(dialect: str) -> ClauseElement:
+    outbox = table_of(OutboxMessage)
+    return (
+        update(outbox)
+        .where(outbox.c.id == bindparam("row_id"))
+        .values(sent_at=bindparam("sent_at"), claimed_until=None)
+    )
+
+
+def _release(dialect: str) -> ClauseElement:
+    outbox = table_of(OutboxMessage)
+    return update(outbox).where(outbox.c.id == bindparam("row_id")).values(claimed_until=None)
+
+
 class OutboxRelay:
     """Publishes committed outbox rows in id order and marks them sent.
 
@@ -82,12 +124,14 @@ class OutboxRelay:
     def __init__(
         self,
         uow_factory: UnitOfWorkFactory,
+        direct: Direct,
         *,
         kafka: KafkaSettings,
         settings: OutboxSettings,
         service: str,
     ) -> None:
         self._uow_factory = uow_factory
+        self._direct = direct
         self._kafka = kafka
         self._settings = settings
         self._service = service
@@ -169,45 +213,25 @@ class OutboxRelay:
         self.broker_available = True
         return len(sent)
 
-    async def _claim(self) -> list[Row[Any]]:
-        """Lease the next batch in one statement (one round trip, not five); the rows as plain
-        tuples, not ORM objects, which the relay has no use for."""
+    async def _claim(self) -> list[_Claimed]:
+        """Lease the next batch in one statement (one round trip, not five), on the driver
+        connection: the relay wants the rows' bytes, not ORM objects."""
         now = utcnow()
-        outbox = table_of(OutboxMessage)
-        due = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.sent_at.is_(None))
-            .where((OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now))
-            .order_by(OutboxMessage.id)
-            .limit(self._settings.batch_size)
-            .with_for_update(skip_locked=True)
-        )
         lease = now + timedelta(seconds=self._settings.lease_s)
-        claim = (
-            update(outbox)
-            .where(outbox.c.id.in_(due.scalar_subquery()))
-            .values(claimed_until=lease, attempts=outbox.c.attempts + 1)
-            .returning(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
-        )
-        async with self._uow_factory() as uow:
-            claimed = list((await uow.session.execute(claim)).all())
-            await uow.commit()
-        return sorted(claimed, key=lambda row: row.id)
+        async with self._direct.work() as work:
+            claimed = await work.fetch(
+                _claim_next, {"now": now, "lease": lease, "batch": self._settings.batch_size}
+            )
+            await work.commit()
+        return sorted((_Claimed(*row) for row in claimed), key=lambda row: row.id)
 
     async def _finish(self, sent: list[int], unsent: list[int]) -> None:
-        outbox = table_of(OutboxMessage)
-        async with self._uow_factory() as uow:
-            if sent:
-                await uow.session.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(sent))
-                    .values(sent_at=utcnow(), claimed_until=None)
-                )
-            if unsent:
-                await uow.session.execute(
-                    update(outbox).where(outbox.c.id.in_(unsent)).values(claimed_until=None)
-                )
-            await uow.commit()
+        """Sent rows are marked so; unsent ones are released for the next pass."""
+        now = utcnow()
+        async with self._direct.work() as work:
+            await work.executemany(_mark_sent, [{"row_id": i, "sent_at": now} for i in sent])
+            await work.executemany(_release, [{"row_id": i} for i in unsent])
+            await work.commit()
 
     async def _report_backlog(self) -> None:
         """Unsent rows and the age of the oldest (a database error only skips this report)."""

@@ -12,6 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.base import utcnow
+from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
 from shared.db.models import Issue, OutboxMessage
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
@@ -40,6 +41,12 @@ def kafka(bootstrap_servers: str, prefix: str) -> KafkaSettings:
     )
 
 
+def relay_for(engine: AsyncEngine, uows: UnitOfWorkFactory, settings: KafkaSettings) -> OutboxRelay:
+    return OutboxRelay(
+        uows, Direct(engine), kafka=settings, settings=OutboxSettings(), service="test"
+    )
+
+
 def updated_event(partner_id: uuid.UUID) -> IssueUpdated:
     return IssueUpdated(
         issue_id=uuid.uuid4(),
@@ -61,7 +68,7 @@ async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sen
         enqueue(uow.session, updated_event(partner.id), service="test")  # rolled back: never sent
 
     settings = kafka(bootstrap_servers, topic_prefix)
-    relay = OutboxRelay(uows, kafka=settings, settings=OutboxSettings(), service="test")
+    relay = relay_for(engine, uows, settings)
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
@@ -96,7 +103,7 @@ async def test_a_redelivered_event_is_processed_once(
         handled.append(envelope.id)
 
     settings = kafka(bootstrap_servers, topic_prefix)
-    relay = OutboxRelay(uows, kafka=settings, settings=OutboxSettings(), service="test")
+    relay = relay_for(engine, uows, settings)
     loop = ConsumerLoop(
         ConsumerSpec("probe", "issues.updated", handler),
         uow_factory=uows,
@@ -176,7 +183,7 @@ async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_th
         await uow.commit()
     bad = ids[5]
     settings = kafka(bootstrap_servers, topic_prefix)
-    relay = OutboxRelay(uows, kafka=settings, settings=OutboxSettings(), service="test")
+    relay = relay_for(engine, uows, settings)
     relay_stop = asyncio.Event()
     relaying = asyncio.create_task(relay.run(relay_stop))
     await eventually(lambda: _all_sent(engine, 12), timeout=30)

@@ -84,6 +84,42 @@ def record_moved(dialect: str) -> ClauseElement:
     )
 
 
+def record_recounted(dialect: str) -> ClauseElement:
+    """Values the statement fixes itself: a literal, a NULL and an expression."""
+    record = table_of(IdempotencyRecord)
+    return (
+        update(record)
+        .where(record.c.key == bindparam("key"))
+        .values(status_code=record.c.status_code + 1, location=None, request_hash="fixed")
+    )
+
+
+async def test_one_statement_runs_for_many_rows_with_the_values_it_fixes_itself(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    direct = Direct(engine)
+    keys = ["m1", "m2", "m3"]
+    async with direct.work() as work:
+        await work.executemany(
+            record_insert, [{**values(partner.id, k), "location": f"/{k}"} for k in keys]
+        )
+        await work.executemany(record_recounted, [{"key": k} for k in keys[:2]])
+        await work.executemany(record_recounted, [])
+        await work.commit()
+
+    async with create_session_factory(engine)() as session:
+        stored = (
+            await session.scalars(select(IdempotencyRecord).order_by(IdempotencyRecord.key))
+        ).all()
+    assert [(r.key, r.status_code, r.location, r.request_hash) for r in stored] == [
+        ("m1", 203, None, "fixed"),
+        ("m2", 203, None, "fixed"),
+        ("m3", 202, "/m3", "h" * 64),
+    ]
+    assert all(r.created_at.tzinfo is not None for r in stored)
+
+
 async def test_work_left_without_commit_is_rolled_back_and_commit_calls_the_hook(
     database_url: str, engine: AsyncEngine
 ) -> None:
