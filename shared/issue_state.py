@@ -2,18 +2,24 @@
 
 received → classified → routed → resolved → closed; a PSA may resolve or close an issue at any
 point before that (the customer fixed it, or withdrew it). Every transition is a timeline step
-and an ``issues.updated`` event, in the caller's transaction.
+and an ``issues.updated`` event, in the caller's transaction; both are staged
+(:mod:`shared.db.staged`), so a query in that transaction sees them only after the unit of
+work's ``flush()``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import ClauseElement
 
+from shared.db.base import table_of
+from shared.db.direct import bound
 from shared.db.models import Issue, Partner
 from shared.db.models import IssueEvent as TimelineEntry
+from shared.db.staged import stage
 from shared.db.uow import UnitOfWork
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueEvent, IssueUpdated
@@ -102,11 +108,17 @@ def add_note(session: AsyncSession, issue: Issue, note: str, *, at: datetime, se
     _announce(session, issue, detail=note, note=note, at=at, service=service)
 
 
+def insert_step(dialect: str) -> ClauseElement:
+    """One timeline step; staged, or on the driver connection, never an ORM object."""
+    return insert(table_of(TimelineEntry)).values(**bound("issue_id", "status", "detail", "at"))
+
+
 def _announce(
     session: AsyncSession, issue: Issue, *, detail: str, note: str, at: datetime, service: str
 ) -> None:
     status = IssueStatus(issue.status)
-    session.add(TimelineEntry(issue_id=issue.id, status=status, detail=detail, at=at))
+    step = {"issue_id": issue.id, "status": status, "detail": detail, "at": at}
+    stage(session, insert_step, step)
     enqueue(
         session,
         IssueUpdated(

@@ -46,7 +46,7 @@ async def update_issue(
         elif patch.note is not None:
             add_note(uow.session, issue, patch.note, at=now, service=SERVICE)
             issue.updated_at = now
-        await uow.session.flush()
+        await uow.flush()
         view = await issue_view(uow, principal, issue.id)
         await uow.commit()
         return view

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, bindparam, insert, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.sql.expression import ClauseElement
 
 from services.intake.deps import Principal
@@ -20,9 +20,10 @@ from services.intake.psa import Resolved
 from services.intake.schemas import IssueAccepted, IssueCreate
 from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct, DirectWork, bound
-from shared.db.models import Customer, Issue, IssueEvent
+from shared.db.models import Customer, Issue
 from shared.db.upsert import insert_ignoring
 from shared.events.models import IssueReceived
+from shared.issue_state import insert_step
 from shared.kafka.outbox import enqueue_direct
 from shared.vocabulary import IssueStatus
 
@@ -64,7 +65,7 @@ async def accept_issue(
         if not await work.execute(_insert_issue, _issue_row(event)):
             return await _already_accepted(work, principal, body.external_ref)
         await work.execute(
-            _insert_step,
+            insert_step,
             {
                 "issue_id": event.issue_id,
                 "status": IssueStatus.RECEIVED,
@@ -158,10 +159,6 @@ def _insert_issue(dialect: str) -> ClauseElement:
     return insert_ignoring(dialect, table_of(Issue), ("partner_id", "external_ref")).values(
         **bound(*_ISSUE_COLUMNS)
     )
-
-
-def _insert_step(dialect: str) -> ClauseElement:
-    return insert(table_of(IssueEvent)).values(**bound("issue_id", "status", "detail", "at"))
 
 
 def _select_issue(dialect: str) -> ClauseElement:

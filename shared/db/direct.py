@@ -155,6 +155,21 @@ class DirectStatements:
         self._raw: Any = None
         self._open = False
 
+    @classmethod
+    async def joined(cls, direct: Direct, connection: AsyncConnection) -> DirectStatements:
+        """Statements in the transaction of ``connection``, which someone else owns: they
+        neither begin nor end it; a lost connection is invalidated as usual."""
+        raw = (await connection.get_raw_connection()).driver_connection
+        if not direct._driver.in_transaction(raw):
+            # asyncpg's adapter sends BEGIN with the first statement that goes through it.
+            await connection.exec_driver_sql("SELECT 1")
+        if not direct._driver.in_transaction(raw):
+            raise RuntimeError("the connection has no transaction to join")
+        statements = cls(direct)
+        statements._connection = connection
+        statements._raw = raw
+        return statements
+
     async def __aenter__(self) -> Self:
         connection = await self._direct.engine.connect()
         try:
@@ -259,6 +274,7 @@ class _Driver:
     lost: tuple[type[Exception], ...]
     errors: tuple[type[Exception], ...]
     closed: Callable[[Any], bool]
+    in_transaction: Callable[[Any], bool]
 
 
 async def _pg_execute(connection: Any, sql: str, arguments: list[Any]) -> int:
@@ -315,6 +331,7 @@ _DRIVERS = {
         errors=(asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError),
         # asyncpg's InterfaceError is both "connection is closed" and a misused API.
         closed=lambda connection: bool(connection.is_closed()),
+        in_transaction=lambda connection: bool(connection.is_in_transaction()),
     ),
     "aiosqlite": _Driver(
         # Writers take the lock up front, as the engine's own transactions do.
@@ -328,5 +345,6 @@ _DRIVERS = {
         lost=(),
         errors=(sqlite3.Error,),
         closed=lambda connection: False,
+        in_transaction=lambda connection: bool(connection.in_transaction),
     ),
 }

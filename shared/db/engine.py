@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from shared.db.direct import Direct
+from shared.db.staged import DIRECT, StagingSession
 from shared.settings import DatabaseSettings
 
 
@@ -68,4 +70,11 @@ def _sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+    """Sessions that can stage rows (:mod:`shared.db.staged`), sharing one statement cache."""
+    return async_sessionmaker(
+        engine,
+        expire_on_commit=False,
+        autoflush=True,
+        sync_session_class=StagingSession,
+        info={DIRECT: Direct(engine)},
+    )

@@ -8,6 +8,8 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db.staged import write_staged
+
 
 class UnitOfWork:
     """One transaction. Rolls back unless ``commit()`` was called; nothing else commits.
@@ -49,7 +51,14 @@ class UnitOfWork:
             await session.close()
             self._session = None
 
+    async def flush(self) -> None:
+        """Send what is pending, ORM changes and then staged rows, so that this transaction's
+        own queries see it."""
+        await self.session.flush()
+        await write_staged(self.session)
+
     async def commit(self) -> None:
+        await self.flush()
         await self.session.commit()
         if self._on_commit is not None:
             self._on_commit()

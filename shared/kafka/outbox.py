@@ -17,6 +17,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct, DirectWork, bound
 from shared.db.models import OutboxMessage
+from shared.db.staged import stage
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import encode
 from shared.events.models import Event
@@ -36,10 +37,12 @@ def enqueue(
 ) -> str:
     """Add ``event`` to the outbox in the session's transaction and return its event id.
 
-    The caller's unit of work commits it together with the state change it announces.
+    The caller's unit of work commits it together with the state change it announces. The row
+    is staged (:mod:`shared.db.staged`): nothing reads the outbox in the transaction that
+    writes it.
     """
     row = _row(event, service=service, event_id=event_id)
-    session.add(OutboxMessage(**row))
+    stage(session, _insert, row)
     return str(row["event_id"])
 
 

@@ -134,7 +134,7 @@ class EventProcessor:
                         outcomes.append((event, "duplicate", 0.0))
                         continue
                     seen.add(event_id)
-                    uow.session.add(InboxRecord(consumer=self.spec.name, event_id=event_id))
+                    inbox.record(uow.session, self.spec.name, event_id)
                     with self._span(event.record), _bound(event.envelope):
                         await self.spec.handler(uow, event.envelope, ready)
                     outcomes.append((event, "processed", time.perf_counter() - started))
