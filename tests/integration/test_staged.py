@@ -30,11 +30,21 @@ async def outbox_rows(engine: AsyncEngine) -> int:
     return int(await scalar(engine, "SELECT count(*) FROM outbox"))
 
 
+@pytest.fixture
+def uows(engine: AsyncEngine) -> UnitOfWorkFactory:
+    return UnitOfWorkFactory(create_session_factory(engine))
+
+
+async def stored_event_ids(uows: UnitOfWorkFactory) -> list[str]:
+    async with uows() as uow:
+        stored = select(OutboxMessage.event_id).order_by(OutboxMessage.id)
+        return list(await uow.session.scalars(stored))
+
+
 async def test_staged_rows_are_written_in_order_by_commit_and_seen_after_flush(
-    database_url: str, engine: AsyncEngine
+    database_url: str, uows: UnitOfWorkFactory
 ) -> None:
     partner = await seed_partner(database_url)
-    uows = UnitOfWorkFactory(create_session_factory(engine))
     async with uows() as uow:
         ids = [enqueue(uow.session, event(partner.id), service="test") for _ in range(3)]
         count = select(func.count()).select_from(OutboxMessage)
@@ -43,25 +53,19 @@ async def test_staged_rows_are_written_in_order_by_commit_and_seen_after_flush(
         assert await uow.session.scalar(count) == 3
         ids.append(enqueue(uow.session, event(partner.id), service="test"))
         await uow.commit()
-    async with uows() as uow:
-        stored = await uow.session.scalars(
-            select(OutboxMessage.event_id).order_by(OutboxMessage.id)
-        )
-        assert list(stored) == ids
+    assert await stored_event_ids(uows) == ids
 
 
 async def test_a_rollback_drops_staged_rows_even_when_the_session_goes_on(
-    database_url: str, engine: AsyncEngine
+    database_url: str, uows: UnitOfWorkFactory
 ) -> None:
     partner = await seed_partner(database_url)
-    uows = UnitOfWorkFactory(create_session_factory(engine))
     async with uows() as uow:
         enqueue(uow.session, event(partner.id), service="test")
         await uow.session.rollback()
         kept = enqueue(uow.session, event(partner.id), service="test")
         await uow.commit()
-    async with uows() as uow:
-        assert list(await uow.session.scalars(select(OutboxMessage.event_id))) == [kept]
+    assert await stored_event_ids(uows) == [kept]
 
 
 async def test_a_commit_that_is_not_the_unit_of_works_is_refused_with_rows_staged(
@@ -76,10 +80,9 @@ async def test_a_commit_that_is_not_the_unit_of_works_is_refused_with_rows_stage
 
 
 async def test_a_staged_duplicate_fails_the_commit_as_an_integrity_error(
-    database_url: str, engine: AsyncEngine
+    database_url: str, uows: UnitOfWorkFactory
 ) -> None:
     partner = await seed_partner(database_url)
-    uows = UnitOfWorkFactory(create_session_factory(engine))
     async with uows() as uow:
         inbox.record(uow.session, "probe", "evt-1")
         enqueue(uow.session, event(partner.id), service="test")
@@ -89,4 +92,4 @@ async def test_a_staged_duplicate_fails_the_commit_as_an_integrity_error(
         inbox.record(uow.session, "probe", "evt-1")
         with pytest.raises(IntegrityError):
             await uow.commit()
-    assert await outbox_rows(engine) == 1, "nothing of the failed transaction was kept"
+    assert len(await stored_event_ids(uows)) == 1, "nothing of the failed transaction was kept"
