@@ -1,4 +1,8 @@
-"""Queue webhook deliveries in the caller's transaction; the notifier's dispatcher sends them."""
+"""Queue webhook deliveries in the caller's transaction; the notifier's dispatcher sends them.
+
+The rows are staged (:mod:`shared.db.staged`): the transaction that queues them does not read
+them back before its unit of work flushes.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import ClauseElement
 
-from shared.db.base import utcnow
+from shared.db.base import table_of, utcnow
+from shared.db.direct import bound
 from shared.db.models import WebhookDelivery, WebhookSubscription
+from shared.db.staged import stage
 from shared.vocabulary import Audience
 
 
@@ -70,16 +77,32 @@ async def queue_deliveries(
     for subscription in subscriptions:
         if subscription.event_types and webhook_type not in subscription.event_types:
             continue
-        delivery = WebhookDelivery(
-            id=delivery_id(subscription.id, event_id),
-            subscription_id=subscription.id,
-            partner_id=partner_id,
-            issue_id=issue_id,
-            event_id=event_id,
-            event_type=webhook_type,
-            body=body,
-            next_attempt_at=now,
-        )
-        session.add(delivery)
-        ids.append(delivery.id)
+        queued = delivery_id(subscription.id, event_id)
+        row = {
+            "id": queued,
+            "subscription_id": subscription.id,
+            "partner_id": partner_id,
+            "issue_id": issue_id,
+            "event_id": event_id,
+            "event_type": webhook_type,
+            "body": body,
+            "next_attempt_at": now,
+        }
+        stage(session, _insert, row)
+        ids.append(queued)
     return ids
+
+
+def _insert(dialect: str) -> ClauseElement:
+    return insert(table_of(WebhookDelivery)).values(
+        **bound(
+            "id",
+            "subscription_id",
+            "partner_id",
+            "issue_id",
+            "event_id",
+            "event_type",
+            "body",
+            "next_attempt_at",
+        )
+    )

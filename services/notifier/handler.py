@@ -21,7 +21,7 @@ from shared.db.models import (
     ProviderHandoff,
 )
 from shared.db.uow import UnitOfWork
-from shared.db.upsert import insert_if_absent
+from shared.db.upsert import insert_or_get
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueRouted
 from shared.issue_state import advance, issue_awaiting, preload_issues
@@ -140,7 +140,7 @@ async def open_microsoft_request(
     # Neither statement reads what earlier events of the batch left pending, so that is
     # flushed once at commit, together, rather than before each request.
     with uow.session.no_autoflush:
-        inserted = await insert_if_absent(
+        record, inserted = await insert_or_get(
             uow.session,
             MicrosoftRequest,
             {
@@ -173,11 +173,6 @@ async def open_microsoft_request(
             },
             conflict=["dedupe_key"],
         )
-        record = (
-            await uow.session.scalars(
-                select(MicrosoftRequest).where(MicrosoftRequest.dedupe_key == key)
-            )
-        ).one()
     if inserted:
         metrics.MICROSOFT_REQUESTS.labels(vehicle=event.vehicle.value).inc()
     record.issue_ids = sorted({*record.issue_ids, str(issue.id)})
