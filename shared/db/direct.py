@@ -155,6 +155,11 @@ class DirectStatements:
         self._raw: Any = None
         self._open = False
 
+    @property
+    def dialect(self) -> str:
+        """The database's dialect name ("postgresql", "sqlite")."""
+        return self._direct.engine.dialect.name
+
     @classmethod
     async def joined(cls, direct: Direct, connection: AsyncConnection) -> DirectStatements:
         """Statements in the transaction of ``connection``, which someone else owns: they

@@ -41,25 +41,28 @@ def enqueue(
     is staged (:mod:`shared.db.staged`): nothing reads the outbox in the transaction that
     writes it.
     """
-    row = _row(event, service=service, event_id=event_id)
+    row = outbox_row(event, service=service, event_id=event_id)
     stage(session, _insert, row)
     return str(row["event_id"])
 
 
 async def enqueue_direct(work: DirectWork, event: Event, *, service: str) -> str:
     """:func:`enqueue` in a unit of work on the driver connection."""
-    row = _row(event, service=service, event_id=None)
+    row = outbox_row(event, service=service)
     await work.execute(_insert, row)
     return str(row["event_id"])
 
 
+# What an outbox row is given; the other columns keep their defaults.
+OUTBOX_COLUMNS = ("event_id", "event_type", "aggregate_id", "topic", "key", "value", "headers")
+
+
 def _insert(dialect: str) -> ClauseElement:
-    return insert(table_of(OutboxMessage)).values(
-        **bound("event_id", "event_type", "aggregate_id", "topic", "key", "value", "headers")
-    )
+    return insert(table_of(OutboxMessage)).values(**bound(*OUTBOX_COLUMNS))
 
 
-def _row(event: Event, *, service: str, event_id: str | None) -> dict[str, object]:
+def outbox_row(event: Event, *, service: str, event_id: str | None = None) -> dict[str, object]:
+    """The outbox row announcing ``event``: its envelope, topic, key and trace headers."""
     eid, value, headers = encode(event, service=service, event_id=event_id)
     # The work that produced the event continues in whichever consumer reads it.
     headers += trace_headers()
