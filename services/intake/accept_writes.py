@@ -80,11 +80,7 @@ def _issue_row(event: IssueReceived) -> dict[str, Any]:
     }
 
 
-def _insert_issue(dialect: str) -> ClauseElement:
-    return _issue_insert(dialect)
-
-
-def _issue_insert(dialect: str) -> Insert:
+def _insert_issue(dialect: str) -> Insert:
     """The database decides between two concurrent requests for the same ticket."""
     return insert_ignoring(dialect, table_of(Issue), ("partner_id", "external_ref")).values(
         **bound(*ISSUE_COLUMNS)
@@ -94,7 +90,7 @@ def _issue_insert(dialect: str) -> Insert:
 def _insert_all(dialect: str) -> ClauseElement:
     """How many issues were inserted (0 or 1), the step and the outbox row only with one."""
     issues = table_of(Issue)
-    added = _issue_insert(dialect).returning(issues.c.id).cte("added")
+    added = _insert_issue(dialect).returning(issues.c.id).cte("added")
     steps = table_of(TimelineEntry)
     step = insert(steps).from_select(
         ["issue_id", *_STEP_COLUMNS],

@@ -50,7 +50,7 @@ class Prepared:
     sql: str
     names: tuple[str, ...]
     binds: tuple[Processor, ...]
-    fixed: tuple[tuple[str, Any], ...]
+    fixed: Mapping[str, Any]
     defaults: tuple[tuple[str, Callable[[], Any]], ...]
     results: tuple[Processor, ...]
 
@@ -67,11 +67,11 @@ class Prepared:
                 compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                 for name in names
             ),
-            fixed=tuple(
-                (name, compiled.binds[name].effective_value)
+            fixed={
+                name: compiled.binds[name].effective_value
                 for name in names
                 if not compiled.binds[name].required and name not in prefetch
-            ),
+            },
             defaults=tuple(
                 (column.key, _python_default(column)) for column in compiled.insert_prefetch
             ),
@@ -83,7 +83,7 @@ class Prepared:
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
         if self.fixed:
-            values = {**dict(self.fixed), **values}
+            values = {**self.fixed, **values}
         if self.defaults:
             values = {**{k: make() for k, make in self.defaults if k not in values}, **values}
         return [
