@@ -14,7 +14,7 @@ from sqlalchemy import Insert, bindparam, func, insert, select
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of
-from shared.db.direct import DirectWork, bound
+from shared.db.direct import DirectStatements, DirectWork, bound
 from shared.db.models import Issue, OutboxMessage
 from shared.db.models import IssueEvent as TimelineEntry
 from shared.db.upsert import insert_ignoring
@@ -49,12 +49,19 @@ _STEP = "step_"
 _QUEUED = "queued_"
 
 
-async def store(work: DirectWork, event: IssueReceived, *, service: str, detail: str) -> bool:
+def one_statement(dialect: str) -> bool:
+    """Whether :func:`store` writes in one statement on ``dialect`` (then it needs no
+    transaction of its own)."""
+    return dialect == "postgresql"
+
+
+async def store(work: DirectStatements, event: IssueReceived, *, service: str, detail: str) -> bool:
     """Write the issue, its first step (``detail``) and its event; False, with nothing
-    written, when the partner's PSA ticket is already an issue."""
+    written, when the partner's PSA ticket is already an issue. Where it takes more than
+    one statement, ``work`` must be a transaction."""
     issue = _issue_row(event)
     step = {"status": IssueStatus.RECEIVED, "detail": detail, "at": event.received_at}
-    if work.dialect == "postgresql":
+    if one_statement(work.dialect):
         queued = {**outbox_row(event, service=service), "created_at": event.received_at}
         values = {
             **issue,
@@ -63,6 +70,8 @@ async def store(work: DirectWork, event: IssueReceived, *, service: str, detail:
         }
         [(stored,)] = await work.fetch(_insert_all, values)
         return bool(stored)
+    if not isinstance(work, DirectWork):
+        raise TypeError("the issue, its step and its event are three statements here")
     if not await work.execute(_insert_issue, issue):
         return False
     await work.execute(insert_step, {"issue_id": event.issue_id, **step})

@@ -14,14 +14,14 @@ import structlog
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.sql.expression import ClauseElement
 
-from services.intake.accept_writes import store
+from services.intake.accept_writes import one_statement, store
 from services.intake.deps import Principal
 from services.intake.idempotency import IdempotentRequest, StoredAnswer
 from services.intake.problems import invalid_field
 from services.intake.psa import Resolved
 from services.intake.schemas import IssueAccepted, IssueCreate
 from shared.db.base import table_of, utcnow
-from shared.db.direct import Direct, DirectWork
+from shared.db.direct import Direct, DirectStatements
 from shared.db.models import Customer, Issue
 from shared.events.models import IssueReceived
 from shared.vocabulary import IssueStatus
@@ -40,7 +40,7 @@ async def accept_issue(
     """Store the issue and its ``IssueReceived`` event in one transaction; a PSA ticket sent
     again answers 200 with the issue it already is."""
 
-    async def produce(work: DirectWork) -> StoredAnswer:
+    async def produce(work: DirectStatements) -> StoredAnswer:
         event = await _received(work, principal, body, severity)
         detail = f"accepted from PSA; severity {severity.severity.value} ({severity.source})"
         if not await store(work, event, service=SERVICE, detail=detail):
@@ -52,7 +52,11 @@ async def accept_issue(
         return StoredAnswer(202, accepted.model_dump(mode="json"), _location(event.issue_id))
 
     return await request.run_direct(
-        direct, principal.partner_id, body.model_dump(mode="json"), produce
+        direct,
+        principal.partner_id,
+        body.model_dump(mode="json"),
+        produce,
+        one_write=one_statement(direct.dialect),
     )
 
 
@@ -61,7 +65,7 @@ def _location(issue_id: uuid.UUID) -> str:
 
 
 async def _already_accepted(
-    work: DirectWork, principal: Principal, external_ref: str
+    work: DirectStatements, principal: Principal, external_ref: str
 ) -> StoredAnswer:
     [(issue_id, status)] = await work.fetch(
         _select_issue, {"partner_id": principal.partner_id, "external_ref": external_ref}
@@ -73,7 +77,7 @@ async def _already_accepted(
 
 
 async def _received(
-    work: DirectWork, principal: Principal, body: IssueCreate, severity: Resolved
+    work: DirectStatements, principal: Principal, body: IssueCreate, severity: Resolved
 ) -> IssueReceived:
     """The event announcing the issue, filled in from its customer when it names one."""
     customer = await _customer(work, principal, body)
@@ -96,7 +100,7 @@ async def _received(
 
 
 async def _customer(
-    work: DirectWork, principal: Principal, body: IssueCreate
+    work: DirectStatements, principal: Principal, body: IssueCreate
 ) -> dict[str, Any] | None:
     if body.customer_id is not None:
         rows = await work.fetch(_customer_by_id, {"id": body.customer_id})

@@ -127,6 +127,11 @@ class Direct:
         self._prepared: dict[Build, Prepared] = {}
         self._driver = _DRIVERS[engine.dialect.driver]
 
+    @property
+    def dialect(self) -> str:
+        """The database's dialect name ("postgresql", "sqlite")."""
+        return self.engine.dialect.name
+
     def prepared(self, build: Build) -> Prepared:
         """``build`` compiled for this engine, once; ``build`` is the cache key, so pass a
         module-level function, not a lambda."""
@@ -138,6 +143,11 @@ class Direct:
 
     def work(self) -> DirectWork:
         return DirectWork(self)
+
+    def committed(self) -> None:
+        """Tell whoever waits for new rows that a write has committed."""
+        if self.on_commit is not None:
+            self.on_commit()
 
     def statements(self) -> DirectStatements:
         """Statements that each commit on their own (a lone read, a lone idempotent write)."""
@@ -158,7 +168,7 @@ class DirectStatements:
     @property
     def dialect(self) -> str:
         """The database's dialect name ("postgresql", "sqlite")."""
-        return self._direct.engine.dialect.name
+        return self._direct.dialect
 
     @classmethod
     async def joined(cls, direct: Direct, connection: AsyncConnection) -> DirectStatements:
@@ -261,8 +271,7 @@ class DirectWork(DirectStatements):
         assert self._open, "commit() outside 'async with' or twice"
         await self._call("COMMIT", self._direct._driver.commit(self._raw))
         self._open = False
-        if self._direct.on_commit is not None:
-            self._direct.on_commit()
+        self._direct.committed()
 
 
 @dataclass(frozen=True)

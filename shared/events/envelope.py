@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import orjson
+from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings.kafka import KafkaMessage, from_structured, to_structured
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
@@ -14,7 +17,22 @@ from pydantic import ValidationError
 from shared.events.models import EVENT_TYPES, Event
 
 SOURCE = "/csp-escalation"
-_FORMAT = JSONFormat()
+
+
+class _OrjsonFormat(JSONFormat):
+    """The SDK's JSON format, writing JSON data with orjson (a third of the stdlib encoder's
+    cost on the accept path); reading, and any other data, are the SDK's own."""
+
+    def write(self, event: BaseCloudEvent) -> bytes:
+        data: Any = event.get_data()
+        attributes = event.get_attributes()
+        content_type = attributes.get("datacontenttype", self.DEFAULT_CONTENT_TYPE)
+        if not isinstance(data, dict) or not self.JSON_CONTENT_TYPE_PATTERN.match(content_type):
+            return super().write(event)
+        return orjson.dumps({**attributes, "data": data}, option=orjson.OPT_UTC_Z)
+
+
+_FORMAT = _OrjsonFormat()
 
 
 class InvalidMessage(Exception):

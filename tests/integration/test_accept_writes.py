@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.intake.accept_writes import store
+from services.intake.accept_writes import one_statement, store
+from services.intake.idempotency import IdempotentRequest, StoredAnswer
 from shared.db.base import utcnow
-from shared.db.direct import Direct
+from shared.db.direct import Direct, DirectStatements
 from shared.db.engine import create_session_factory
 from shared.db.models import Issue, IssueEvent, OutboxMessage
 from shared.events.envelope import decode
@@ -64,3 +66,50 @@ async def test_an_issue_its_first_step_and_its_event_are_written_once_per_ticket
     envelope = decode(row.value, [(name, value.encode()) for name, value in row.headers])
     assert envelope.id == row.event_id
     assert envelope.data == first
+
+
+async def test_without_a_transaction_the_accept_is_one_statement_or_refused(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """PostgreSQL writes all three rows in one atomic statement, so the intake sends it
+    without BEGIN and COMMIT; SQLite needs three, and refuses to run them outside one."""
+    partner = await seed_partner(database_url)
+    direct = Direct(engine)
+    event = received(partner.id, "T-2")
+    async with direct.statements() as statements:
+        if one_statement(engine.dialect.name):
+            assert await store(statements, event, service="intake", detail="accepted")
+            assert not await store(
+                statements, received(partner.id, "T-2"), service="intake", detail="again"
+            )
+        else:
+            with pytest.raises(TypeError):
+                await store(statements, event, service="intake", detail="accepted")
+
+    expected = 1 if one_statement(engine.dialect.name) else 0
+    async with create_session_factory(engine)() as session:
+        for model in (Issue, IssueEvent, OutboxMessage):
+            rows = await session.scalar(select(func.count()).select_from(model))
+            assert rows == expected, model.__name__
+
+
+async def test_an_accept_without_idempotency_key_wakes_the_relay_once(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    woken: list[None] = []
+    direct = Direct(engine, on_commit=lambda: woken.append(None))
+    partner = await seed_partner(database_url)
+    event = received(partner.id, "T-3")
+
+    async def produce(work: DirectStatements) -> StoredAnswer:
+        await store(work, event, service="intake", detail="accepted")
+        return StoredAnswer(202, {"id": str(event.issue_id)})
+
+    request = IdempotentRequest(None, "POST", "/v1/issues")
+    answer = await request.run_direct(
+        direct, partner.id, {}, produce, one_write=one_statement(engine.dialect.name)
+    )
+    assert answer.status_code == 202
+    assert len(woken) == 1
+    async with create_session_factory(engine)() as session:
+        assert await session.get(Issue, event.issue_id) is not None

@@ -6,6 +6,9 @@ import uuid
 
 import orjson
 import pytest
+from cloudevents.core.bindings.kafka import KafkaMessage, from_structured
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
 
 from shared.db.base import utcnow
 from shared.events.envelope import InvalidMessage, decode, encode
@@ -37,6 +40,21 @@ def test_an_event_survives_the_round_trip_as_structured_cloudevents_json() -> No
     envelope = decode(value, headers)
     assert envelope.id == event_id
     assert envelope.data == event
+
+
+def test_the_record_is_the_json_the_cloudevents_sdk_itself_writes() -> None:
+    """Events are written with orjson; what they say must not differ from the SDK's own
+    writer (the ``time`` attribute in RFC 3339 with ``Z``, non-ASCII text intact)."""
+    event = received().model_copy(update={"title": "Teams ne démarre pas ✓"})
+    at = utcnow()
+    event_id, value, headers = encode(event, service="intake", time=at)
+    # The same event, read back by the SDK and written by its own JSON format.
+    read = from_structured(KafkaMessage(dict(headers), None, value), JSONFormat())
+    sdk = JSONFormat().write(CloudEvent(read.get_attributes(), event.model_dump(mode="json")))
+    written = orjson.loads(value)
+    assert written == orjson.loads(sdk)
+    assert written["time"].endswith("Z")
+    assert event_id == written["id"]
 
 
 @pytest.mark.parametrize(
