@@ -220,24 +220,26 @@ class OutboxRelay:
         return len(sent)
 
     async def _claim(self) -> list[_Claimed]:
-        """Lease the next batch in one statement (one round trip, not five), on the driver
-        connection: the relay wants the rows' bytes, not ORM objects."""
+        """Lease the next batch in one statement, on the driver connection: the relay wants
+        the rows' bytes, not ORM objects. One statement is atomic on its own, so it is sent
+        without BEGIN and COMMIT: one round trip."""
         now = utcnow()
         lease = now + timedelta(seconds=self._settings.lease_s)
-        async with self._direct.work() as work:
-            claimed = await work.fetch(
+        async with self._direct.statements() as statements:
+            claimed = await statements.fetch(
                 _claim_next, {"now": now, "lease": lease, "batch": self._settings.batch_size}
             )
-            await work.commit()
         return sorted((_Claimed(*row) for row in claimed), key=lambda row: row.id)
 
     async def _finish(self, sent: list[int], unsent: list[int]) -> None:
-        """Sent rows are marked so; unsent ones are released for the next pass."""
+        """Sent rows are marked so; unsent ones are released for the next pass.
+
+        No transaction: both writes are idempotent, and a row left unmarked by a failure here
+        is sent again once its lease ends (consumers drop the copy by its event id)."""
         now = utcnow()
-        async with self._direct.work() as work:
-            await work.executemany(_mark_sent, [{"row_id": i, "sent_at": now} for i in sent])
-            await work.executemany(_release, [{"row_id": i} for i in unsent])
-            await work.commit()
+        async with self._direct.statements() as statements:
+            await statements.executemany(_mark_sent, [{"row_id": i, "sent_at": now} for i in sent])
+            await statements.executemany(_release, [{"row_id": i} for i in unsent])
 
     async def _report_backlog(self) -> None:
         """Unsent rows and the age of the oldest (a database error only skips this report)."""
