@@ -55,7 +55,12 @@ async def write_staged(session: AsyncSession) -> None:
     staged: dict[Build, list[Mapping[str, Any]]] | None = session.info.pop(STAGED, None)
     if not staged:
         return
-    direct: Direct = session.info[DIRECT]
-    statements = await DirectStatements.joined(direct, await session.connection())
+    statements = await joined(session)
     for build, rows in staged.items():
         await statements.executemany(build, rows)
+
+
+async def joined(session: AsyncSession) -> DirectStatements:
+    """Direct statements on the session's connection, inside its transaction."""
+    direct: Direct = session.info[DIRECT]
+    return await DirectStatements.joined(direct, await session.connection())

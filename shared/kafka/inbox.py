@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from collections.abc import Collection
+
+from sqlalchemy import JSON, String, bindparam, func, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
-from shared.db.base import table_of
-from shared.db.direct import bound
+from shared.db.base import table_of, utcnow
 from shared.db.models import InboxRecord
-from shared.db.staged import stage
+from shared.db.staged import joined
+from shared.db.upsert import insert_ignoring
 
 
 async def held(session: AsyncSession, consumer: str, event_ids: set[str]) -> set[str]:
@@ -22,11 +25,36 @@ async def held(session: AsyncSession, consumer: str, event_ids: set[str]) -> set
     return set(found)
 
 
-def record(session: AsyncSession, consumer: str, event_id: str) -> None:
-    """Note ``event_id`` as taken care of, when the session's unit of work commits (staged: a
-    second record of the same id fails that commit)."""
-    stage(session, _insert, {"consumer": consumer, "event_id": event_id})
+async def take(session: AsyncSession, consumer: str, event_ids: Collection[str]) -> set[str]:
+    """Record ``event_ids`` in the inbox of ``consumer``, in the session's transaction, in
+    one statement; return the ones that were not there yet: this transaction is the one to
+    handle them. An id another transaction has just recorded waits for it: taken if that one
+    rolls back, not if it commits."""
+    if not event_ids:
+        return set()
+    statements = await joined(session)
+    rows = await statements.fetch(
+        _take, {"consumer": consumer, "ids": sorted(event_ids), "now": utcnow()}
+    )
+    return {event_id for (event_id,) in rows}
 
 
-def _insert(dialect: str) -> ClauseElement:
-    return insert(table_of(InboxRecord)).values(**bound("consumer", "event_id"))
+def _take(dialect: str) -> ClauseElement:
+    inbox = table_of(InboxRecord)
+    # The ids travel as one parameter, so the statement is the same for any batch size; sorted,
+    # so that two transactions recording overlapping batches lock them in the same order.
+    if dialect == "postgresql":
+        ids = func.unnest(bindparam("ids", type_=ARRAY(String))).table_valued("value")
+        ids = ids.render_derived(name="ids")
+    else:
+        ids = func.json_each(bindparam("ids", type_=JSON)).table_valued("value")
+    source = select(
+        bindparam("consumer", type_=inbox.c.consumer.type),
+        ids.c.value,
+        bindparam("now", type_=inbox.c.processed_at.type),
+    ).where(true())  # SQLite: an INSERT … SELECT with ON CONFLICT needs a WHERE
+    return (
+        insert_ignoring(dialect, inbox, ("consumer", "event_id"))
+        .from_select(["consumer", "event_id", "processed_at"], source)
+        .returning(inbox.c.event_id)
+    )

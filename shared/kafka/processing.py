@@ -20,10 +20,8 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from opentelemetry.trace import SpanKind
-from sqlalchemy.exc import IntegrityError
 
 from shared.db.errors import database_unavailable
-from shared.db.models import InboxRecord
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope, InvalidMessage, decode
 from shared.kafka import inbox
@@ -59,10 +57,6 @@ class ConsumerSpec:
 class _Event:
     record: ConsumerRecord
     envelope: Envelope
-
-
-class _DuplicateEvent(Exception):
-    """Another instance committed this event id first."""
 
 
 class EventProcessor:
@@ -122,19 +116,18 @@ class EventProcessor:
         try:
             prepared = [await self._prepare(event.envelope) for event in events]
             async with self._uow_factory() as uow:
-                seen = await self._seen(uow, {event.envelope.id for event in events})
-                fresh = [e.envelope for e in events if e.envelope.id not in seen]
+                fresh = await self._take(uow, {event.envelope.id for event in events})
+                todo = [e.envelope for e in events if e.envelope.id in fresh]
                 # Held (not read) until the function returns: the session keeps rows weakly.
-                _preloaded = await self.spec.preload(uow, fresh) if self.spec.preload else None
+                _preloaded = await self.spec.preload(uow, todo) if self.spec.preload else None
                 for event, ready in zip(events, prepared, strict=True):
                     self._beat()
                     started = time.perf_counter()
                     event_id = event.envelope.id
-                    if event_id in seen:
+                    if event_id not in fresh:
                         outcomes.append((event, "duplicate", 0.0))
                         continue
-                    seen.add(event_id)
-                    inbox.record(uow.session, self.spec.name, event_id)
+                    fresh.discard(event_id)  # a second copy in this batch is a duplicate
                     with self._span(event.record), _bound(event.envelope):
                         await self.spec.handler(uow, event.envelope, ready)
                     outcomes.append((event, "processed", time.perf_counter() - started))
@@ -152,9 +145,10 @@ class EventProcessor:
                 self._done(event.envelope, result, elapsed)
         return True
 
-    async def _seen(self, uow: UnitOfWork, event_ids: set[str]) -> set[str]:
-        """Which of ``event_ids`` this consumer's inbox already holds."""
-        return await inbox.held(uow.session, self.spec.name, event_ids)
+    async def _take(self, uow: UnitOfWork, event_ids: set[str]) -> set[str]:
+        """Record ``event_ids`` in this consumer's inbox, in the unit of work's transaction,
+        before handling them; the ones it did not hold yet, which this transaction handles."""
+        return await inbox.take(uow.session, self.spec.name, event_ids)
 
     async def _prepare(self, envelope: Envelope) -> Any:
         return await self.spec.prepare(envelope) if self.spec.prepare else None
@@ -190,20 +184,12 @@ class EventProcessor:
 
     async def _handle_once(self, envelope: Envelope) -> str:
         prepared = await self._prepare(envelope)
-        try:
-            async with self._uow_factory() as uow:
-                if await self._seen(uow, {envelope.id}):
-                    return "duplicate"
-                uow.session.add(InboxRecord(consumer=self.spec.name, event_id=envelope.id))
-                try:
-                    await uow.session.flush()
-                except IntegrityError as exc:
-                    raise _DuplicateEvent from exc
-                await self.spec.handler(uow, envelope, prepared)
-                await uow.commit()
-                return "processed"
-        except _DuplicateEvent:
-            return "duplicate"
+        async with self._uow_factory() as uow:
+            if not await self._take(uow, {envelope.id}):
+                return "duplicate"
+            await self.spec.handler(uow, envelope, prepared)
+            await uow.commit()
+            return "processed"
 
     def _done(self, envelope: Envelope, result: str, elapsed: float) -> None:
         metrics.EVENTS_CONSUMED.labels(self.spec.name, self.spec.topic, result).inc()

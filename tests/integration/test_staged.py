@@ -5,16 +5,17 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Insert, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db.base import utcnow
+from shared.db.base import table_of, utcnow
+from shared.db.direct import bound
 from shared.db.engine import create_session_factory
-from shared.db.models import OutboxMessage
+from shared.db.models import InboxRecord, OutboxMessage
+from shared.db.staged import stage
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueUpdated
-from shared.kafka import inbox
 from shared.kafka.outbox import enqueue
 from shared.vocabulary import IssueStatus
 from tests.support.factories import scalar, seed_partner
@@ -79,17 +80,21 @@ async def test_a_commit_that_is_not_the_unit_of_works_is_refused_with_rows_stage
     assert await outbox_rows(engine) == 0
 
 
+def insert_inbox_record(dialect: str) -> Insert:
+    return insert(table_of(InboxRecord)).values(**bound("consumer", "event_id"))
+
+
 async def test_a_staged_duplicate_fails_the_commit_as_an_integrity_error(
     database_url: str, uows: UnitOfWorkFactory
 ) -> None:
     partner = await seed_partner(database_url)
     async with uows() as uow:
-        inbox.record(uow.session, "probe", "evt-1")
+        stage(uow.session, insert_inbox_record, {"consumer": "probe", "event_id": "evt-1"})
         enqueue(uow.session, event(partner.id), service="test")
         await uow.commit()
     async with uows() as uow:
         enqueue(uow.session, event(partner.id), service="test")
-        inbox.record(uow.session, "probe", "evt-1")
+        stage(uow.session, insert_inbox_record, {"consumer": "probe", "event_id": "evt-1"})
         with pytest.raises(IntegrityError):
             await uow.commit()
     assert len(await stored_event_ids(uows)) == 1, "nothing of the failed transaction was kept"
