@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Insert, select, update
 
 from services.notifier import microsoft
 from services.notifier.connector import SubmissionPolicy
 from services.notifier.handoff import hand_off
 from services.notifier.webhooks import schedule_deliveries
 from shared.correlation_lock import lock_correlation_key
-from shared.db.base import utcnow
+from shared.db.base import table_of, utcnow
+from shared.db.direct import bound
 from shared.db.models import (
     ClusterSignal,
     Issue,
@@ -20,8 +21,9 @@ from shared.db.models import (
     Partner,
     ProviderHandoff,
 )
+from shared.db.staged import joined
 from shared.db.uow import UnitOfWork
-from shared.db.upsert import insert_or_get
+from shared.db.upsert import insert_ignoring, insert_or_get
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueRouted
 from shared.issue_state import advance, issue_awaiting, preload_issues
@@ -120,7 +122,8 @@ async def open_microsoft_request(
     support_topic_id: str | None,
     policy: SubmissionPolicy,
 ) -> MicrosoftRequest:
-    """Insert the request for this issue (or its cluster) unless it exists; return it.
+    """Insert the request for this issue (or its cluster) unless it exists; return it (a new
+    issue's own request as written, not attached to the session; it is not changed here).
 
     The unique ``dedupe_key`` decides races between notifier instances. Cluster membership is
     read from the database under the correlation key's lock, so a cluster that formed after
@@ -137,41 +140,46 @@ async def open_microsoft_request(
         partner_id=partner.id, vehicle=event.vehicle.value, support_topic_id=support_topic_id
     )
     now = utcnow()
+    values = {
+        "id": uuid.uuid4(),
+        "partner_id": partner.id,
+        "dedupe_key": key,
+        "title": title,
+        "description": description,
+        "severity": severity,
+        "support_topic_id": support_topic_id,
+        "status": "none",
+        "primary_contact": contact,
+        "notes": [],
+        "vehicle": event.vehicle.value,
+        "issue_ids": [str(issue.id)],
+        "cluster_id": cluster_id,
+        "agent_locale": microsoft.agent_locale(partner),
+        "partner_center_payload": microsoft.partner_center_payload(
+            title=title,
+            description=description,
+            severity=severity,
+            support_topic_id=support_topic_id,
+            contact=contact,
+        ),
+        "submission": submission,
+        "submission_error": submission_error,
+        "submission_attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if cluster_id is None:
+        # The common case, an issue's own request: written by one compiled statement. When
+        # it is new, the row is exactly ``values`` and nothing else is done with it.
+        statements = await joined(uow.session)
+        if await statements.execute(_insert_request, values):
+            metrics.MICROSOFT_REQUESTS.labels(vehicle=event.vehicle.value).inc()
+            return MicrosoftRequest(**values)  # the row as written, not attached to the session
     # Neither statement reads what earlier events of the batch left pending, so that is
     # flushed once at commit, together, rather than before each request.
     with uow.session.no_autoflush:
         record, inserted = await insert_or_get(
-            uow.session,
-            MicrosoftRequest,
-            {
-                "id": uuid.uuid4(),
-                "partner_id": partner.id,
-                "dedupe_key": key,
-                "title": title,
-                "description": description,
-                "severity": severity,
-                "support_topic_id": support_topic_id,
-                "status": "none",
-                "primary_contact": contact,
-                "notes": [],
-                "vehicle": event.vehicle.value,
-                "issue_ids": [str(issue.id)],
-                "cluster_id": cluster_id,
-                "agent_locale": microsoft.agent_locale(partner),
-                "partner_center_payload": microsoft.partner_center_payload(
-                    title=title,
-                    description=description,
-                    severity=severity,
-                    support_topic_id=support_topic_id,
-                    contact=contact,
-                ),
-                "submission": submission,
-                "submission_error": submission_error,
-                "submission_attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            },
-            conflict=["dedupe_key"],
+            uow.session, MicrosoftRequest, values, conflict=["dedupe_key"]
         )
     if inserted:
         metrics.MICROSOFT_REQUESTS.labels(vehicle=event.vehicle.value).inc()
@@ -179,6 +187,36 @@ async def open_microsoft_request(
     if cluster_id is not None:
         await _absorb(uow, record, cluster_id, now)
     return record
+
+
+def _insert_request(dialect: str) -> Insert:
+    requests = table_of(MicrosoftRequest)
+    return insert_ignoring(dialect, requests, ("dedupe_key",)).values(**bound(*REQUEST_COLUMNS))
+
+
+# What a new request's row is given; the other columns keep their defaults.
+REQUEST_COLUMNS = (
+    "id",
+    "partner_id",
+    "dedupe_key",
+    "title",
+    "description",
+    "severity",
+    "support_topic_id",
+    "status",
+    "primary_contact",
+    "notes",
+    "vehicle",
+    "issue_ids",
+    "cluster_id",
+    "agent_locale",
+    "partner_center_payload",
+    "submission",
+    "submission_error",
+    "submission_attempts",
+    "created_at",
+    "updated_at",
+)
 
 
 async def preload_batch(uow: UnitOfWork, envelopes: list[Envelope]) -> object:

@@ -1,0 +1,100 @@
+"""An issue's own Microsoft request: written once, and read back as written."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.notifier.connector import SubmissionPolicy
+from services.notifier.handler import open_microsoft_request
+from shared.db.base import utcnow
+from shared.db.engine import create_session_factory
+from shared.db.models import Issue, MicrosoftRequest, Partner
+from shared.db.uow import UnitOfWorkFactory
+from shared.events.models import IssueClassified
+from shared.vocabulary import Category, Outcome, Severity, Vehicle
+from tests.support.factories import seed_partner
+
+FIELDS = (
+    "id",
+    "partner_id",
+    "dedupe_key",
+    "title",
+    "description",
+    "severity",
+    "support_topic_id",
+    "status",
+    "primary_contact",
+    "vehicle",
+    "issue_ids",
+    "cluster_id",
+    "agent_locale",
+    "partner_center_payload",
+    "submission",
+    "submission_error",
+    "created_at",
+)
+
+
+async def test_a_request_opened_twice_for_one_issue_is_one_row_as_first_returned(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    async with uows() as uow:
+        issue = Issue(
+            id=uuid.uuid4(),
+            partner_id=partner.id,
+            external_ref="T-7",
+            title="Exchange Online: mail stuck in the outbound queue",
+            description="Since 08:00 no mail leaves the tenant.",
+            service="Exchange Online",
+            contact={"name": "Ana", "email": "ana@example.com"},
+            status="classified",
+        )
+        uow.session.add(issue)
+        await uow.commit()
+
+    opened = []
+    for _ in range(2):  # the second time: the issue re-driven after a crash
+        async with uows() as uow:
+            partner_row = await uow.session.get(Partner, partner.id)
+            issue_row = await uow.session.get(Issue, issue.id)
+            assert partner_row is not None
+            assert issue_row is not None
+            request = await open_microsoft_request(
+                uow,
+                issue=issue_row,
+                partner=partner_row,
+                event=IssueClassified(
+                    issue_id=issue.id,
+                    partner_id=partner.id,
+                    external_ref="T-7",
+                    category=Category.SERVICE_UNAVAILABLE,
+                    category_source="given",
+                    outcome=Outcome.ESCALATED_TO_MICROSOFT,
+                    vehicle=Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS,
+                    reasons=["outage"],
+                    rule_id="r",
+                    confidence=1.0,
+                    severity=Severity.CRITICAL,
+                    service="Exchange Online",
+                    classified_at=utcnow(),
+                ),
+                support_topic_id="32444",
+                policy=SubmissionPolicy(False, frozenset(), frozenset()),
+            )
+            opened.append({field: getattr(request, field) for field in FIELDS})
+            await uow.commit()
+
+    first, again = opened
+    assert again == first, "the second time returns the row the first one wrote"
+    assert first["issue_ids"] == [str(issue.id)]
+    assert first["partner_center_payload"]["SupportTopicId"] == "32444"
+    async with uows() as uow:
+        assert await uow.session.scalar(select(func.count()).select_from(MicrosoftRequest)) == 1
+        stored = await uow.session.get(MicrosoftRequest, first["id"])
+        assert stored is not None
+        assert {field: getattr(stored, field) for field in FIELDS} == first
