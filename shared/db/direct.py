@@ -226,7 +226,8 @@ class DirectStatements:
         return count
 
     async def executemany(self, build: Build, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run one write for each of ``rows`` (sent together: one round trip on PostgreSQL)."""
+        """Run one write for each of ``rows``, all or none: outside a transaction, in one of its
+        own (sent together: one round trip on PostgreSQL)."""
         if not rows:
             return
         prepared = self._direct.prepared(build)
@@ -308,7 +309,18 @@ async def _sqlite_execute(connection: Any, sql: str, arguments: list[Any]) -> in
 
 
 async def _sqlite_executemany(connection: Any, sql: str, arguments: list[list[Any]]) -> None:
-    await (await connection.executemany(sql, arguments)).close()
+    """All rows or none, as asyncpg's: outside a transaction (autocommit, where each row would
+    commit on its own) in one of its own."""
+    if connection.in_transaction:
+        await (await connection.executemany(sql, arguments)).close()
+        return
+    await _sqlite_verb("BEGIN IMMEDIATE")(connection)
+    try:
+        await (await connection.executemany(sql, arguments)).close()
+    except BaseException:
+        await _sqlite_verb("ROLLBACK")(connection)
+        raise
+    await _sqlite_verb("COMMIT")(connection)
 
 
 async def _sqlite_fetch(connection: Any, sql: str, arguments: list[Any]) -> list[Any]:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import Counter
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of, utcnow
-from shared.db.direct import Direct, DirectStatements, DirectWork, bound
+from shared.db.direct import Direct, DirectWork, bound
 from shared.db.models import OutboxMessage
 from shared.db.staged import stage
 from shared.db.uow import UnitOfWorkFactory
@@ -234,19 +234,13 @@ class OutboxRelay:
     async def _finish(self, sent: list[int], unsent: list[int]) -> None:
         """Sent rows are marked so; unsent ones are released for the next pass.
 
-        On PostgreSQL without BEGIN and COMMIT: asyncpg sends each ``executemany`` as one
-        implicit transaction, and both writes are idempotent (a row a failure leaves unmarked
-        is sent again once its lease ends; consumers drop the copy by its event id). SQLite in
-        autocommit would commit every row on its own, so there they share one transaction."""
+        Without BEGIN and COMMIT around them: each statement is all rows or none, and both are
+        idempotent (a row a failure leaves unmarked is sent again once its lease ends; consumers
+        drop the copy by its event id)."""
         now = utcnow()
-        rows = [{"row_id": i, "sent_at": now} for i in sent], [{"row_id": i} for i in unsent]
-        if self._direct.dialect == "postgresql":
-            async with self._direct.statements() as statements:
-                await _mark(statements, *rows)
-            return
-        async with self._direct.work() as work:
-            await _mark(work, *rows)
-            await work.commit()
+        async with self._direct.statements() as statements:
+            await statements.executemany(_mark_sent, [{"row_id": i, "sent_at": now} for i in sent])
+            await statements.executemany(_release, [{"row_id": i} for i in unsent])
 
     async def _report_backlog(self) -> None:
         """Unsent rows and the age of the oldest (a database error only skips this report)."""
@@ -295,13 +289,6 @@ class OutboxRelay:
                 await producer.stop()
             except Exception:
                 log.debug("producer stop failed", exc_info=True)
-
-
-async def _mark(
-    statements: DirectStatements, sent: list[dict[str, Any]], unsent: list[dict[str, Any]]
-) -> None:
-    await statements.executemany(_mark_sent, sent)
-    await statements.executemany(_release, unsent)
 
 
 async def _wait_either(first: asyncio.Event, second: asyncio.Event, seconds: float) -> None:

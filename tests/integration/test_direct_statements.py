@@ -120,6 +120,23 @@ async def test_one_statement_runs_for_many_rows_with_the_values_it_fixes_itself(
     assert all(r.created_at.tzinfo is not None for r in stored)
 
 
+async def test_executemany_outside_a_transaction_writes_all_rows_or_none(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """As asyncpg's own: in SQLite's autocommit each row would otherwise commit by itself."""
+    partner = await seed_partner(database_url)
+    direct = Direct(engine)
+    async with direct.statements() as statements:
+        await statements.executemany(record_insert, [values(partner.id, "kept")])
+        with pytest.raises(IntegrityError):
+            await statements.executemany(
+                record_insert, [values(partner.id, k) for k in ("new", "kept")]
+            )
+        await statements.executemany(record_insert, [values(partner.id, "after")])
+    assert await scalar(engine, "SELECT count(*) FROM idempotency_keys WHERE key = 'new'") == 0
+    assert await scalar(engine, "SELECT count(*) FROM idempotency_keys") == 2
+
+
 async def test_work_left_without_commit_is_rolled_back_and_commit_calls_the_hook(
     database_url: str, engine: AsyncEngine
 ) -> None:
