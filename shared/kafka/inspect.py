@@ -175,6 +175,24 @@ async def _assign_all(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     return assigned
 
 
+async def _past_what_is_there(
+    consumer: AIOKafkaConsumer, assigned: list[TopicPartition], *, rounds: int = 10
+) -> None:
+    """Move each partition's position up to the high watermark its fetches report.
+
+    The embedded broker answers a partition's latest offset with the first offset of its last
+    batch plus one, so after a batch of several records ``seek_to_end`` lands inside it. A
+    fetch's high watermark is right: fetch from there until a fetch brings nothing, moving on
+    to the high watermark each time (bounded, for a topic that never pauses)."""
+    for _ in range(rounds):
+        if not await consumer.getmany(*assigned, timeout_ms=100):
+            return
+        for tp in assigned:
+            high = consumer.highwater(tp)
+            if high is not None and high > await consumer.position(tp):
+                consumer.seek(tp, high)
+
+
 async def tail(
     kafka: KafkaSettings,
     topic: str,
@@ -202,6 +220,8 @@ async def tail(
             await consumer.seek_to_end(*assigned)
         for tp in assigned:
             await consumer.position(tp)  # resolves the offsets now, not at the first fetch
+        if not from_beginning:
+            await _past_what_is_there(consumer, assigned)
         if positioned is not None:
             positioned(physical)
         matched = 0
