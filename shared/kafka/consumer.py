@@ -19,6 +19,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from shared.db.uow import UnitOfWorkFactory
+from shared.kafka.offsets import log_ends
 from shared.kafka.processing import ConsumerSpec, EventProcessor
 from shared.kafka.producer import create_producer
 from shared.kafka.topics import TopicNames, ensure_topics
@@ -229,7 +230,9 @@ class ConsumerLoop:
         if not assigned:
             await self._check_orphaned(consumer)
             return
-        ends, positions = await self._ends_and(consumer, assigned, consumer.position)
+        ends, positions = await self._ends_and(
+            consumer, assigned, consumer.position, fetched_within_s=stall_after
+        )
         behind = []
         for tp, position in positions.items():
             if ends[tp] < position:
@@ -256,12 +259,16 @@ class ConsumerLoop:
         consumer: AIOKafkaConsumer,
         partitions: list[TopicPartition],
         offset_of: Callable[[TopicPartition], Awaitable[Offset]],
+        *,
+        fetched_within_s: float = 0.0,
     ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, Offset]]:
-        """The partitions' end offsets and ``offset_of`` each, every query bounded by the request
-        timeout: a client that cannot answer is rebuilt."""
+        """The partitions' end offsets (:func:`log_ends`) and ``offset_of`` each, every query
+        bounded by the request timeout: a client that cannot answer is rebuilt."""
         wait_s = self._kafka.request_timeout_ms / 1000
         try:
-            ends = await asyncio.wait_for(consumer.end_offsets(partitions), timeout=wait_s)
+            ends = await asyncio.wait_for(
+                log_ends(consumer, partitions, fetched_within_s=fetched_within_s), timeout=wait_s
+            )
             offsets = {
                 tp: await asyncio.wait_for(offset_of(tp), timeout=wait_s) for tp in partitions
             }
@@ -280,7 +287,8 @@ class ConsumerLoop:
         if not partitions:
             return
         ends, committed = await self._ends_and(consumer, partitions, consumer.committed)
-        waiting = any(ends[tp] != (committed[tp] or 0) for tp in partitions)
+        # Greater, not different: an offset query's answer can fall short of the end.
+        waiting = any(ends[tp] > (committed[tp] or 0) for tp in partitions)
         unmoved = self._orphan_offsets == committed
         self._orphan_offsets = committed
         if waiting and unmoved:

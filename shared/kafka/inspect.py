@@ -180,10 +180,9 @@ async def _past_what_is_there(
 ) -> None:
     """Move each partition's position up to the high watermark its fetches report.
 
-    The embedded broker answers a partition's latest offset with the first offset of its last
-    batch plus one, so after a batch of several records ``seek_to_end`` lands inside it. A
-    fetch's high watermark is right: fetch from there until a fetch brings nothing, moving on
-    to the high watermark each time (bounded, for a topic that never pauses)."""
+    ``seek_to_end`` can land inside the last batch (see :mod:`shared.kafka.offsets`): fetch
+    from there until a fetch brings nothing, moving on to the high watermark each time (bounded,
+    for a topic that never pauses)."""
     for _ in range(rounds):
         if not await consumer.getmany(*assigned, timeout_ms=100):
             return
@@ -264,15 +263,22 @@ class DeadLetter:
 async def _read_to_end(
     consumer: AIOKafkaConsumer, assigned: list[TopicPartition]
 ) -> list[ConsumerRecord]:
-    """Every record up to the end offsets as they were when called (new arrivals wait)."""
-    ends: dict[TopicPartition, int] = await consumer.end_offsets(assigned)
+    """Every record up to each partition's end as its first fetch reported it (later arrivals
+    wait): a fetch's high watermark, not the offset query :mod:`shared.kafka.offsets` warns of."""
+    ends: dict[TopicPartition, int] = {}
     out: list[ConsumerRecord] = []
-    remaining = {tp for tp in assigned if await consumer.position(tp) < ends[tp]}
+    remaining = set(assigned)
     while remaining:
         batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=500)
+        for tp in remaining:
+            high = consumer.highwater(tp)
+            if tp not in ends and high is not None:
+                ends[tp] = high
         for tp, records in batch.items():
             out.extend(r for r in records if r.offset < ends[tp])
-        remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+        remaining = {
+            tp for tp in remaining if tp not in ends or await consumer.position(tp) < ends[tp]
+        }
     return out
 
 

@@ -27,7 +27,7 @@ from shared.reconciler import reconcile_once
 from shared.settings import ConsumerSettings, KafkaSettings, OutboxSettings, ReconcilerSettings
 from shared.vocabulary import IssueStatus
 from tests.support.broker import read_topic
-from tests.support.factories import eventually, scalar, seed_partner
+from tests.support.factories import eventually, scalar, seed_partner, updated_event
 
 
 def kafka(bootstrap_servers: str, prefix: str) -> KafkaSettings:
@@ -44,15 +44,6 @@ def kafka(bootstrap_servers: str, prefix: str) -> KafkaSettings:
 def relay_for(engine: AsyncEngine, uows: UnitOfWorkFactory, settings: KafkaSettings) -> OutboxRelay:
     return OutboxRelay(
         uows, Direct(engine), kafka=settings, settings=OutboxSettings(), service="test"
-    )
-
-
-def updated_event(partner_id: uuid.UUID) -> IssueUpdated:
-    return IssueUpdated(
-        issue_id=uuid.uuid4(),
-        partner_id=partner_id,
-        status=IssueStatus.RESOLVED,
-        updated_at=utcnow(),
     )
 
 

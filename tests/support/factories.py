@@ -12,10 +12,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services import admin
+from shared.db.base import utcnow
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
+from shared.events.models import IssueUpdated
 from shared.settings import DatabaseSettings
-from shared.vocabulary import CspModel, Role, Vehicle
+from shared.vocabulary import CspModel, IssueStatus, Role, Vehicle
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,16 @@ class SeededPartner:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def updated_event(partner_id: uuid.UUID) -> IssueUpdated:
+    """An event any consumer of ``issues.updated`` can take: the issue needs no row."""
+    return IssueUpdated(
+        issue_id=uuid.uuid4(),
+        partner_id=partner_id,
+        status=IssueStatus.RESOLVED,
+        updated_at=utcnow(),
+    )
 
 
 async def seed_partner(
