@@ -53,6 +53,7 @@ class Prepared:
     fixed: Mapping[str, Any]
     defaults: tuple[tuple[str, Callable[[], Any]], ...]
     results: tuple[Processor, ...]
+    accepts: frozenset[str]
 
     @classmethod
     def compile(cls, statement: ClauseElement, dialect: Dialect) -> Prepared:
@@ -60,6 +61,9 @@ class Prepared:
         assert isinstance(compiled, SQLCompiler)
         names = tuple(compiled.positiontup or ())
         prefetch = {column.key for column in compiled.insert_prefetch}
+        defaults = tuple(
+            (column.key, _python_default(column)) for column in compiled.insert_prefetch
+        )
         return cls(
             sql=compiled.string,
             names=names,
@@ -72,16 +76,20 @@ class Prepared:
                 for name in names
                 if not compiled.binds[name].required and name not in prefetch
             },
-            defaults=tuple(
-                (column.key, _python_default(column)) for column in compiled.insert_prefetch
-            ),
+            defaults=defaults,
             results=tuple(
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in _returned(statement)
             ),
+            accepts=frozenset(names).union(key for key, _ in defaults),
         )
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        """The driver's arguments for ``values``; a key the statement has no place for is an
+        error, not a column silently left out."""
+        if not self.accepts.issuperset(values.keys()):
+            unknown = sorted(set(values) - self.accepts)
+            raise KeyError(f"{unknown} not in the statement {self.sql[:80]!r}")
         if self.fixed:
             values = {**self.fixed, **values}
         if self.defaults:

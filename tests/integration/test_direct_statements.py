@@ -137,6 +137,20 @@ async def test_executemany_outside_a_transaction_writes_all_rows_or_none(
     assert await scalar(engine, "SELECT count(*) FROM idempotency_keys") == 2
 
 
+async def test_a_value_the_statement_has_no_column_for_is_refused_not_left_out(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    direct = Direct(engine)
+    row = {**values(partner.id, "typo"), "locaton": "/typo"}
+    async with direct.statements() as statements:
+        with pytest.raises(KeyError, match="locaton"):
+            await statements.execute(record_insert, row)
+        with pytest.raises(KeyError, match="locaton"):
+            await statements.executemany(record_insert, [values(partner.id, "fine"), row])
+    assert await scalar(engine, "SELECT count(*) FROM idempotency_keys") == 0
+
+
 async def test_work_left_without_commit_is_rolled_back_and_commit_calls_the_hook(
     database_url: str, engine: AsyncEngine
 ) -> None:
