@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import make_url
 
 from services.intake.schemas import IssueCreate
-from services.serve import serve_all
+from services.serve import run_services, serve_all
 
 _ISSUE = (
     "INSERT INTO issues (id, partner_id, external_ref, title, description, service, category,"
@@ -136,7 +136,8 @@ def main(
     partner_id: str = typer.Option(""),
 ) -> None:
     app = bare_app() if which == "a" else durable_app(database_url, uuid.UUID(partner_id))
-    asyncio.run(serve_all([(app, "127.0.0.1", port)], log_level="warning"))
+    # The services' own loop (uvloop), as the same uvicorn settings include it.
+    run_services(serve_all([(app, "127.0.0.1", port)], log_level="warning"))
 
 
 if __name__ == "__main__":
