@@ -88,6 +88,11 @@ class ConsumerSettings(BaseSettings):
     # With nothing fetched for this long while the partitions hold more than we have read, the
     # client is rebuilt (a broker that restarted without its data can leave it stuck).
     stall_after_s: float = Field(default=15.0, gt=0)
+    # A handled event's id is kept in the inbox this long, then forgotten. Keep it longer than
+    # a record can come back: the topics' retention (Kafka's default is 7 days) and the
+    # outbox's (OUTBOX_RETENTION_H).
+    inbox_retention_h: float = Field(default=14 * 24, gt=0)
+    inbox_sweep_interval_s: float = Field(default=600.0, gt=0)
 
 
 class OutboxSettings(BaseSettings):

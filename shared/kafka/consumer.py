@@ -12,13 +12,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
+from shared.db.base import utcnow
 from shared.db.uow import UnitOfWorkFactory
+from shared.kafka import inbox
+from shared.kafka.dead_letters import markers_of
 from shared.kafka.offsets import log_ends
 from shared.kafka.processing import ConsumerSpec, EventProcessor
 from shared.kafka.producer import create_producer
@@ -31,6 +35,8 @@ __all__ = ["ConsumerLoop", "ConsumerSpec"]
 log = logging.getLogger(__name__)
 
 Offset = TypeVar("Offset")
+# Inbox records forgotten per transaction when sweeping.
+SWEEP_CHUNK = 5000
 
 
 class _TopologyLost(KafkaError):  # type: ignore[misc]
@@ -79,6 +85,7 @@ class ConsumerLoop:
         self._lag_reported_at = 0.0
         self._fetched_at = 0.0
         self._stall_checked_at = 0.0
+        self._swept_at = float("-inf")  # the first sweep comes with the first batch
         self._beat = 0.0
         self._client_started_at = 0.0
         self._orphan_offsets: dict[TopicPartition, int | None] | None = None
@@ -181,6 +188,7 @@ class ConsumerLoop:
                         self._pending[partition] = done[-1].offset + 1
                 await self.commit_pending()
                 await self._report_lag(consumer)
+                await self._forget_handled()
                 if 0 < len(records) < self._settings.batch_size:
                     await self._linger()
         finally:
@@ -192,6 +200,39 @@ class ConsumerLoop:
                 self._consumer = None
                 await consumer.stop()
                 await dlq.stop()
+
+    async def _forget_handled(self) -> None:
+        """Forget this consumer's inbox records (and parked-record markers) older than the
+        retention, once per sweep interval, in short transactions. A sweep that fails is
+        logged and left to the next one: consuming goes on."""
+        now = time.monotonic()
+        if now - self._swept_at < self._settings.inbox_sweep_interval_s:
+            return
+        self._swept_at = now
+        before = utcnow() - timedelta(hours=self._settings.inbox_retention_h)
+        consumers = (self.spec.name, markers_of(self.spec.name))
+        forgotten = 0
+        try:
+            while True:
+                self._beat = time.monotonic()
+                async with self._uow_factory() as uow:
+                    gone = await inbox.forget(
+                        uow.session, consumers, before=before, limit=SWEEP_CHUNK
+                    )
+                    await uow.commit()
+                forgotten += gone
+                if gone < SWEEP_CHUNK:
+                    break
+        except Exception as exc:
+            log.warning("consumer %s: inbox not swept: %s", self.spec.name, exc)
+            return
+        if forgotten:
+            log.info(
+                "consumer %s forgot %d inbox records handled before %s",
+                self.spec.name,
+                forgotten,
+                before.isoformat(timespec="seconds"),
+            )
 
     async def _linger(self) -> None:
         """After a batch that was not full, let the next one gather until ``batch_linger_ms``

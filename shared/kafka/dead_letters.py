@@ -36,12 +36,17 @@ def parked_marker(record: ConsumerRecord) -> str:
     return identity.hexdigest()
 
 
+def markers_of(consumer: str) -> str:
+    """The inbox name under which ``consumer``'s parked records leave their markers."""
+    return f"{consumer}.dlq"
+
+
 class DeadLetters:
     """Parks one consumer's failed records on its topic's DLQ with why and where from."""
 
     def __init__(self, *, consumer: str, dlq_topic: str, uow_factory: UnitOfWorkFactory) -> None:
         self._consumer = consumer
-        self._markers = f"{consumer}.dlq"
+        self._markers = markers_of(consumer)
         self._topic = dlq_topic
         self._uow_factory = uow_factory
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 
-from sqlalchemy import JSON, String, bindparam, func, select, true
+from sqlalchemy import JSON, String, bindparam, delete, func, select, true, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
@@ -58,3 +59,20 @@ def _take(dialect: str) -> ClauseElement:
         .from_select(["consumer", "event_id", "processed_at"], source)
         .returning(inbox.c.event_id)
     )
+
+
+async def forget(
+    session: AsyncSession, consumers: Collection[str], *, before: datetime, limit: int
+) -> int:
+    """Delete up to ``limit`` inbox records of ``consumers`` handled before ``before``, in the
+    session's transaction; how many went. A bounded statement, so that a long backlog is
+    forgotten in short transactions."""
+    old = (
+        select(InboxRecord.consumer, InboxRecord.event_id)
+        .where(InboxRecord.consumer.in_(consumers), InboxRecord.processed_at < before)
+        .limit(limit)
+    )
+    result = await session.execute(
+        delete(InboxRecord).where(tuple_(InboxRecord.consumer, InboxRecord.event_id).in_(old))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

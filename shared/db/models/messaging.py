@@ -39,6 +39,8 @@ class InboxRecord(Base):
     """An event a consumer has fully processed; the primary key makes processing once-only."""
 
     __tablename__ = "inbox"
+    # Forgetting a consumer's old records (see shared.kafka.inbox.forget) reads this.
+    __table_args__ = (Index("ix_inbox_consumer_processed_at", "consumer", "processed_at"),)
 
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
