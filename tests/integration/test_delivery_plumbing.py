@@ -26,19 +26,8 @@ from shared.kafka.topics import TopicNames, ensure_topics
 from shared.reconciler import reconcile_once
 from shared.settings import ConsumerSettings, KafkaSettings, OutboxSettings, ReconcilerSettings
 from shared.vocabulary import IssueStatus
-from tests.support.broker import read_topic
+from tests.support.broker import consumed, kafka, read_topic
 from tests.support.factories import eventually, scalar, seed_partner, updated_event
-
-
-def kafka(bootstrap_servers: str, prefix: str) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=bootstrap_servers,
-        topic_prefix=prefix,
-        partitions=2,
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=300,
-        rebalance_timeout_ms=3000,
-    )
 
 
 def relay_for(engine: AsyncEngine, uows: UnitOfWorkFactory, settings: KafkaSettings) -> OutboxRelay:
@@ -104,16 +93,12 @@ async def test_a_redelivered_event_is_processed_once(
     stop = asyncio.Event()
     tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(loop.run(stop))]
     try:
-        await eventually(lambda: _consumed(loop, 3), timeout=30)
+        await eventually(lambda: consumed(loop, 3), timeout=30)
     finally:
         stop.set()
         await asyncio.gather(*tasks)
     assert handled == ["evt-duplicate"]
     assert await scalar(engine, "SELECT count(*) FROM inbox WHERE consumer = 'probe'") == 1
-
-
-async def _consumed(loop: ConsumerLoop, n: int) -> bool:
-    return loop.processed >= n
 
 
 async def test_the_reconciler_re_drives_an_issue_stuck_in_received(
@@ -198,7 +183,7 @@ async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_th
     stop = asyncio.Event()
     consuming = asyncio.create_task(loop.run(stop))
     try:
-        await eventually(lambda: _consumed(loop, 11), timeout=30)
+        await eventually(lambda: consumed(loop, 11), timeout=30)
         parked = await read_topic(bootstrap_servers, dlq, expected=1)
     finally:
         stop.set()

@@ -19,6 +19,7 @@ from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
 from shared.kafka.inspect import list_dead_letters, replay_dead_letters
 from shared.kafka.topics import TopicNames, ensure_topics
 from shared.settings import ConsumerSettings, KafkaSettings
+from tests.support.broker import consumed, kafka
 from tests.support.factories import eventually, seed_partner, updated_event
 
 BATCH = 6
@@ -40,22 +41,11 @@ async def _one_batch(settings: KafkaSettings, topic: str, records: list[Record])
     assert offsets == list(range(offsets[0], offsets[0] + len(records)))
 
 
-def _settings(bootstrap_servers: str, prefix: str) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=bootstrap_servers,
-        topic_prefix=prefix,
-        partitions=1,
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=300,
-        rebalance_timeout_ms=3000,
-    )
-
-
 @pytest.mark.single_db
 async def test_dlq_list_and_replay_see_every_record_of_the_batch_the_dlq_ends_with(
     bootstrap_servers: str, topic_prefix: str
 ) -> None:
-    settings = _settings(bootstrap_servers, topic_prefix)
+    settings = kafka(bootstrap_servers, topic_prefix)
     await ensure_topics(settings)
     dlq = TopicNames(topic_prefix).dlq("issues.updated")
     await _one_batch(settings, dlq, [(f"parked {i}".encode(), []) for i in range(BATCH)])
@@ -72,7 +62,7 @@ async def test_an_idle_consumer_does_not_read_its_topic_again_after_a_batch_of_s
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
     partner = await seed_partner(database_url)
-    settings = _settings(bootstrap_servers, topic_prefix)
+    settings = kafka(bootstrap_servers, topic_prefix)
     await ensure_topics(settings)
     events = [encode(updated_event(partner.id), service="test")[1:] for _ in range(BATCH)]
     await _one_batch(settings, TopicNames(topic_prefix)("issues.updated"), events)
@@ -93,7 +83,7 @@ async def test_an_idle_consumer_does_not_read_its_topic_again_after_a_batch_of_s
     stop = asyncio.Event()
     consuming = asyncio.create_task(loop.run(stop))
     try:
-        await eventually(lambda: _processed(loop, BATCH), timeout=30)
+        await eventually(lambda: consumed(loop, BATCH), timeout=30)
         await asyncio.sleep(10 * consumer_settings.stall_after_s)
     finally:
         stop.set()
@@ -101,7 +91,3 @@ async def test_an_idle_consumer_does_not_read_its_topic_again_after_a_batch_of_s
     assert len(handled) == BATCH
     # Read again, each would count (as a duplicate the inbox turned away).
     assert loop.processed == BATCH
-
-
-async def _processed(loop: ConsumerLoop, n: int) -> bool:
-    return loop.processed >= n

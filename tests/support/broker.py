@@ -1,5 +1,5 @@
-"""Finding a broker (KAFKA_BOOTSTRAP_SERVERS, testcontainers Kafka, else embedded Tansu), and
-reading a topic back in a test."""
+"""Finding a broker (KAFKA_BOOTSTRAP_SERVERS, testcontainers Kafka, else embedded Tansu),
+settings for a test's own consumers, and reading a topic back in a test."""
 
 from __future__ import annotations
 
@@ -11,8 +11,27 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from shared.kafka.consumer import ConsumerLoop
 from shared.kafka.embedded import EmbeddedBroker
+from shared.settings import KafkaSettings
 from tests.support.docker import docker_available
+
+
+def kafka(bootstrap_servers: str, prefix: str) -> KafkaSettings:
+    """Two partitions per topic and group timeouts short enough for a test."""
+    return KafkaSettings(
+        bootstrap_servers=bootstrap_servers,
+        topic_prefix=prefix,
+        partitions=2,
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=300,
+        rebalance_timeout_ms=3000,
+    )
+
+
+async def consumed(loop: ConsumerLoop, n: int) -> bool:
+    """Whether ``loop`` has handled ``n`` records (duplicates count), for ``eventually``."""
+    return loop.processed >= n
 
 
 @asynccontextmanager
