@@ -173,7 +173,7 @@ async def open_microsoft_request(
         # it is new, the row is exactly ``values`` and nothing else is done with it.
         statements = await joined(uow.session)
         if await statements.execute(_insert_request, values):
-            metrics.MICROSOFT_REQUESTS.labels(vehicle=event.vehicle.value).inc()
+            _count_request(uow, event.vehicle.value)
             return MicrosoftRequest(**values)  # the row as written, not attached to the session
     # Neither statement reads what earlier events of the batch left pending, so that is
     # flushed once at commit, together, rather than before each request.
@@ -182,11 +182,17 @@ async def open_microsoft_request(
             uow.session, MicrosoftRequest, values, conflict=["dedupe_key"]
         )
     if inserted:
-        metrics.MICROSOFT_REQUESTS.labels(vehicle=event.vehicle.value).inc()
+        _count_request(uow, event.vehicle.value)
     record.issue_ids = sorted({*record.issue_ids, str(issue.id)})
     if cluster_id is not None:
         await _absorb(uow, record, cluster_id, now)
     return record
+
+
+def _count_request(uow: UnitOfWork, vehicle: str) -> None:
+    """Counted when the request is, at commit: a batch that fails together is rolled back
+    and handled again one event at a time."""
+    uow.after_commit(metrics.MICROSOFT_REQUESTS.labels(vehicle=vehicle).inc)
 
 
 def _insert_request(dialect: str) -> Insert:

@@ -15,7 +15,8 @@ class UnitOfWork:
     """One transaction. Rolls back unless ``commit()`` was called; nothing else commits.
 
     ``on_commit`` callbacks run after a successful commit (for example to wake the outbox
-    relay), never inside the transaction.
+    relay), never inside the transaction; so do those a unit of work is given with
+    :meth:`after_commit`, which a rolled-back one forgets.
     """
 
     def __init__(
@@ -27,6 +28,7 @@ class UnitOfWork:
         self._factory = session_factory
         self._on_commit = on_commit
         self._session: AsyncSession | None = None
+        self._after_commit: list[Callable[[], None]] = []
 
     @property
     def session(self) -> AsyncSession:
@@ -36,6 +38,7 @@ class UnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._session = self._factory()
+        self._after_commit.clear()
         return self
 
     async def __aexit__(
@@ -50,6 +53,12 @@ class UnitOfWork:
         finally:
             await session.close()
             self._session = None
+            self._after_commit.clear()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this transaction has committed, and never if it does not:
+        for effects outside the database, such as a counter of what was written."""
+        self._after_commit.append(callback)
 
     async def flush(self) -> None:
         """Send what is pending, ORM changes and then staged rows, so that this transaction's
@@ -60,6 +69,9 @@ class UnitOfWork:
     async def commit(self) -> None:
         await self.flush()
         await self.session.commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
         if self._on_commit is not None:
             self._on_commit()
 

@@ -18,8 +18,10 @@ from typing import TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.base import utcnow
+from shared.db.sweep import sweep
 from shared.db.uow import UnitOfWorkFactory
 from shared.kafka import inbox
 from shared.kafka.dead_letters import markers_of
@@ -35,8 +37,6 @@ __all__ = ["ConsumerLoop", "ConsumerSpec"]
 log = logging.getLogger(__name__)
 
 Offset = TypeVar("Offset")
-# Inbox records forgotten per transaction when sweeping.
-SWEEP_CHUNK = 5000
 
 
 class _TopologyLost(KafkaError):  # type: ignore[misc]
@@ -211,18 +211,12 @@ class ConsumerLoop:
         self._swept_at = now
         before = utcnow() - timedelta(hours=self._settings.inbox_retention_h)
         consumers = (self.spec.name, markers_of(self.spec.name))
-        forgotten = 0
+
+        async def forget_some(session: AsyncSession, limit: int) -> int:
+            return await inbox.forget(session, consumers, before=before, limit=limit)
+
         try:
-            while True:
-                self._beat = time.monotonic()
-                async with self._uow_factory() as uow:
-                    gone = await inbox.forget(
-                        uow.session, consumers, before=before, limit=SWEEP_CHUNK
-                    )
-                    await uow.commit()
-                forgotten += gone
-                if gone < SWEEP_CHUNK:
-                    break
+            forgotten = await sweep(self._uow_factory, forget_some, between=self._beating)
         except Exception as exc:
             log.warning("consumer %s: inbox not swept: %s", self.spec.name, exc)
             return

@@ -18,6 +18,7 @@ from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct, DirectWork, bound
 from shared.db.models import OutboxMessage
 from shared.db.staged import stage
+from shared.db.sweep import SWEEP_CHUNK, sweep
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import encode
 from shared.events.models import Event
@@ -260,15 +261,17 @@ class OutboxRelay:
         metrics.OUTBOX_BACKLOG.labels(service=self._service).set(count)
         metrics.OUTBOX_OLDEST_AGE.labels(service=self._service).set(max(age, 0.0))
 
-    async def delete_sent(self) -> int:
-        """Drop rows sent longer ago than the retention (kept until then for re-drives)."""
+    async def delete_sent(self, *, chunk: int = SWEEP_CHUNK) -> int:
+        """Drop rows sent longer ago than the retention (kept until then for re-drives), at
+        most ``chunk`` per transaction; how many went."""
         cutoff = utcnow() - timedelta(hours=self._settings.retention_h)
-        async with self._uow_factory() as uow:
-            result = await uow.session.execute(
-                delete(OutboxMessage).where(OutboxMessage.sent_at < cutoff)
-            )
-            await uow.commit()
-        return int(getattr(result, "rowcount", 0) or 0)
+
+        async def delete_some(session: AsyncSession, limit: int) -> int:
+            old = select(OutboxMessage.id).where(OutboxMessage.sent_at < cutoff).limit(limit)
+            result = await session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(old)))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+        return await sweep(self._uow_factory, delete_some, chunk=chunk)
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:

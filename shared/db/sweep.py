@@ -1,0 +1,34 @@
+"""Deleting old rows in short transactions, so that a long backlog never holds one open."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.uow import UnitOfWorkFactory
+
+# Rows deleted per transaction.
+SWEEP_CHUNK = 5000
+
+
+async def sweep(
+    uows: UnitOfWorkFactory,
+    delete_some: Callable[[AsyncSession, int], Awaitable[int]],
+    *,
+    chunk: int = SWEEP_CHUNK,
+    between: Callable[[], None] | None = None,
+) -> int:
+    """Call ``delete_some(session, chunk)``, which deletes at most ``chunk`` rows and says how
+    many, each time in a unit of work of its own, until it deletes fewer; how many went in all.
+    ``between`` runs before each transaction (a liveness beat, say)."""
+    deleted = 0
+    while True:
+        if between is not None:
+            between()
+        async with uows() as uow:
+            gone = await delete_some(uow.session, chunk)
+            await uow.commit()
+        deleted += gone
+        if gone < chunk:
+            return deleted
