@@ -15,6 +15,7 @@ from services.notifier.gauges import run_gauges
 from services.notifier.handler import IssueRouter, preload_batch
 from services.notifier.overdue import run_overdue_sweep
 from services.notifier.partner_center import PartnerCenterClient
+from services.notifier.targets import guarded
 from services.runtime import Runtime, Worker
 from services.settings import ServiceSettings
 from services.worker_app import create_worker_app
@@ -31,7 +32,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 dispatcher = WebhookDispatcher(
                     runtime.uow_factory,
                     settings.webhook,
-                    client,
+                    guarded(client, allow_private=settings.webhook.allow_private_targets),
                     require_https=settings.app.environment == "production",
                 )
                 await dispatcher.run(stop)

@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy import select, update
 
 from services.notifier.signing import signature_header
-from services.notifier.targets import TargetRefused, check_target
+from services.notifier.targets import SSRFProtectionError, TargetRefused, check_target
 from shared.db.base import utcnow
 from shared.db.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from shared.db.uow import UnitOfWorkFactory
@@ -175,6 +175,9 @@ class WebhookDispatcher:
             response = await self._client.post(
                 item.url, content=item.body, headers=headers, timeout=self._settings.timeout_s
             )
+        except SSRFProtectionError as exc:  # the name now points inside the network
+            latency = int((time.perf_counter() - started) * 1000)
+            return AttemptResult(None, latency, error=f"target refused: {exc}", permanent=True)
         except httpx.HTTPError as exc:
             latency = int((time.perf_counter() - started) * 1000)
             return AttemptResult(None, latency, error=f"{type(exc).__name__}: {exc}"[:500])

@@ -1,4 +1,10 @@
-"""Which URLs a webhook may target: no private, loopback or link-local hosts unless allowed."""
+"""Which URLs a webhook may target: no private, loopback or link-local hosts unless allowed.
+
+Checked twice: the URL when a subscription is made and again before each delivery
+(:func:`check_target`), and the address each new connection actually reaches (:func:`guarded`).
+The second closes the gap a name that resolves differently between the check and the connect
+(DNS rebinding) would leave.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,22 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+import httpx
+from httpx_secure import SSRFProtectionError, httpx_ssrf_protection
+
+__all__ = ["SSRFProtectionError", "TargetRefused", "check_target", "guarded"]
+
 
 class TargetRefused(ValueError):
     """The URL may not receive webhooks; the message says why."""
 
 
 def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    # Not globally reachable covers the carrier-grade NAT range (100.64.0.0/10) as well, which
+    # the connection guard refuses too.
     return (
-        address.is_private
+        not address.is_global
+        or address.is_private
         or address.is_loopback
         or address.is_link_local
         or address.is_multicast
@@ -48,3 +62,12 @@ async def check_target(url: str, *, allow_private: bool, require_https: bool) ->
         addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
     if any(_forbidden(address) for address in addresses):
         raise TargetRefused("the host is a private, loopback or link-local address")
+
+
+def guarded(client: httpx.AsyncClient, *, allow_private: bool) -> httpx.AsyncClient:
+    """``client`` with every new connection refused (:class:`SSRFProtectionError`) unless the
+    address it reaches is globally routable, whatever the name resolved to when it was
+    checked; unchanged when private targets are allowed. Call it before the client is used."""
+    if allow_private:
+        return client
+    return httpx_ssrf_protection(client)

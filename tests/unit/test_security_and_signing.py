@@ -64,6 +64,7 @@ def test_partner_center_titles_are_limited_to_255_characters() -> None:
         "http://127.0.0.1:8000/hook",
         "http://10.1.2.3/hook",
         "http://169.254.169.254/latest/meta-data",
+        "http://100.64.0.1/hook",  # carrier-grade NAT: not globally reachable
         "http://[::1]/hook",
         "http://localhost/hook",
     ],
