@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.kafka.embedded import EmbeddedBroker
-from tests.support.factories import eventually, issue_body, scalar, seed_partner
+from tests.support.factories import eventually, issue_body, routed_issues, scalar, seed_partner
 from tests.support.stack import Stack
 
 DURING_OUTAGE = 50
@@ -61,4 +61,4 @@ async def test_issues_accepted_while_the_broker_is_down_are_all_routed_after_it_
 
 
 async def _routed(engine: AsyncEngine, n: int) -> bool:
-    return await scalar(engine, "SELECT count(*) FROM issues WHERE status = 'routed'") == n
+    return await routed_issues(engine) == n

@@ -9,7 +9,14 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.vocabulary import Vehicle
-from tests.support.factories import eventually, issue_body, rows, scalar, seed_partner
+from tests.support.factories import (
+    eventually,
+    issue_body,
+    routed_issues,
+    rows,
+    scalar,
+    seed_partner,
+)
 from tests.support.receiver import WebhookReceiver
 from tests.support.stack import Stack
 
@@ -86,7 +93,7 @@ async def _classified_at_least(engine: AsyncEngine, n: int) -> bool:
 
 
 async def _routed_all(engine: AsyncEngine) -> bool:
-    return await scalar(engine, "SELECT count(*) FROM issues WHERE status = 'routed'") == ISSUES
+    return await routed_issues(engine) == ISSUES
 
 
 async def _received_at_least(receiver: WebhookReceiver, n: int) -> bool:

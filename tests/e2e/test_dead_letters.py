@@ -7,7 +7,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.broker import read_topic
-from tests.support.factories import eventually, issue_body, scalar, seed_partner
+from tests.support.factories import eventually, issue_body, routed_issues, seed_partner
 from tests.support.stack import Stack
 
 
@@ -37,7 +37,7 @@ async def test_a_malformed_record_is_dead_lettered_and_the_next_good_one_is_proc
         assert accepted.status_code == 202
 
     async def routed() -> bool:
-        return await scalar(engine, "SELECT count(*) FROM issues WHERE status = 'routed'") == 1
+        return await routed_issues(engine) == 1
 
     await eventually(routed, timeout=30, message=stack.logs)
     dead = await read_topic(bootstrap_servers, f"{topic_prefix}issues.received.dlq", expected=2)

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.kafka.embedded import free_port
-from tests.support.factories import eventually, issue_body, scalar, seed_partner
+from tests.support.factories import eventually, issue_body, routed_issues, seed_partner
 from tests.support.http_server import serving
 from tests.support.stack import Stack
 
@@ -86,7 +86,7 @@ async def test_a_callers_trace_reaches_every_topic_and_every_log_line_about_the_
         issue_id = answer.json()["id"]
 
     async def routed() -> bool:
-        return await scalar(engine, "SELECT count(*) FROM issues WHERE status = 'routed'") == 1
+        return await routed_issues(engine) == 1
 
     await eventually(routed, timeout=30, message=stack.logs)
     for topic in ("issues.received", "issues.classified", "issues.routed"):
@@ -164,7 +164,7 @@ async def test_every_service_reports_its_metrics(
         assert (await client.get("/v1/issues/not-a-uuid")).status_code in (404, 422)
 
     async def routed() -> bool:
-        return await scalar(engine, "SELECT count(*) FROM issues WHERE status = 'routed'") == 2
+        return await routed_issues(engine) == 2
 
     await eventually(routed, timeout=30, message=stack.logs)
     ports = {name: service.port for name, service in stack.services.items()}

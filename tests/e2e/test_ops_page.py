@@ -16,7 +16,13 @@ from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
 from shared.settings import DatabaseSettings
 from shared.vocabulary import Role
-from tests.support.factories import SeededPartner, eventually, issue_body, scalar, seed_partner
+from tests.support.factories import (
+    SeededPartner,
+    eventually,
+    issue_body,
+    routed_issues,
+    seed_partner,
+)
 from tests.support.stack import Stack
 
 CHROMIUM = shutil.which("chromium")
@@ -64,7 +70,7 @@ async def post(stack: Stack, partner: SeededPartner, **body: str) -> None:
 
 
 async def routed(engine: AsyncEngine, count: int) -> bool:
-    return await scalar(engine, "SELECT count(*) FROM issues WHERE status = 'routed'") == count
+    return await routed_issues(engine) == count
 
 
 async def sign_in(page: Page, url: str, key: str) -> None:

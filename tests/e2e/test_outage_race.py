@@ -10,7 +10,14 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.vocabulary import Vehicle
-from tests.support.factories import eventually, issue_body, rows, scalar, seed_partner
+from tests.support.factories import (
+    eventually,
+    issue_body,
+    routed_issues,
+    rows,
+    scalar,
+    seed_partner,
+)
 from tests.support.stack import Stack
 
 WEST = 12
@@ -48,9 +55,7 @@ async def test_a_burst_from_many_tenants_makes_one_cluster_and_one_microsoft_req
     await stack.start("classifier", "classifier-2", "notifier", "notifier-2")
 
     async def all_routed() -> bool:
-        return await scalar(engine, "SELECT count(*) FROM issues WHERE status = 'routed'") == (
-            WEST + EAST
-        )
+        return await routed_issues(engine) == (WEST + EAST)
 
     await eventually(all_routed, timeout=90, message=stack.logs)
     for instance in ("classifier", "classifier-2"):

@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -14,7 +15,13 @@ from aiokafka.structs import OffsetAndMetadata
 from cloudevents.core.formats.json import JSONFormat
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support.factories import SeededPartner, eventually, issue_body, scalar, seed_partner
+from tests.support.factories import (
+    SeededPartner,
+    eventually,
+    issue_body,
+    routed_issues,
+    seed_partner,
+)
 from tests.support.stack import ESCALATION, Stack
 
 pytestmark = pytest.mark.single_db
@@ -33,7 +40,7 @@ async def post_and_route(stack: Stack, engine: AsyncEngine, partner: SeededPartn
             ids.append(answer.json()["id"])
 
     async def routed() -> bool:
-        return await scalar(engine, "SELECT count(*) FROM issues WHERE status = 'routed'") == 2
+        return await routed_issues(engine) == 2
 
     await eventually(routed, timeout=30, message=stack.logs)
     return ids
@@ -113,11 +120,12 @@ async def test_kcat_reads_issues_routed_as_cloudevents_json(
     assert kcat.returncode == 0, kcat.stderr
     records = [json.loads(line) for line in kcat.stdout.splitlines() if line.strip()]
     events = [JSONFormat().read(None, record["payload"].encode()) for record in records]
-    assert sorted(e.get_data()["issue_id"] for e in events) == sorted(ids)
-    for record, event in zip(records, events, strict=True):
+    data = [cast(dict[str, Any], event.get_data()) for event in events]  # a JSON object each
+    assert sorted(d["issue_id"] for d in data) == sorted(ids)
+    for record, event, fields in zip(records, events, data, strict=True):
         assert event.get_specversion() == "1.0"
         assert event.get_type() == "csp.issue.routed"
-        assert event.get_subject() == record["key"] == event.get_data()["issue_id"]
+        assert event.get_subject() == record["key"] == fields["issue_id"]
         assert event.get_source() == "/csp-escalation/notifier"
 
 
@@ -205,8 +213,7 @@ async def test_a_parked_issue_is_listed_replayed_once_and_then_routed(
     assert f"replayed 1 record(s) to {topic_prefix}issues.received" in replayed.stdout
 
     async def routed() -> bool:
-        count = "SELECT count(*) FROM issues WHERE status = 'routed'"
-        return await scalar(engine, count) == 1
+        return await routed_issues(engine) == 1
 
     await eventually(routed, timeout=30, message=stack.logs)
     again = await stack.cli("dlq", "replay", "issues.received")

@@ -63,7 +63,7 @@ async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sen
 
 
 async def _all_sent(engine: AsyncEngine, n: int) -> bool:
-    return await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") == n
+    return int(await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL")) == n
 
 
 async def test_a_redelivered_event_is_processed_once(

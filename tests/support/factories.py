@@ -85,6 +85,11 @@ async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
         return (await connection.execute(text(sql), params)).scalar()
 
 
+async def routed_issues(engine: AsyncEngine) -> int:
+    """How many issues have reached ``routed``."""
+    return int(await scalar(engine, "SELECT count(*) FROM issues WHERE status = 'routed'"))
+
+
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
     async with engine.connect() as connection:
         return list((await connection.execute(text(sql), params)).all())

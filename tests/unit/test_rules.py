@@ -38,11 +38,12 @@ def decide(
     issue: IssueFacts,
     partner: PartnerFacts,
     incidents: list[IncidentFacts] | None = None,
-    **kw: object,
+    *,
+    cluster: ClusterFacts | None = None,
 ) -> Decision:
     return engine_decide(
-        RULES, issue, partner, health=HealthView(tuple(incidents or ())), now=NOON, **kw
-    )  # type: ignore[arg-type]
+        RULES, issue, partner, health=HealthView(tuple(incidents or ())), cluster=cluster, now=NOON
+    )
 
 
 def issue(category: Category | None = None, **kw: object) -> IssueFacts:
