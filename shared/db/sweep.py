@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
+from sqlalchemy import Column, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.uow import UnitOfWorkFactory
@@ -32,3 +34,15 @@ async def sweep(
         deleted += gone
         if gone < chunk:
             return deleted
+
+
+async def delete_first(
+    session: AsyncSession, key: Sequence[Column[Any]], *where: Any, limit: int
+) -> int:
+    """Delete at most ``limit`` rows of ``key``'s table matching ``where``, chosen by their
+    ``key`` columns (its primary key), in the session's transaction; how many went."""
+    table = key[0].table
+    chosen = select(*key).where(*where).limit(limit)
+    rows = key[0] if len(key) == 1 else tuple_(*key)
+    result = await session.execute(delete(table).where(rows.in_(chosen)))
+    return int(getattr(result, "rowcount", 0) or 0)

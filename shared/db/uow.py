@@ -38,7 +38,6 @@ class UnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._session = self._factory()
-        self._after_commit.clear()
         return self
 
     async def __aexit__(

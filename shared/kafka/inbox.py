@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import JSON, String, bindparam, delete, func, select, true, tuple_
+from sqlalchemy import JSON, String, bindparam, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
@@ -13,6 +13,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from shared.db.base import table_of, utcnow
 from shared.db.models import InboxRecord
 from shared.db.staged import joined
+from shared.db.sweep import delete_first
 from shared.db.upsert import insert_ignoring
 
 
@@ -67,12 +68,11 @@ async def forget(
     """Delete up to ``limit`` inbox records of ``consumers`` handled before ``before``, in the
     session's transaction; how many went. A bounded statement, so that a long backlog is
     forgotten in short transactions."""
-    old = (
-        select(InboxRecord.consumer, InboxRecord.event_id)
-        .where(InboxRecord.consumer.in_(consumers), InboxRecord.processed_at < before)
-        .limit(limit)
+    inbox = table_of(InboxRecord)
+    return await delete_first(
+        session,
+        (inbox.c.consumer, inbox.c.event_id),
+        inbox.c.consumer.in_(consumers),
+        inbox.c.processed_at < before,
+        limit=limit,
     )
-    result = await session.execute(
-        delete(InboxRecord).where(tuple_(InboxRecord.consumer, InboxRecord.event_id).in_(old))
-    )
-    return int(getattr(result, "rowcount", 0) or 0)

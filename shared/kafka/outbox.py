@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from sqlalchemy import Integer, bindparam, delete, func, insert, select, update
+from sqlalchemy import Integer, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -18,7 +18,7 @@ from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct, DirectWork, bound
 from shared.db.models import OutboxMessage
 from shared.db.staged import stage
-from shared.db.sweep import SWEEP_CHUNK, sweep
+from shared.db.sweep import SWEEP_CHUNK, delete_first, sweep
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import encode
 from shared.events.models import Event
@@ -266,10 +266,12 @@ class OutboxRelay:
         most ``chunk`` per transaction; how many went."""
         cutoff = utcnow() - timedelta(hours=self._settings.retention_h)
 
+        outbox = table_of(OutboxMessage)
+
         async def delete_some(session: AsyncSession, limit: int) -> int:
-            old = select(OutboxMessage.id).where(OutboxMessage.sent_at < cutoff).limit(limit)
-            result = await session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(old)))
-            return int(getattr(result, "rowcount", 0) or 0)
+            return await delete_first(
+                session, (outbox.c.id,), outbox.c.sent_at < cutoff, limit=limit
+            )
 
         return await sweep(self._uow_factory, delete_some, chunk=chunk)
 
