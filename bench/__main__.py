@@ -68,7 +68,7 @@ async def _run(
                 server = DatabaseServer(kind, postgres if kind == "postgresql" else None, workdir)
                 try:
                     results["databases"][kind] = await _database_rows(
-                        server, broker.bootstrap_servers, workdir, load, rates, seconds
+                        server, broker, workdir, load, rates, seconds
                     )
                 finally:
                     await server.drop_all()
@@ -77,18 +77,19 @@ async def _run(
 
 async def _database_rows(
     server: DatabaseServer,
-    bootstrap: str,
+    broker: EmbeddedBroker,
     workdir: Path,
     load: rows.Load,
     rates: list[float],
     seconds: float,
 ) -> dict[str, Any]:
+    bootstrap = broker.bootstrap_servers
     intake_dir = workdir / f"{server.kind}-intake"
     intake_dir.mkdir()
     figures: dict[str, Any] = {
         "durable_accept": await rows.durable_accept(await server.new_database(), load),
         "intake": await rows.intake_accept(
-            await server.new_database(), bootstrap, intake_dir, load
+            await server.new_database(), bootstrap, intake_dir, load, broker_pid=broker.pid
         ),
         "pipeline": [],
     }
@@ -97,7 +98,12 @@ async def _database_rows(
         run_dir.mkdir(parents=True, exist_ok=True)
         figures["pipeline"].append(
             await rows.pipeline(
-                await server.new_database(), bootstrap, run_dir, rate=rate, seconds=seconds
+                await server.new_database(),
+                bootstrap,
+                run_dir,
+                rate=rate,
+                seconds=seconds,
+                broker_pid=broker.pid,
             )
         )
     return figures

@@ -1,13 +1,14 @@
-"""What the benchmark reads while it runs: routed events off the topic, and each service's
-CPU and memory."""
+"""What the benchmark reads while it runs: routed events off the topic, each service's
+CPU and memory, and where the rest of the machine's CPU went."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 from aiokafka import AIOKafkaConsumer
@@ -91,3 +92,69 @@ async def sampling(pids: dict[str, int], every_s: float = 1.0) -> AsyncIterator[
 def _cpu(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)
+
+
+@dataclass
+class Machine:
+    """CPU seconds over a window: every CPU's busy time, and the processes around the services."""
+
+    cpus: int = 1
+    busy_s: float = 0.0
+    by_role: dict[str, float] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def machine_cpu(pids: dict[str, int], *, database: str | None) -> Iterator[Machine]:
+    """Busy CPU time of the whole machine inside the block, and of ``pids`` and the processes
+    named ``database`` (a server's backends: those started inside the block count from zero,
+    those that exited inside it are left in the machine's total only)."""
+    machine = Machine(cpus=psutil.cpu_count() or 1)
+    processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+    busy = _busy()
+    before = {name: _cpu(p) for name, p in processes.items()}
+    server = _named(database)
+    try:
+        yield machine
+    finally:
+        machine.busy_s = _busy() - busy
+        machine.by_role = {name: _cpu(p) - before[name] for name, p in processes.items()}
+        if database:
+            machine.by_role["database"] = sum(
+                cpu - server.get(pid, 0.0) for pid, cpu in _named(database).items()
+            )
+
+
+def cpu_per(machine: Machine, seconds: float, count: int, *, rest: str) -> dict[str, Any]:
+    """Where the machine's CPU went per item (a request, a routed issue), in ms, what nothing
+    named used filed as ``rest``; and the rate every CPU busy at that cost would carry: the
+    ceiling this machine sets."""
+    figures: dict[str, Any] = {
+        "busy_pct": round(machine.busy_s / (seconds * machine.cpus) * 100, 1)
+    }
+    if not count:
+        return figures
+    named = sum(machine.by_role.values())
+    per = {name: cpu_s * 1000 / count for name, cpu_s in machine.by_role.items()}
+    per[rest] = max(0.0, machine.busy_s - named) * 1000 / count
+    busy_ms = machine.busy_s * 1000 / count
+    figures["busy_ms_per_item"] = round(busy_ms, 2)
+    figures["ms_per_item"] = {name: round(ms, 2) for name, ms in per.items()}
+    figures["ceiling_per_s"] = round(machine.cpus * 1000 / busy_ms) if busy_ms else None
+    return figures
+
+
+def _busy() -> float:
+    t = psutil.cpu_times()
+    return float(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0))
+
+
+def _named(name: str | None) -> dict[int, float]:
+    """CPU seconds so far of every process called ``name``, by pid."""
+    if not name:
+        return {}
+    found: dict[int, float] = {}
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == name:
+            with contextlib.suppress(psutil.Error):
+                found[process.pid] = _cpu(process)
+    return found

@@ -44,8 +44,33 @@ def table(results: dict[str, Any]) -> str:
                 f"{_ms(run['e2e_p99_ms']):>8}{run['backlog_at_end']:>8}"
                 f"{_ms(run['drain_s']):>8}{run['duplicates']:>5}  {services}"
             )
+    lines += [
+        "",
+        "where the machine's CPU went, ms per request or routed issue -> the rate it caps:",
+    ]
+    lines.append(f"{'A':<19}{_machine(bare.get('machine'))}")
+    for kind, figures in results["databases"].items():
+        lines += [
+            f"{'B  ' + kind:<19}{_machine(figures['durable_accept'].get('machine'))}",
+            f"{'   intake':<19}{_machine(figures['intake'].get('machine'))}",
+        ]
+        for run in figures["pipeline"]:
+            lines.append(
+                f"{'   e2e ' + format(run['offered_rps'], '.0f') + '/s':<19}"
+                f"{_machine(run.get('machine'))}"
+            )
     lines += ["", TARGETS]
     return "\n".join(lines)
+
+
+def _machine(machine: dict[str, Any] | None) -> str:
+    if not machine or "ms_per_item" not in machine:
+        return "-"
+    parts = ", ".join(f"{name} {ms}" for name, ms in machine["ms_per_item"].items())
+    return (
+        f"busy {machine['busy_pct']:>5}%  {machine['busy_ms_per_item']:>5} ms ({parts})"
+        f" -> {machine['ceiling_per_s']}/s"
+    )
 
 
 def _ratio(ours: float, baseline: float) -> str:

@@ -18,7 +18,7 @@ import httpx
 import orjson
 
 from bench.driver import Outcome, bodies, offer
-from bench.measure import reading_routed, sampling
+from bench.measure import Machine, Usage, cpu_per, machine_cpu, reading_routed, sampling
 from shared.kafka.embedded import free_port
 from shared.vocabulary import Vehicle
 from tests.support.factories import SeededPartner, seed_partner
@@ -47,14 +47,41 @@ async def seed(database_url: str) -> SeededPartner:
     return await seed_partner(database_url, vehicles=(Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS,))
 
 
-def wrk(url: str, load: Load, *, auth: str | None = None) -> dict[str, Any]:
-    """POST /v1/issues at saturation with Debian's wrk; its own figures, as a dict."""
+def wrk(
+    url: str,
+    load: Load,
+    *,
+    around: dict[str, int],
+    database: str | None = None,
+    auth: str | None = None,
+) -> dict[str, Any]:
+    """POST /v1/issues at saturation with Debian's wrk: its own figures, and the CPU of the
+    processes ``around`` it (the server, the broker) and of the ``database``, per request."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk; `make bench` does it)")
     env = {**os.environ, "BENCH_PREFIX": f"w{uuid.uuid4().hex[:8]}"}
     if auth:
         env["BENCH_AUTH"] = auth
-    result = subprocess.run(
+    with machine_cpu(around, database=database) as cpu:
+        started = time.time()
+        result = _run_wrk(url, load, env)
+        seconds = time.time() - started
+    line = next(x for x in result.stdout.splitlines() if x.startswith("BENCH "))
+    raw = json.loads(line.removeprefix("BENCH "))
+    ok = raw["requests"] - raw["non_2xx"] - raw["socket_errors"]
+    return {
+        "requests": raw["requests"],
+        "accepted": ok,
+        "errors": raw["non_2xx"] + raw["socket_errors"],
+        "rps": round(ok / (raw["duration_us"] / 1e6), 1),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "machine": cpu_per(cpu, seconds, raw["requests"], rest="wrk and rest"),
+    }
+
+
+def _run_wrk(url: str, load: Load, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             "wrk",
             "-t2",
@@ -71,18 +98,6 @@ def wrk(url: str, load: Load, *, auth: str | None = None) -> dict[str, Any]:
         text=True,
         check=True,
     )
-    line = next(x for x in result.stdout.splitlines() if x.startswith("BENCH "))
-    raw = json.loads(line.removeprefix("BENCH "))
-    seconds = raw["duration_us"] / 1e6
-    ok = raw["requests"] - raw["non_2xx"] - raw["socket_errors"]
-    return {
-        "requests": raw["requests"],
-        "accepted": ok,
-        "errors": raw["non_2xx"] + raw["socket_errors"],
-        "rps": round(ok / seconds, 1),
-        "p50_ms": raw["p50_us"] / 1000,
-        "p99_ms": raw["p99_us"] / 1000,
-    }
 
 
 async def _serve_baseline(which: str, port: int, *extra: str) -> subprocess.Popen[bytes]:
@@ -118,7 +133,8 @@ async def bare_http(load: Load) -> dict[str, Any]:
     port = free_port()
     process = await _serve_baseline("a", port)
     try:
-        return await asyncio.to_thread(wrk, f"http://127.0.0.1:{port}/v1/issues", load)
+        url = f"http://127.0.0.1:{port}/v1/issues"
+        return await asyncio.to_thread(wrk, url, load, around={"server": process.pid})
     finally:
         _stop(process)
 
@@ -130,25 +146,47 @@ async def durable_accept(database_url: str, load: Load) -> dict[str, Any]:
         "b", port, "--database-url", database_url, "--partner-id", str(seeded.id)
     )
     try:
-        return await asyncio.to_thread(wrk, f"http://127.0.0.1:{port}/v1/issues", load)
+        return await asyncio.to_thread(
+            wrk,
+            f"http://127.0.0.1:{port}/v1/issues",
+            load,
+            around={"server": process.pid},
+            database=_database(database_url),
+        )
     finally:
         _stop(process)
 
 
 async def intake_accept(
-    database_url: str, bootstrap: str, workdir: Path, load: Load
+    database_url: str, bootstrap: str, workdir: Path, load: Load, *, broker_pid: int | None = None
 ) -> dict[str, Any]:
     auth = (await seed(database_url)).headers["Authorization"]
     stack = Stack(database_url, bootstrap, f"b{uuid.uuid4().hex[:6]}.", workdir, timings=BENCH_ENV)
     await stack.start("intake")
     try:
-        return await asyncio.to_thread(wrk, f"{stack.intake_url}/v1/issues", load, auth=auth)
+        intake = stack.services["intake"].process
+        assert intake is not None
+        around = {"server": intake.pid} | ({"broker": broker_pid} if broker_pid else {})
+        return await asyncio.to_thread(
+            wrk,
+            f"{stack.intake_url}/v1/issues",
+            load,
+            around=around,
+            database=_database(database_url),
+            auth=auth,
+        )
     finally:
         await stack.stop()
 
 
 async def pipeline(
-    database_url: str, bootstrap: str, workdir: Path, *, rate: float, seconds: float
+    database_url: str,
+    bootstrap: str,
+    workdir: Path,
+    *,
+    rate: float,
+    seconds: float,
+    broker_pid: int | None = None,
 ) -> dict[str, Any]:
     """Issues offered at ``rate``/s for ``seconds`` through all three services."""
     auth = (await seed(database_url)).headers["Authorization"]
@@ -172,33 +210,27 @@ async def pipeline(
             warm_ids = {o.issue_id for o in warm if o.issue_id}
             if await _drain(routed, warm_ids, timeout_s=120) is None:
                 raise RuntimeError("the warm-up's issues were not all routed within 120 s")
-            async with sampling(pids) as usage:
-                started = time.time()
-                outcomes = await offer(
-                    stack.intake_url,
-                    auth,
-                    rate=rate,
-                    duration_s=seconds,
-                    payloads=payloads,
-                )
-                ended = time.time()
+            around = {"load driver": os.getpid()} | ({"broker": broker_pid} if broker_pid else {})
+            with machine_cpu(around, database=_database(database_url)) as cpu:
+                async with sampling(pids) as usage:
+                    started = time.time()
+                    outcomes = await offer(
+                        stack.intake_url, auth, rate=rate, duration_s=seconds, payloads=payloads
+                    )
+                    window = _Window(started, time.time(), usage, cpu)
             accepted = {o.issue_id: o for o in outcomes if o.issue_id}
             backlog = sum(1 for i in accepted if routed.first(i) is None)
             drained = await _drain(routed, set(accepted), timeout_s=120)
             return _pipeline_figures(
-                rate,
-                seconds,
-                outcomes,
-                accepted,
-                routed.at,
-                started,
-                ended,
-                backlog,
-                drained,
-                usage,
+                rate, seconds, outcomes, accepted, routed.at, window, backlog, drained
             )
     finally:
         await stack.stop()
+
+
+def _database(url: str) -> str | None:
+    """The name of the database server's processes; SQLite runs inside the service."""
+    return "postgres" if url.startswith("postgresql") else None
 
 
 async def _drain(routed: Any, ids: set[str], *, timeout_s: float) -> float | None:
@@ -217,12 +249,11 @@ def _pipeline_figures(
     outcomes: list[Outcome],
     accepted: dict[str, Outcome],
     routed_at: dict[str, list[float]],
-    started: float,
-    ended: float,
+    window: _Window,
     backlog: int,
     drained: float | None,
-    usage: dict[str, Any],
 ) -> dict[str, Any]:
+    started, ended, usage = window.started, window.ended, window.usage
     latencies = sorted(
         min(routed_at[i]) - o.answered for i, o in accepted.items() if routed_at.get(i)
     )
@@ -254,7 +285,24 @@ def _pipeline_figures(
             }
             for name, u in usage.items()
         },
+        "machine": _machine_figures(window, in_window),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The measured stretch of a pipeline run and what its processes used in it."""
+
+    started: float
+    ended: float
+    usage: dict[str, Usage]
+    cpu: Machine
+
+
+def _machine_figures(window: _Window, routed: int) -> dict[str, Any]:
+    services = sum(u.cpu_s for u in window.usage.values())
+    cpu = Machine(window.cpu.cpus, window.cpu.busy_s, {**window.cpu.by_role, "services": services})
+    return cpu_per(cpu, window.ended - window.started, routed, rest="rest")
 
 
 def _pct(values: list[float], p: float) -> float | None:

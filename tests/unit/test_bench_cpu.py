@@ -1,0 +1,27 @@
+"""The benchmark's CPU account: each process's share per item, the rest, and the ceiling."""
+
+from __future__ import annotations
+
+from bench.measure import Machine, cpu_per
+
+
+def test_the_cpu_account_names_each_share_and_the_rate_every_cpu_busy_would_carry() -> None:
+    machine = Machine(cpus=2, busy_s=3.0, by_role={"server": 1.5, "database": 0.5})
+    figures = cpu_per(machine, seconds=2.0, count=1000, rest="wrk and rest")
+    assert figures == {
+        "busy_pct": 75.0,
+        "busy_ms_per_item": 3.0,
+        "ms_per_item": {"server": 1.5, "database": 0.5, "wrk and rest": 1.0},
+        "ceiling_per_s": 667,
+    }
+
+
+def test_a_window_with_nothing_done_reports_only_how_busy_the_machine_was() -> None:
+    figures = cpu_per(Machine(cpus=2, busy_s=1.0), seconds=1.0, count=0, rest="rest")
+    assert figures == {"busy_pct": 50.0}
+
+
+def test_named_processes_that_outran_the_machine_total_leave_no_negative_rest() -> None:
+    # Per-process and machine-wide counters tick separately; the rest is never below zero.
+    machine = Machine(cpus=1, busy_s=1.0, by_role={"server": 1.01})
+    assert cpu_per(machine, seconds=1.0, count=100, rest="rest")["ms_per_item"]["rest"] == 0.0
