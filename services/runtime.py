@@ -22,6 +22,9 @@ from shared.reconciler import run_reconciler
 
 log = logging.getLogger(__name__)
 
+# The relay's own connections: a queue of requests waiting for the service's pool must not
+# hold up the rows they have already committed (nor the marking of rows already published).
+RELAY_POOL_SIZE = 2
 RESTART_PAUSE_S = 1.0
 RESTART_PAUSE_MAX_S = 30.0
 
@@ -37,6 +40,7 @@ class Runtime:
         self.stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._engine: AsyncEngine | None = None
+        self._relay_engine: AsyncEngine | None = None
         self._uow_factory: UnitOfWorkFactory | None = None
         self._direct: Direct | None = None
         self._relay: OutboxRelay | None = None
@@ -65,12 +69,12 @@ class Runtime:
 
     async def __aenter__(self) -> Self:
         self._engine = create_engine(self.settings.database)
+        self._relay_engine = create_engine(self.settings.database, pool_size=RELAY_POOL_SIZE)
         sessions = create_session_factory(self._engine)
-        relay_factory = UnitOfWorkFactory(sessions)
         self._relay = OutboxRelay(
-            relay_factory,
+            UnitOfWorkFactory(create_session_factory(self._relay_engine)),
             # Its own statements: the relay's commits are not news to itself.
-            Direct(self._engine),
+            Direct(self._relay_engine),
             kafka=self.settings.kafka,
             settings=self.settings.outbox,
             service=self.service,
@@ -106,8 +110,9 @@ class Runtime:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._engine is not None:
-            await self._engine.dispose()
+        for engine in (self._engine, self._relay_engine):
+            if engine is not None:
+                await engine.dispose()
 
     async def check_database(self) -> None:
         async with self.engine.connect() as connection:
@@ -125,25 +130,37 @@ class Runtime:
 
 
 async def _supervised(name: str, worker: Worker, stop: asyncio.Event) -> None:
-    pause = RESTART_PAUSE_S
+    pause: float | None = None
+    loop = asyncio.get_running_loop()
     while True:
+        started = loop.time()
         try:
             await worker(stop)
             return
         except Exception:
             if stop.is_set():
                 raise
+            pause = restart_pause(pause, ran_s=loop.time() - started)
             log.error("worker %s crashed; restarting in %.0f s", name, pause, exc_info=True)
         except asyncio.CancelledError:
             if stop.is_set() or _cancelled_from_outside():
                 raise
+            pause = restart_pause(pause, ran_s=loop.time() - started)
             # A library's own CancelledError leaked out: the worker is not being shut down.
             log.error("worker %s ended by a stray cancellation; restarting", name, exc_info=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=pause)
         if stop.is_set():
             return
-        pause = min(pause * 2, RESTART_PAUSE_MAX_S)
+
+
+def restart_pause(previous: float | None, *, ran_s: float) -> float:
+    """How long to wait before restarting a worker that crashed after running ``ran_s``:
+    doubling while it keeps crashing, and back to the shortest pause once it had run longer
+    than the longest (a crash after a good run is a new incident, not the same loop)."""
+    if previous is None or ran_s > RESTART_PAUSE_MAX_S:
+        return RESTART_PAUSE_S
+    return min(previous * 2, RESTART_PAUSE_MAX_S)
 
 
 def _cancelled_from_outside() -> bool:

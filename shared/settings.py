@@ -22,6 +22,9 @@ class DatabaseSettings(BaseSettings):
 
     url: str = DEFAULT_SQLITE_URL
     pool_size: int = Field(default=10, ge=1, le=200)
+    # How long a request or message waits for a pooled connection before it is refused as
+    # "database busy" (503 with Retry-After at the intake) rather than queueing without end.
+    pool_timeout_s: float = Field(default=10.0, gt=0)
     statement_timeout_s: float = Field(default=15.0, gt=0)
     echo: bool = False
 

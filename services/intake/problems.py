@@ -123,7 +123,7 @@ def install(app: FastAPI) -> None:
             log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
             return problem_response(
                 503,
-                "The database is unavailable; nothing was stored. Retry the same request.",
+                "The database is unavailable or busy; nothing was stored. Retry the same request.",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         log.exception("unhandled error on %s %s", request.method, request.url.path)

@@ -19,20 +19,22 @@ from shared.db.staged import DIRECT, StagingSession
 from shared.settings import DatabaseSettings
 
 
-def create_engine(settings: DatabaseSettings) -> AsyncEngine:
-    """An async engine for PostgreSQL (asyncpg) or SQLite (aiosqlite).
+def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -> AsyncEngine:
+    """An async engine for PostgreSQL (asyncpg) or SQLite (aiosqlite), with ``pool_size``
+    connections (the settings' unless given).
 
     SQLite transactions start with ``BEGIN IMMEDIATE``: several processes share the file, and a
     deferred transaction that later needs the write lock fails at once instead of waiting.
     """
     if settings.is_sqlite:
-        return _sqlite_engine(settings)
+        return _sqlite_engine(settings, pool_size)
     timeout_ms = str(int(settings.statement_timeout_s * 1000))
     return create_async_engine(
         settings.url,
         echo=settings.echo,
-        pool_size=settings.pool_size,
+        pool_size=pool_size or settings.pool_size,
         max_overflow=0,
+        pool_timeout=settings.pool_timeout_s,
         pool_pre_ping=False,
         connect_args={
             "server_settings": {"statement_timeout": timeout_ms},
@@ -41,13 +43,17 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     )
 
 
-def _sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
+def _sqlite_engine(settings: DatabaseSettings, pool_size: int | None) -> AsyncEngine:
     database = make_url(settings.url).database
+    pool: dict[str, Any] = {}  # an in-memory database is one connection, not a pool
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        size = pool_size or settings.pool_size
+        pool = {"pool_size": size, "max_overflow": 0, "pool_timeout": settings.pool_timeout_s}
     engine = create_async_engine(
         settings.url,
         echo=settings.echo,
+        **pool,
         connect_args={"timeout": settings.statement_timeout_s * 2},
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 _CONNECTIVITY_WORDS = (
     "connection",
@@ -31,7 +32,8 @@ def is_connectivity(exc: DBAPIError) -> bool:
 
 
 def database_unavailable(exc: BaseException) -> bool:
-    """The database could not be reached or went away mid-statement (retry later)."""
+    """The database could not be reached, went away mid-statement, or no pooled connection
+    came free in time (retry later)."""
     if isinstance(exc, DBAPIError):
         return is_connectivity(exc)
-    return isinstance(exc, (OSError, asyncio.TimeoutError))
+    return isinstance(exc, (OSError, asyncio.TimeoutError, PoolTimeout))

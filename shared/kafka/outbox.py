@@ -13,9 +13,11 @@ from aiokafka.errors import KafkaError
 from sqlalchemy import Integer, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct, DirectWork, bound
+from shared.db.errors import database_unavailable
 from shared.db.models import OutboxMessage
 from shared.db.staged import stage
 from shared.db.sweep import SWEEP_CHUNK, delete_first, sweep
@@ -173,6 +175,12 @@ class OutboxRelay:
                     await self._close_producer()
                     sent = 0
                     backoff = min(backoff * 2, 5.0)
+                except Exception as exc:
+                    if not database_unavailable(exc):
+                        raise
+                    log.warning("outbox relay cannot reach the database: %s", exc)
+                    sent = 0
+                    backoff = min(backoff * 2, 5.0)
                 if sent < self._settings.batch_size:
                     await _wait_either(self.wake, stop, backoff)
                     # Claims are at least the linger apart: under load the commits landing
@@ -236,12 +244,24 @@ class OutboxRelay:
         """Sent rows are marked so; unsent ones are released for the next pass.
 
         Without BEGIN and COMMIT around them: each statement is all rows or none, and both are
-        idempotent (a row a failure leaves unmarked is sent again once its lease ends; consumers
-        drop the copy by its event id)."""
+        idempotent. A database that is unavailable or busy is waited out for up to half the
+        lease, since the rows are already on the broker: marked late beats published twice. A row
+        still unmarked after that is sent again once its lease ends, and consumers drop the copy
+        by its event id."""
         now = utcnow()
-        async with self._direct.statements() as statements:
-            await statements.executemany(_mark_sent, [{"row_id": i, "sent_at": now} for i in sent])
-            await statements.executemany(_release, [{"row_id": i} for i in unsent])
+        retrying = AsyncRetrying(
+            stop=stop_after_delay(self._settings.lease_s / 2),
+            wait=wait_exponential(multiplier=0.05, max=2.0),
+            retry=retry_if_exception(database_unavailable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                async with self._direct.statements() as statements:
+                    await statements.executemany(
+                        _mark_sent, [{"row_id": i, "sent_at": now} for i in sent]
+                    )
+                    await statements.executemany(_release, [{"row_id": i} for i in unsent])
 
     async def _report_backlog(self) -> None:
         """Unsent rows and the age of the oldest (a database error only skips this report)."""

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.base import utcnow
-from shared.db.direct import Direct
+from shared.db.direct import Direct, DirectStatements
 from shared.db.engine import create_session_factory
 from shared.db.models import Issue, OutboxMessage
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope, decode
 from shared.events.models import IssueUpdated
+from shared.kafka import outbox
 from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
 from shared.kafka.outbox import OutboxRelay, enqueue
 from shared.kafka.processing import EventProcessor
@@ -60,6 +63,46 @@ async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sen
         await task
     seen = [decode(r.value, list(r.headers)).id for r in published]
     assert sorted(seen) == sorted(ids)
+
+
+async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not_sent_again(
+    engine: AsyncEngine,
+    database_url: str,
+    bootstrap_servers: str,
+    topic_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seen under overload: the relay published a batch, the database was busy when it came to
+    mark it, and the batch went out again once its lease ended."""
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    async with uows() as uow:
+        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(5)]
+        await uow.commit()
+    marks_refused = 0
+    executemany = DirectStatements.executemany
+
+    async def busy_at_first(self: DirectStatements, build: Any, rows: Any) -> None:
+        nonlocal marks_refused
+        if build is outbox._mark_sent and marks_refused < 2:
+            marks_refused += 1
+            lost = OSError("connection reset by peer")
+            raise DBAPIError("UPDATE outbox", None, lost, connection_invalidated=True)
+        await executemany(self, build, rows)
+
+    monkeypatch.setattr(DirectStatements, "executemany", busy_at_first)
+    relay = relay_for(engine, uows, kafka(bootstrap_servers, topic_prefix))
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        # Well inside the 30 s lease that would otherwise send the batch again.
+        await eventually(lambda: _all_sent(engine, 5), timeout=10)
+    finally:
+        stop.set()
+        await task
+    published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated")
+    assert marks_refused == 2
+    assert sorted(decode(r.value, list(r.headers)).id for r in published) == sorted(ids)
 
 
 async def _all_sent(engine: AsyncEngine, n: int) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.db.errors import database_unavailable
 
@@ -23,9 +24,11 @@ class _DriverError(Exception):
         InterfaceError("select", {}, _DriverError("connection is closed")),
         ConnectionRefusedError(111, "Connection refused"),
         TimeoutError(),
+        # Every pooled connection busy for longer than DATABASE_POOL_TIMEOUT_S.
+        PoolTimeout("QueuePool limit of size 10 overflow 0 reached, connection timed out"),
     ],
 )
-def test_an_unreachable_or_restarting_database_is_unavailable(error: Exception) -> None:
+def test_an_unreachable_restarting_or_busy_database_is_unavailable(error: Exception) -> None:
     assert database_unavailable(error)
 
 
