@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.db.errors import database_unavailable
+from shared.db.errors import MAYBE_UNAVAILABLE, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,6 @@ def install(app: FastAPI) -> None:
         ]
         return problem_response(422, INVALID, errors=errors)
 
-    @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if database_unavailable(exc):
             # Nothing was committed: the client retries the same request (and key) later.
@@ -128,6 +127,12 @@ def install(app: FastAPI) -> None:
             )
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(500, "An unexpected error occurred; it has been logged.")
+
+    # An outage is an answer, not a crash: these are handled inside the app. The catch-all
+    # answers as well, but then re-raises to the server, which logs a traceback per request.
+    for kind in MAYBE_UNAVAILABLE:
+        app.add_exception_handler(kind, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:

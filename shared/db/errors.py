@@ -31,9 +31,18 @@ def is_connectivity(exc: DBAPIError) -> bool:
     return any(word in text for word in _CONNECTIVITY_WORDS)
 
 
+# The kinds of error that may mean "unavailable"; a DBAPIError only if it is about connectivity.
+MAYBE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    DBAPIError,
+    OSError,
+    asyncio.TimeoutError,
+    PoolTimeout,
+)
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """The database could not be reached, went away mid-statement, or no pooled connection
     came free in time (retry later)."""
     if isinstance(exc, DBAPIError):
         return is_connectivity(exc)
-    return isinstance(exc, (OSError, asyncio.TimeoutError, PoolTimeout))
+    return isinstance(exc, MAYBE_UNAVAILABLE)
