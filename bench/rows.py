@@ -166,7 +166,7 @@ async def intake_accept(
     try:
         intake = stack.services["intake"].process
         assert intake is not None
-        around = {"server": intake.pid} | ({"broker": broker_pid} if broker_pid else {})
+        around = _with_broker({"server": intake.pid}, broker_pid)
         return await asyncio.to_thread(
             wrk,
             f"{stack.intake_url}/v1/issues",
@@ -210,7 +210,7 @@ async def pipeline(
             warm_ids = {o.issue_id for o in warm if o.issue_id}
             if await _drain(routed, warm_ids, timeout_s=120) is None:
                 raise RuntimeError("the warm-up's issues were not all routed within 120 s")
-            around = {"load driver": os.getpid()} | ({"broker": broker_pid} if broker_pid else {})
+            around = _with_broker({"load driver": os.getpid()}, broker_pid)
             with machine_cpu(around, database=_database(database_url)) as cpu:
                 async with sampling(pids) as usage:
                     started = time.time()
@@ -226,6 +226,11 @@ async def pipeline(
             )
     finally:
         await stack.stop()
+
+
+def _with_broker(pids: dict[str, int], broker_pid: int | None) -> dict[str, int]:
+    """``pids`` and the broker's, when it runs here, for the CPU account."""
+    return pids | ({"broker": broker_pid} if broker_pid else {})
 
 
 def _database(url: str) -> str | None:

@@ -26,15 +26,18 @@ def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -
     SQLite transactions start with ``BEGIN IMMEDIATE``: several processes share the file, and a
     deferred transaction that later needs the write lock fails at once instead of waiting.
     """
+    pool: dict[str, Any] = {
+        "pool_size": pool_size or settings.pool_size,
+        "max_overflow": 0,
+        "pool_timeout": settings.pool_timeout_s,
+    }
     if settings.is_sqlite:
-        return _sqlite_engine(settings, pool_size)
+        return _sqlite_engine(settings, pool)
     timeout_ms = str(int(settings.statement_timeout_s * 1000))
     return create_async_engine(
         settings.url,
         echo=settings.echo,
-        pool_size=pool_size or settings.pool_size,
-        max_overflow=0,
-        pool_timeout=settings.pool_timeout_s,
+        **pool,
         pool_pre_ping=False,
         connect_args={
             "server_settings": {"statement_timeout": timeout_ms},
@@ -43,13 +46,12 @@ def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -
     )
 
 
-def _sqlite_engine(settings: DatabaseSettings, pool_size: int | None) -> AsyncEngine:
+def _sqlite_engine(settings: DatabaseSettings, pool: dict[str, Any]) -> AsyncEngine:
     database = make_url(settings.url).database
-    pool: dict[str, Any] = {}  # an in-memory database is one connection, not a pool
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-        size = pool_size or settings.pool_size
-        pool = {"pool_size": size, "max_overflow": 0, "pool_timeout": settings.pool_timeout_s}
+    else:
+        pool = {}  # an in-memory database is one connection, not a pool
     engine = create_async_engine(
         settings.url,
         echo=settings.echo,

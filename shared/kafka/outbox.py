@@ -285,7 +285,6 @@ class OutboxRelay:
         """Drop rows sent longer ago than the retention (kept until then for re-drives), at
         most ``chunk`` per transaction; how many went."""
         cutoff = utcnow() - timedelta(hours=self._settings.retention_h)
-
         outbox = table_of(OutboxMessage)
 
         async def delete_some(session: AsyncSession, limit: int) -> int:
