@@ -19,7 +19,7 @@ import orjson
 
 from bench.driver import Outcome, bodies, offer
 from bench.measure import Machine, Usage, cpu_per, machine_cpu, reading_routed, sampling
-from shared.kafka.embedded import free_port
+from shared.ports import free_port
 from shared.vocabulary import Vehicle
 from tests.support.factories import SeededPartner, seed_partner
 from tests.support.stack import Stack

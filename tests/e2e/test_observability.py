@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.kafka.embedded import free_port
+from shared.ports import free_port
 from tests.support.factories import eventually, issue_body, routed_issues, seed_partner
 from tests.support.http_server import serving
 from tests.support.stack import Stack

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shared.kafka.embedded import free_port
+from shared.ports import free_port
 from tests.support.http_server import serving
 
 CLIENT_SECRET = "pc-s3cret"

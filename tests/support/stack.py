@@ -13,7 +13,7 @@ from typing import IO
 
 import httpx
 
-from shared.kafka.embedded import free_port
+from shared.ports import free_port
 
 ESCALATION = str(Path(sys.executable).with_name("escalation"))
 SERVICES = ("intake", "classifier", "notifier")
