@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,10 +73,12 @@ def bindable(host: str, port: int) -> bool:
 _ranges: list[PortRange] = []
 
 
-def use_port_range(low: int, high: int) -> None:
+def use_port_range(low: int, high: int, *, seed: str = "") -> None:
     """Hand out ports from ``[low, high)`` from now on: parallel test workers each take their own
-    slice, so no two of them give one port to two services."""
-    _ranges[:] = [PortRange(low, high, next=low)]
+    slice, so no two of them give one port to two services. Where in the slice to begin follows
+    from ``seed``, so two runs of the suite at once do not walk the same ports in step."""
+    start = low + zlib.crc32(seed.encode()) % (high - low) if seed else low
+    _ranges[:] = [PortRange(low, high, next=start)]
 
 
 def worker_slice(index: int, count: int) -> tuple[int, int]:

@@ -27,7 +27,8 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if worker.startswith("gw") and count > 1:
-        use_port_range(*worker_slice(int(worker[2:]), count))
+        run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")
+        use_port_range(*worker_slice(int(worker[2:]), count), seed=run)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+import shared.ports
 from shared.ports import (
     PortRange,
     default_range,
     ephemeral_start,
     free_port,
     port_or_free,
+    use_port_range,
     worker_slice,
 )
 
@@ -74,6 +76,21 @@ def test_worker_slices_are_disjoint_and_inside_the_default_range() -> None:
     assert slices[-1][1] <= high
     for (_, end), (start, _) in itertools.pairwise(slices):
         assert end <= start
+
+
+def test_two_runs_at_once_begin_at_different_places_in_a_workers_slice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared.ports._ranges", [])
+    use_port_range(20000, 23000, seed="run-one")
+    first = shared.ports._ranges[0].next
+    use_port_range(20000, 23000, seed="run-two")
+    second = shared.ports._ranges[0].next
+    assert 20000 <= first < 23000
+    assert 20000 <= second < 23000
+    assert first != second
+    use_port_range(20000, 23000)
+    assert shared.ports._ranges[0].next == 20000
 
 
 def test_a_preferred_port_is_kept_unless_something_listens_there(held: socket.socket) -> None:
