@@ -289,6 +289,9 @@ class ApiSettings(BaseSettings):
     # Token bucket per API key: sustained rate and burst.
     rate_limit_per_minute: int = Field(default=600, ge=1)
     rate_limit_burst: int = Field(default=100, ge=1)
+    # Requests that arrive together share one read of their API keys, and their accepts (those
+    # without an Idempotency-Key) one transaction: at most this many each (1: each alone).
+    batch_max: int = Field(default=64, ge=1, le=1000)
 
 
 SeverityName = Literal["critical", "moderate", "minimal"]

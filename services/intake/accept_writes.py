@@ -4,23 +4,30 @@ On PostgreSQL the three are one statement: the issue's ``INSERT … ON CONFLICT 
 CTE, the step and the outbox row inserted from what it returned. They cost one round trip, and
 a ticket that is already an issue writes nothing. SQLite has no data-modifying CTEs; there they
 are three statements in the same transaction.
+
+:func:`store_many` writes the accepts of many requests at once (see
+:mod:`services.intake.accepts`): one transaction and a fixed number of round trips per batch.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Insert, bindparam, func, insert, select
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of
-from shared.db.direct import DirectStatements, DirectWork, bound
+from shared.db.direct import Direct, DirectStatements, DirectWork, bound
+from shared.db.listed import listed
 from shared.db.models import Issue, OutboxMessage
 from shared.db.models import IssueEvent as TimelineEntry
 from shared.db.upsert import insert_ignoring
 from shared.events.models import IssueReceived
 from shared.issue_state import insert_step
-from shared.kafka.outbox import OUTBOX_COLUMNS, enqueue_direct, outbox_row
+from shared.kafka.outbox import OUTBOX_COLUMNS, insert_outbox, outbox_row
 from shared.vocabulary import IssueStatus
 
 # What an accepted issue's row is given; the other columns keep their defaults.
@@ -55,28 +62,85 @@ def one_statement(dialect: str) -> bool:
     return dialect == "postgresql"
 
 
+@dataclass(frozen=True, slots=True)
+class AcceptRows:
+    """One accepted issue's three rows. Made in the request that accepts it: the outbox row
+    carries that request's trace."""
+
+    issue: dict[str, Any]
+    step: dict[str, Any]
+    queued: dict[str, Any]
+
+    @property
+    def issue_id(self) -> uuid.UUID:
+        issue_id: uuid.UUID = self.issue["id"]
+        return issue_id
+
+    def combined(self) -> dict[str, Any]:
+        """The parameters of the one-statement write (:func:`_insert_all`)."""
+        return {
+            **self.issue,
+            **{_STEP + key: value for key, value in self.step.items()},
+            **{_QUEUED + key: value for key, value in self.queued.items()},
+        }
+
+
+def accept_rows(event: IssueReceived, *, service: str, detail: str) -> AcceptRows:
+    """The rows that store ``event``, its first step (``detail``) and its outbox row."""
+    return AcceptRows(
+        issue=_issue_row(event),
+        step={"status": IssueStatus.RECEIVED, "detail": detail, "at": event.received_at},
+        queued={**outbox_row(event, service=service), "created_at": event.received_at},
+    )
+
+
 async def store(work: DirectStatements, event: IssueReceived, *, service: str, detail: str) -> bool:
     """Write the issue, its first step (``detail``) and its event; False, with nothing
     written, when the partner's PSA ticket is already an issue. Where it takes more than
     one statement, ``work`` must be a transaction."""
-    issue = _issue_row(event)
-    step = {"status": IssueStatus.RECEIVED, "detail": detail, "at": event.received_at}
+    return await store_rows(work, accept_rows(event, service=service, detail=detail))
+
+
+async def store_rows(work: DirectStatements, rows: AcceptRows) -> bool:
+    """:func:`store` for rows already made."""
     if one_statement(work.dialect):
-        queued = {**outbox_row(event, service=service), "created_at": event.received_at}
-        values = {
-            **issue,
-            **{_STEP + key: value for key, value in step.items()},
-            **{_QUEUED + key: value for key, value in queued.items()},
-        }
-        [(stored,)] = await work.fetch(_insert_all, values)
+        [(stored,)] = await work.fetch(_insert_all, rows.combined())
         return bool(stored)
     if not isinstance(work, DirectWork):
         raise TypeError("the issue, its step and its event are three statements here")
-    if not await work.execute(_insert_issue, issue):
+    if not await work.execute(_insert_issue, rows.issue):
         return False
-    await work.execute(insert_step, {"issue_id": event.issue_id, **step})
-    await enqueue_direct(work, event, service=service)
+    await work.execute(insert_step, {"issue_id": rows.issue_id, **rows.step})
+    await work.execute(insert_outbox, rows.queued)
     return True
+
+
+async def store_many(direct: Direct, batch: Sequence[AcceptRows]) -> list[bool]:
+    """Write every accept of ``batch`` in one transaction, all or none; for each, whether it
+    was stored (False: its PSA ticket was already an issue, perhaps by an earlier accept of the
+    same batch). Wakes the relay once."""
+    ids = [rows.issue_id for rows in batch]
+    if one_statement(direct.dialect):
+        async with direct.statements() as statements:
+            # asyncpg sends the lot in one round trip, in one implicit transaction.
+            await statements.executemany(_insert_all, [rows.combined() for rows in batch])
+            stored = await _stored(statements, ids)
+        direct.committed()
+        return [issue_id in stored for issue_id in ids]
+    async with direct.work() as work:
+        await work.executemany(_insert_issue, [rows.issue for rows in batch])
+        stored = await _stored(work, ids)
+        kept = [rows for rows in batch if rows.issue_id in stored]
+        await work.executemany(insert_step, [{"issue_id": r.issue_id, **r.step} for r in kept])
+        await work.executemany(insert_outbox, [r.queued for r in kept])
+        await work.commit()
+    return [issue_id in stored for issue_id in ids]
+
+
+async def _stored(statements: DirectStatements, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``ids`` are issues: an accepted issue's id is new, so the ones just stored."""
+    values = ids if statements.dialect == "postgresql" else [i.hex for i in ids]
+    return {issue_id for (issue_id,) in await statements.fetch(_issues_among, {"ids": values})}
 
 
 def _issue_row(event: IssueReceived) -> dict[str, Any]:
@@ -94,6 +158,13 @@ def _insert_issue(dialect: str) -> Insert:
     return insert_ignoring(dialect, table_of(Issue), ("partner_id", "external_ref")).values(
         **bound(*ISSUE_COLUMNS)
     )
+
+
+def _issues_among(dialect: str) -> ClauseElement:
+    """The ids of ``ids`` (one array parameter, or JSON on SQLite) that are issues."""
+    issues = table_of(Issue)
+    ids = listed("ids", issues.c.id.type, dialect)
+    return select(issues.c.id).where(issues.c.id.in_(select(ids.c.value)))
 
 
 def _insert_all(dialect: str) -> ClauseElement:

@@ -24,7 +24,9 @@ from services.intake import (
     routes_partner,
     routes_webhooks,
 )
+from services.intake.accepts import Accepts
 from services.intake.guard import RequestGuard
+from services.intake.key_checks import KeyChecks
 from services.intake.ratelimit import KeyRateLimiter
 from services.runtime import Runtime
 from services.settings import ServiceSettings
@@ -38,8 +40,20 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with Runtime(settings, service=SERVICE) as runtime:
             app.state.runtime = runtime
+            batch = settings.api.batch_max
+            app.state.accepts = accepts = Accepts(runtime.direct, max_batch=batch)
+            app.state.key_checks = key_checks = KeyChecks(
+                runtime.direct,
+                pepper=settings.app.api_key_pepper.get_secret_value(),
+                max_batch=batch,
+            )
             runtime.spawn("intake-idempotency-purge", partial(_purge_keys, runtime))
-            yield
+            try:
+                yield
+            finally:
+                # Requests still waiting for their batch get their answer before the pool goes.
+                await accepts.aclose()
+                await key_checks.aclose()
 
     app = FastAPI(
         title="csp-escalation intake API",

@@ -5,25 +5,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Annotated, Any, NamedTuple, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.sql.expression import ClauseElement
 
+from services.intake.key_checks import KeyChecks
 from services.intake.problems import Problem
 from services.intake.ratelimit import KeyRateLimiter
 from services.runtime import Runtime
-from shared.db.base import table_of, utcnow
-from shared.db.models import ApiKey, Issue
+from shared.db.models import Issue
 from shared.db.uow import UnitOfWork
-from shared.security import parse_prefix, verify_key
+from shared.security import parse_prefix
 from shared.vocabulary import Category, Role
 
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Partner Center's billing admin and sales agent work on their own kind of issue only.
 ROLE_CATEGORIES: dict[Role, tuple[Category, ...]] = {
     Role.BILLING_ADMIN: (Category.BILLING,),
@@ -76,7 +72,6 @@ async def authenticate(
 ) -> Principal:
     """The key's partner and role; 401 for a missing, unknown or revoked key, 429 over its
     rate limit."""
-    runtime: Runtime = request.app.state.runtime
     token = credentials.credentials if credentials else ""
     prefix = parse_prefix(token.strip())
     if prefix is None:
@@ -85,21 +80,11 @@ async def authenticate(
             "A valid 'Authorization: Bearer <api key>' header is required.",
             headers=_UNAUTHORIZED,
         )
-    pepper = runtime.settings.app.api_key_pepper.get_secret_value()
-    # Every request reads its key (a revoked key is refused at once), so on the driver.
-    async with runtime.direct.statements() as statements:
-        found = await statements.fetch(_key_by_prefix, {"prefix": prefix})
-        key = _Key(*found[0]) if found else None
-        if (
-            key is None
-            or key.revoked_at is not None
-            or not verify_key(token.strip(), key.key_hash, pepper=pepper)
-        ):
-            raise Problem(401, "The API key is unknown or revoked.", headers=_UNAUTHORIZED)
-        now = utcnow()
-        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-            # A lone bookkeeping write, not part of the request's unit of work.
-            await statements.execute(_key_used, {"key_id": key.id, "used_at": now})
+    # Every request reads its key (a revoked key is refused at once), with the others waiting.
+    checks: KeyChecks = request.app.state.key_checks
+    key = await checks.check(prefix, token.strip())
+    if key is None:
+        raise Problem(401, "The API key is unknown or revoked.", headers=_UNAUTHORIZED)
     principal = Principal(partner_id=key.partner_id, role=Role(key.role), key_id=key.id)
     structlog.contextvars.bind_contextvars(partner_id=str(principal.partner_id))
     limiter: KeyRateLimiter = request.app.state.rate_limiter
@@ -111,31 +96,6 @@ async def authenticate(
             headers={"Retry-After": str(wait)},
         )
     return principal
-
-
-class _Key(NamedTuple):
-    id: uuid.UUID
-    partner_id: uuid.UUID
-    role: str
-    key_hash: str
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-
-def _key_by_prefix(dialect: str) -> ClauseElement:
-    keys = table_of(ApiKey)
-    return select(*(keys.c[name] for name in _Key._fields)).where(
-        keys.c.prefix == bindparam("prefix")
-    )
-
-
-def _key_used(dialect: str) -> ClauseElement:
-    keys = table_of(ApiKey)
-    return (
-        update(keys)
-        .where(keys.c.id == bindparam("key_id"))
-        .values(last_used_at=bindparam("used_at"))
-    )
 
 
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:

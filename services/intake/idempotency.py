@@ -69,7 +69,7 @@ class IdempotentRequest:
             uow_factory,
             partner_id=partner_id,
             key=self.key,
-            request_hash=self.request_hash(body),
+            request_hash=self.request_hash(body) if self.key else "",
             produce=produce,
         )
 
@@ -79,20 +79,10 @@ class IdempotentRequest:
         partner_id: uuid.UUID,
         body: Any,
         produce: Callable[[DirectStatements], Awaitable[StoredAnswer]],
-        *,
-        one_write: bool = False,
     ) -> StoredAnswer:
-        """:meth:`run` for a ``produce`` working on the driver connection.
-
-        ``one_write``: ``produce`` writes in a single statement, which is atomic on its own;
-        without an ``Idempotency-Key`` it then runs outside a transaction (no BEGIN, no
-        COMMIT: two round trips fewer)."""
-        key, request_hash = self.key, self.request_hash(body)
-        if key is None and one_write:
-            async with direct.statements() as statements:
-                answer = await produce(statements)
-            direct.committed()
-            return answer
+        """:meth:`run` for a ``produce`` working on the driver connection."""
+        key = self.key
+        request_hash = self.request_hash(body) if key else ""
 
         async def attempt() -> StoredAnswer:
             async with direct.work() as work:

@@ -1,8 +1,10 @@
 """Accepting an issue: stored with its outbox event in one transaction, idempotently.
 
-The accept is the intake's hot path, so its transaction runs on the driver connection
+The accept is the intake's hot path, so it runs on the driver connection
 (:mod:`shared.db.direct`): the same rows as through the ORM, a quarter of the CPU; its writes
-are :mod:`services.intake.accept_writes`.
+are :mod:`services.intake.accept_writes`. Without an ``Idempotency-Key`` the accepts of
+concurrent requests are written together (:mod:`services.intake.accepts`); with one, the key's
+record shares its accept's own transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import structlog
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.sql.expression import ClauseElement
 
-from services.intake.accept_writes import one_statement, store
+from services.intake.accept_writes import accept_rows, store_rows
+from services.intake.accepts import Accepts
 from services.intake.deps import Principal
 from services.intake.idempotency import IdempotentRequest, StoredAnswer
 from services.intake.problems import invalid_field
@@ -32,6 +35,7 @@ _CUSTOMER_FIELDS = ("id", "partner_id", "tenant_id", "region", "locale")
 
 async def accept_issue(
     direct: Direct,
+    accepts: Accepts,
     principal: Principal,
     body: IssueCreate,
     request: IdempotentRequest,
@@ -39,25 +43,36 @@ async def accept_issue(
 ) -> StoredAnswer:
     """Store the issue and its ``IssueReceived`` event in one transaction; a PSA ticket sent
     again answers 200 with the issue it already is."""
+    detail = f"accepted from PSA; severity {severity.severity.value} ({severity.source})"
+    if request.key is None:
+        customer = None
+        if _names_customer(body):
+            async with direct.statements() as statements:
+                customer = await _customer(statements, principal, body)
+        event = _received(principal, body, severity, customer)
+        if await accepts.store(accept_rows(event, service=SERVICE, detail=detail)):
+            return _accepted(event)
+        async with direct.statements() as statements:
+            return await _already_accepted(statements, principal, body.external_ref)
 
     async def produce(work: DirectStatements) -> StoredAnswer:
-        event = await _received(work, principal, body, severity)
-        detail = f"accepted from PSA; severity {severity.severity.value} ({severity.source})"
-        if not await store(work, event, service=SERVICE, detail=detail):
+        customer = await _customer(work, principal, body) if _names_customer(body) else None
+        event = _received(principal, body, severity, customer)
+        if not await store_rows(work, accept_rows(event, service=SERVICE, detail=detail)):
             return await _already_accepted(work, principal, body.external_ref)
-        structlog.contextvars.bind_contextvars(issue_id=str(event.issue_id))
-        accepted = IssueAccepted(
-            id=event.issue_id, status=IssueStatus.RECEIVED, external_ref=event.external_ref
-        )
-        return StoredAnswer(202, accepted.model_dump(mode="json"), _location(event.issue_id))
+        return _accepted(event)
 
     return await request.run_direct(
-        direct,
-        principal.partner_id,
-        body.model_dump(mode="json"),
-        produce,
-        one_write=one_statement(direct.dialect),
+        direct, principal.partner_id, body.model_dump(mode="json"), produce
     )
+
+
+def _accepted(event: IssueReceived) -> StoredAnswer:
+    structlog.contextvars.bind_contextvars(issue_id=str(event.issue_id))
+    accepted = IssueAccepted(
+        id=event.issue_id, status=IssueStatus.RECEIVED, external_ref=event.external_ref
+    )
+    return StoredAnswer(202, accepted.model_dump(mode="json"), _location(event.issue_id))
 
 
 def _location(issue_id: uuid.UUID) -> str:
@@ -76,11 +91,13 @@ async def _already_accepted(
     return StoredAnswer(200, duplicate.model_dump(mode="json"), _location(issue_id))
 
 
-async def _received(
-    work: DirectStatements, principal: Principal, body: IssueCreate, severity: Resolved
+def _received(
+    principal: Principal,
+    body: IssueCreate,
+    severity: Resolved,
+    customer: dict[str, Any] | None,
 ) -> IssueReceived:
     """The event announcing the issue, filled in from its customer when it names one."""
-    customer = await _customer(work, principal, body)
     return IssueReceived(
         issue_id=uuid.uuid4(),
         partner_id=principal.partner_id,
@@ -99,17 +116,19 @@ async def _received(
     )
 
 
+def _names_customer(body: IssueCreate) -> bool:
+    return body.customer_id is not None or body.tenant_id is not None
+
+
 async def _customer(
     work: DirectStatements, principal: Principal, body: IssueCreate
 ) -> dict[str, Any] | None:
     if body.customer_id is not None:
         rows = await work.fetch(_customer_by_id, {"id": body.customer_id})
-    elif body.tenant_id is not None:
+    else:
         rows = await work.fetch(
             _customer_by_tenant, {"partner_id": principal.partner_id, "tenant_id": body.tenant_id}
         )
-    else:
-        return None
     customer = dict(zip(_CUSTOMER_FIELDS, rows[0], strict=True)) if rows else None
     if body.customer_id is not None and (
         customer is None or customer["partner_id"] != principal.partner_id

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.intake import issue_queries, issue_updates, issues_service, psa
-from services.intake.deps import Principal, RuntimeDep, UowDep, require
+from services.intake.accepts import Accepts
+from services.intake.deps import Principal, UowDep, require
 from services.intake.idempotency import IdempotencyDep
 from services.intake.problems import PROBLEM, Problem, invalid_field
 from services.intake.schemas import (
@@ -20,6 +21,7 @@ from services.intake.schemas import (
     IssueView,
     Timestamp,
 )
+from services.runtime import Runtime
 from shared.vocabulary import IssueStatus, Outcome, Role
 
 router = APIRouter(prefix="/v1/issues", tags=["issues"])
@@ -52,9 +54,12 @@ AnyRole = Annotated[Principal, Depends(require(*Role))]
 async def create_issue(
     body: IssueCreate,
     principal: Filer,
-    runtime: RuntimeDep,
     idempotent: IdempotencyDep,
+    request: Request,
 ) -> JSONResponse:
+    # The app's state straight from the request: a dependency for each costs on every accept.
+    runtime: Runtime = request.app.state.runtime
+    accepts: Accepts = request.app.state.accepts
     body = _within_role(principal, body)
     try:
         severity = psa.resolve(
@@ -67,7 +72,7 @@ async def create_issue(
     except psa.UnknownPriority as exc:
         raise invalid_field(f"body.{exc.field}", str(exc), "psa_priority") from exc
     answer = await issues_service.accept_issue(
-        runtime.direct, principal, body, idempotent, severity
+        runtime.direct, accepts, principal, body, idempotent, severity
     )
     return answer.response()
 

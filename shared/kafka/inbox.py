@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import JSON, String, bindparam, func, select, true
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import String, bindparam, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of, utcnow
+from shared.db.listed import listed
 from shared.db.models import InboxRecord
 from shared.db.staged import joined
 from shared.db.sweep import delete_first
@@ -45,11 +45,7 @@ def _take(dialect: str) -> ClauseElement:
     inbox = table_of(InboxRecord)
     # The ids travel as one parameter, so the statement is the same for any batch size; sorted,
     # so that two transactions recording overlapping batches lock them in the same order.
-    if dialect == "postgresql":
-        ids = func.unnest(bindparam("ids", type_=ARRAY(String))).table_valued("value")
-        ids = ids.render_derived(name="ids")
-    else:
-        ids = func.json_each(bindparam("ids", type_=JSON)).table_valued("value")
+    ids = listed("ids", String, dialect)
     source = select(
         bindparam("consumer", type_=inbox.c.consumer.type),
         ids.c.value,

@@ -45,14 +45,14 @@ def enqueue(
     writes it.
     """
     row = outbox_row(event, service=service, event_id=event_id)
-    stage(session, _insert, row)
+    stage(session, insert_outbox, row)
     return str(row["event_id"])
 
 
 async def enqueue_direct(work: DirectWork, event: Event, *, service: str) -> str:
     """:func:`enqueue` in a unit of work on the driver connection."""
     row = outbox_row(event, service=service)
-    await work.execute(_insert, row)
+    await work.execute(insert_outbox, row)
     return str(row["event_id"])
 
 
@@ -60,7 +60,8 @@ async def enqueue_direct(work: DirectWork, event: Event, *, service: str) -> str
 OUTBOX_COLUMNS = ("event_id", "event_type", "aggregate_id", "topic", "key", "value", "headers")
 
 
-def _insert(dialect: str) -> ClauseElement:
+def insert_outbox(dialect: str) -> ClauseElement:
+    """One outbox row (see :func:`outbox_row`), staged or on the driver connection."""
     return insert(table_of(OutboxMessage)).values(**bound(*OUTBOX_COLUMNS))
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.intake.accept_writes import one_statement, store
-from services.intake.idempotency import IdempotentRequest, StoredAnswer
+from services.intake.accept_writes import accept_rows, one_statement, store
+from services.intake.accepts import Accepts
 from shared.db.base import utcnow
-from shared.db.direct import Direct, DirectStatements
+from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
 from shared.db.models import Issue, IssueEvent, OutboxMessage
 from shared.events.envelope import decode
@@ -93,23 +95,64 @@ async def test_without_a_transaction_the_accept_is_one_statement_or_refused(
             assert rows == expected, model.__name__
 
 
-async def test_an_accept_without_idempotency_key_wakes_the_relay_once(
+async def test_accepts_written_together_store_each_once_and_wake_the_relay_once(
     database_url: str, engine: AsyncEngine
 ) -> None:
+    """A batch holds new tickets, a ticket that is already an issue and the same new ticket
+    twice: each new ticket is stored once with its step and event, the others write nothing,
+    and the relay is woken once for the batch."""
     woken: list[None] = []
     direct = Direct(engine, on_commit=lambda: woken.append(None))
     partner = await seed_partner(database_url)
-    event = received(partner.id, "T-3")
-
-    async def produce(work: DirectStatements) -> StoredAnswer:
-        await store(work, event, service="intake", detail="accepted")
-        return StoredAnswer(202, {"id": str(event.issue_id)})
-
-    request = IdempotentRequest(None, "POST", "/v1/issues")
-    answer = await request.run_direct(
-        direct, partner.id, {}, produce, one_write=one_statement(engine.dialect.name)
+    async with direct.work() as work:
+        assert await store(work, received(partner.id, "T-old"), service="intake", detail="a")
+        await work.commit()
+    woken.clear()
+    batch = [
+        received(partner.id, "T-a"),
+        received(partner.id, "T-old"),
+        received(partner.id, "T-b"),
+        received(partner.id, "T-a"),
+    ]
+    accepts = Accepts(direct, max_batch=10)
+    results = await asyncio.gather(
+        *(accepts.store(accept_rows(e, service="intake", detail="batch")) for e in batch)
     )
-    assert answer.status_code == 202
+    await accepts.aclose()
+
+    assert results == [True, False, True, False]
     assert len(woken) == 1
     async with create_session_factory(engine)() as session:
-        assert await session.get(Issue, event.issue_id) is not None
+        issues = {i.external_ref: i.id for i in await session.scalars(select(Issue))}
+        steps = [s.issue_id for s in await session.scalars(select(IssueEvent))]
+        queued = [o.key for o in await session.scalars(select(OutboxMessage))]
+    assert issues["T-a"] == batch[0].issue_id
+    assert issues["T-b"] == batch[2].issue_id
+    assert len(issues) == 3
+    assert sorted(map(str, steps)) == sorted(map(str, issues.values()))
+    assert sorted(queued) == sorted(map(str, issues.values()))
+
+
+async def test_a_batch_the_database_refuses_is_written_one_accept_at_a_time(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """One accept that breaks a constraint (a customer that does not exist) fails its own
+    request; the others of its batch are stored."""
+    direct = Direct(engine)
+    partner = await seed_partner(database_url)
+    good = [received(partner.id, f"T-{n}") for n in range(3)]
+    bad = received(partner.id, "T-bad").model_copy(update={"customer_id": uuid.uuid4()})
+    accepts = Accepts(direct, max_batch=10)
+    results = await asyncio.gather(
+        *(accepts.store(accept_rows(e, service="intake", detail="x")) for e in [*good, bad]),
+        return_exceptions=True,
+    )
+    await accepts.aclose()
+
+    assert results[:3] == [True, True, True]
+    assert isinstance(results[3], IntegrityError)
+    async with create_session_factory(engine)() as session:
+        refs = set(await session.scalars(select(Issue.external_ref)))
+        queued = await session.scalar(select(func.count()).select_from(OutboxMessage))
+    assert refs == {"T-0", "T-1", "T-2"}
+    assert queued == 3

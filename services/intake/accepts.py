@@ -1,0 +1,50 @@
+"""The intake's accepts without an ``Idempotency-Key``, written together (group commit).
+
+Each request still gets its own answer only once its rows are committed; what the requests
+share is the round trips, the pooled connection and, on PostgreSQL, the commit. A batch that
+the database refuses as a whole for one accept's sake (a constraint) is written again one
+accept at a time, so that only that accept's request fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.exc import IntegrityError
+
+from services.intake.accept_writes import AcceptRows, store_many, store_rows
+from shared.batching import Batcher
+from shared.db.direct import Direct
+
+
+class Accepts:
+    def __init__(self, direct: Direct, *, max_batch: int) -> None:
+        self._direct = direct
+        self._batcher: Batcher[AcceptRows, bool] = Batcher(self._write, max_batch=max_batch)
+
+    async def store(self, rows: AcceptRows) -> bool:
+        """Store ``rows`` with whatever else is waiting; False when the PSA ticket is already
+        an issue (nothing of ``rows`` was written)."""
+        return await self._batcher.submit(rows)
+
+    async def aclose(self) -> None:
+        """Accept no more; return once every waiting accept is written."""
+        await self._batcher.aclose()
+
+    async def _write(self, batch: list[AcceptRows]) -> Sequence[bool | BaseException]:
+        try:
+            stored: list[bool] = await store_many(self._direct, batch)
+        except IntegrityError:
+            if len(batch) == 1:
+                raise
+            return [await self._alone(rows) for rows in batch]
+        return stored
+
+    async def _alone(self, rows: AcceptRows) -> bool | IntegrityError:
+        try:
+            async with self._direct.work() as work:
+                stored = await store_rows(work, rows)
+                await work.commit()
+        except IntegrityError as exc:
+            return exc
+        return stored
