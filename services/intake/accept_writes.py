@@ -94,15 +94,10 @@ def accept_rows(event: IssueReceived, *, service: str, detail: str) -> AcceptRow
     )
 
 
-async def store(work: DirectStatements, event: IssueReceived, *, service: str, detail: str) -> bool:
-    """Write the issue, its first step (``detail``) and its event; False, with nothing
-    written, when the partner's PSA ticket is already an issue. Where it takes more than
-    one statement, ``work`` must be a transaction."""
-    return await store_rows(work, accept_rows(event, service=service, detail=detail))
-
-
-async def store_rows(work: DirectStatements, rows: AcceptRows) -> bool:
-    """:func:`store` for rows already made."""
+async def store(work: DirectStatements, rows: AcceptRows) -> bool:
+    """Write the issue, its first step and its event; False, with nothing written, when the
+    partner's PSA ticket is already an issue. Where it takes more than one statement, ``work``
+    must be a transaction."""
     if one_statement(work.dialect):
         [(stored,)] = await work.fetch(_insert_all, rows.combined())
         return bool(stored)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
 
-from services.intake.accept_writes import AcceptRows, store_many, store_rows
+from services.intake.accept_writes import AcceptRows, store, store_many
 from shared.batching import Batcher
 from shared.db.direct import Direct
 
@@ -43,7 +43,7 @@ class Accepts:
     async def _alone(self, rows: AcceptRows) -> bool | IntegrityError:
         try:
             async with self._direct.work() as work:
-                stored = await store_rows(work, rows)
+                stored = await store(work, rows)
                 await work.commit()
         except IntegrityError as exc:
             return exc

@@ -55,7 +55,8 @@ class IdempotentRequest:
     path: str
 
     def request_hash(self, body: Any) -> str:
-        return fingerprint(self.method, self.path, body)
+        """What the key's record keeps of the request; nothing without a key (no record)."""
+        return fingerprint(self.method, self.path, body) if self.key else ""
 
     async def run(
         self,
@@ -69,7 +70,7 @@ class IdempotentRequest:
             uow_factory,
             partner_id=partner_id,
             key=self.key,
-            request_hash=self.request_hash(body) if self.key else "",
+            request_hash=self.request_hash(body),
             produce=produce,
         )
 
@@ -81,8 +82,7 @@ class IdempotentRequest:
         produce: Callable[[DirectStatements], Awaitable[StoredAnswer]],
     ) -> StoredAnswer:
         """:meth:`run` for a ``produce`` working on the driver connection."""
-        key = self.key
-        request_hash = self.request_hash(body) if key else ""
+        key, request_hash = self.key, self.request_hash(body)
 
         async def attempt() -> StoredAnswer:
             async with direct.work() as work:

@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.sql.expression import ClauseElement
 
-from services.intake.accept_writes import accept_rows, store_rows
+from services.intake.accept_writes import accept_rows, store
 from services.intake.accepts import Accepts
 from services.intake.deps import Principal
 from services.intake.idempotency import IdempotentRequest, StoredAnswer
@@ -58,7 +58,7 @@ async def accept_issue(
     async def produce(work: DirectStatements) -> StoredAnswer:
         customer = await _customer(work, principal, body) if _names_customer(body) else None
         event = _received(principal, body, severity, customer)
-        if not await store_rows(work, accept_rows(event, service=SERVICE, detail=detail)):
+        if not await store(work, accept_rows(event, service=SERVICE, detail=detail)):
             return await _already_accepted(work, principal, body.external_ref)
         return _accepted(event)
 

@@ -16,7 +16,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from shared.db.base import table_of, utcnow
-from shared.db.direct import Direct, DirectWork, bound
+from shared.db.direct import Direct, bound
 from shared.db.errors import database_unavailable
 from shared.db.models import OutboxMessage
 from shared.db.staged import stage
@@ -46,13 +46,6 @@ def enqueue(
     """
     row = outbox_row(event, service=service, event_id=event_id)
     stage(session, insert_outbox, row)
-    return str(row["event_id"])
-
-
-async def enqueue_direct(work: DirectWork, event: Event, *, service: str) -> str:
-    """:func:`enqueue` in a unit of work on the driver connection."""
-    row = outbox_row(event, service=service)
-    await work.execute(insert_outbox, row)
     return str(row["event_id"])
 
 

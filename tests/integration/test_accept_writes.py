@@ -44,7 +44,10 @@ async def test_an_issue_its_first_step_and_its_event_are_written_once_per_ticket
     first, again = received(partner.id, "T-1"), received(partner.id, "T-1")
     for event, expected in ((first, True), (again, False)):
         async with direct.work() as work:
-            assert await store(work, event, service="intake", detail="accepted") is expected
+            assert (
+                await store(work, accept_rows(event, service="intake", detail="accepted"))
+                is expected
+            )
             await work.commit()
 
     async with create_session_factory(engine)() as session:
@@ -80,13 +83,12 @@ async def test_without_a_transaction_the_accept_is_one_statement_or_refused(
     event = received(partner.id, "T-2")
     async with direct.statements() as statements:
         if one_statement(engine.dialect.name):
-            assert await store(statements, event, service="intake", detail="accepted")
-            assert not await store(
-                statements, received(partner.id, "T-2"), service="intake", detail="again"
-            )
+            assert await store(statements, accept_rows(event, service="intake", detail="accepted"))
+            again = accept_rows(received(partner.id, "T-2"), service="intake", detail="again")
+            assert not await store(statements, again)
         else:
             with pytest.raises(TypeError):
-                await store(statements, event, service="intake", detail="accepted")
+                await store(statements, accept_rows(event, service="intake", detail="accepted"))
 
     expected = 1 if one_statement(engine.dialect.name) else 0
     async with create_session_factory(engine)() as session:
@@ -105,7 +107,9 @@ async def test_accepts_written_together_store_each_once_and_wake_the_relay_once(
     direct = Direct(engine, on_commit=lambda: woken.append(None))
     partner = await seed_partner(database_url)
     async with direct.work() as work:
-        assert await store(work, received(partner.id, "T-old"), service="intake", detail="a")
+        assert await store(
+            work, accept_rows(received(partner.id, "T-old"), service="intake", detail="a")
+        )
         await work.commit()
     woken.clear()
     batch = [

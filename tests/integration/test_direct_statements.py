@@ -18,7 +18,7 @@ from shared.db.engine import create_engine, create_session_factory
 from shared.db.errors import database_unavailable
 from shared.db.models import IdempotencyRecord, OutboxMessage
 from shared.events.models import IssueUpdated
-from shared.kafka.outbox import enqueue_direct
+from shared.kafka.outbox import insert_outbox, outbox_row
 from shared.settings import DatabaseSettings
 from shared.vocabulary import IssueStatus
 from tests.support.factories import scalar, seed_partner
@@ -166,7 +166,9 @@ async def test_work_left_without_commit_is_rolled_back_and_commit_calls_the_hook
         issue_id=uuid.uuid4(), partner_id=partner.id, status=IssueStatus.CLOSED, updated_at=utcnow()
     )
     async with direct.work() as work:
-        event_id = await enqueue_direct(work, event, service="test")
+        queued = outbox_row(event, service="test")
+        await work.execute(insert_outbox, queued)
+        event_id = queued["event_id"]
         await work.commit()
     assert committed == [True]
     async with create_session_factory(engine)() as session:
