@@ -40,12 +40,12 @@ def create_worker_app(
                 runtime.spawn(name, worker)
             yield
 
-    app = FastAPI(
+    app = ops.ServiceApp(
+        tracing=settings.tracing,
         title=f"csp-escalation {service}",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        telemetry=ops.telemetry(),
     )
     ops.install(app, service=service)
     return app

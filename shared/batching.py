@@ -41,8 +41,8 @@ class Batcher(Generic[Item, Result]):
         self._waiting.append((item, future))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write(), name="batcher")
-        # Shielded: a request that is cancelled does not cancel the answer its batch will set.
-        return await asyncio.shield(future)
+        # A request that is cancelled cancels only its own future, not its item's write.
+        return await future
 
     async def aclose(self) -> None:
         """Take no more items; return once every waiting one is written."""
@@ -76,6 +76,8 @@ class Batcher(Generic[Item, Result]):
         except Exception as exc:
             results = [exc] * len(batch)
         for (_, future), result in zip(batch, results, strict=True):
+            if future.done():  # its request was cancelled: nobody waits for the answer
+                continue
             if isinstance(result, BaseException):
                 future.set_exception(result)
                 # Retrieved here too, so a request that has gone away leaves no warning.

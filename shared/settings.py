@@ -351,3 +351,8 @@ class TracingSettings(BaseSettings):
     exporter_otlp_endpoint: str = ""
     # Share of new traces sampled (a caller's sampled flag is always followed).
     traces_sampler_arg: float = Field(default=1.0, ge=0, le=1)
+
+    @property
+    def exporting(self) -> bool:
+        """Whether spans leave the process (and so are worth recording)."""
+        return bool(self.exporter_otlp_endpoint)

@@ -55,12 +55,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 await accepts.aclose()
                 await key_checks.aclose()
 
-    app = FastAPI(
+    app = ops.ServiceApp(
+        tracing=settings.tracing,
         title="csp-escalation intake API",
         version="1.0.0",
         description="Accepts customer issues from PSA tools and reports how each was routed.",
         lifespan=lifespan,
-        telemetry=ops.telemetry(),
     )
     problems.install(app)
     openapi.install(app)

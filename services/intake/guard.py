@@ -18,6 +18,8 @@ from shared.settings import ApiSettings
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 # ``\u0000`` preceded by an even number of backslashes, i.e. an escaped NUL, not the text "\u0000".
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
+# The cheap test first: most bodies hold no ``\u0000`` at all.
+_MAY_ESCAPE_NUL = re.compile(rb"\\u0000", re.IGNORECASE)
 
 
 class BodyTooLarge(Exception):
@@ -33,9 +35,8 @@ class RequestGuard:
         if scope["type"] != "http" or scope["method"] not in WITH_BODY:
             await self._app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        declared, content_type = _content_headers(scope)
         limit = self._settings.max_body_bytes
-        declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await self._refuse(scope, receive, send, 413, f"The body exceeds {limit} bytes.")
             return
@@ -44,7 +45,7 @@ class RequestGuard:
         except BodyTooLarge:
             await self._refuse(scope, receive, send, 413, f"The body exceeds {limit} bytes.")
             return
-        problem = self._check(headers.get("content-type", ""), body)
+        problem = self._check(content_type, body)
         if problem is not None:
             await self._refuse(scope, receive, send, *problem)
             return
@@ -57,12 +58,13 @@ class RequestGuard:
         if media != "application/json" and not media.endswith("+json"):
             return 415, "Send the body as application/json."
         try:
-            body.decode("utf-8")
+            if not body.isascii():
+                body.decode("utf-8")
         except UnicodeDecodeError:
             return 400, "The body is not valid UTF-8."
         if _depth_exceeds(body, self._settings.max_json_depth):
             return 422, f"The JSON is nested deeper than {self._settings.max_json_depth} levels."
-        if b"\x00" in body or _ESCAPED_NUL.search(body):
+        if b"\x00" in body or (_MAY_ESCAPE_NUL.search(body) and _ESCAPED_NUL.search(body)):
             return 422, "NUL characters are not allowed in any field."
         return None
 
@@ -76,6 +78,17 @@ class RequestGuard:
             else (problem_response(status, detail))
         )
         await response(scope, receive, send)
+
+
+def _content_headers(scope: Scope) -> tuple[str | None, str]:
+    """Content-Length (None when absent) and Content-Type (ASGI names are lower case)."""
+    length, media = None, ""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            length = value.decode("latin-1")
+        elif name == b"content-type":
+            media = value.decode("latin-1")
+    return length, media
 
 
 async def _read(receive: Receive, limit: int) -> bytes:

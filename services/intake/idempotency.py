@@ -113,7 +113,9 @@ async def idempotent_request(
         ),
     ] = None,
 ) -> IdempotentRequest:
-    return IdempotentRequest(idempotency_key, request.method, request.url.path)
+    # Only a key's record keeps the path (building the request's URL costs on every accept).
+    path = request.url.path if idempotency_key is not None else ""
+    return IdempotentRequest(idempotency_key, request.method, path)
 
 
 IdempotencyDep = Annotated[IdempotentRequest, Depends(idempotent_request)]

@@ -18,6 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_e
 from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct, bound
 from shared.db.errors import database_unavailable
+from shared.db.listed import listed
 from shared.db.models import OutboxMessage
 from shared.db.staged import stage
 from shared.db.sweep import SWEEP_CHUNK, delete_first, sweep
@@ -103,17 +104,21 @@ def _claim_next(dialect: str) -> ClauseElement:
 
 
 def _mark_sent(dialect: str) -> ClauseElement:
+    """The rows of parameter ``ids`` were published: one statement for the whole batch."""
     outbox = table_of(OutboxMessage)
+    ids = listed("ids", outbox.c.id.type, dialect)
     return (
         update(outbox)
-        .where(outbox.c.id == bindparam("row_id"))
+        .where(outbox.c.id.in_(select(ids.c.value)))
         .values(sent_at=bindparam("sent_at"), claimed_until=None)
     )
 
 
 def _release(dialect: str) -> ClauseElement:
+    """The rows of parameter ``ids`` were not published: leased to no one again."""
     outbox = table_of(OutboxMessage)
-    return update(outbox).where(outbox.c.id == bindparam("row_id")).values(claimed_until=None)
+    ids = listed("ids", outbox.c.id.type, dialect)
+    return update(outbox).where(outbox.c.id.in_(select(ids.c.value))).values(claimed_until=None)
 
 
 class OutboxRelay:
@@ -252,10 +257,10 @@ class OutboxRelay:
         async for attempt in retrying:
             with attempt:
                 async with self._direct.statements() as statements:
-                    await statements.executemany(
-                        _mark_sent, [{"row_id": i, "sent_at": now} for i in sent]
-                    )
-                    await statements.executemany(_release, [{"row_id": i} for i in unsent])
+                    if sent:
+                        await statements.execute(_mark_sent, {"ids": sent, "sent_at": now})
+                    if unsent:
+                        await statements.execute(_release, {"ids": unsent})
 
     async def _report_backlog(self) -> None:
         """Unsent rows and the age of the oldest (a database error only skips this report)."""

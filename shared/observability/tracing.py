@@ -38,14 +38,14 @@ def build_provider(settings: TracingSettings, *, service: str) -> TracerProvider
     # Unsampled spans still carry ids and propagate, at a fraction of a recorded span's cost.
     sampler: Sampler = (
         ParentBased(TraceIdRatioBased(settings.traces_sampler_arg))
-        if settings.exporter_otlp_endpoint
+        if settings.exporting
         else ALWAYS_OFF
     )
     provider = TracerProvider(
         resource=Resource.create({"service.name": f"csp-escalation-{service}"}),
         sampler=sampler,
     )
-    if settings.exporter_otlp_endpoint:
+    if settings.exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         endpoint = settings.exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
@@ -83,6 +83,32 @@ def continued_from(headers: Iterable[tuple[str, bytes]] | Mapping[str, str]) -> 
         yield
     finally:
         context.detach(token)
+
+
+_CARRIED = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+
+@contextmanager
+def unrecorded_request(
+    tracer: trace.Tracer, method: str, headers: Iterable[tuple[bytes, bytes]]
+) -> Iterator[None]:
+    """A server span for an HTTP request when spans are not exported: it continues the trace
+    the request's (ASGI) ``headers`` carry, or begins one, so the request's log lines and the
+    events it publishes carry a trace id. Nothing about the request is gathered for it: with
+    nowhere to send a span, its attributes would be built only to be dropped."""
+    carrier = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in headers
+        if name in _CARRIED
+    }
+    parent = propagate.extract(carrier) if carrier else None
+    span = tracer.start_span(method, context=parent, kind=trace.SpanKind.SERVER)
+    token = context.attach(trace.set_span_in_context(span, parent))
+    try:
+        yield
+    finally:
+        context.detach(token)
+        span.end()
 
 
 def current_trace_id() -> str | None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
-from sqlalchemy import update
+from aiokafka.errors import KafkaTimeoutError
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -80,17 +81,17 @@ async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not
         ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(5)]
         await uow.commit()
     marks_refused = 0
-    executemany = DirectStatements.executemany
+    execute = DirectStatements.execute
 
-    async def busy_at_first(self: DirectStatements, build: Any, rows: Any) -> None:
+    async def busy_at_first(self: DirectStatements, build: Any, values: Any) -> int:
         nonlocal marks_refused
         if build is outbox._mark_sent and marks_refused < 2:
             marks_refused += 1
             lost = OSError("connection reset by peer")
             raise DBAPIError("UPDATE outbox", None, lost, connection_invalidated=True)
-        await executemany(self, build, rows)
+        return await execute(self, build, values)
 
-    monkeypatch.setattr(DirectStatements, "executemany", busy_at_first)
+    monkeypatch.setattr(DirectStatements, "execute", busy_at_first)
     relay = relay_for(engine, uows, kafka(bootstrap_servers, topic_prefix))
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
@@ -103,6 +104,66 @@ async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not
     published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated")
     assert marks_refused == 2
     assert sorted(decode(r.value, list(r.headers)).id for r in published) == sorted(ids)
+
+
+async def test_rows_the_broker_refused_are_released_for_the_next_pass_and_the_rest_marked(
+    engine: AsyncEngine,
+    database_url: str,
+    bootstrap_servers: str,
+    topic_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    async with uows() as uow:
+        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(4)]
+        await uow.commit()
+    relay = relay_for(engine, uows, kafka(bootstrap_servers, topic_prefix))
+    producer = await relay._ensure_producer()
+    send = producer.send
+    refused = ids[1:3]
+
+    async def refusing(topic: str, **message: Any) -> asyncio.Future[object]:
+        if decode(message["value"], message["headers"]).id in refused:
+            failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            failed.set_exception(KafkaTimeoutError())
+            return failed
+        accepted: asyncio.Future[object] = await send(topic, **message)
+        return accepted
+
+    try:
+        monkeypatch.setattr(producer, "send", refusing)
+        with pytest.raises(KafkaTimeoutError):
+            await relay.relay_once()
+        rows = await _outbox_rows(engine)
+        assert {event_id: (sent, claimed) for event_id, sent, claimed, _ in rows} == {
+            event_id: (event_id not in refused, False) for event_id in ids
+        }
+        monkeypatch.undo()
+        assert await relay.relay_once() == 2
+    finally:
+        await relay._close_producer()
+    rows = await _outbox_rows(engine)
+    assert all(sent and not claimed for _, sent, claimed, _ in rows)
+    assert {event_id: attempts for event_id, _, _, attempts in rows} == {
+        event_id: 2 if event_id in refused else 1 for event_id in ids
+    }
+    published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated", expected=4)
+    assert sorted(decode(r.value, list(r.headers)).id for r in published) == sorted(ids)
+
+
+async def _outbox_rows(engine: AsyncEngine) -> list[tuple[str, bool, bool, int]]:
+    """Each outbox row's event id, whether it is marked sent, whether it is leased, attempts."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(
+                OutboxMessage.event_id,
+                OutboxMessage.sent_at.is_not(None),
+                OutboxMessage.claimed_until.is_not(None),
+                OutboxMessage.attempts,
+            )
+        )
+        return [(e, bool(s), bool(c), int(a)) for e, s, c, a in rows]
 
 
 async def _all_sent(engine: AsyncEngine, n: int) -> bool:
