@@ -9,7 +9,6 @@ from typing import Annotated, Any, Protocol, TypeVar
 
 import structlog
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.intake.key_checks import KeyChecks
 from services.intake.problems import Problem
@@ -60,20 +59,11 @@ UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="csp-escalation"'}
 
 
-_BEARER = HTTPBearer(
-    auto_error=False,
-    scheme_name="ApiKey",
-    description="An API key from `escalation keys create`: `Authorization: Bearer csp_…`.",
-)
-
-
-async def authenticate(
-    request: Request, credentials: HTTPAuthorizationCredentials | None
-) -> Principal:
+async def authenticate(request: Request) -> Principal:
     """The key's partner and role; 401 for a missing, unknown or revoked key, 429 over its
     rate limit."""
-    token = credentials.credentials if credentials else ""
-    prefix = parse_prefix(token.strip())
+    token = bearer_token(request.headers.get("authorization", ""))
+    prefix = parse_prefix(token)
     if prefix is None:
         raise Problem(
             401,
@@ -82,7 +72,7 @@ async def authenticate(
         )
     # Every request reads its key (a revoked key is refused at once), with the others waiting.
     checks: KeyChecks = request.app.state.key_checks
-    key = await checks.check(prefix, token.strip())
+    key = await checks.check(prefix, token)
     if key is None:
         raise Problem(401, "The API key is unknown or revoked.", headers=_UNAUTHORIZED)
     principal = Principal(partner_id=key.partner_id, role=Role(key.role), key_id=key.id)
@@ -98,16 +88,23 @@ async def authenticate(
     return principal
 
 
+def bearer_token(authorization: str) -> str:
+    """The credentials of an ``Authorization: Bearer …`` header (the scheme in any case);
+    empty for another scheme or none."""
+    scheme, _, credentials = authorization.partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """A dependency that authenticates and admits only ``roles`` (``admin_agent`` always)."""
+    """A dependency that authenticates and admits only ``roles`` (``admin_agent`` always).
+
+    One dependency with no others under it: FastAPI's cost is per dependency, on every request.
+    It reads the ``Authorization`` header itself; the OpenAPI document names the scheme
+    (:mod:`services.intake.openapi`)."""
     allowed = {Role.ADMIN_AGENT, *roles}
 
-    # One dependency, not one per step: FastAPI's cost is per dependency, on every request.
-    async def dependency(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-    ) -> Principal:
-        principal = await authenticate(request, credentials)
+    async def dependency(request: Request) -> Principal:
+        principal = await authenticate(request)
         if principal.role not in allowed:
             raise Problem(403, f"The role {principal.role.value} may not do this.")
         return principal
