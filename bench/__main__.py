@@ -26,6 +26,7 @@ def main(
     seconds: float = typer.Option(30, help="Length of each fixed-rate end-to-end run."),
     saturation_seconds: float = typer.Option(15, help="Length of each wrk run."),
     connections: int = typer.Option(64, help="wrk's concurrent connections."),
+    rounds: int = typer.Option(3, min=1, help="Turns of B and the intake under wrk, per database."),
     rates: str = typer.Option("200,1000", help="Offered end-to-end rates, issues/s."),
     databases: str = typer.Option("postgresql,sqlite"),
     postgres: str = typer.Option(LOCAL_POSTGRES, envvar="BENCH_POSTGRES_URL"),
@@ -38,6 +39,7 @@ def main(
             rates=[float(r) for r in rates.split(",") if r],
             databases=[d for d in databases.split(",") if d],
             postgres=postgres,
+            rounds=rounds,
         )
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,13 @@ def main(
 
 
 async def _run(
-    *, seconds: float, load: rows.Load, rates: list[float], databases: list[str], postgres: str
+    *,
+    seconds: float,
+    load: rows.Load,
+    rates: list[float],
+    databases: list[str],
+    postgres: str,
+    rounds: int,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -56,6 +64,7 @@ async def _run(
             "seconds": seconds,
             "saturation_seconds": load.seconds,
             "connections": load.connections,
+            "rounds": rounds,
             "rates": rates,
         },
         "bare_http": await rows.bare_http(load),
@@ -68,7 +77,7 @@ async def _run(
                 server = DatabaseServer(kind, postgres if kind == "postgresql" else None, workdir)
                 try:
                     results["databases"][kind] = await _database_rows(
-                        server, broker, workdir, load, rates, seconds
+                        server, broker, workdir, load, rates, seconds, rounds
                     )
                 finally:
                     await server.drop_all()
@@ -82,17 +91,22 @@ async def _database_rows(
     load: rows.Load,
     rates: list[float],
     seconds: float,
+    rounds: int,
 ) -> dict[str, Any]:
     bootstrap = broker.bootstrap_servers
     intake_dir = workdir / f"{server.kind}-intake"
     intake_dir.mkdir()
-    figures: dict[str, Any] = {
-        "durable_accept": await rows.durable_accept(await server.new_database(), load),
-        "intake": await rows.intake_accept(
-            await server.new_database(), bootstrap, intake_dir, load, broker_pid=broker.pid
-        ),
-        "pipeline": [],
-    }
+    # B and the intake take turns, a fresh database each time: this machine's speed drifts by
+    # tens of percent within minutes, and a ratio is fair only between neighbouring runs.
+    durable, intake = [], []
+    for _ in range(rounds):
+        durable.append(await rows.durable_accept(await server.new_database(), load))
+        intake.append(
+            await rows.intake_accept(
+                await server.new_database(), bootstrap, intake_dir, load, broker_pid=broker.pid
+            )
+        )
+    figures: dict[str, Any] = {**rows.rounds(durable, intake), "pipeline": []}
     for rate in rates:
         run_dir = workdir / f"{server.kind}-pipeline-{int(rate)}"
         run_dir.mkdir(parents=True, exist_ok=True)

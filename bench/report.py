@@ -24,8 +24,7 @@ def table(results: dict[str, Any]) -> str:
             f"{durable['p99_ms']:>9}",
             f"{'   intake POST /v1/issues, ' + kind:<34}{intake['rps']:>9}{intake['p50_ms']:>9}"
             f"{intake['p99_ms']:>9}",
-            f"{'':<4}ours/A {_ratio(intake['rps'], bare['rps'])}   "
-            f"ours/B {_ratio(intake['rps'], durable['rps'])}",
+            f"{'':<4}ours/A {_ratio(intake['rps'], bare['rps'])}   ours/B {_over_b(figures)}",
         ]
     lines.append("")
     lines.append(
@@ -71,6 +70,15 @@ def _machine(machine: dict[str, Any] | None) -> str:
         f"busy {machine['busy_pct']:>5}%  {machine['busy_ms_per_item']:>5} ms ({parts})"
         f" -> {machine['ceiling_per_s']}/s"
     )
+
+
+def _over_b(figures: dict[str, Any]) -> str:
+    """The median of the turns' ratios, and each turn's."""
+    turns = figures.get("rounds")
+    if not turns:
+        return _ratio(figures["intake"]["rps"], figures["durable_accept"]["rps"])
+    each = ", ".join(f"{turn['intake_over_b']:.2f}" for turn in turns)
+    return f"{figures['intake_over_b']:.2f} (median of {len(turns)} turns: {each})"
 
 
 def _ratio(ours: float, baseline: float) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -137,6 +138,29 @@ async def bare_http(load: Load) -> dict[str, Any]:
         return await asyncio.to_thread(wrk, url, load, around={"server": process.pid})
     finally:
         _stop(process)
+
+
+def rounds(durable: list[dict[str, Any]], intake: list[dict[str, Any]]) -> dict[str, Any]:
+    """B's and the intake's rows from turns taken in pairs: each the run with the median rate,
+    and intake/B as the median of each pair's ratio (the pairs ran minutes apart at most)."""
+    ratios = [
+        round(i["rps"] / d["rps"], 2) if d["rps"] else 0.0
+        for d, i in zip(durable, intake, strict=True)
+    ]
+    return {
+        "durable_accept": _median_run(durable),
+        "intake": _median_run(intake),
+        "rounds": [
+            {"durable_accept_rps": d["rps"], "intake_rps": i["rps"], "intake_over_b": r}
+            for d, i, r in zip(durable, intake, ratios, strict=True)
+        ],
+        "intake_over_b": statistics.median(ratios),
+    }
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ordered = sorted(runs, key=lambda run: run["rps"])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 async def durable_accept(database_url: str, load: Load) -> dict[str, Any]:

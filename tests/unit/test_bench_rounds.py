@@ -1,0 +1,37 @@
+"""B and the intake take turns under wrk; the rows kept are the median runs, and intake/B is the
+median of each turn's own ratio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import table
+from bench.rows import rounds
+
+
+def run(rps: float) -> dict[str, Any]:
+    return {"rps": rps, "p50_ms": 1.0, "p99_ms": 2.0}
+
+
+def test_the_ratio_is_the_median_of_each_turns_own_ratio_not_of_the_medians() -> None:
+    # The machine slowed down in the second turn: both ran slower, their ratio did not change.
+    figures = rounds([run(2000), run(1000), run(1900)], [run(1600), run(800), run(1000)])
+    assert [turn["intake_over_b"] for turn in figures["rounds"]] == [0.8, 0.8, 0.53]
+    assert figures["intake_over_b"] == 0.8
+    assert figures["durable_accept"]["rps"] == 1900
+    assert figures["intake"]["rps"] == 1000
+
+
+def test_an_even_number_of_turns_keeps_the_slower_middle_run() -> None:
+    figures = rounds([run(10), run(30)], [run(5), run(30)])
+    assert figures["durable_accept"]["rps"] == 10
+    assert figures["intake_over_b"] == 0.75
+
+
+def test_the_table_shows_the_median_ratio_and_every_turns() -> None:
+    figures = {
+        **rounds([run(2000), run(1000), run(1900)], [run(1600), run(800), run(1000)]),
+        "pipeline": [],
+    }
+    text = table({"bare_http": run(4000), "databases": {"postgresql": figures}})
+    assert "ours/B 0.80 (median of 3 turns: 0.80, 0.80, 0.53)" in text
