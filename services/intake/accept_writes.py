@@ -21,7 +21,7 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of
 from shared.db.direct import Direct, DirectStatements, DirectWork, bound
-from shared.db.listed import listed
+from shared.db.listed import among
 from shared.db.models import Issue, OutboxMessage
 from shared.db.models import IssueEvent as TimelineEntry
 from shared.db.upsert import insert_ignoring
@@ -158,8 +158,7 @@ def _insert_issue(dialect: str) -> Insert:
 def _issues_among(dialect: str) -> ClauseElement:
     """The ids of ``ids`` (one array parameter, or JSON on SQLite) that are issues."""
     issues = table_of(Issue)
-    ids = listed("ids", issues.c.id.type, dialect)
-    return select(issues.c.id).where(issues.c.id.in_(select(ids.c.value)))
+    return select(issues.c.id).where(among(issues.c.id, "ids", dialect))
 
 
 def _insert_all(dialect: str) -> ClauseElement:

@@ -20,7 +20,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from shared.batching import Batcher
 from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct
-from shared.db.listed import listed
+from shared.db.listed import among
 from shared.db.models import ApiKey
 from shared.security import verify_key
 
@@ -87,9 +87,8 @@ class KeyChecks:
 
 def _keys_by_prefix(dialect: str) -> ClauseElement:
     keys = table_of(ApiKey)
-    prefixes = listed("prefixes", String, dialect)
     return select(*(keys.c[name] for name in Key._fields)).where(
-        keys.c.prefix.in_(select(prefixes.c.value))
+        among(keys.c.prefix, "prefixes", dialect, String)
     )
 
 

@@ -18,7 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_e
 from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct, bound
 from shared.db.errors import database_unavailable
-from shared.db.listed import listed
+from shared.db.listed import among
 from shared.db.models import OutboxMessage
 from shared.db.staged import stage
 from shared.db.sweep import SWEEP_CHUNK, delete_first, sweep
@@ -106,10 +106,9 @@ def _claim_next(dialect: str) -> ClauseElement:
 def _mark_sent(dialect: str) -> ClauseElement:
     """The rows of parameter ``ids`` were published: one statement for the whole batch."""
     outbox = table_of(OutboxMessage)
-    ids = listed("ids", outbox.c.id.type, dialect)
     return (
         update(outbox)
-        .where(outbox.c.id.in_(select(ids.c.value)))
+        .where(among(outbox.c.id, "ids", dialect))
         .values(sent_at=bindparam("sent_at"), claimed_until=None)
     )
 
@@ -117,8 +116,7 @@ def _mark_sent(dialect: str) -> ClauseElement:
 def _release(dialect: str) -> ClauseElement:
     """The rows of parameter ``ids`` were not published: leased to no one again."""
     outbox = table_of(OutboxMessage)
-    ids = listed("ids", outbox.c.id.type, dialect)
-    return update(outbox).where(outbox.c.id.in_(select(ids.c.value))).values(claimed_until=None)
+    return update(outbox).where(among(outbox.c.id, "ids", dialect)).values(claimed_until=None)
 
 
 class OutboxRelay:
