@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaTimeoutError
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,7 +31,14 @@ from shared.reconciler import reconcile_once
 from shared.settings import ConsumerSettings, KafkaSettings, OutboxSettings, ReconcilerSettings
 from shared.vocabulary import IssueStatus
 from tests.support.broker import consumed, kafka, read_topic
-from tests.support.factories import eventually, scalar, seed_partner, updated_event
+from tests.support.factories import (
+    eventually,
+    queued_updates,
+    rows,
+    scalar,
+    seed_partner,
+    updated_event,
+)
 
 
 def relay_for(engine: AsyncEngine, uows: UnitOfWorkFactory, settings: KafkaSettings) -> OutboxRelay:
@@ -43,13 +50,9 @@ def relay_for(engine: AsyncEngine, uows: UnitOfWorkFactory, settings: KafkaSetti
 async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sent(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
-    partner = await seed_partner(database_url)
-    uows = UnitOfWorkFactory(create_session_factory(engine))
+    uows, partner_id, ids = await queued_updates(engine, database_url, 25)
     async with uows() as uow:
-        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(25)]
-        await uow.commit()
-    async with uows() as uow:
-        enqueue(uow.session, updated_event(partner.id), service="test")  # rolled back: never sent
+        enqueue(uow.session, updated_event(partner_id), service="test")  # rolled back: never sent
 
     settings = kafka(bootstrap_servers, topic_prefix)
     relay = relay_for(engine, uows, settings)
@@ -75,11 +78,7 @@ async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not
 ) -> None:
     """Seen under overload: the relay published a batch, the database was busy when it came to
     mark it, and the batch went out again once its lease ended."""
-    partner = await seed_partner(database_url)
-    uows = UnitOfWorkFactory(create_session_factory(engine))
-    async with uows() as uow:
-        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(5)]
-        await uow.commit()
+    uows, _, ids = await queued_updates(engine, database_url, 5)
     marks_refused = 0
     execute = DirectStatements.execute
 
@@ -113,11 +112,7 @@ async def test_rows_the_broker_refused_are_released_for_the_next_pass_and_the_re
     topic_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    partner = await seed_partner(database_url)
-    uows = UnitOfWorkFactory(create_session_factory(engine))
-    async with uows() as uow:
-        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(4)]
-        await uow.commit()
+    uows, _, ids = await queued_updates(engine, database_url, 4)
     relay = relay_for(engine, uows, kafka(bootstrap_servers, topic_prefix))
     producer = await relay._ensure_producer()
     send = producer.send
@@ -154,16 +149,11 @@ async def test_rows_the_broker_refused_are_released_for_the_next_pass_and_the_re
 
 async def _outbox_rows(engine: AsyncEngine) -> list[tuple[str, bool, bool, int]]:
     """Each outbox row's event id, whether it is marked sent, whether it is leased, attempts."""
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            select(
-                OutboxMessage.event_id,
-                OutboxMessage.sent_at.is_not(None),
-                OutboxMessage.claimed_until.is_not(None),
-                OutboxMessage.attempts,
-            )
-        )
-        return [(e, bool(s), bool(c), int(a)) for e, s, c, a in rows]
+    found = await rows(
+        engine,
+        "SELECT event_id, sent_at IS NOT NULL, claimed_until IS NOT NULL, attempts FROM outbox",
+    )
+    return [(e, bool(s), bool(c), int(a)) for e, s, c, a in found]
 
 
 async def _all_sent(engine: AsyncEngine, n: int) -> bool:
@@ -256,11 +246,7 @@ async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_th
     topic_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    partner = await seed_partner(database_url)
-    uows = UnitOfWorkFactory(create_session_factory(engine))
-    async with uows() as uow:
-        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(12)]
-        await uow.commit()
+    uows, partner_id, ids = await queued_updates(engine, database_url, 12)
     bad = ids[5]
     settings = kafka(bootstrap_servers, topic_prefix)
     relay = relay_for(engine, uows, settings)
@@ -272,7 +258,7 @@ async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_th
 
     async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
         # An effect in the handler's transaction: kept once per good event, never for the bad.
-        effect = updated_event(partner.id)
+        effect = updated_event(partner_id)
         enqueue(uow.session, effect, service="probe", event_id=f"effect-{envelope.id}")
         if envelope.id == bad:
             raise RuntimeError("this one cannot be handled")

@@ -9,22 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.base import utcnow
 from shared.db.direct import Direct
-from shared.db.engine import create_session_factory
 from shared.db.models import OutboxMessage
-from shared.db.uow import UnitOfWorkFactory
-from shared.kafka.outbox import OutboxRelay, enqueue
+from shared.kafka.outbox import OutboxRelay
 from shared.settings import KafkaSettings, OutboxSettings
-from tests.support.factories import rows, seed_partner, updated_event
+from tests.support.factories import queued_updates, rows
 
 
 async def test_sent_rows_past_the_retention_go_in_chunks_and_nothing_else_does(
     engine: AsyncEngine, database_url: str
 ) -> None:
-    partner = await seed_partner(database_url)
-    uows = UnitOfWorkFactory(create_session_factory(engine))
-    async with uows() as uow:
-        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(6)]
-        await uow.commit()
+    uows, _, ids = await queued_updates(engine, database_url, 6)
     now = utcnow()
     sent_at = {
         **dict.fromkeys(ids[:4], now - timedelta(hours=3)),  # past the retention

@@ -16,6 +16,7 @@ from shared.db.base import utcnow
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueUpdated
+from shared.kafka.outbox import enqueue
 from shared.settings import DatabaseSettings
 from shared.vocabulary import CspModel, IssueStatus, Role, Vehicle
 
@@ -38,6 +39,21 @@ def updated_event(partner_id: uuid.UUID) -> IssueUpdated:
         status=IssueStatus.RESOLVED,
         updated_at=utcnow(),
     )
+
+
+async def queued_updates(
+    engine: AsyncEngine, database_url: str, count: int
+) -> tuple[UnitOfWorkFactory, uuid.UUID, list[str]]:
+    """A new partner's ``count`` :func:`updated_event` s committed to the outbox, unsent: the
+    units of work they were written with, the partner's id and their event ids."""
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    async with uows() as uow:
+        ids = [
+            enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(count)
+        ]
+        await uow.commit()
+    return uows, partner.id, ids
 
 
 async def seed_partner(
