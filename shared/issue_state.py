@@ -17,6 +17,7 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of
 from shared.db.direct import bound
+from shared.db.listed import looked_up
 from shared.db.models import Issue, Partner
 from shared.db.models import IssueEvent as TimelineEntry
 from shared.db.staged import stage
@@ -76,7 +77,10 @@ async def preload_issues(uow: UnitOfWork, envelopes: list[Envelope]) -> object:
     if not events:
         return ()
     session = uow.session
-    issues = await session.scalars(select(Issue).where(Issue.id.in_({e.issue_id for e in events})))
+    dialect = session.get_bind().dialect.name
+    issues = await session.scalars(
+        looked_up(Issue, Issue.id, {e.issue_id for e in events}, dialect)
+    )
     partners = await session.scalars(
         select(Partner).where(Partner.id.in_({e.partner_id for e in events}))
     )

@@ -114,14 +114,14 @@ async def store_many(direct: Direct, batch: Sequence[AcceptRows]) -> list[bool]:
     """Write every accept of ``batch`` in one transaction, all or none; for each, whether it
     was stored (False: its PSA ticket was already an issue, perhaps by an earlier accept of the
     same batch). Wakes the relay once."""
-    ids = [rows.issue_id for rows in batch]
     if one_statement(direct.dialect):
         async with direct.statements() as statements:
-            # asyncpg sends the lot in one round trip, in one implicit transaction.
-            await statements.executemany(_insert_all, [rows.combined() for rows in batch])
-            stored = await _stored(statements, ids)
+            # asyncpg sends the lot in one round trip, in one implicit transaction; each run
+            # answers how many issues it inserted.
+            counts = await statements.fetchmany(_insert_all, [rows.combined() for rows in batch])
         direct.committed()
-        return [issue_id in stored for issue_id in ids]
+        return [bool(count) for (count,) in counts]
+    ids = [rows.issue_id for rows in batch]
     async with direct.work() as work:
         await work.executemany(_insert_issue, [rows.issue for rows in batch])
         stored = await _stored(work, ids)

@@ -14,6 +14,7 @@ from services.notifier.webhooks import schedule_deliveries
 from shared.correlation_lock import lock_correlation_key
 from shared.db.base import table_of, utcnow
 from shared.db.direct import bound
+from shared.db.listed import looked_up
 from shared.db.models import (
     ClusterSignal,
     Issue,
@@ -234,8 +235,9 @@ async def preload_batch(uow: UnitOfWork, envelopes: list[Envelope]) -> object:
     session = uow.session
     await preload_subscriptions(session, {e.partner_id for e in events})
     issue_ids = {e.issue_id for e in events}
+    dialect = session.get_bind().dialect.name
     signals = list(
-        await session.scalars(select(ClusterSignal).where(ClusterSignal.issue_id.in_(issue_ids)))
+        await session.scalars(looked_up(ClusterSignal, ClusterSignal.issue_id, issue_ids, dialect))
     )
     known = {signal.issue_id: signal for signal in signals}
     session.info[SIGNALS_KEY] = {issue_id: known.get(issue_id) for issue_id in issue_ids}

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import asyncpg
 from sqlalchemy import BindParameter, Select, bindparam
@@ -30,6 +30,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, UpdateBase
 
 Processor = Callable[[Any], Any] | None
+T = TypeVar("T")
 # Builds a statement for a dialect ("postgresql", "sqlite"); INSERTs and UPDATEs take their
 # values from bind parameters named like the columns (see :func:`bound`).
 Build = Callable[[str], ClauseElement]
@@ -244,6 +245,19 @@ class DirectStatements:
             prepared.sql, self._direct._driver.executemany(self._raw, prepared.sql, arguments)
         )
 
+    async def fetchmany(
+        self, build: Build, rows: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[Any, ...]]:
+        """:meth:`executemany` for a statement that returns rows: what every run returned, in
+        the order of ``rows``, as one list (a statement that returns one row gives one per
+        run)."""
+        if not rows:
+            return []
+        prepared = self._direct.prepared(build)
+        arguments = [prepared.arguments(values) for values in rows]
+        call = self._direct._driver.fetchmany(self._raw, prepared.sql, arguments)
+        return [prepared.row(raw) for raw in await self._call(prepared.sql, call)]
+
     async def fetch(self, build: Build, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run a read (or a write with RETURNING); its rows, converted as the ORM would."""
         prepared = self._direct.prepared(build)
@@ -293,6 +307,7 @@ class _Driver:
     execute: Callable[[Any, str, list[Any]], Any]
     executemany: Callable[[Any, str, list[list[Any]]], Any]
     fetch: Callable[[Any, str, list[Any]], Any]
+    fetchmany: Callable[[Any, str, list[list[Any]]], Any]
     integrity: tuple[type[Exception], ...]
     lost: tuple[type[Exception], ...]
     errors: tuple[type[Exception], ...]
@@ -317,23 +332,37 @@ async def _sqlite_execute(connection: Any, sql: str, arguments: list[Any]) -> in
 
 
 async def _sqlite_executemany(connection: Any, sql: str, arguments: list[list[Any]]) -> None:
-    """All rows or none, as asyncpg's: outside a transaction (autocommit, where each row would
-    commit on its own) in one of its own."""
-    if connection.in_transaction:
+    async def run() -> None:
         await (await connection.executemany(sql, arguments)).close()
-        return
-    await _sqlite_verb("BEGIN IMMEDIATE")(connection)
-    try:
-        await (await connection.executemany(sql, arguments)).close()
-    except BaseException:
-        await _sqlite_verb("ROLLBACK")(connection)
-        raise
-    await _sqlite_verb("COMMIT")(connection)
+
+    await _sqlite_atomic(connection, run)
 
 
 async def _sqlite_fetch(connection: Any, sql: str, arguments: list[Any]) -> list[Any]:
     async with connection.execute(sql, arguments) as cursor:
         return list(await cursor.fetchall())
+
+
+async def _sqlite_fetchmany(connection: Any, sql: str, arguments: list[list[Any]]) -> list[Any]:
+    async def run() -> list[Any]:
+        return [row for values in arguments for row in await _sqlite_fetch(connection, sql, values)]
+
+    return await _sqlite_atomic(connection, run)
+
+
+async def _sqlite_atomic(connection: Any, run: Callable[[], Awaitable[T]]) -> T:
+    """All of ``run`` or none, as asyncpg's ``executemany``: in the caller's transaction, or
+    outside one (autocommit, where each statement would commit on its own) in one of its own."""
+    if connection.in_transaction:
+        return await run()
+    await _sqlite_verb("BEGIN IMMEDIATE")(connection)
+    try:
+        result = await run()
+    except BaseException:
+        await _sqlite_verb("ROLLBACK")(connection)
+        raise
+    await _sqlite_verb("COMMIT")(connection)
+    return result
 
 
 def _sqlite_verb(verb: str) -> Callable[[Any], Any]:
@@ -353,6 +382,7 @@ _DRIVERS = {
         execute=_pg_execute,
         executemany=lambda connection, sql, arguments: connection.executemany(sql, arguments),
         fetch=_pg_fetch,
+        fetchmany=lambda connection, sql, arguments: connection.fetchmany(sql, arguments),
         integrity=(asyncpg.IntegrityConstraintViolationError,),
         lost=(
             asyncpg.PostgresConnectionError,
@@ -375,6 +405,7 @@ _DRIVERS = {
         execute=_sqlite_execute,
         executemany=_sqlite_executemany,
         fetch=_sqlite_fetch,
+        fetchmany=_sqlite_fetchmany,
         integrity=(sqlite3.IntegrityError,),
         lost=(),
         errors=(sqlite3.Error,),

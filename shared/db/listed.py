@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, bindparam, func, select
+from sqlalchemy import JSON, ColumnElement, Select, bindparam, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import TableValuedAlias
+
+T = TypeVar("T")
 
 
 def listed(name: str, element: Any, dialect: str) -> TableValuedAlias:
@@ -21,6 +25,24 @@ def listed(name: str, element: Any, dialect: str) -> TableValuedAlias:
 
 def among(column: Any, name: str, dialect: str, element: Any = None) -> ColumnElement[bool]:
     """``column`` is one of the values of parameter ``name`` (see :func:`listed`; ``element``:
-    their type, the column's unless given)."""
+    their type, the column's unless given). On PostgreSQL, for tables that stay small: see
+    :func:`looked_up`."""
     values = listed(name, column.type if element is None else element, dialect)
     return column.in_(select(values.c.value))  # type: ignore[no-any-return]
+
+
+def looked_up(entity: type[T], column: Any, keys: Collection[Any], dialect: str) -> Select[T]:
+    """``select(entity)`` of the rows whose ``column``, a unique one, holds one of ``keys``.
+
+    PostgreSQL keeps the plan of a prepared statement once it has run a few times. For
+    ``column IN (…)`` made while the table was nearly empty, as in a new database, that plan
+    is a sequential scan, and it stays one as the table grows. Here each key is its own
+    ``LIMIT 1`` sub-select, joined laterally: PostgreSQL cannot merge it into a scan of the
+    table and looks each key up in the column's index, at any size. Elsewhere ``IN``.
+    """
+    if dialect != "postgresql":
+        return select(entity).where(column.in_(keys))
+    values = listed("keys", column.type, dialect)
+    one = select(entity).where(column == values.c.value).limit(1).lateral()
+    found = select(aliased(entity, one)).select_from(values).join(one, true())
+    return found.params(keys=list(dict.fromkeys(keys)))

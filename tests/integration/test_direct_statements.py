@@ -137,6 +137,34 @@ async def test_executemany_outside_a_transaction_writes_all_rows_or_none(
     assert await scalar(engine, "SELECT count(*) FROM idempotency_keys") == 2
 
 
+def record_returned(dialect: str) -> ClauseElement:
+    record = table_of(IdempotencyRecord)
+    return insert(record).values(**bound(*COLUMNS)).returning(record.c.key, record.c.response)
+
+
+async def test_fetchmany_answers_each_run_in_order_and_writes_all_rows_or_none(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    direct = Direct(engine)
+    async with direct.statements() as statements:
+        returned = await statements.fetchmany(
+            record_returned, [values(partner.id, k) for k in ("b", "a", "c")]
+        )
+        assert returned == [(k, values(partner.id, k)["response"]) for k in ("b", "a", "c")]
+        assert await statements.fetchmany(record_returned, []) == []
+        with pytest.raises(IntegrityError):
+            await statements.fetchmany(
+                record_returned, [values(partner.id, k) for k in ("new", "a")]
+            )
+        moved = await statements.fetchmany(
+            record_moved, [{"key": k, "moved_to": f"/{k}"} for k in ("c", "missing", "a")]
+        )
+    assert [location for _, location, _ in moved] == ["/c", "/a"]
+    assert await scalar(engine, "SELECT count(*) FROM idempotency_keys WHERE key = 'new'") == 0
+    assert await scalar(engine, "SELECT count(*) FROM idempotency_keys") == 3
+
+
 async def test_a_value_the_statement_has_no_column_for_is_refused_not_left_out(
     database_url: str, engine: AsyncEngine
 ) -> None:

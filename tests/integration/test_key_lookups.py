@@ -1,0 +1,98 @@
+"""Rows read or marked by key stay index look-ups on PostgreSQL, whatever plan it has kept.
+
+PostgreSQL plans a prepared statement generically once it has run a few times, and keeps that
+plan. Made on a nearly empty table (a new database), a list of keys matched against the table
+(``IN``, ``= ANY``) is a scan of all of it: the relay's marking took 6 ms per batch once the
+outbox held 10,000 rows. The statements below are checked in exactly that plan.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from services.intake.accept_writes import accept_rows, store_many
+from shared.db.base import utcnow
+from shared.db.direct import Direct
+from shared.db.engine import create_session_factory
+from shared.db.listed import looked_up
+from shared.db.models import ClusterSignal, Issue
+from shared.events.models import IssueReceived
+from shared.kafka import outbox
+from shared.vocabulary import Severity
+from tests.support.factories import seed_partner
+
+
+def received(partner_id: uuid.UUID, ref: str) -> IssueReceived:
+    return IssueReceived(
+        issue_id=uuid.uuid4(),
+        partner_id=partner_id,
+        external_ref=ref,
+        title="Teams calls drop",
+        description="Every call drops after a minute.",
+        service="Microsoft Teams",
+        severity=Severity.MODERATE,
+        received_at=utcnow(),
+    )
+
+
+async def test_rows_looked_up_by_key_are_each_found_row_once(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    events = [received(partner.id, f"t{i}") for i in range(3)]
+    await store_many(Direct(engine), [accept_rows(e, service="t", detail="-") for e in events])
+    dialect = engine.dialect.name
+    keys = [events[2].issue_id, events[0].issue_id, events[2].issue_id, uuid.uuid4()]
+    async with create_session_factory(engine)() as session:
+        found = (await session.scalars(looked_up(Issue, Issue.id, keys, dialect))).all()
+        assert sorted(issue.external_ref for issue in found) == ["t0", "t2"]
+        assert await session.get(Issue, events[0].issue_id) in found, "in the identity map"
+        assert (await session.scalars(looked_up(Issue, Issue.id, [], dialect))).all() == []
+
+
+def _looked_up_issues(dialect: Any) -> Any:
+    return looked_up(Issue, Issue.id, [uuid.uuid4()], dialect.name)
+
+
+def _looked_up_signals(dialect: Any) -> Any:
+    return looked_up(ClusterSignal, ClusterSignal.issue_id, [uuid.uuid4()], dialect.name)
+
+
+def _built(build: Any) -> Any:
+    return lambda dialect: build(dialect.name)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        _looked_up_issues,
+        _looked_up_signals,
+        _built(outbox._claim_next),
+        _built(outbox._mark_sent),
+        _built(outbox._release),
+    ],
+    ids=["issues", "cluster signals", "relay claim", "relay mark sent", "relay release"],
+)
+async def test_a_plan_made_on_an_empty_table_looks_keys_up_in_the_index(
+    engine: AsyncEngine, statement: Any
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's kept plans")
+    compiled = statement(engine.dialect).compile(dialect=engine.dialect)
+    assert isinstance(compiled, SQLCompiler)
+    arguments = ", ".join(["NULL"] * len(set(re.findall(r"\$\d+", compiled.string))))
+    async with engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.execute("SET plan_cache_mode = force_generic_plan")
+        await raw.execute(f"PREPARE kept AS {compiled.string}")
+        plan = "\n".join(row[0] for row in await raw.fetch(f"EXPLAIN EXECUTE kept({arguments})"))
+        await connection.rollback()
+    assert "Seq Scan" not in plan, plan
+    assert "Index" in plan, plan
