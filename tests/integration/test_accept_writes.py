@@ -12,28 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake.accept_writes import accept_rows, one_statement, store
 from services.intake.accepts import Accepts
-from shared.db.base import utcnow
 from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
 from shared.db.models import Issue, IssueEvent, OutboxMessage
 from shared.events.envelope import decode
-from shared.events.models import IssueReceived
-from shared.vocabulary import Severity
-from tests.support.factories import seed_partner
-
-
-def received(partner_id: uuid.UUID, ref: str) -> IssueReceived:
-    return IssueReceived(
-        issue_id=uuid.uuid4(),
-        partner_id=partner_id,
-        external_ref=ref,
-        title="Outlook cannot connect",
-        description="Since 9:00 nobody can send mail.",
-        service="Exchange Online",
-        severity=Severity.MODERATE,
-        contact={"name": "Ana", "email": "ana@example.com"},
-        received_at=utcnow(),
-    )
+from tests.support.factories import received_event, seed_partner
 
 
 async def test_an_issue_its_first_step_and_its_event_are_written_once_per_ticket(
@@ -41,7 +24,7 @@ async def test_an_issue_its_first_step_and_its_event_are_written_once_per_ticket
 ) -> None:
     partner = await seed_partner(database_url)
     direct = Direct(engine)
-    first, again = received(partner.id, "T-1"), received(partner.id, "T-1")
+    first, again = received_event(partner.id, "T-1"), received_event(partner.id, "T-1")
     for event, expected in ((first, True), (again, False)):
         async with direct.work() as work:
             assert (
@@ -80,11 +63,11 @@ async def test_without_a_transaction_the_accept_is_one_statement_or_refused(
     without BEGIN and COMMIT; SQLite needs three, and refuses to run them outside one."""
     partner = await seed_partner(database_url)
     direct = Direct(engine)
-    event = received(partner.id, "T-2")
+    event = received_event(partner.id, "T-2")
     async with direct.statements() as statements:
         if one_statement(engine.dialect.name):
             assert await store(statements, accept_rows(event, service="intake", detail="accepted"))
-            again = accept_rows(received(partner.id, "T-2"), service="intake", detail="again")
+            again = accept_rows(received_event(partner.id, "T-2"), service="intake", detail="again")
             assert not await store(statements, again)
         else:
             with pytest.raises(TypeError):
@@ -108,15 +91,15 @@ async def test_accepts_written_together_store_each_once_and_wake_the_relay_once(
     partner = await seed_partner(database_url)
     async with direct.work() as work:
         assert await store(
-            work, accept_rows(received(partner.id, "T-old"), service="intake", detail="a")
+            work, accept_rows(received_event(partner.id, "T-old"), service="intake", detail="a")
         )
         await work.commit()
     woken.clear()
     batch = [
-        received(partner.id, "T-a"),
-        received(partner.id, "T-old"),
-        received(partner.id, "T-b"),
-        received(partner.id, "T-a"),
+        received_event(partner.id, "T-a"),
+        received_event(partner.id, "T-old"),
+        received_event(partner.id, "T-b"),
+        received_event(partner.id, "T-a"),
     ]
     accepts = Accepts(direct, max_batch=10)
     results = await asyncio.gather(
@@ -144,8 +127,8 @@ async def test_a_batch_the_database_refuses_is_written_one_accept_at_a_time(
     request; the others of its batch are stored."""
     direct = Direct(engine)
     partner = await seed_partner(database_url)
-    good = [received(partner.id, f"T-{n}") for n in range(3)]
-    bad = received(partner.id, "T-bad").model_copy(update={"customer_id": uuid.uuid4()})
+    good = [received_event(partner.id, f"T-{n}") for n in range(3)]
+    bad = received_event(partner.id, "T-bad").model_copy(update={"customer_id": uuid.uuid4()})
     accepts = Accepts(direct, max_batch=10)
     results = await asyncio.gather(
         *(accepts.store(accept_rows(e, service="intake", detail="x")) for e in [*good, bad]),

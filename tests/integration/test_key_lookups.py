@@ -17,35 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from services.intake.accept_writes import accept_rows, store_many
-from shared.db.base import utcnow
 from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
 from shared.db.listed import looked_up
 from shared.db.models import ClusterSignal, Issue
-from shared.events.models import IssueReceived
 from shared.kafka import outbox
-from shared.vocabulary import Severity
-from tests.support.factories import seed_partner
-
-
-def received(partner_id: uuid.UUID, ref: str) -> IssueReceived:
-    return IssueReceived(
-        issue_id=uuid.uuid4(),
-        partner_id=partner_id,
-        external_ref=ref,
-        title="Teams calls drop",
-        description="Every call drops after a minute.",
-        service="Microsoft Teams",
-        severity=Severity.MODERATE,
-        received_at=utcnow(),
-    )
+from tests.support.factories import received_event, seed_partner
 
 
 async def test_rows_looked_up_by_key_are_each_found_row_once(
     database_url: str, engine: AsyncEngine
 ) -> None:
     partner = await seed_partner(database_url)
-    events = [received(partner.id, f"t{i}") for i in range(3)]
+    events = [received_event(partner.id, f"t{i}") for i in range(3)]
     await store_many(Direct(engine), [accept_rows(e, service="t", detail="-") for e in events])
     dialect = engine.dialect.name
     keys = [events[2].issue_id, events[0].issue_id, events[2].issue_id, uuid.uuid4()]

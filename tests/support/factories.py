@@ -15,10 +15,10 @@ from services import admin
 from shared.db.base import utcnow
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
-from shared.events.models import IssueUpdated
+from shared.events.models import IssueReceived, IssueUpdated
 from shared.kafka.outbox import enqueue
 from shared.settings import DatabaseSettings
-from shared.vocabulary import CspModel, IssueStatus, Role, Vehicle
+from shared.vocabulary import CspModel, IssueStatus, Role, Severity, Vehicle
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,21 @@ class SeededPartner:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def received_event(partner_id: uuid.UUID, ref: str) -> IssueReceived:
+    """What the intake announces for PSA ticket ``ref`` (a new issue id each time)."""
+    return IssueReceived(
+        issue_id=uuid.uuid4(),
+        partner_id=partner_id,
+        external_ref=ref,
+        title="Outlook cannot connect",
+        description="Since 9:00 nobody can send mail.",
+        service="Exchange Online",
+        severity=Severity.MODERATE,
+        contact={"name": "Ana", "email": "ana@example.com"},
+        received_at=utcnow(),
+    )
 
 
 def updated_event(partner_id: uuid.UUID) -> IssueUpdated:
