@@ -132,10 +132,11 @@ async def store_many(direct: Direct, batch: Sequence[AcceptRows]) -> list[bool]:
     return [issue_id in stored for issue_id in ids]
 
 
-async def _stored(statements: DirectStatements, ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of ``ids`` are issues: an accepted issue's id is new, so the ones just stored."""
-    values = ids if statements.dialect == "postgresql" else [i.hex for i in ids]
-    return {issue_id for (issue_id,) in await statements.fetch(_issues_among, {"ids": values})}
+async def _stored(work: DirectWork, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``ids`` are issues: an accepted issue's id is new, so the ones just stored.
+    Only where the accept is three statements (SQLite: ids as JSON, their 32 hex digits)."""
+    values = [issue_id.hex for issue_id in ids]
+    return {issue_id for (issue_id,) in await work.fetch(_issues_among, {"ids": values})}
 
 
 def _issue_row(event: IssueReceived) -> dict[str, Any]:
@@ -156,7 +157,7 @@ def _insert_issue(dialect: str) -> Insert:
 
 
 def _issues_among(dialect: str) -> ClauseElement:
-    """The ids of ``ids`` (one array parameter, or JSON on SQLite) that are issues."""
+    """The ids of ``ids`` (a JSON array) that are issues."""
     issues = table_of(Issue)
     return select(issues.c.id).where(among(issues.c.id, "ids", dialect))
 
