@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.classifier.facts import ClusterFacts
@@ -136,8 +136,11 @@ async def _join(
         cluster.first_seen_at = min(cluster.first_seen_at, signal.observed_at)
         cluster.last_seen_at = max(cluster.last_seen_at, signal.observed_at)
     await session.flush()
-    tenants = await session.scalars(
-        select(ClusterSignal.tenant_key).where(ClusterSignal.cluster_id == cluster.id).distinct()
+    # Counted by the database: a cluster of an outage can hold thousands of tenants.
+    tenants = await session.scalar(
+        select(func.count(distinct(ClusterSignal.tenant_key))).where(
+            ClusterSignal.cluster_id == cluster.id
+        )
     )
-    cluster.tenants = len(list(tenants))
+    cluster.tenants = tenants or 0
     return ClusterFacts(id=cluster.id, size=cluster.tenants)

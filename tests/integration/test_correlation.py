@@ -72,6 +72,8 @@ async def test_the_third_distinct_tenant_forms_a_cluster_that_includes_the_first
     assert await scalar(engine, "SELECT tenants FROM outage_clusters") == 3
     later = await report(uows, partner.id, tenant="d", at=T0 + timedelta(minutes=20))
     assert later == cluster, "a later issue joins the open cluster"
+    assert await report(uows, partner.id, tenant="a", at=T0 + timedelta(minutes=21)) == cluster
+    assert await scalar(engine, "SELECT tenants FROM outage_clusters") == 4, "tenants, not issues"
 
 
 async def test_reports_arriving_out_of_order_correlate_by_when_they_were_received(

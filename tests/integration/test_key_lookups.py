@@ -37,6 +37,8 @@ async def test_rows_looked_up_by_key_are_each_found_row_once(
         found = (await session.scalars(looked_up(Issue, Issue.id, keys, dialect))).all()
         assert sorted(issue.external_ref for issue in found) == ["t0", "t2"]
         assert await session.get(Issue, events[0].issue_id) in found, "in the identity map"
+        again = await session.scalars(looked_up(Issue, Issue.id, [events[1].issue_id], dialect))
+        assert [issue.external_ref for issue in again] == ["t1"], "each call its own keys"
         assert (await session.scalars(looked_up(Issue, Issue.id, [], dialect))).all() == []
 
 
