@@ -1,26 +1,30 @@
 """The issue lifecycle: legal transitions, moving an issue, loading the one an event is about.
 
 received → classified → routed → resolved → closed; a PSA may resolve or close an issue at any
-point before that (the customer fixed it, or withdrew it). Every transition is a timeline step
-and an ``issues.updated`` event, in the caller's transaction; both are staged
-(:mod:`shared.db.staged`), so a query in that transaction sees them only after the unit of
-work's ``flush()``.
+point before that (the customer fixed it, or withdrew it). Every transition is an update of the
+issue's row, a timeline step and an ``issues.updated`` event, in the caller's transaction; all
+three are staged (:mod:`shared.db.staged`), so a query in that transaction sees them only after
+the unit of work's ``flush()``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of
 from shared.db.direct import bound
-from shared.db.listed import looked_up
+from shared.db.listed import keyed, listed_ids
+from shared.db.loaded import loaded
 from shared.db.models import Issue, Partner
 from shared.db.models import IssueEvent as TimelineEntry
-from shared.db.staged import stage
+from shared.db.staged import joined, stage
 from shared.db.uow import UnitOfWork
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueEvent, IssueUpdated
@@ -71,20 +75,34 @@ async def issue_awaiting(
 
 
 async def preload_issues(uow: UnitOfWork, envelopes: list[Envelope]) -> object:
-    """The issues and partners a batch of issue events is about, in two queries; while the
-    returned rows are held, :func:`issue_awaiting` finds them without a query of its own."""
+    """The issues and partners a batch of issue events is about, in two direct statements;
+    while the returned instances are held, :func:`issue_awaiting` finds them in the session
+    without a query of its own."""
     events = [e.data for e in envelopes if isinstance(e.data, IssueEvent)]
     if not events:
         return ()
     session = uow.session
-    dialect = session.get_bind().dialect.name
-    issues = await session.scalars(
-        looked_up(Issue, Issue.id, {e.issue_id for e in events}, dialect)
+    statements = await joined(session)
+    dialect = statements.dialect
+    issues = await statements.fetch(
+        _issues_by_id, {"keys": listed_ids((e.issue_id for e in events), dialect)}
     )
-    partners = await session.scalars(
-        select(Partner).where(Partner.id.in_({e.partner_id for e in events}))
+    partners = await statements.fetch(
+        _partners_by_id, {"keys": listed_ids((e.partner_id for e in events), dialect)}
     )
-    return issues.all(), partners.all()
+    return loaded(session, Issue, issues), loaded(session, Partner, partners)
+
+
+def _issues_by_id(dialect: str) -> ClauseElement:
+    return keyed(table_of(Issue), "id", dialect)
+
+
+def _partners_by_id(dialect: str) -> ClauseElement:
+    return keyed(table_of(Partner), "id", dialect)
+
+
+# What a transition writes besides the status, as the caller gives it (see :func:`advance`).
+WRITTEN_WITH_STATUS = ("severity", "microsoft_request_id")
 
 
 def advance(
@@ -96,15 +114,37 @@ def advance(
     at: datetime,
     service: str,
     note: str | None = None,
+    changes: Mapping[str, Any] | None = None,
 ) -> None:
     """Move the issue to ``status``, add the step to its timeline and queue ``issues.updated``,
-    in the caller's transaction. :class:`IllegalTransition` if the lifecycle forbids it."""
+    in the caller's transaction. :class:`IllegalTransition` if the lifecycle forbids it.
+
+    The row's update is staged, with ``changes`` to the columns of :data:`WRITTEN_WITH_STATUS`
+    and the issue's own values of the others; the instance shows the new values at once, as
+    written, so the session does not write them a second time.
+    """
     current = IssueStatus(issue.status)
     if status not in TRANSITIONS[current]:
         raise IllegalTransition(current, status)
-    issue.status = status
-    issue.updated_at = at
+    written = {key: getattr(issue, key) for key in WRITTEN_WITH_STATUS}
+    if changes:
+        if unknown := set(changes) - set(WRITTEN_WITH_STATUS):
+            raise KeyError(f"{sorted(unknown)} are not written with an issue's status")
+        written.update(changes)
+    written |= {"status": status, "updated_at": at}
+    for key, value in written.items():
+        set_committed_value(issue, key, value)
+    stage(session, _update_issue, {"issue_id": issue.id, **written})
     _announce(session, issue, detail=detail, note=note or detail, at=at, service=service)
+
+
+def _update_issue(dialect: str) -> ClauseElement:
+    issues = table_of(Issue)
+    return (
+        update(issues)
+        .where(issues.c.id == bindparam("issue_id"))
+        .values(**bound("status", "updated_at", *WRITTEN_WITH_STATUS))
+    )
 
 
 def add_note(session: AsyncSession, issue: Issue, note: str, *, at: datetime, service: str) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.sql.expression import ClauseElement
 
 from services.classifier.correlation import (
     FAILURE_CATEGORIES,
@@ -26,8 +27,10 @@ from services.classifier.health import (
 )
 from services.classifier.partner_facts import partner_facts
 from services.classifier.rulebook import RuleBook
-from shared.db.base import utcnow
+from shared.db.base import table_of, utcnow
+from shared.db.direct import bound
 from shared.db.models import Classification, Issue, Partner
+from shared.db.staged import stage
 from shared.db.uow import UnitOfWork
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueReceived
@@ -90,7 +93,8 @@ class IssueClassifier:
             facts = with_cluster(facts, correlated.cluster)
         decision = evaluate(self._rules.for_partner(partner.id), facts)
         _record(uow, issue, event, decision, now)
-        if correlated is not None:
+        if correlated is not None and correlated.newly_linked:
+            await uow.flush()  # the members' classifications, if this batch staged them
             for member in correlated.newly_linked:
                 await _link_member(uow, member, correlated, now)
 
@@ -142,9 +146,7 @@ def _record(
     uow: UnitOfWork, issue: Issue, event: IssueReceived, decision: Decision, now: datetime
 ) -> None:
     session = uow.session
-    session.add(Classification(issue_id=issue.id, **_decision_fields(decision)))
-    if decision.severity is not None:
-        issue.severity = decision.severity
+    stage(session, _insert_classification, {"issue_id": issue.id, **_decision_fields(decision)})
     advance(
         session,
         issue,
@@ -152,6 +154,7 @@ def _record(
         detail=f"{decision.outcome.value} ({decision.rule_id})",
         at=now,
         service=SERVICE,
+        changes={"severity": decision.severity} if decision.severity is not None else None,
     )
     enqueue(
         session,
@@ -186,6 +189,25 @@ async def _link_member(
     classification.cluster_id = cluster.id
     classification.reasons = [*classification.reasons, note]
     add_note(session, member, note, at=now, service=SERVICE)
+
+
+def _insert_classification(dialect: str) -> ClauseElement:
+    return insert(table_of(Classification)).values(**bound("issue_id", *DECISION_FIELDS))
+
+
+DECISION_FIELDS = (
+    "category",
+    "category_source",
+    "outcome",
+    "vehicle",
+    "partner_role",
+    "reasons",
+    "rule_id",
+    "health_incident_id",
+    "cluster_id",
+    "language",
+    "confidence",
+)
 
 
 def _decision_fields(decision: Decision) -> dict[str, Any]:

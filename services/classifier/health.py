@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import ClauseElement
 
 from services.classifier.facts import HealthView, IncidentFacts
+from shared.db.base import table_of
+from shared.db.listed import among, listed_ids
 from shared.db.models import HealthIncident
+from shared.db.staged import joined
 
 
 class HealthProvider(Protocol):
@@ -44,29 +49,41 @@ async def preload_incidents(session: AsyncSession, partner_ids: set[uuid.UUID]) 
 async def _incidents(
     session: AsyncSession, partner_ids: set[uuid.UUID]
 ) -> dict[uuid.UUID, HealthView]:
-    rows = await session.scalars(
-        select(HealthIncident)
-        .where(HealthIncident.is_resolved.is_(False))
-        .where(or_(HealthIncident.partner_id.is_(None), HealthIncident.partner_id.in_(partner_ids)))
-        .order_by(HealthIncident.start_at.desc())
+    statements = await joined(session)
+    rows = await statements.fetch(
+        _unresolved, {"partners": listed_ids(partner_ids, statements.dialect)}
     )
-    facts = [(row.partner_id, _facts(row)) for row in rows]
+    facts = [(row[0], _facts(row[1:])) for row in rows]
     return {
         partner: HealthView(tuple(f for owner, f in facts if owner in (None, partner)))
         for partner in partner_ids
     }
 
 
-def _facts(row: HealthIncident) -> IncidentFacts:
+def _unresolved(dialect: str) -> ClauseElement:
+    """The unresolved incidents known to everyone or to one of the partners ``partners``,
+    newest first; the owner, then what :func:`_facts` reads."""
+    t = table_of(HealthIncident)
+    return (
+        select(t.c.partner_id, t.c.id, t.c.service, t.c.classification, t.c.is_resolved)
+        .add_columns(t.c.regions, t.c.tenant_ids, t.c.title, t.c.feature)
+        .where(t.c.is_resolved == false())
+        .where(or_(t.c.partner_id.is_(None), among(t.c.partner_id, "partners", dialect)))
+        .order_by(t.c.start_at.desc())
+    )
+
+
+def _facts(row: Sequence[Any]) -> IncidentFacts:
+    id_, service, classification, is_resolved, regions, tenant_ids, title, feature = row
     return IncidentFacts(
-        id=row.id,
-        service=row.service,
-        classification=row.classification,
-        is_resolved=row.is_resolved,
-        regions=tuple(row.regions),
-        tenant_ids=tuple(uuid.UUID(str(t)) for t in row.tenant_ids),
-        title=row.title,
-        feature=row.feature,
+        id=id_,
+        service=service,
+        classification=classification,
+        is_resolved=is_resolved,
+        regions=tuple(regions),
+        tenant_ids=tuple(uuid.UUID(str(t)) for t in tenant_ids),
+        title=title,
+        feature=feature,
     )
 
 

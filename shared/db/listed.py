@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import uuid
+from collections.abc import Collection, Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, Select, bindparam, func, select, true
+from sqlalchemy import JSON, ColumnElement, Select, Table, bindparam, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import TableValuedAlias
@@ -21,6 +22,13 @@ def listed(name: str, element: Any, dialect: str) -> TableValuedAlias:
         values = func.unnest(bindparam(name, type_=ARRAY(element))).table_valued("value")
         return values.render_derived(name=name)
     return func.json_each(bindparam(name, type_=JSON)).table_valued("value")
+
+
+def listed_ids(ids: Iterable[uuid.UUID], dialect: str) -> list[Any]:
+    """UUIDs as a parameter of :func:`listed` takes them: as they are on PostgreSQL, as the 32
+    hex digits the models store on SQLite; each once."""
+    unique = dict.fromkeys(ids)
+    return list(unique) if dialect == "postgresql" else [key.hex for key in unique]
 
 
 def among(column: Any, name: str, dialect: str, element: Any = None) -> ColumnElement[bool]:
@@ -46,6 +54,17 @@ def looked_up(entity: type[T], column: Any, keys: Collection[Any], dialect: str)
     if built is None:
         built = _LATERAL[(entity, column.key)] = _lateral(entity, column)
     return built.params(keys=list(dict.fromkeys(keys)))
+
+
+def keyed(table: Table, column: str, dialect: str) -> Select[Any]:
+    """:func:`looked_up` in Core, for direct statements (:mod:`shared.db.direct`): all columns
+    of the rows of ``table`` whose ``column``, a unique one, holds one of the values of
+    parameter ``keys`` (see :func:`listed`)."""
+    if dialect != "postgresql":
+        return select(table).where(among(table.c[column], "keys", dialect))
+    values = listed("keys", table.c[column].type, "postgresql")
+    one = select(table).where(table.c[column] == values.c.value).limit(1).lateral()
+    return select(*one.c).select_from(values).join(one, true())
 
 
 # The statements of looked_up on PostgreSQL, by entity and column, built once: building one

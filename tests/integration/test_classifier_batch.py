@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,12 +12,12 @@ from services.classifier.handler import IssueClassifier
 from services.classifier.rulebook import RuleBook
 from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
-from shared.db.models import Classification, Issue
+from shared.db.models import Classification, Issue, IssueEvent, OutboxMessage
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import Envelope, decode, encode
 from shared.events.models import IssueReceived
 from shared.settings import ClassifierSettings
-from shared.vocabulary import Category, Severity
+from shared.vocabulary import Category, IssueStatus, Severity
 from tests.support.factories import seed_partner
 
 
@@ -78,6 +79,96 @@ async def test_issues_that_form_a_cluster_in_one_batch_are_all_linked_to_it(
     assert set(clusters) == {e.issue_id for e in events}
     assert None not in clusters.values()
     assert len(set(clusters.values())) == 1
+
+
+RAISING_RULES = """
+version: 1
+name: raise-then-resolve
+rules:
+  - id: raise-mailboxes
+    when: {text_any: [mailbox]}
+    then: {severity: critical}
+    continue: true
+  - id: partner-fixes
+    then: {outcome: partner_resolves, partner_role: admin_agent}
+"""
+
+
+async def test_a_batch_writes_each_issue_its_classification_status_severity_and_events(
+    engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    """Everything the classifier writes for a batch, read back as stored: the issue moved on
+    (with a severity a rule raised, and only there), one classification, one timeline step
+    and its two events each."""
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    texts = ["Nobody can open a mailbox.", "Teams calls drop.", "The mailbox is full."]
+    events = [
+        IssueReceived(
+            issue_id=uuid.uuid4(),
+            partner_id=partner.id,
+            tenant_id=uuid.uuid4(),
+            external_ref=f"raise-{n}",
+            title="Help",
+            description=text,
+            service="Exchange Online",
+            severity=Severity.MINIMAL,
+            received_at=utcnow(),
+        )
+        for n, text in enumerate(texts)
+    ]
+    async with uows() as uow:
+        for e in events:
+            uow.session.add(
+                Issue(
+                    id=e.issue_id,
+                    partner_id=partner.id,
+                    external_ref=e.external_ref,
+                    title=e.title,
+                    description=e.description,
+                    service=e.service,
+                    severity=Severity.MINIMAL,
+                )
+            )
+        await uow.commit()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RAISING_RULES)
+    classifier = IssueClassifier(RuleBook.load(rules, None), settings=ClassifierSettings())
+    envelopes = [_envelope(e) for e in events]
+    async with uows() as uow:
+        _held = await classifier.preload(uow, envelopes)
+        for envelope in envelopes:
+            await classifier.handle(uow, envelope, None)
+        await uow.commit()
+
+    ids = [e.issue_id for e in events]
+    async with uows() as uow:
+        session = uow.session
+        rows = await session.execute(
+            select(Issue.id, Issue.status, Issue.severity).where(Issue.id.in_(ids))
+        )
+        issues = {issue_id: (status, severity) for issue_id, status, severity in rows}
+        outcomes = dict(
+            (await session.execute(select(Classification.issue_id, Classification.outcome))).all()
+        )
+        steps = (await session.execute(select(IssueEvent.issue_id, IssueEvent.status))).all()
+        kinds = (
+            await session.execute(
+                select(OutboxMessage.aggregate_id, OutboxMessage.event_type).where(
+                    OutboxMessage.aggregate_id.in_([str(i) for i in ids])
+                )
+            )
+        ).all()
+    assert [issues[i] for i in ids] == [
+        (IssueStatus.CLASSIFIED, "critical"),
+        (IssueStatus.CLASSIFIED, "minimal"),
+        (IssueStatus.CLASSIFIED, "critical"),
+    ]
+    assert outcomes == dict.fromkeys(ids, "partner_resolves")
+    assert sorted(steps) == sorted((i, IssueStatus.CLASSIFIED.value) for i in ids)
+    assert sorted(kinds) == sorted(
+        (str(i), kind) for i in ids for kind in ("csp.issue.classified", "csp.issue.updated")
+    )
 
 
 def _envelope(event: IssueReceived) -> Envelope:

@@ -13,14 +13,18 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from services.intake.accept_writes import accept_rows, store_many
+from shared import issue_state
 from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
-from shared.db.listed import looked_up
+from shared.db.listed import listed_ids, looked_up
+from shared.db.loaded import loaded
 from shared.db.models import ClusterSignal, Issue
+from shared.db.staged import joined
 from shared.kafka import outbox
 from tests.support.factories import received_event, seed_partner
 
@@ -42,6 +46,34 @@ async def test_rows_looked_up_by_key_are_each_found_row_once(
         assert (await session.scalars(looked_up(Issue, Issue.id, [], dialect))).all() == []
 
 
+async def test_rows_read_directly_are_the_sessions_own(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """Found by ``session.get`` without a query, changed and flushed like any it loaded."""
+    partner = await seed_partner(database_url)
+    events = [received_event(partner.id, f"d{i}") for i in range(2)]
+    await store_many(Direct(engine), [accept_rows(e, service="t", detail="-") for e in events])
+    ids = [e.issue_id for e in events]
+    sessions = create_session_factory(engine)
+    async with sessions() as session:
+        statements = await joined(session)
+        keys = listed_ids([*ids, ids[0], uuid.uuid4()], statements.dialect)
+        rows = await statements.fetch(issue_state._issues_by_id, {"keys": keys})
+        found = loaded(session, Issue, rows)
+        assert sorted(issue.external_ref for issue in found) == ["d0", "d1"]
+        queried: list[Any] = []
+        event.listen(session.sync_session, "do_orm_execute", queried.append)
+        first = await session.get(Issue, ids[0])
+        assert not queried, "no query"
+        assert first is not None
+        assert first in found
+        assert loaded(session, Issue, rows[:1]) == [first], "the instance the session holds"
+        first.title = "changed"
+        await session.commit()
+    async with sessions() as session:
+        assert (await session.get(Issue, ids[0])).title == "changed"  # type: ignore[union-attr]
+
+
 def _looked_up_issues(dialect: Any) -> Any:
     return looked_up(Issue, Issue.id, [uuid.uuid4()], dialect.name)
 
@@ -59,11 +91,21 @@ def _built(build: Any) -> Any:
     [
         _looked_up_issues,
         _looked_up_signals,
+        _built(issue_state._issues_by_id),
+        _built(issue_state._partners_by_id),
         _built(outbox._claim_next),
         _built(outbox._mark_sent),
         _built(outbox._release),
     ],
-    ids=["issues", "cluster signals", "relay claim", "relay mark sent", "relay release"],
+    ids=[
+        "issues",
+        "cluster signals",
+        "issues direct",
+        "partners direct",
+        "relay claim",
+        "relay mark sent",
+        "relay release",
+    ],
 )
 async def test_a_plan_made_on_an_empty_table_looks_keys_up_in_the_index(
     engine: AsyncEngine, statement: Any

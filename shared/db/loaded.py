@@ -1,0 +1,53 @@
+"""Rows read by direct statements, handed to a session as if its own query had loaded them.
+
+An ORM query costs several times the driver's round trip (:mod:`shared.db.direct`). A batch
+that reads its rows directly can still give its handlers ORM objects: each row becomes an
+instance in the session's identity map, persistent and unchanged, so ``session.get`` finds it
+without a query and a change to it is flushed as usual.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
+
+M = TypeVar("M", bound=DeclarativeBase)
+
+
+def loaded(session: AsyncSession, model: type[M], rows: Iterable[Sequence[Any]]) -> list[M]:
+    """``rows``, each of all the columns of ``model``'s table in their order (``select(table)``),
+    as instances in ``session``; a row whose instance the session already holds gives that
+    instance, as a query would."""
+    keys = _attributes(model)
+    key_of = _primary_key_positions(model)
+    held = session.identity_map
+    found = []
+    for row in rows:
+        present = held.get(identity_key(model, tuple(row[i] for i in key_of)))
+        if present is not None:
+            found.append(present)
+            continue
+        instance = model(**dict(zip(keys, row, strict=True)))
+        make_transient_to_detached(instance)
+        session.add(instance)
+        found.append(instance)
+    return found
+
+
+@functools.cache
+def _attributes(model: type[DeclarativeBase]) -> tuple[str, ...]:
+    mapper = inspect(model)
+    return tuple(mapper.get_property_by_column(c).key for c in mapper.local_table.columns)
+
+
+@functools.cache
+def _primary_key_positions(model: type[DeclarativeBase]) -> tuple[int, ...]:
+    mapper = inspect(model)
+    columns = list(mapper.local_table.columns)
+    return tuple(next(i for i, c in enumerate(columns) if c is key) for key in mapper.primary_key)
