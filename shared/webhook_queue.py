@@ -10,14 +10,16 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, insert, select
+from sqlalchemy import bindparam, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of, utcnow
 from shared.db.direct import bound
+from shared.db.listed import among, listed_ids
+from shared.db.loaded import loaded
 from shared.db.models import WebhookDelivery, WebhookSubscription
-from shared.db.staged import stage
+from shared.db.staged import joined, stage
 from shared.vocabulary import Audience
 
 
@@ -34,19 +36,33 @@ async def preload_subscriptions(
 ) -> None:
     """Read several partners' enabled subscriptions in one query, for the rest of this
     transaction's :func:`queue_deliveries` calls for ``audience``."""
-    found: dict[tuple[uuid.UUID, str], list[WebhookSubscription]] = {
-        (partner, audience.value): [] for partner in partner_ids
-    }
-    for subscription in await session.scalars(_enabled(audience, partner_ids)):
-        found[(subscription.partner_id, audience.value)].append(subscription)
+    found = await _enabled(session, audience, partner_ids)
     session.info.setdefault(BATCH_KEY, {}).update(found)
 
 
-def _enabled(audience: Audience, partner_ids: set[uuid.UUID]) -> Select[WebhookSubscription]:
-    return select(WebhookSubscription).where(
-        WebhookSubscription.partner_id.in_(partner_ids),
-        WebhookSubscription.enabled.is_(True),
-        WebhookSubscription.audience == audience.value,
+async def _enabled(
+    session: AsyncSession, audience: Audience, partner_ids: set[uuid.UUID]
+) -> dict[tuple[uuid.UUID, str], list[WebhookSubscription]]:
+    """The partners' enabled subscriptions for ``audience``, by partner and audience."""
+    statements = await joined(session)
+    rows = await statements.fetch(
+        _enabled_of,
+        {"partners": listed_ids(partner_ids, statements.dialect), "audience": audience.value},
+    )
+    found: dict[tuple[uuid.UUID, str], list[WebhookSubscription]] = {
+        (partner, audience.value): [] for partner in partner_ids
+    }
+    for subscription in loaded(session, WebhookSubscription, rows):
+        found[(subscription.partner_id, audience.value)].append(subscription)
+    return found
+
+
+def _enabled_of(dialect: str) -> ClauseElement:
+    subscriptions = table_of(WebhookSubscription)
+    return select(subscriptions).where(
+        among(subscriptions.c.partner_id, "partners", dialect),
+        subscriptions.c.enabled == true(),
+        subscriptions.c.audience == bindparam("audience", type_=subscriptions.c.audience.type),
     )
 
 
@@ -72,7 +88,9 @@ async def queue_deliveries(
     )
     subscriptions = preloaded.get((partner_id, audience.value))
     if subscriptions is None:
-        subscriptions = list(await session.scalars(_enabled(audience, {partner_id})))
+        subscriptions = (await _enabled(session, audience, {partner_id}))[
+            (partner_id, audience.value)
+        ]
     ids = []
     for subscription in subscriptions:
         if subscription.event_types and webhook_type not in subscription.event_types:

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Insert, select, update
+from sqlalchemy.sql.expression import ClauseElement
 
 from services.notifier import microsoft
 from services.notifier.connector import SubmissionPolicy
@@ -14,7 +15,8 @@ from services.notifier.webhooks import schedule_deliveries
 from shared.correlation_lock import lock_correlation_key
 from shared.db.base import table_of, utcnow
 from shared.db.direct import bound
-from shared.db.listed import looked_up
+from shared.db.listed import keyed, listed_ids
+from shared.db.loaded import loaded
 from shared.db.models import (
     ClusterSignal,
     Issue,
@@ -56,10 +58,10 @@ async def handle_issue_classified(
     if not isinstance(event, IssueClassified):
         raise InvalidMessage(f"notifier does not handle {envelope.type}")
     session = uow.session
-    loaded = await issue_awaiting(session, event, IssueStatus.CLASSIFIED)
-    if loaded is None:
+    found = await issue_awaiting(session, event, IssueStatus.CLASSIFIED)
+    if found is None:
         return
-    issue, partner = loaded
+    issue, partner = found
 
     request: MicrosoftRequest | None = None
     handoff: ProviderHandoff | None = None
@@ -72,7 +74,6 @@ async def handle_issue_classified(
             support_topic_id=topics.get(issue.service.casefold()),
             policy=policy,
         )
-        issue.microsoft_request_id = request.id
     elif event.outcome is Outcome.ROUTED_TO_INDIRECT_PROVIDER:
         handoff = await hand_off(
             uow, issue=issue, partner=partner, event=event, event_id=envelope.id
@@ -96,6 +97,7 @@ async def handle_issue_classified(
         detail=_timeline_detail(event, request_id, len(deliveries)),
         at=now,
         service=SERVICE,
+        changes={"microsoft_request_id": request_id} if request_id else None,
     )
     enqueue(
         session,
@@ -228,20 +230,25 @@ REQUEST_COLUMNS = (
 
 async def preload_batch(uow: UnitOfWork, envelopes: list[Envelope]) -> object:
     """A batch's issues, partners, webhook subscriptions and cluster signals in four queries."""
-    loaded = await preload_issues(uow, envelopes)
+    issues = await preload_issues(uow, envelopes)
     events = [e.data for e in envelopes if isinstance(e.data, IssueClassified)]
     if not events:
-        return loaded
+        return issues
     session = uow.session
     await preload_subscriptions(session, {e.partner_id for e in events})
     issue_ids = {e.issue_id for e in events}
-    dialect = session.get_bind().dialect.name
-    signals = list(
-        await session.scalars(looked_up(ClusterSignal, ClusterSignal.issue_id, issue_ids, dialect))
+    statements = await joined(session)
+    rows = await statements.fetch(
+        _signals_of_issues, {"keys": listed_ids(issue_ids, statements.dialect)}
     )
+    signals = loaded(session, ClusterSignal, rows)
     known = {signal.issue_id: signal for signal in signals}
     session.info[SIGNALS_KEY] = {issue_id: known.get(issue_id) for issue_id in issue_ids}
-    return loaded, signals
+    return issues, signals
+
+
+def _signals_of_issues(dialect: str) -> ClauseElement:
+    return keyed(table_of(ClusterSignal), "issue_id", dialect)
 
 
 async def _current_cluster(uow: UnitOfWork, issue: Issue) -> str | None:
@@ -266,6 +273,8 @@ async def _absorb(
     superseded and their issues re-pointed; ones already filed, or being filed by the Partner
     Center connector right now, stay, and are noted."""
     session = uow.session
+    # The issues this batch pointed at their own requests, so that re-pointing finds them.
+    await uow.flush()
     members = list(
         await session.scalars(
             select(ClusterSignal.issue_id).where(ClusterSignal.cluster_id == cluster_id)
