@@ -64,7 +64,7 @@ async def test_a_batch_routes_each_issue_with_its_request_and_webhooks(
         issues = dict(
             (await session.execute(select(Issue.id, Issue.status).where(Issue.id.in_(ids)))).all()
         )
-        pointed = dict(
+        pointed: dict[uuid.UUID, list[str]] = dict(
             (
                 await session.execute(
                     select(Issue.id, MicrosoftRequest.issue_ids)
