@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import JSON, ColumnElement, Select, Table, bindparam, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import TableValuedAlias
-
-T = TypeVar("T")
 
 
 def listed(name: str, element: Any, dialect: str) -> TableValuedAlias:
@@ -34,13 +31,15 @@ def listed_ids(ids: Iterable[uuid.UUID], dialect: str) -> list[Any]:
 def among(column: Any, name: str, dialect: str, element: Any = None) -> ColumnElement[bool]:
     """``column`` is one of the values of parameter ``name`` (see :func:`listed`; ``element``:
     their type, the column's unless given). On PostgreSQL, for tables that stay small: see
-    :func:`looked_up`."""
+    :func:`keyed`."""
     values = listed(name, column.type if element is None else element, dialect)
     return column.in_(select(values.c.value))  # type: ignore[no-any-return]
 
 
-def looked_up(entity: type[T], column: Any, keys: Collection[Any], dialect: str) -> Select[T]:
-    """``select(entity)`` of the rows whose ``column``, a unique one, holds one of ``keys``.
+def keyed(table: Table, column: str, dialect: str) -> Select[Any]:
+    """All columns of the rows of ``table`` whose ``column``, a unique one, holds one of the
+    values of parameter ``keys`` (see :func:`listed`), for direct statements
+    (:mod:`shared.db.direct`).
 
     PostgreSQL keeps the plan of a prepared statement once it has run a few times. For
     ``column IN (…)`` made while the table was nearly empty, as in a new database, that plan
@@ -49,30 +48,7 @@ def looked_up(entity: type[T], column: Any, keys: Collection[Any], dialect: str)
     table and looks each key up in the column's index, at any size. Elsewhere ``IN``.
     """
     if dialect != "postgresql":
-        return select(entity).where(column.in_(keys))
-    built = _LATERAL.get((entity, column.key))
-    if built is None:
-        built = _LATERAL[(entity, column.key)] = _lateral(entity, column)
-    return built.params(keys=list(dict.fromkeys(keys)))
-
-
-def keyed(table: Table, column: str, dialect: str) -> Select[Any]:
-    """:func:`looked_up` in Core, for direct statements (:mod:`shared.db.direct`): all columns
-    of the rows of ``table`` whose ``column``, a unique one, holds one of the values of
-    parameter ``keys`` (see :func:`listed`)."""
-    if dialect != "postgresql":
         return select(table).where(among(table.c[column], "keys", dialect))
     values = listed("keys", table.c[column].type, "postgresql")
     one = select(table).where(table.c[column] == values.c.value).limit(1).lateral()
     return select(*one.c).select_from(values).join(one, true())
-
-
-# The statements of looked_up on PostgreSQL, by entity and column, built once: building one
-# took about as long as the look-up it makes (0.5 ms).
-_LATERAL: dict[tuple[type[Any], str], Select[Any]] = {}
-
-
-def _lateral(entity: type[T], column: Any) -> Select[T]:
-    values = listed("keys", column.type, "postgresql")
-    one = select(entity).where(column == values.c.value).limit(1).lateral()
-    return select(aliased(entity, one)).select_from(values).join(one, true())

@@ -18,12 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from services.intake.accept_writes import accept_rows, store_many
+from services.notifier import handler as notifier_handler
 from shared import issue_state
+from shared.db.base import table_of
 from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
-from shared.db.listed import listed_ids, looked_up
+from shared.db.listed import listed_ids
 from shared.db.loaded import loaded
-from shared.db.models import ClusterSignal, Issue
+from shared.db.models import Issue
 from shared.db.staged import joined
 from shared.kafka import outbox
 from tests.support.factories import received_event, seed_partner
@@ -35,15 +37,20 @@ async def test_rows_looked_up_by_key_are_each_found_row_once(
     partner = await seed_partner(database_url)
     events = [received_event(partner.id, f"t{i}") for i in range(3)]
     await store_many(Direct(engine), [accept_rows(e, service="t", detail="-") for e in events])
-    dialect = engine.dialect.name
     keys = [events[2].issue_id, events[0].issue_id, events[2].issue_id, uuid.uuid4()]
-    async with create_session_factory(engine)() as session:
-        found = (await session.scalars(looked_up(Issue, Issue.id, keys, dialect))).all()
-        assert sorted(issue.external_ref for issue in found) == ["t0", "t2"]
-        assert await session.get(Issue, events[0].issue_id) in found, "in the identity map"
-        again = await session.scalars(looked_up(Issue, Issue.id, [events[1].issue_id], dialect))
-        assert [issue.external_ref for issue in again] == ["t1"], "each call its own keys"
-        assert (await session.scalars(looked_up(Issue, Issue.id, [], dialect))).all() == []
+    async with Direct(engine).statements() as statements:
+
+        async def refs(ids: list[uuid.UUID]) -> list[str]:
+            values = {"keys": listed_ids(ids, statements.dialect)}
+            rows = await statements.fetch(issue_state._issues_by_id, values)
+            return sorted(row[_REF] for row in rows)
+
+        assert await refs(keys) == ["t0", "t2"]
+        assert await refs([events[1].issue_id]) == ["t1"], "each call its own keys"
+        assert await refs([]) == []
+
+
+_REF = [column.key for column in table_of(Issue).columns].index("external_ref")
 
 
 async def test_rows_read_directly_are_the_sessions_own(
@@ -67,19 +74,11 @@ async def test_rows_read_directly_are_the_sessions_own(
         assert not queried, "no query"
         assert first is not None
         assert first in found
-        assert loaded(session, Issue, rows[:1]) == [first], "the instance the session holds"
+        assert loaded(session, Issue, rows) == found, "the instances the session holds"
         first.title = "changed"
         await session.commit()
     async with sessions() as session:
         assert (await session.get(Issue, ids[0])).title == "changed"  # type: ignore[union-attr]
-
-
-def _looked_up_issues(dialect: Any) -> Any:
-    return looked_up(Issue, Issue.id, [uuid.uuid4()], dialect.name)
-
-
-def _looked_up_signals(dialect: Any) -> Any:
-    return looked_up(ClusterSignal, ClusterSignal.issue_id, [uuid.uuid4()], dialect.name)
 
 
 def _built(build: Any) -> Any:
@@ -89,19 +88,17 @@ def _built(build: Any) -> Any:
 @pytest.mark.parametrize(
     "statement",
     [
-        _looked_up_issues,
-        _looked_up_signals,
         _built(issue_state._issues_by_id),
         _built(issue_state._partners_by_id),
+        _built(notifier_handler._signals_of_issues),
         _built(outbox._claim_next),
         _built(outbox._mark_sent),
         _built(outbox._release),
     ],
     ids=[
         "issues",
+        "partners",
         "cluster signals",
-        "issues direct",
-        "partners direct",
         "relay claim",
         "relay mark sent",
         "relay release",
