@@ -45,31 +45,11 @@ async def test_issues_that_form_a_cluster_in_one_batch_are_all_linked_to_it(
         )
         for n in range(3)
     ]
-    async with uows() as uow:
-        for e in events:
-            uow.session.add(
-                Issue(
-                    id=e.issue_id,
-                    partner_id=partner.id,
-                    tenant_id=e.tenant_id,
-                    external_ref=e.external_ref,
-                    title=e.title,
-                    service=e.service,
-                    region=e.region,
-                    category=e.category,
-                )
-            )
-        await uow.commit()
-
+    await _store(uows, events)
     classifier = IssueClassifier(
         RuleBook.load(None, None), settings=ClassifierSettings(correlation_min_tenants=3)
     )
-    envelopes = [_envelope(e) for e in events]
-    async with uows() as uow:
-        _held = await classifier.preload(uow, envelopes)
-        for envelope in envelopes:
-            await classifier.handle(uow, envelope, None)
-        await uow.commit()
+    await _classify(uows, classifier, events)
 
     async with uows() as uow:
         stored = await uow.session.execute(
@@ -117,29 +97,11 @@ async def test_a_batch_writes_each_issue_its_classification_status_severity_and_
         )
         for n, text in enumerate(texts)
     ]
-    async with uows() as uow:
-        for e in events:
-            uow.session.add(
-                Issue(
-                    id=e.issue_id,
-                    partner_id=partner.id,
-                    external_ref=e.external_ref,
-                    title=e.title,
-                    description=e.description,
-                    service=e.service,
-                    severity=Severity.MINIMAL,
-                )
-            )
-        await uow.commit()
+    await _store(uows, events)
     rules = tmp_path / "rules.yaml"
     rules.write_text(RAISING_RULES)
     classifier = IssueClassifier(RuleBook.load(rules, None), settings=ClassifierSettings())
-    envelopes = [_envelope(e) for e in events]
-    async with uows() as uow:
-        _held = await classifier.preload(uow, envelopes)
-        for envelope in envelopes:
-            await classifier.handle(uow, envelope, None)
-        await uow.commit()
+    await _classify(uows, classifier, events)
 
     ids = [e.issue_id for e in events]
     async with uows() as uow:
@@ -169,6 +131,39 @@ async def test_a_batch_writes_each_issue_its_classification_status_severity_and_
     assert sorted(kinds) == sorted(
         (str(i), kind) for i in ids for kind in ("csp.issue.classified", "csp.issue.updated")
     )
+
+
+async def _store(uows: UnitOfWorkFactory, events: list[IssueReceived]) -> None:
+    """The issues as the intake stored them, without their timeline or events."""
+    async with uows() as uow:
+        for e in events:
+            uow.session.add(
+                Issue(
+                    id=e.issue_id,
+                    partner_id=e.partner_id,
+                    tenant_id=e.tenant_id,
+                    external_ref=e.external_ref,
+                    title=e.title,
+                    description=e.description,
+                    service=e.service,
+                    region=e.region,
+                    category=e.category,
+                    severity=e.severity,
+                )
+            )
+        await uow.commit()
+
+
+async def _classify(
+    uows: UnitOfWorkFactory, classifier: IssueClassifier, events: list[IssueReceived]
+) -> None:
+    """The events as one consumer batch: preloaded, handled, committed together."""
+    envelopes = [_envelope(e) for e in events]
+    async with uows() as uow:
+        _held = await classifier.preload(uow, envelopes)
+        for envelope in envelopes:
+            await classifier.handle(uow, envelope, None)
+        await uow.commit()
 
 
 def _envelope(event: IssueReceived) -> Envelope:
