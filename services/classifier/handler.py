@@ -212,16 +212,6 @@ DECISION_FIELDS = (
 
 def _decision_fields(decision: Decision) -> dict[str, Any]:
     """What is both stored as the classification and announced in ``IssueClassified``."""
-    return {
-        "category": decision.category,
-        "category_source": decision.category_source,
-        "outcome": decision.outcome,
-        "vehicle": decision.vehicle,
-        "partner_role": decision.partner_role,
-        "reasons": list(decision.reasons),
-        "rule_id": decision.rule_id,
-        "health_incident_id": decision.health_incident_id,
-        "cluster_id": decision.cluster_id,
-        "language": decision.language,
-        "confidence": decision.confidence,
-    }
+    fields = {name: getattr(decision, name) for name in DECISION_FIELDS}
+    fields["reasons"] = list(decision.reasons)
+    return fields

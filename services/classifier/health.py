@@ -65,8 +65,17 @@ def _unresolved(dialect: str) -> ClauseElement:
     newest first; the owner, then what :func:`_facts` reads."""
     t = table_of(HealthIncident)
     return (
-        select(t.c.partner_id, t.c.id, t.c.service, t.c.classification, t.c.is_resolved)
-        .add_columns(t.c.regions, t.c.tenant_ids, t.c.title, t.c.feature)
+        select(
+            t.c.partner_id,
+            t.c.id,
+            t.c.service,
+            t.c.classification,
+            t.c.is_resolved,
+            t.c.regions,
+            t.c.tenant_ids,
+            t.c.title,
+            t.c.feature,
+        )
         .where(t.c.is_resolved == false())
         .where(or_(t.c.partner_id.is_(None), among(t.c.partner_id, "partners", dialect)))
         .order_by(t.c.start_at.desc())

@@ -21,7 +21,7 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of
 from shared.db.direct import Direct, DirectStatements, DirectWork, bound
-from shared.db.listed import among
+from shared.db.listed import among, listed_ids
 from shared.db.models import Issue, OutboxMessage
 from shared.db.models import IssueEvent as TimelineEntry
 from shared.db.upsert import insert_ignoring
@@ -134,8 +134,8 @@ async def store_many(direct: Direct, batch: Sequence[AcceptRows]) -> list[bool]:
 
 async def _stored(work: DirectWork, ids: list[uuid.UUID]) -> set[uuid.UUID]:
     """Which of ``ids`` are issues: an accepted issue's id is new, so the ones just stored.
-    Only where the accept is three statements (SQLite: ids as JSON, their 32 hex digits)."""
-    values = [issue_id.hex for issue_id in ids]
+    Only where the accept is three statements (SQLite)."""
+    values = listed_ids(ids, work.dialect)
     return {issue_id for (issue_id,) in await work.fetch(_issues_among, {"ids": values})}
 
 
