@@ -17,7 +17,6 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from services.intake.accept_writes import accept_rows, store_many
 from services.notifier import handler as notifier_handler
 from shared import issue_state
 from shared.db.base import table_of
@@ -28,15 +27,14 @@ from shared.db.loaded import loaded
 from shared.db.models import Issue
 from shared.db.staged import joined
 from shared.kafka import outbox
-from tests.support.factories import received_event, seed_partner
+from tests.support.factories import accepted_issues, seed_partner
 
 
 async def test_rows_looked_up_by_key_are_each_found_row_once(
     database_url: str, engine: AsyncEngine
 ) -> None:
     partner = await seed_partner(database_url)
-    events = [received_event(partner.id, f"t{i}") for i in range(3)]
-    await store_many(Direct(engine), [accept_rows(e, service="t", detail="-") for e in events])
+    events = await accepted_issues(engine, partner.id, ["t0", "t1", "t2"])
     keys = [events[2].issue_id, events[0].issue_id, events[2].issue_id, uuid.uuid4()]
     async with Direct(engine).statements() as statements:
 
@@ -58,8 +56,7 @@ async def test_rows_read_directly_are_the_sessions_own(
 ) -> None:
     """Found by ``session.get`` without a query, changed and flushed like any it loaded."""
     partner = await seed_partner(database_url)
-    events = [received_event(partner.id, f"d{i}") for i in range(2)]
-    await store_many(Direct(engine), [accept_rows(e, service="t", detail="-") for e in events])
+    events = await accepted_issues(engine, partner.id, ["d0", "d1"])
     ids = [e.issue_id for e in events]
     sessions = create_session_factory(engine)
     async with sessions() as session:

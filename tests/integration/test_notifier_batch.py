@@ -7,18 +7,16 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.intake.accept_writes import accept_rows, store_many
 from services.notifier.connector import SubmissionPolicy
 from services.notifier.handler import IssueRouter, preload_batch
 from shared.db.base import utcnow
-from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
 from shared.db.models import Issue, MicrosoftRequest, WebhookDelivery, WebhookSubscription
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import Envelope, decode, encode
 from shared.events.models import IssueClassified
 from shared.vocabulary import Category, IssueStatus, Outcome, Role, Severity, Vehicle
-from tests.support.factories import received_event, seed_partner
+from tests.support.factories import accepted_issues, seed_partner
 
 
 async def test_a_batch_routes_each_issue_with_its_request_and_webhooks(
@@ -28,8 +26,7 @@ async def test_a_batch_routes_each_issue_with_its_request_and_webhooks(
     outcome is queued once to the subscription that wants it and not to the one that does
     not, and every issue is routed."""
     partner = await seed_partner(database_url)
-    received = [received_event(partner.id, f"route-{n}") for n in range(3)]
-    await store_many(Direct(engine), [accept_rows(e, service="t", detail="-") for e in received])
+    received = await accepted_issues(engine, partner.id, ["route-0", "route-1", "route-2"])
     uows = UnitOfWorkFactory(create_session_factory(engine))
     async with uows() as uow:
         for event_types in ([], ["issue.partner_action_required"]):

@@ -12,7 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services import admin
+from services.intake.accept_writes import accept_rows, store_many
 from shared.db.base import utcnow
+from shared.db.direct import Direct
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueReceived, IssueUpdated
@@ -44,6 +46,16 @@ def received_event(partner_id: uuid.UUID, ref: str) -> IssueReceived:
         contact={"name": "Ana", "email": "ana@example.com"},
         received_at=utcnow(),
     )
+
+
+async def accepted_issues(
+    engine: AsyncEngine, partner_id: uuid.UUID, refs: list[str]
+) -> list[IssueReceived]:
+    """PSA tickets ``refs`` stored as the intake accepts them (issue, first step, outbox row);
+    their events, in that order."""
+    events = [received_event(partner_id, ref) for ref in refs]
+    await store_many(Direct(engine), [accept_rows(e, service="t", detail="-") for e in events])
+    return events
 
 
 def updated_event(partner_id: uuid.UUID) -> IssueUpdated:
