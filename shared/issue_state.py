@@ -77,7 +77,13 @@ async def issue_awaiting(
 async def preload_issues(uow: UnitOfWork, envelopes: list[Envelope]) -> object:
     """The issues and partners a batch of issue events is about, in two direct statements;
     while the returned instances are held, :func:`issue_awaiting` finds them in the session
-    without a query of its own."""
+    without a query of its own.
+
+    The issues are locked until the transaction ends, in the order of their ids (so two
+    batches cannot deadlock): a PSA's update to one of them (see
+    ``services.intake.issue_updates``) waits, and then sees the status this batch wrote,
+    instead of this batch overwriting the status the PSA set.
+    """
     events = [e.data for e in envelopes if isinstance(e.data, IssueEvent)]
     if not events:
         return ()
@@ -85,7 +91,7 @@ async def preload_issues(uow: UnitOfWork, envelopes: list[Envelope]) -> object:
     statements = await joined(session)
     dialect = statements.dialect
     issues = await statements.fetch(
-        _issues_by_id, {"keys": listed_ids((e.issue_id for e in events), dialect)}
+        _issues_by_id, {"keys": listed_ids(sorted(e.issue_id for e in events), dialect)}
     )
     partners = await statements.fetch(
         _partners_by_id, {"keys": listed_ids((e.partner_id for e in events), dialect)}
@@ -94,7 +100,7 @@ async def preload_issues(uow: UnitOfWork, envelopes: list[Envelope]) -> object:
 
 
 def _issues_by_id(dialect: str) -> ClauseElement:
-    return keyed(table_of(Issue), "id", dialect)
+    return keyed(table_of(Issue), "id", dialect, locked=True)
 
 
 def _partners_by_id(dialect: str) -> ClauseElement:

@@ -36,10 +36,11 @@ def among(column: Any, name: str, dialect: str, element: Any = None) -> ColumnEl
     return column.in_(select(values.c.value))  # type: ignore[no-any-return]
 
 
-def keyed(table: Table, column: str, dialect: str) -> Select[Any]:
+def keyed(table: Table, column: str, dialect: str, *, locked: bool = False) -> Select[Any]:
     """All columns of the rows of ``table`` whose ``column``, a unique one, holds one of the
     values of parameter ``keys`` (see :func:`listed`), for direct statements
-    (:mod:`shared.db.direct`).
+    (:mod:`shared.db.direct`); ``locked``: each row ``FOR UPDATE`` on PostgreSQL, in the
+    order of the keys (SQLite's writers take the whole database).
 
     PostgreSQL keeps the plan of a prepared statement once it has run a few times. For
     ``column IN (…)`` made while the table was nearly empty, as in a new database, that plan
@@ -50,5 +51,6 @@ def keyed(table: Table, column: str, dialect: str) -> Select[Any]:
     if dialect != "postgresql":
         return select(table).where(among(table.c[column], "keys", dialect))
     values = listed("keys", table.c[column].type, "postgresql")
-    one = select(table).where(table.c[column] == values.c.value).limit(1).lateral()
+    matching = select(table).where(table.c[column] == values.c.value).limit(1)
+    one = (matching.with_for_update() if locked else matching).lateral()
     return select(*one.c).select_from(values).join(one, true())

@@ -40,7 +40,8 @@ Handler = Callable[[UnitOfWork, Envelope, Any], Awaitable[None]]
 # Work done before the transaction opens (remote look-ups), so no transaction waits on a network.
 Prepare = Callable[[Envelope], Awaitable[Any]]
 # Reads, in the batch's transaction, what its handlers will read one at a time (a few queries
-# for the whole batch); what it returns is kept alive until the transaction ends.
+# for the whole batch); what it returns is kept alive until the transaction ends. An event
+# handled alone is preloaded as a batch of one.
 Preload = Callable[[UnitOfWork, list[Envelope]], Awaitable[object]]
 
 
@@ -119,7 +120,7 @@ class EventProcessor:
                 fresh = await self._take(uow, {event.envelope.id for event in events})
                 todo = [e.envelope for e in events if e.envelope.id in fresh]
                 # Held (not read) until the function returns: the session keeps rows weakly.
-                _preloaded = await self.spec.preload(uow, todo) if self.spec.preload else None
+                _preloaded = await self._preload(uow, todo)
                 for event, ready in zip(events, prepared, strict=True):
                     self._beat()
                     started = time.perf_counter()
@@ -149,6 +150,11 @@ class EventProcessor:
         """Record ``event_ids`` in this consumer's inbox, in the unit of work's transaction,
         before handling them; the ones it did not hold yet, which this transaction handles."""
         return await inbox.take(uow.session, self.spec.name, event_ids)
+
+    async def _preload(self, uow: UnitOfWork, envelopes: list[Envelope]) -> object:
+        """What the handlers of ``envelopes`` will read, read (and, where a consumer locks
+        what it reads, locked) for all of them at once; one event alone is preloaded too."""
+        return await self.spec.preload(uow, envelopes) if self.spec.preload else None
 
     async def _prepare(self, envelope: Envelope) -> Any:
         return await self.spec.prepare(envelope) if self.spec.prepare else None
@@ -187,6 +193,7 @@ class EventProcessor:
         async with self._uow_factory() as uow:
             if not await self._take(uow, {envelope.id}):
                 return "duplicate"
+            _preloaded = await self._preload(uow, [envelope])
             await self.spec.handler(uow, envelope, prepared)
             await uow.commit()
             return "processed"
