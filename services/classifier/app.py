@@ -19,6 +19,11 @@ from services.worker_app import create_worker_app
 from shared.events.models import HealthIncidentChanged, IssueReceived
 from shared.kafka.consumer import ConsumerSpec
 
+# Incidents change a few times an hour; storing one up to half a second after it is published
+# changes no classification, while a 50 ms fetch wait on this quiet topic made the classifier
+# and the broker answer twenty empty fetches a second.
+HEALTH_FEED_FETCH_MAX_WAIT_MS = 500
+
 
 def create_app(settings: ServiceSettings) -> FastAPI:
     """Loads and checks the rules first: an invalid rules file stops the service here."""
@@ -45,7 +50,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 preload=classifier.preload,
             ),
             ConsumerSpec(
-                name="health-feed", topic=HealthIncidentChanged.TOPIC, handler=store_incident
+                name="health-feed",
+                topic=HealthIncidentChanged.TOPIC,
+                handler=store_incident,
+                fetch_max_wait_ms=HEALTH_FEED_FETCH_MAX_WAIT_MS,
             ),
         ]
 

@@ -161,7 +161,7 @@ class ConsumerLoop:
             rebalance_timeout_ms=self._kafka.rebalance_timeout_ms,
             request_timeout_ms=self._kafka.request_timeout_ms,
             max_poll_records=self._settings.batch_size,
-            fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
+            fetch_max_wait_ms=self.spec.fetch_max_wait_ms or self._settings.fetch_max_wait_ms,
         )
         consumer.subscribe([self._names(self.spec.topic)], listener=_CommitOnRevoke(self))
         dlq = create_producer(self._kafka, service=f"{self.spec.name}-dlq")

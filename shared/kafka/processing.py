@@ -52,6 +52,10 @@ class ConsumerSpec:
     handler: Handler
     prepare: Prepare | None = None
     preload: Preload | None = None
+    # The longest a fetch waits at the broker, when not CONSUMER_FETCH_MAX_WAIT_MS: longer for
+    # a topic that is mostly quiet and not on an issue's path, since an idle consumer sends a
+    # fetch every time one comes back empty.
+    fetch_max_wait_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
