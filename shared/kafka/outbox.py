@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -190,7 +192,7 @@ class OutboxRelay:
                     if loop.time() - last_cleanup > 60:
                         await self.delete_sent()
                         last_cleanup = loop.time()
-                except (TimeoutError, KafkaError, OSError) as exc:
+                except BrokerUnavailable as exc:
                     self.broker_available = False
                     log.warning("outbox relay cannot reach the broker: %s", exc)
                     await self._close_producer()
@@ -213,23 +215,26 @@ class OutboxRelay:
             await self._close_producer()
 
     async def relay_once(self) -> int:
-        """Publish one batch; return how many rows were sent."""
+        """Publish one batch; return how many rows were sent. :class:`BrokerUnavailable` if
+        the broker failed; the database's own errors as they are."""
         rows = await self._claim()
         if not rows:
             return 0
-        producer = await self._ensure_producer()
+        with _on_broker():
+            producer = await self._ensure_producer()
         futures: list[asyncio.Future[object]] = []
         results: list[object] = []
         try:
-            for row in rows:
-                futures.append(
-                    await producer.send(
-                        self._names(row.topic),
-                        value=row.value,
-                        key=row.key.encode(),
-                        headers=[(name, value.encode()) for name, value in row.headers],
+            with _on_broker():
+                for row in rows:
+                    futures.append(
+                        await producer.send(
+                            self._names(row.topic),
+                            value=row.value,
+                            key=row.key.encode(),
+                            headers=[(name, value.encode()) for name, value in row.headers],
+                        )
                     )
-                )
         finally:
             # Every future is awaited, so no failure goes unretrieved; rows whose send did not
             # succeed are released for the next pass.
@@ -242,7 +247,8 @@ class OutboxRelay:
             await self._finish(sent, [row.id for row in rows if row.id not in set(sent)])
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
-            raise failures[0]
+            with _on_broker():
+                raise failures[0]
         metrics.OUTBOX_PUBLISHED.labels(service=self._service).inc(len(sent))
         for topic, count in Counter(row.topic for row in rows).items():
             metrics.EVENTS_PRODUCED.labels(self._service, topic).inc(count)
@@ -334,6 +340,20 @@ class OutboxRelay:
                 await producer.stop()
             except Exception:
                 log.debug("producer stop failed", exc_info=True)
+
+
+class BrokerUnavailable(Exception):
+    """The broker could not take the relay's records (the database is a separate matter)."""
+
+
+@contextlib.contextmanager
+def _on_broker() -> Iterator[None]:
+    """Broker failures inside the block as :class:`BrokerUnavailable`: a refused connection is
+    an ``OSError`` from the broker's client and from the database's driver alike."""
+    try:
+        yield
+    except (TimeoutError, KafkaError, OSError) as exc:
+        raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 async def _wait_either(first: asyncio.Event, second: asyncio.Event, seconds: float) -> None:

@@ -16,19 +16,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.base import utcnow
 from shared.db.direct import Direct, DirectStatements
-from shared.db.engine import create_session_factory
+from shared.db.engine import create_engine, create_session_factory
 from shared.db.models import Issue, OutboxMessage
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope, decode
 from shared.events.models import IssueUpdated
 from shared.kafka import outbox
 from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
-from shared.kafka.outbox import OutboxRelay, enqueue
+from shared.kafka.outbox import BrokerUnavailable, OutboxRelay, enqueue
 from shared.kafka.processing import EventProcessor
 from shared.kafka.producer import create_producer
 from shared.kafka.topics import TopicNames, ensure_topics
 from shared.reconciler import reconcile_once
-from shared.settings import ConsumerSettings, KafkaSettings, OutboxSettings, ReconcilerSettings
+from shared.settings import (
+    ConsumerSettings,
+    DatabaseSettings,
+    KafkaSettings,
+    OutboxSettings,
+    ReconcilerSettings,
+)
 from shared.vocabulary import IssueStatus
 from tests.support.broker import consumed, kafka, read_topic
 from tests.support.factories import (
@@ -134,8 +140,9 @@ async def test_rows_the_broker_refused_are_released_for_the_next_pass_and_the_re
 
     try:
         monkeypatch.setattr(producer, "send", refusing)
-        with pytest.raises(KafkaTimeoutError):
+        with pytest.raises(BrokerUnavailable) as refusal:
             await relay.relay_once()
+        assert isinstance(refusal.value.__cause__, KafkaTimeoutError)
         rows = await _outbox_rows(engine)
         assert {event_id: (sent, claimed) for event_id, sent, claimed, _ in rows} == {
             event_id: (event_id not in refused, False) for event_id in ids
@@ -151,6 +158,43 @@ async def test_rows_the_broker_refused_are_released_for_the_next_pass_and_the_re
     }
     published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated", expected=4)
     assert sorted(decode(r.value, list(r.headers)).id for r in published) == sorted(ids)
+
+
+async def test_a_relay_that_cannot_reach_the_database_says_so_and_keeps_its_producer(
+    bootstrap_servers: str, topic_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused connection is an ``OSError`` from either client: the relay tells the
+    database's from the broker's by where it came from."""
+    nowhere = create_engine(DatabaseSettings(url="postgresql+asyncpg://postgres@127.0.0.1:9/x"))
+    relay = relay_for(
+        nowhere,
+        UnitOfWorkFactory(create_session_factory(nowhere)),
+        kafka(bootstrap_servers, topic_prefix),
+    )
+    closed: list[bool] = []
+
+    async def close_producer() -> None:
+        closed.append(True)
+
+    relay._close_producer = close_producer  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+
+        async def warned() -> bool:
+            return _said(caplog, "outbox relay cannot reach the database")
+
+        await eventually(warned, message="the relay never said the database was unreachable")
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=30)
+        await nowhere.dispose()
+    assert not _said(caplog, "cannot reach the broker")
+    assert closed == [True]  # once, as the relay ends; not for the database's errors
+
+
+def _said(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return any(text in record.getMessage() for record in caplog.records)
 
 
 async def _outbox_rows(engine: AsyncEngine) -> list[tuple[str, bool, bool, int]]:
