@@ -16,14 +16,16 @@ from shared.db.engine import create_engine
 from shared.ports import use_port_range, worker_slice
 from shared.settings import DatabaseSettings
 from tests.support.broker import any_broker
-from tests.support.database import DatabaseServer, database_server
+from tests.support.database import DatabaseServer, database_server, take_selection
 from tests.support.faults import SUMMARY_KEY, summary_table
 from tests.support.stack import Stack
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Each xdist worker hands out loopback ports from its own slice, so two workers never give
-    one port to two services."""
+    """``DATABASE_URL`` picks the database server and no test's settings (before xdist starts
+    its workers, which inherit the move). Each xdist worker hands out loopback ports from its
+    own slice, so two workers never give one port to two services."""
+    take_selection()
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if worker.startswith("gw") and count > 1:

@@ -106,9 +106,20 @@ def _local_postgres_answers() -> bool:
         return False
 
 
+# Where the tests keep the DATABASE_URL they were started with (see :func:`take_selection`).
+SELECTION = "CSP_TESTS_DATABASE_URL"
+
+
+def take_selection() -> None:
+    """Move ``DATABASE_URL``, which chooses the tests' database server (``sqlite`` is not a URL),
+    out of the way of settings built inside the tests, which would read it as their own."""
+    if "DATABASE_URL" in os.environ:
+        os.environ[SELECTION] = os.environ.pop("DATABASE_URL")
+
+
 @asynccontextmanager
 async def database_server(workdir: Path) -> AsyncIterator[DatabaseServer]:
-    configured = os.environ.get("DATABASE_URL")
+    configured = os.environ.get(SELECTION)
     async with AsyncExitStack() as stack:
         if configured and configured.startswith("sqlite"):
             server = DatabaseServer("sqlite", None, workdir)
