@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -294,6 +295,7 @@ def _pipeline_figures(
         "offered": len(outcomes),
         "accepted": len(accepted),
         "refused": len(outcomes) - len(accepted),
+        "refused_by_status": refusals(outcomes),
         "routed": sum(1 for i in accepted if routed_at.get(i)),
         "duplicates": sum(len(routed_at[i]) - 1 for i in accepted if routed_at.get(i)),
         "routed_rps": round(in_window / (ended - started), 1),
@@ -316,6 +318,13 @@ def _pipeline_figures(
         },
         "machine": _machine_figures(window, in_window),
     }
+
+
+def refusals(outcomes: list[Outcome]) -> dict[str, int]:
+    """Requests that were not accepted, by the HTTP status they got ("0": no answer, the
+    connection failed), most frequent first."""
+    counted = Counter(str(o.status) for o in outcomes if not o.issue_id)
+    return dict(counted.most_common())
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.driver import Outcome
 from bench.report import table
-from bench.rows import rounds
+from bench.rows import refusals, rounds
 
 
 def run(rps: float) -> dict[str, Any]:
@@ -35,3 +36,15 @@ def test_the_table_shows_the_median_ratio_and_every_turns() -> None:
     }
     text = table({"bare_http": run(4000), "databases": {"postgresql": figures}})
     assert "ours/B 0.80 (median of 3 turns: 0.80, 0.80, 0.53)" in text
+
+
+def test_refused_requests_are_counted_by_the_status_they_got() -> None:
+    outcomes = [
+        Outcome(0.0, 0.1, 202, "a"),
+        Outcome(0.0, 0.1, 503, None),
+        Outcome(0.0, 0.1, 0, None),
+        Outcome(0.0, 0.1, 503, None),
+        Outcome(0.0, 0.1, 200, "b"),
+    ]
+    assert refusals(outcomes) == {"503": 2, "0": 1}
+    assert list(refusals(outcomes)) == ["503", "0"]
