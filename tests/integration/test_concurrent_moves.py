@@ -18,19 +18,24 @@ from services.intake.issue_updates import update_issue
 from services.intake.schemas import IssuePatch
 from services.notifier.connector import SubmissionPolicy
 from services.notifier.handler import IssueRouter, preload_batch
-from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
 from shared.db.models import Issue
 from shared.db.models import IssueEvent as TimelineEntry
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope, decode, encode
-from shared.events.models import IssueClassified, IssueEvent
+from shared.events.models import IssueEvent
 from shared.kafka.consumer import ConsumerSpec
 from shared.kafka.processing import EventProcessor, Handler, Preload
 from shared.kafka.topics import TopicNames
 from shared.settings import ClassifierSettings, ConsumerSettings
-from shared.vocabulary import Category, IssueStatus, Outcome, Role, Severity
-from tests.support.factories import accepted_issues, scalar, seed_partner, updated_event
+from shared.vocabulary import IssueStatus, Outcome, Role
+from tests.support.factories import (
+    accepted_issues,
+    classified_event,
+    scalar,
+    seed_partner,
+    updated_event,
+)
 
 # A consumer's preload and handler, as its ConsumerSpec names them.
 Consumer = tuple[Preload, Handler]
@@ -67,22 +72,7 @@ async def test_a_close_during_routing_waits_and_is_kept(
         issue.status = IssueStatus.CLASSIFIED
         await uow.commit()
     router = IssueRouter({}, SubmissionPolicy(False, frozenset(), frozenset()))
-    classified = IssueClassified(
-        issue_id=received.issue_id,
-        partner_id=partner.id,
-        external_ref=received.external_ref,
-        severity=Severity.MODERATE,
-        service=received.service,
-        category=Category.CONFIGURATION,
-        category_source="rule",
-        outcome=Outcome.PARTNER_RESOLVES,
-        partner_role=Role.ADMIN_AGENT,
-        reasons=["configuration is the partner's"],
-        rule_id="partner-fixes",
-        language="en",
-        confidence=1.0,
-        classified_at=utcnow(),
-    )
+    classified = classified_event(received.issue_id, partner.id, Outcome.PARTNER_RESOLVES)
     steps = await _close_while_consuming(
         engine, partner.id, classified, (preload_batch, router.handle)
     )

@@ -9,14 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifier.connector import SubmissionPolicy
 from services.notifier.handler import IssueRouter, preload_batch
-from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
 from shared.db.models import Issue, MicrosoftRequest, WebhookDelivery, WebhookSubscription
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import Envelope, decode, encode
-from shared.events.models import IssueClassified
-from shared.vocabulary import Category, IssueStatus, Outcome, Role, Severity, Vehicle
-from tests.support.factories import accepted_issues, seed_partner
+from shared.vocabulary import IssueStatus, Outcome
+from tests.support.factories import accepted_issues, classified_event, seed_partner
 
 
 async def test_a_batch_routes_each_issue_with_its_request_and_webhooks(
@@ -86,22 +84,5 @@ async def test_a_batch_routes_each_issue_with_its_request_and_webhooks(
 
 
 def _classified(issue_id: uuid.UUID, partner_id: uuid.UUID, outcome: Outcome) -> Envelope:
-    escalated = outcome is Outcome.ESCALATED_TO_MICROSOFT
-    event = IssueClassified(
-        issue_id=issue_id,
-        partner_id=partner_id,
-        external_ref="x",
-        category=Category.SERVICE_UNAVAILABLE,
-        category_source="given",
-        outcome=outcome,
-        vehicle=Vehicle.PARTNER_CLOUD_SUPPORT if escalated else None,
-        partner_role=None if escalated else Role.ADMIN_AGENT,
-        reasons=["r"],
-        rule_id="r",
-        confidence=1.0,
-        severity=Severity.CRITICAL,
-        service="Exchange Online",
-        classified_at=utcnow(),
-    )
-    _, value, headers = encode(event, service="test")
+    _, value, headers = encode(classified_event(issue_id, partner_id, outcome), service="test")
     return decode(value, headers)

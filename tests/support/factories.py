@@ -17,10 +17,10 @@ from shared.db.base import utcnow
 from shared.db.direct import Direct
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
-from shared.events.models import IssueReceived, IssueUpdated
+from shared.events.models import IssueClassified, IssueReceived, IssueUpdated
 from shared.kafka.outbox import enqueue
 from shared.settings import DatabaseSettings
-from shared.vocabulary import CspModel, IssueStatus, Role, Severity, Vehicle
+from shared.vocabulary import Category, CspModel, IssueStatus, Outcome, Role, Severity, Vehicle
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,30 @@ def received_event(partner_id: uuid.UUID, ref: str) -> IssueReceived:
         severity=Severity.MODERATE,
         contact={"name": "Ana", "email": "ana@example.com"},
         received_at=utcnow(),
+    )
+
+
+def classified_event(
+    issue_id: uuid.UUID, partner_id: uuid.UUID, outcome: Outcome
+) -> IssueClassified:
+    """The classifier's decision on an issue: escalated issues go to Microsoft through the
+    partner's vehicle, other outcomes name the partner's role."""
+    escalated = outcome is Outcome.ESCALATED_TO_MICROSOFT
+    return IssueClassified(
+        issue_id=issue_id,
+        partner_id=partner_id,
+        external_ref="x",
+        category=Category.SERVICE_UNAVAILABLE,
+        category_source="given",
+        outcome=outcome,
+        vehicle=Vehicle.PARTNER_CLOUD_SUPPORT if escalated else None,
+        partner_role=None if escalated else Role.ADMIN_AGENT,
+        reasons=["r"],
+        rule_id="r",
+        confidence=1.0,
+        severity=Severity.CRITICAL,
+        service="Exchange Online",
+        classified_at=utcnow(),
     )
 
 
