@@ -32,6 +32,7 @@ from shared.vocabulary import IssueStatus, Outcome, Role
 from tests.support.factories import (
     accepted_issues,
     classified_event,
+    eventually,
     scalar,
     seed_partner,
     updated_event,
@@ -154,18 +155,23 @@ async def _close_while_consuming(
 
 async def _waiting_or_done(engine: AsyncEngine, task: asyncio.Task[object]) -> None:
     """Until ``task``'s transaction waits for a lock (or ``task`` ends, if nothing held it)."""
-    for _ in range(500):
+
+    async def waiting_or_done() -> bool:
         if task.done():
-            return
+            return True
         waiting = await scalar(
             engine,
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE datname = current_database() AND wait_event_type = 'Lock'",
         )
-        if waiting:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the close neither finished nor waited for a lock")
+        return bool(waiting)
+
+    await eventually(
+        waiting_or_done,
+        timeout=5,
+        interval=0.01,
+        message="the close neither finished nor waited for a lock",
+    )
 
 
 def _envelope(event: IssueEvent) -> Envelope:
