@@ -54,7 +54,7 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.BILLING: "rechnung*2|abrechnung*2|gutschrift*2|berechnet|zahlung",
         C.SUBSCRIPTION: "abonnement*2|lizenz|lizenzen|kundig*2|verlanger|wechsel",
         C.CONFIGURATION: "konfigur*2|einstellung*2|berechtigung*2|richtlinie*2|mfa|dns",
-        C.HOW_TO: "wie kann*3|wie richte*3|fragt, wie*3|fragt wie*3",
+        C.HOW_TO: "wie kann*3|wie richte*3|fragt wie*3",
         C.UNDOCUMENTED_BEHAVIOR: "nicht dokumentiert*3|dokumentiert*2|dokumentation*2|"
         "dienstbeschreibung*2",
         C.SERVICE_UNAVAILABLE: "nicht verfugbar*2|ausfall*2|nicht erreichbar*2|niemand kann*2|"
@@ -97,7 +97,17 @@ _WORD = re.compile(r"[a-z0-9'-]+")
 def fold(text: str) -> str:
     """Lower-case and strip accents, so "Verfügbar" and "verfugbar" compare equal."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    if decomposed.isascii():  # no accents to strip: the common case
+        return decomposed
+    return _NON_ASCII.sub(_unless_combining, decomposed)
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _unless_combining(match: re.Match[str]) -> str:
+    """The character matched, or nothing when it is a combining mark (an accent)."""
+    return "" if unicodedata.combining(match[0]) else match[0]
 
 
 @functools.cache
@@ -112,20 +122,47 @@ def _terms() -> tuple[tuple[str, Category, str, float], ...]:
     return tuple(entries)
 
 
+_KEY = 3  # every folded term is at least this long
+
+
+@functools.cache
+def _by_start() -> dict[str, tuple[int, ...]]:
+    """The positions in :func:`_terms` of the terms beginning with each ``_KEY`` characters."""
+    starts: defaultdict[str, list[int]] = defaultdict(list)
+    for position, (_, _, term, _) in enumerate(_terms()):
+        if len(term) < _KEY:
+            raise ValueError(f"lexicon term {term!r} is shorter than {_KEY} characters")
+        starts[term[:_KEY]].append(position)
+    return {start: tuple(positions) for start, positions in starts.items()}
+
+
+def _hits(padded: str, words: list[str]) -> list[tuple[str, Category, str, float]]:
+    """The terms found at the start of a word of ``padded``, in lexicon order. Only terms
+    beginning like one of its words are looked for, a few of the lexicon's hundreds."""
+    by_start = _by_start()
+    candidates: set[int] = set()
+    at = 1
+    for word in words:
+        candidates.update(by_start.get(padded[at : at + _KEY], ()))
+        at += len(word) + 1
+    terms = _terms()
+    return [terms[i] for i in sorted(candidates) if f" {terms[i][2]}" in padded]
+
+
 def infer(title: str, description: str, *, language_hint: str | None = None) -> Inference:
     """The most evident category and language, with the matched terms.
 
     ``category=None`` when no term matches: the caller asks rather than guesses.
     """
     raw = f"{title} {description}"
-    padded = f" {' '.join(_WORD.findall(fold(raw)))} "
+    words = _WORD.findall(fold(raw))
+    padded = f" {' '.join(words)} "
     languages: defaultdict[str, float] = defaultdict(float)
     matched: dict[Category, dict[str, float]] = {}
-    for language, category, term, weight in _terms():
-        if f" {term}" in padded:
-            languages[language] += weight
-            terms = matched.setdefault(category, {})
-            terms[term.strip()] = max(weight, terms.get(term.strip(), 0.0))
+    for language, category, term, weight in _hits(padded, words):
+        languages[language] += weight
+        terms = matched.setdefault(category, {})
+        terms[term.strip()] = max(weight, terms.get(term.strip(), 0.0))
     scores: dict[Category, float] = {}
     evidence: dict[Category, list[str]] = {}
     for category, terms in matched.items():
@@ -134,7 +171,7 @@ def infer(title: str, description: str, *, language_hint: str | None = None) -> 
         kept = [t for t in terms if not any(o != t and o.startswith(t) for o in terms)]
         scores[category] = sum(terms[t] for t in kept)
         evidence[category] = kept
-    detected = _language(raw, padded, languages, language_hint)
+    detected = _language(raw, words, languages, language_hint)
     if not scores:
         return Inference(category=None, language=detected)
     (best, top), *rest = sorted(scores.items(), key=lambda item: -item[1])
@@ -142,9 +179,10 @@ def infer(title: str, description: str, *, language_hint: str | None = None) -> 
     return Inference(best, detected, tuple(evidence[best]), round(top / (top + runner_up), 2))
 
 
-def _language(raw: str, padded: str, lexicon: dict[str, float], hint: str | None) -> str | None:
+def _language(
+    raw: str, words: list[str], lexicon: dict[str, float], hint: str | None
+) -> str | None:
     scores: defaultdict[str, float] = defaultdict(float)
-    words = padded.split()
     for language, stops in STOPWORDS.items():
         scores[language] += sum(2 for w in words if w in stops)
     lowered = raw.casefold()

@@ -87,6 +87,8 @@ class EventProcessor:
             consumer=spec.name, dlq_topic=names.dlq(spec.topic), uow_factory=uow_factory
         )
         self.processed = 0
+        # Looked up once: the provider builds a new tracer on every look-up.
+        self._tracer = tracer()
 
     async def process(
         self, records: list[ConsumerRecord], *, dlq: AIOKafkaProducer, stop: asyncio.Event
@@ -216,7 +218,7 @@ class EventProcessor:
     def _span(self, record: ConsumerRecord) -> Iterator[None]:
         with (
             continued_from(list(record.headers or ())),
-            tracer().start_as_current_span(
+            self._tracer.start_as_current_span(
                 f"{self.spec.topic} process",
                 kind=SpanKind.CONSUMER,
                 attributes={

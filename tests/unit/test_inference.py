@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.classifier.inference import fold, infer
+from services.classifier.inference import LEXICON, fold, infer
 from shared.vocabulary import Category
 
 
@@ -48,3 +48,25 @@ def test_text_without_evidence_gives_no_category() -> None:
     result = infer("Hello", "please call me back")
     assert result.category is None
     assert result.confidence == 0.0
+
+
+def test_fold_strips_only_combining_marks() -> None:
+    # Letters that are not accents stay, whatever script; "ß" and ligatures case-fold.
+    assert fold("Éèñ e\u0301 Straße ﬁ Ωμ €") == "een e strasse fi ωμ €"
+    assert fold("plain ascii") == "plain ascii"
+
+
+@pytest.mark.parametrize(
+    ("category", "spec"),
+    [(category, spec) for categories in LEXICON.values() for category, spec in categories.items()],
+)
+def test_every_lexicon_term_is_found(category: Category, spec: str) -> None:
+    # Only the terms beginning like one of the text's words are looked for: each term, alone
+    # or after other words, must still be found, and inside a word it is not.
+    for item in spec.split("|"):
+        term = fold(item.partition("*")[0]).strip()
+        for text in (term, f"Bonjour, hello: {term.upper()}"):
+            result = infer(text, "")
+            assert result.category is category, (term, text, result)
+            assert term in result.evidence, (term, text, result)
+        assert infer(f"zz{term.split()[-1]}", "").category is None, term
