@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, ColumnElement, Select, Table, bindparam, func, select, true
@@ -36,11 +36,19 @@ def among(column: Any, name: str, dialect: str, element: Any = None) -> ColumnEl
     return column.in_(select(values.c.value))  # type: ignore[no-any-return]
 
 
-def keyed(table: Table, column: str, dialect: str, *, locked: bool = False) -> Select[Any]:
-    """All columns of the rows of ``table`` whose ``column``, a unique one, holds one of the
-    values of parameter ``keys`` (see :func:`listed`), for direct statements
-    (:mod:`shared.db.direct`); ``locked``: each row ``FOR UPDATE`` on PostgreSQL, in the
-    order of the keys (SQLite's writers take the whole database).
+def keyed(
+    table: Table,
+    column: str,
+    dialect: str,
+    *,
+    locked: bool = False,
+    columns: Sequence[str] | None = None,
+) -> Select[Any]:
+    """The columns (all unless ``columns`` are named) of the rows of ``table`` whose
+    ``column``, a unique one, holds one of the values of parameter ``keys`` (see
+    :func:`listed`), for direct statements (:mod:`shared.db.direct`); ``locked``: each row
+    ``FOR UPDATE`` on PostgreSQL, in the order of the keys (SQLite's writers take the whole
+    database).
 
     PostgreSQL keeps the plan of a prepared statement once it has run a few times. For
     ``column IN (…)`` made while the table was nearly empty, as in a new database, that plan
@@ -48,9 +56,10 @@ def keyed(table: Table, column: str, dialect: str, *, locked: bool = False) -> S
     ``LIMIT 1`` sub-select, joined laterally: PostgreSQL cannot merge it into a scan of the
     table and looks each key up in the column's index, at any size. Elsewhere ``IN``.
     """
+    chosen = [table.c[name] for name in columns] if columns else [table]
     if dialect != "postgresql":
-        return select(table).where(among(table.c[column], "keys", dialect))
+        return select(*chosen).where(among(table.c[column], "keys", dialect))
     values = listed("keys", table.c[column].type, "postgresql")
-    matching = select(table).where(table.c[column] == values.c.value).limit(1)
+    matching = select(*chosen).where(table.c[column] == values.c.value).limit(1)
     one = (matching.with_for_update() if locked else matching).lateral()
     return select(*one.c).select_from(values).join(one, true())

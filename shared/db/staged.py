@@ -43,9 +43,19 @@ class StagingSession(Session):
         super().close()
 
 
-def stage(session: AsyncSession, build: Build, values: Mapping[str, Any]) -> None:
-    """Queue a write in the session's transaction; ``build`` is a module-level function."""
+def stage(
+    session: AsyncSession,
+    build: Build,
+    values: Mapping[str, Any],
+    *,
+    before_others: bool = False,
+) -> None:
+    """Queue a write in the session's transaction; ``build`` is a module-level function.
+    ``before_others``: rows that rows of other kinds refer to (by a foreign key), written
+    before the kinds already staged."""
     staged: dict[Build, list[Mapping[str, Any]]] = session.info.setdefault(STAGED, {})
+    if before_others and build not in staged:
+        session.info[STAGED] = staged = {build: [], **staged}
     staged.setdefault(build, []).append(values)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.classifier.correlation import Policy, Report, correlate
 from services.notifier.connector import SubmissionPolicy
-from services.notifier.handler import open_microsoft_request
+from services.notifier.requests import open_microsoft_request
 from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
 from shared.db.models import Issue, MicrosoftRequest, Partner

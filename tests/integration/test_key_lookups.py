@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from services.notifier import handler as notifier_handler
+from services.notifier import requests as notifier_requests
 from shared import issue_state
 from shared.db.base import table_of
 from shared.db.direct import Direct
@@ -87,7 +87,8 @@ def _built(build: Any) -> Any:
     [
         _built(issue_state._issues_by_id),
         _built(issue_state._partners_by_id),
-        _built(notifier_handler._signals_of_issues),
+        _built(notifier_requests._signals_of_issues),
+        _built(notifier_requests._own_requests),
         _built(outbox._claim_next),
         _built(outbox._mark_sent),
         _built(outbox._release),
@@ -96,6 +97,7 @@ def _built(build: Any) -> Any:
         "issues",
         "partners",
         "cluster signals",
+        "own microsoft requests",
         "relay claim",
         "relay mark sent",
         "relay release",

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifier.connector import SubmissionPolicy
-from services.notifier.handler import REQUEST_COLUMNS, open_microsoft_request
+from services.notifier.requests import REQUEST_COLUMNS, open_microsoft_request
 from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
 from shared.db.models import Issue, MicrosoftRequest, Partner

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifier.connector import SubmissionPolicy
@@ -86,3 +88,120 @@ async def test_a_batch_routes_each_issue_with_its_request_and_webhooks(
 def _classified(issue_id: uuid.UUID, partner_id: uuid.UUID, outcome: Outcome) -> Envelope:
     _, value, headers = encode(classified_event(issue_id, partner_id, outcome), service="test")
     return decode(value, headers)
+
+
+async def test_a_new_request_is_written_before_the_issue_pointing_at_it(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """Requests new to the batch are written with its other rows, at commit: first, whatever
+    the order of the batch's events (the issue's row refers to its request)."""
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    first, second = await _classified_issues(engine, uows, partner.id, ["order-0", "order-1"])
+    await _route(
+        uows,
+        [
+            _classified(first, partner.id, Outcome.PARTNER_RESOLVES),
+            _classified(second, partner.id, Outcome.ESCALATED_TO_MICROSOFT),
+        ],
+    )
+
+    assert await _requests_of(uows) == {second: [str(second)]}
+
+
+async def test_a_request_that_exists_is_reused_by_a_batch(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """An issue classified again after its request was opened (a reopened ticket) points at
+    the request it has; no second one is written."""
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    [issue_id] = await _classified_issues(engine, uows, partner.id, ["again-0"])
+    escalated = Outcome.ESCALATED_TO_MICROSOFT
+    await _route(uows, [_classified(issue_id, partner.id, escalated)])
+    [opened] = (await _requests_of(uows)).values()
+    async with uows() as uow:
+        issue = await uow.session.get(Issue, issue_id)
+        assert issue is not None
+        issue.status, issue.microsoft_request_id = IssueStatus.CLASSIFIED, None
+        await uow.commit()
+
+    await _route(uows, [_classified(issue_id, partner.id, escalated)])
+
+    assert await _requests_of(uows) == {issue_id: opened}
+    async with uows() as uow:
+        assert await uow.session.scalar(select(func.count()).select_from(MicrosoftRequest)) == 1
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_a_request_written_meanwhile_fails_the_batch(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """Read as missing with the batch, written by someone else before the batch commits: the
+    request's unique key fails the batch (which is then handled one event at a time)."""
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    [issue_id] = await _classified_issues(engine, uows, partner.id, ["meanwhile-0"])
+    envelope = _classified(issue_id, partner.id, Outcome.ESCALATED_TO_MICROSOFT)
+    router = IssueRouter({}, SubmissionPolicy(False, frozenset(), frozenset()))
+    async with uows() as uow:
+        _held = await preload_batch(uow, [envelope])
+        async with uows() as other:
+            other.session.add(
+                MicrosoftRequest(
+                    partner_id=partner.id,
+                    dedupe_key=f"issue:{issue_id}",
+                    title="t",
+                    description="d",
+                    severity="critical",
+                    vehicle="partner_cloud_support",
+                )
+            )
+            await other.commit()
+        await router.handle(uow, envelope, None)
+        with pytest.raises(IntegrityError):
+            await uow.commit()
+    async with uows() as uow:
+        issue = await uow.session.get(Issue, issue_id)
+        assert issue is not None
+        assert issue.status == IssueStatus.CLASSIFIED, "nothing of the batch was kept"
+
+
+@pytest.fixture
+def postgresql_only(database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one writer at a time: nothing is written meanwhile")
+
+
+async def _classified_issues(
+    engine: AsyncEngine, uows: UnitOfWorkFactory, partner_id: uuid.UUID, refs: list[str]
+) -> list[uuid.UUID]:
+    received = await accepted_issues(engine, partner_id, refs)
+    async with uows() as uow:
+        for e in received:
+            issue = await uow.session.get(Issue, e.issue_id)
+            assert issue is not None
+            issue.status = IssueStatus.CLASSIFIED
+        await uow.commit()
+    return [e.issue_id for e in received]
+
+
+async def _route(uows: UnitOfWorkFactory, envelopes: list[Envelope]) -> None:
+    """``envelopes`` handled as one consumer batch is."""
+    router = IssueRouter({}, SubmissionPolicy(False, frozenset(), frozenset()))
+    async with uows() as uow:
+        _held = await preload_batch(uow, envelopes)
+        for envelope in envelopes:
+            await router.handle(uow, envelope, None)
+        await uow.commit()
+
+
+async def _requests_of(uows: UnitOfWorkFactory) -> dict[uuid.UUID, list[str]]:
+    """Each issue pointing at a request: the issues that request lists."""
+    async with uows() as uow:
+        rows = await uow.session.execute(
+            select(Issue.id, MicrosoftRequest.issue_ids).join(
+                MicrosoftRequest, Issue.microsoft_request_id == MicrosoftRequest.id
+            )
+        )
+        return {issue_id: issue_ids for issue_id, issue_ids in rows}

@@ -1,0 +1,262 @@
+"""An escalated issue's Microsoft request: its own, or its outage cluster's.
+
+An issue's own request is the common case. A batch's issues are read (and, on PostgreSQL,
+locked) before it is handled, and so is which of them already have their own request; the new
+ones are written together when the batch's unit of work flushes, one statement for all. The
+request's unique ``dedupe_key`` still decides: were one to exist after all, the batch fails and
+is handled again one event at a time, when the look-up finds it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Insert, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import ClauseElement
+
+from services.notifier import microsoft
+from services.notifier.connector import SubmissionPolicy
+from shared.correlation_lock import lock_correlation_key
+from shared.db.base import table_of, utcnow
+from shared.db.direct import bound
+from shared.db.listed import keyed, listed_ids
+from shared.db.loaded import loaded
+from shared.db.models import ClusterSignal, Issue, MicrosoftRequest, Partner
+from shared.db.staged import joined, stage
+from shared.db.uow import UnitOfWork
+from shared.db.upsert import insert_ignoring, insert_or_get
+from shared.events.models import IssueClassified
+from shared.observability import metrics
+from shared.vocabulary import Outcome
+
+SIGNALS_KEY = "notifier.cluster_signals"
+# Own dedupe key -> whether its request existed when the batch was read.
+OWN_KEY = "notifier.own_requests"
+
+
+async def preload_requests(session: AsyncSession, events: list[IssueClassified]) -> object:
+    """The cluster signals of a batch's issues, and which of its escalated issues already have
+    their own request, in two queries; the signals are returned to be held."""
+    issue_ids = {e.issue_id for e in events}
+    statements = await joined(session)
+    rows = await statements.fetch(
+        _signals_of_issues, {"keys": listed_ids(issue_ids, statements.dialect)}
+    )
+    signals = loaded(session, ClusterSignal, rows)
+    known = {signal.issue_id: signal for signal in signals}
+    session.info[SIGNALS_KEY] = {issue_id: known.get(issue_id) for issue_id in issue_ids}
+    own = [microsoft.dedupe_key(e.issue_id, None) for e in events if _escalated(e)]
+    if own:
+        existing = {key for (key,) in await statements.fetch(_own_requests, {"keys": own})}
+        session.info[OWN_KEY] = {key: key in existing for key in own}
+    return signals
+
+
+def _escalated(event: IssueClassified) -> bool:
+    return event.outcome is Outcome.ESCALATED_TO_MICROSOFT and event.vehicle is not None
+
+
+def _signals_of_issues(dialect: str) -> ClauseElement:
+    return keyed(table_of(ClusterSignal), "issue_id", dialect)
+
+
+def _own_requests(dialect: str) -> ClauseElement:
+    return keyed(table_of(MicrosoftRequest), "dedupe_key", dialect, columns=("dedupe_key",))
+
+
+async def open_microsoft_request(
+    uow: UnitOfWork,
+    *,
+    issue: Issue,
+    partner: Partner,
+    event: IssueClassified,
+    support_topic_id: str | None,
+    policy: SubmissionPolicy,
+) -> MicrosoftRequest:
+    """Insert the request for this issue (or its cluster) unless it exists; return it (a new
+    issue's own request as written, not attached to the session; it is not changed here).
+
+    The unique ``dedupe_key`` decides races between notifier instances. Cluster membership is
+    read from the database under the correlation key's lock, so a cluster that formed after
+    this issue was classified is still honoured.
+    """
+    assert event.vehicle is not None
+    cluster_id = await _current_cluster(uow, issue)
+    key = microsoft.dedupe_key(issue.id, cluster_id)
+    title = microsoft.build_title(issue, clustered=cluster_id is not None)
+    description = microsoft.build_description(issue, event)
+    contact = microsoft.primary_contact(issue)
+    severity = event.severity.value
+    submission, submission_error = policy.initial(
+        partner_id=partner.id, vehicle=event.vehicle.value, support_topic_id=support_topic_id
+    )
+    now = utcnow()
+    values = {
+        "id": uuid.uuid4(),
+        "partner_id": partner.id,
+        "dedupe_key": key,
+        "title": title,
+        "description": description,
+        "severity": severity,
+        "support_topic_id": support_topic_id,
+        "status": "none",
+        "primary_contact": contact,
+        "notes": [],
+        "vehicle": event.vehicle.value,
+        "issue_ids": [str(issue.id)],
+        "cluster_id": cluster_id,
+        "agent_locale": microsoft.agent_locale(partner),
+        "partner_center_payload": microsoft.partner_center_payload(
+            title=title,
+            description=description,
+            severity=severity,
+            support_topic_id=support_topic_id,
+            contact=contact,
+        ),
+        "submission": submission,
+        "submission_error": submission_error,
+        "submission_attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if cluster_id is None:
+        own: dict[str, bool] = uow.session.info.get(OWN_KEY, {})
+        if own.get(key) is False:
+            # Read as missing with the batch, under its issue's lock: written with the batch.
+            # Its issue's row points at it, so it goes in before the issues' updates.
+            own[key] = True
+            stage(uow.session, _insert_new_request, values, before_others=True)
+            _count_request(uow, event.vehicle.value)
+            return MicrosoftRequest(**values)  # the row as it will be written
+        # Not known to be missing: tried now, by one compiled statement. When it is new, the
+        # row is exactly ``values`` and nothing else is done with it.
+        statements = await joined(uow.session)
+        if await statements.execute(_insert_request, values):
+            _count_request(uow, event.vehicle.value)
+            return MicrosoftRequest(**values)  # the row as written, not attached to the session
+    # Neither statement reads what earlier events of the batch left pending, so that is
+    # flushed once at commit, together, rather than before each request.
+    with uow.session.no_autoflush:
+        record, inserted = await insert_or_get(
+            uow.session, MicrosoftRequest, values, conflict=["dedupe_key"]
+        )
+    if inserted:
+        _count_request(uow, event.vehicle.value)
+    record.issue_ids = sorted({*record.issue_ids, str(issue.id)})
+    if cluster_id is not None:
+        await _absorb(uow, record, cluster_id, now)
+    return record
+
+
+def _count_request(uow: UnitOfWork, vehicle: str) -> None:
+    """Counted when the request is, at commit: a batch that fails together is rolled back
+    and handled again one event at a time."""
+    uow.after_commit(metrics.MICROSOFT_REQUESTS.labels(vehicle=vehicle).inc)
+
+
+def _insert_request(dialect: str) -> Insert:
+    requests = table_of(MicrosoftRequest)
+    return insert_ignoring(dialect, requests, ("dedupe_key",)).values(**bound(*REQUEST_COLUMNS))
+
+
+def _insert_new_request(dialect: str) -> Insert:
+    """A request known not to exist: should it, the unique key fails the transaction."""
+    return insert(table_of(MicrosoftRequest)).values(**bound(*REQUEST_COLUMNS))
+
+
+# What a new request's row is given; the other columns keep their defaults.
+REQUEST_COLUMNS = (
+    "id",
+    "partner_id",
+    "dedupe_key",
+    "title",
+    "description",
+    "severity",
+    "support_topic_id",
+    "status",
+    "primary_contact",
+    "notes",
+    "vehicle",
+    "issue_ids",
+    "cluster_id",
+    "agent_locale",
+    "partner_center_payload",
+    "submission",
+    "submission_error",
+    "submission_attempts",
+    "created_at",
+    "updated_at",
+)
+
+
+async def _current_cluster(uow: UnitOfWork, issue: Issue) -> str | None:
+    preloaded: dict[uuid.UUID, ClusterSignal | None] = uow.session.info.get(SIGNALS_KEY, {})
+    if issue.id in preloaded:
+        signal = preloaded[issue.id]
+    else:
+        signal = await uow.session.get(ClusterSignal, issue.id)
+    if signal is None:
+        return None
+    await lock_correlation_key(
+        uow.session, signal.partner_id, signal.service_key, signal.region_key
+    )
+    await uow.session.refresh(signal)
+    return signal.cluster_id
+
+
+async def _absorb(
+    uow: UnitOfWork, record: MicrosoftRequest, cluster_id: str, now: datetime
+) -> None:
+    """Fold the cluster members' own requests into the cluster's: unfiled ones are closed as
+    superseded and their issues re-pointed; ones already filed, or being filed by the Partner
+    Center connector right now, stay, and are noted."""
+    session = uow.session
+    # The issues this batch pointed at their own requests, so that re-pointing finds them.
+    await uow.flush()
+    members = list(
+        await session.scalars(
+            select(ClusterSignal.issue_id).where(ClusterSignal.cluster_id == cluster_id)
+        )
+    )
+    own = await session.scalars(
+        select(MicrosoftRequest)
+        .where(
+            MicrosoftRequest.dedupe_key.in_([microsoft.dedupe_key(m, None) for m in members]),
+            MicrosoftRequest.superseded_by_id.is_(None),
+            MicrosoftRequest.id != record.id,
+        )
+        # Waits for a connector claim in progress, then sees its lease.
+        .with_for_update()
+    )
+    for request in own:
+        in_flight = (
+            request.submission_claimed_until is not None and request.submission_claimed_until > now
+        )
+        if request.status == "none" and request.microsoft_id is None and not in_flight:
+            request.superseded_by_id = record.id
+            request.status = "closed"
+            request.notes = [
+                *request.notes,
+                {
+                    "at": now.isoformat(),
+                    "author": "csp-escalation",
+                    "text": f"merged into request {record.id}",
+                },
+            ]
+            await session.execute(
+                update(Issue)
+                .where(Issue.microsoft_request_id == request.id)
+                .values(microsoft_request_id=record.id)
+            )
+        else:
+            record.notes = [
+                *record.notes,
+                {
+                    "at": now.isoformat(),
+                    "author": "csp-escalation",
+                    "text": f"related request already filed: {request.id}",
+                },
+            ]
+        record.issue_ids = sorted({*record.issue_ids, *request.issue_ids})
