@@ -25,6 +25,7 @@ from services.intake import (
     routes_webhooks,
 )
 from services.intake.accepts import Accepts
+from services.intake.customer_lookups import CustomerLookups
 from services.intake.guard import RequestGuard
 from services.intake.key_checks import KeyChecks
 from services.intake.ratelimit import KeyRateLimiter
@@ -42,6 +43,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             app.state.runtime = runtime
             batch = settings.api.batch_max
             app.state.accepts = accepts = Accepts(runtime.direct, max_batch=batch)
+            app.state.customers = customers = CustomerLookups(runtime.direct, max_batch=batch)
             app.state.key_checks = key_checks = KeyChecks(
                 runtime.direct,
                 pepper=settings.app.api_key_pepper.get_secret_value(),
@@ -54,6 +56,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 # Requests still waiting for their batch get their answer before the pool goes.
                 await accepts.aclose()
                 await key_checks.aclose()
+                await customers.aclose()
 
     app = ops.ServiceApp(
         tracing=settings.tracing,

@@ -3,8 +3,9 @@
 The accept is the intake's hot path, so it runs on the driver connection
 (:mod:`shared.db.direct`): the same rows as through the ORM, a quarter of the CPU; its writes
 are :mod:`services.intake.accept_writes`. Without an ``Idempotency-Key`` the accepts of
-concurrent requests are written together (:mod:`services.intake.accepts`); with one, the key's
-record shares its accept's own transaction.
+concurrent requests are written together (:mod:`services.intake.accepts`), and the customers
+they name read together (:mod:`services.intake.customer_lookups`); with one, the key's record,
+and the customer's read, share its accept's own transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from services.intake.accept_writes import accept_rows, store
 from services.intake.accepts import Accepts
+from services.intake.customer_lookups import FIELDS, CustomerLookups, Named
 from services.intake.deps import Principal
 from services.intake.idempotency import IdempotentRequest, StoredAnswer
 from services.intake.problems import invalid_field
@@ -30,12 +32,12 @@ from shared.events.models import IssueReceived
 from shared.vocabulary import IssueStatus
 
 SERVICE = "intake"
-_CUSTOMER_FIELDS = ("id", "partner_id", "tenant_id", "region", "locale")
 
 
 async def accept_issue(
     direct: Direct,
     accepts: Accepts,
+    customers: CustomerLookups,
     principal: Principal,
     body: IssueCreate,
     request: IdempotentRequest,
@@ -47,8 +49,8 @@ async def accept_issue(
     if request.key is None:
         customer = None
         if _names_customer(body):
-            async with direct.statements() as statements:
-                customer = await _customer(statements, principal, body)
+            named = Named(principal.partner_id, body.customer_id, body.tenant_id)
+            customer = _owned(await customers.find(named), principal, body)
         event = _received(principal, body, severity, customer)
         if await accepts.store(accept_rows(event, service=SERVICE, detail=detail)):
             return _accepted(event)
@@ -129,7 +131,13 @@ async def _customer(
         rows = await work.fetch(
             _customer_by_tenant, {"partner_id": principal.partner_id, "tenant_id": body.tenant_id}
         )
-    customer = dict(zip(_CUSTOMER_FIELDS, rows[0], strict=True)) if rows else None
+    return _owned(dict(zip(FIELDS, rows[0], strict=True)) if rows else None, principal, body)
+
+
+def _owned(
+    customer: dict[str, Any] | None, principal: Principal, body: IssueCreate
+) -> dict[str, Any] | None:
+    """``customer``, unless the body names one by id that is not the partner's."""
     if body.customer_id is not None and (
         customer is None or customer["partner_id"] != principal.partner_id
     ):
@@ -159,4 +167,4 @@ def _customer_by_tenant(dialect: str) -> ClauseElement:
 
 def _customer_columns() -> Select[Any]:
     customers = table_of(Customer)
-    return select(*(customers.c[name] for name in _CUSTOMER_FIELDS))
+    return select(*(customers.c[name] for name in FIELDS))

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from services.intake import issue_queries, issue_updates, issues_service, psa
 from services.intake.accepts import Accepts
+from services.intake.customer_lookups import CustomerLookups
 from services.intake.deps import Principal, UowDep, require
 from services.intake.idempotency import IdempotencyDep
 from services.intake.problems import PROBLEM, Problem, invalid_field
@@ -60,6 +61,7 @@ async def create_issue(
     # The app's state straight from the request: a dependency for each costs on every accept.
     runtime: Runtime = request.app.state.runtime
     accepts: Accepts = request.app.state.accepts
+    customers: CustomerLookups = request.app.state.customers
     body = _within_role(principal, body)
     try:
         severity = psa.resolve(
@@ -72,7 +74,7 @@ async def create_issue(
     except psa.UnknownPriority as exc:
         raise invalid_field(f"body.{exc.field}", str(exc), "psa_priority") from exc
     answer = await issues_service.accept_issue(
-        runtime.direct, accepts, principal, body, idempotent, severity
+        runtime.direct, accepts, customers, principal, body, idempotent, severity
     )
     return answer.response()
 

@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from services.intake import customer_lookups
 from services.notifier import requests as notifier_requests
 from shared import issue_state
 from shared.db.base import table_of
@@ -89,6 +90,8 @@ def _built(build: Any) -> Any:
         _built(issue_state._partners_by_id),
         _built(notifier_requests._signals_of_issues),
         _built(notifier_requests._own_requests),
+        _built(customer_lookups._by_id),
+        _built(customer_lookups._by_tenant),
         _built(outbox._claim_next),
         _built(outbox._mark_sent),
         _built(outbox._release),
@@ -98,6 +101,8 @@ def _built(build: Any) -> Any:
         "partners",
         "cluster signals",
         "own microsoft requests",
+        "customers by id",
+        "customers by tenant",
         "relay claim",
         "relay mark sent",
         "relay release",
