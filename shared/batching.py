@@ -5,6 +5,8 @@ writes: it takes whatever is waiting (up to ``max_batch``), hands the lot to ``h
 answers each request; whatever arrived meanwhile is the next batch. An idle batcher writes a
 lone item at once, so a quiet service waits no longer than before; a busy one pays one round
 trip, one pooled connection and (on PostgreSQL) one commit per batch instead of per request.
+With ``linger_s``, a batch that would start under ``linger_s`` after the last write ended (the
+batcher is busy, but its items come one at a time) first waits ``linger_s`` for company.
 
 ``handle`` returns one result per item, in order; a result that is an exception is raised to
 that item's request alone. An exception ``handle`` raises is raised to every request of the
@@ -24,11 +26,17 @@ Handle = Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]]
 
 
 class Batcher(Generic[Item, Result]):
-    def __init__(self, handle: Handle[Item, Result], *, max_batch: int) -> None:
+    def __init__(
+        self, handle: Handle[Item, Result], *, max_batch: int, linger_s: float = 0.0
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if linger_s < 0:
+            raise ValueError("linger_s must not be negative")
         self._handle = handle
         self._max_batch = max_batch
+        self._linger_s = linger_s
+        self._wrote_at = -1.0
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
@@ -52,10 +60,16 @@ class Batcher(Generic[Item, Result]):
 
     async def _write(self) -> None:
         try:
+            loop = asyncio.get_running_loop()
+            if self._linger_s and loop.time() - self._wrote_at < self._linger_s:
+                # Busy: the last write was a moment ago. Let this batch gather for a moment
+                # rather than write each item as it comes.
+                await asyncio.sleep(self._linger_s)
             while self._waiting:
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
                 await self._answer(batch)
+                self._wrote_at = loop.time()
         except asyncio.CancelledError:
             # The loop is going down under us: nobody is left waiting for an answer.
             for _, future in self._waiting:

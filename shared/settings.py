@@ -292,6 +292,9 @@ class ApiSettings(BaseSettings):
     # Requests that arrive together share one read of their API keys, and their accepts (those
     # without an Idempotency-Key) one transaction: at most this many each (1: each alone).
     batch_max: int = Field(default=64, ge=1, le=1000)
+    # When the last of those reads or writes was less than this long ago (the intake is busy),
+    # the next one waits this long for company; an idle intake reads and writes at once.
+    batch_linger_ms: float = Field(default=2.0, ge=0, le=100)
 
 
 SeverityName = Literal["critical", "moderate", "minimal"]

@@ -18,9 +18,11 @@ from shared.db.direct import Direct
 
 
 class Accepts:
-    def __init__(self, direct: Direct, *, max_batch: int) -> None:
+    def __init__(self, direct: Direct, *, max_batch: int, linger_s: float = 0.0) -> None:
         self._direct = direct
-        self._batcher: Batcher[AcceptRows, bool] = Batcher(self._write, max_batch=max_batch)
+        self._batcher: Batcher[AcceptRows, bool] = Batcher(
+            self._write, max_batch=max_batch, linger_s=linger_s
+        )
 
     async def store(self, rows: AcceptRows) -> bool:
         """Store ``rows`` with whatever else is waiting; False when the PSA ticket is already

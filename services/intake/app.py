@@ -42,12 +42,16 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         async with Runtime(settings, service=SERVICE) as runtime:
             app.state.runtime = runtime
             batch = settings.api.batch_max
-            app.state.accepts = accepts = Accepts(runtime.direct, max_batch=batch)
-            app.state.customers = customers = CustomerLookups(runtime.direct, max_batch=batch)
+            linger = settings.api.batch_linger_ms / 1000
+            app.state.accepts = accepts = Accepts(runtime.direct, max_batch=batch, linger_s=linger)
+            app.state.customers = customers = CustomerLookups(
+                runtime.direct, max_batch=batch, linger_s=linger
+            )
             app.state.key_checks = key_checks = KeyChecks(
                 runtime.direct,
                 pepper=settings.app.api_key_pepper.get_secret_value(),
                 max_batch=batch,
+                linger_s=linger,
             )
             runtime.spawn("intake-idempotency-purge", partial(_purge_keys, runtime))
             try:

@@ -44,11 +44,13 @@ class _Presented:
 
 
 class KeyChecks:
-    def __init__(self, direct: Direct, *, pepper: str, max_batch: int) -> None:
+    def __init__(
+        self, direct: Direct, *, pepper: str, max_batch: int, linger_s: float = 0.0
+    ) -> None:
         self._direct = direct
         self._pepper = pepper
         self._batcher: Batcher[_Presented, Key | None] = Batcher(
-            self._check_all, max_batch=max_batch
+            self._check_all, max_batch=max_batch, linger_s=linger_s
         )
 
     async def check(self, prefix: str, token: str) -> Key | None:

@@ -53,6 +53,28 @@ async def test_items_arriving_while_a_batch_is_written_go_together_in_the_next()
     assert writer.batches == [[0], [2, 4, 6], [8, 10]]
 
 
+async def test_a_busy_batcher_lets_the_next_batch_gather_and_an_idle_one_does_not() -> None:
+    writer = Writer()
+    batcher = Batcher(writer.handle, max_batch=8, linger_s=1.0)
+    first = asyncio.create_task(batcher.submit(0))
+    await _turns()
+    assert writer.batches == [[0]], "idle: written at once"
+    assert await first == 0
+    # Busy (the last write was a moment ago): the next item waits for company.
+    later = [asyncio.create_task(batcher.submit(2))]
+    await _turns()
+    assert writer.batches == [[0]]
+    later.append(asyncio.create_task(batcher.submit(4)))
+    assert await asyncio.gather(*later) == [20, 40]
+    assert writer.batches == [[0], [2, 4]]
+
+
+async def _turns(n: int = 10) -> None:
+    """Let the event loop go round ``n`` times, no timer firing."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
 async def test_an_item_result_that_is_an_exception_is_raised_to_that_request_alone() -> None:
     writer = Writer()
     batcher = Batcher(writer.handle, max_batch=8)
@@ -129,3 +151,5 @@ async def test_closing_waits_for_what_is_waiting_and_refuses_more() -> None:
 def test_a_batch_holds_at_least_one_item() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Batcher(Writer().handle, max_batch=0)
+    with pytest.raises(ValueError, match="negative"):
+        Batcher(Writer().handle, max_batch=1, linger_s=-1)
