@@ -26,7 +26,6 @@ async def test_a_batch_routes_each_issue_with_its_request_and_webhooks(
     outcome is queued once to the subscription that wants it and not to the one that does
     not, and every issue is routed."""
     partner = await seed_partner(database_url)
-    received = await accepted_issues(engine, partner.id, ["route-0", "route-1", "route-2"])
     uows = UnitOfWorkFactory(create_session_factory(engine))
     async with uows() as uow:
         for event_types in ([], ["issue.partner_action_required"]):
@@ -38,24 +37,12 @@ async def test_a_batch_routes_each_issue_with_its_request_and_webhooks(
                     event_types=event_types,
                 )
             )
-        for e in received:
-            issue = await uow.session.get(Issue, e.issue_id)
-            assert issue is not None
-            issue.status = IssueStatus.CLASSIFIED
         await uow.commit()
+    ids = await _classified_issues(engine, uows, partner.id, ["route-0", "route-1", "route-2"])
     escalated, partner_resolves = Outcome.ESCALATED_TO_MICROSOFT, Outcome.PARTNER_RESOLVES
     outcomes = [escalated, partner_resolves, escalated]
-    envelopes = [
-        _classified(e.issue_id, e.partner_id, o) for e, o in zip(received, outcomes, strict=True)
-    ]
-    router = IssueRouter({}, SubmissionPolicy(False, frozenset(), frozenset()))
-    async with uows() as uow:
-        _held = await preload_batch(uow, envelopes)
-        for envelope in envelopes:
-            await router.handle(uow, envelope, None)
-        await uow.commit()
+    await _route(uows, [_classified(i, partner.id, o) for i, o in zip(ids, outcomes, strict=True)])
 
-    ids = [e.issue_id for e in received]
     async with uows() as uow:
         session = uow.session
         issues = dict(
