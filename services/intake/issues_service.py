@@ -3,9 +3,10 @@
 The accept is the intake's hot path, so it runs on the driver connection
 (:mod:`shared.db.direct`): the same rows as through the ORM, a quarter of the CPU; its writes
 are :mod:`services.intake.accept_writes`. Without an ``Idempotency-Key`` the accepts of
-concurrent requests are written together (:mod:`services.intake.accepts`), and the customers
-they name read together (:mod:`services.intake.customer_lookups`); with one, the key's record,
-and the customer's read, share its accept's own transaction.
+concurrent requests are written together (:mod:`services.intake.accepts`); with one, the key's
+record shares its accept's own transaction. Either way the customer an issue names is read with
+those of concurrent requests (:mod:`services.intake.customer_lookups`), before the accept's
+transaction: customers are never changed or removed.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import uuid
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.sql.expression import ClauseElement
 
 from services.intake.accept_writes import accept_rows, store
 from services.intake.accepts import Accepts
-from services.intake.customer_lookups import FIELDS, CustomerLookups, Named
+from services.intake.customer_lookups import CustomerLookups, Named
 from services.intake.deps import Principal
 from services.intake.idempotency import IdempotentRequest, StoredAnswer
 from services.intake.problems import invalid_field
@@ -27,7 +28,7 @@ from services.intake.psa import Resolved
 from services.intake.schemas import IssueAccepted, IssueCreate
 from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct, DirectStatements
-from shared.db.models import Customer, Issue
+from shared.db.models import Issue
 from shared.events.models import IssueReceived
 from shared.vocabulary import IssueStatus
 
@@ -46,20 +47,18 @@ async def accept_issue(
     """Store the issue and its ``IssueReceived`` event in one transaction; a PSA ticket sent
     again answers 200 with the issue it already is."""
     detail = f"accepted from PSA; severity {severity.severity.value} ({severity.source})"
+    found = None
+    if body.customer_id is not None or body.tenant_id is not None:
+        found = await customers.find(Named(principal.partner_id, body.customer_id, body.tenant_id))
     if request.key is None:
-        customer = None
-        if _names_customer(body):
-            named = Named(principal.partner_id, body.customer_id, body.tenant_id)
-            customer = _owned(await customers.find(named), principal, body)
-        event = _received(principal, body, severity, customer)
+        event = _received(principal, body, severity, _owned(found, principal, body))
         if await accepts.store(accept_rows(event, service=SERVICE, detail=detail)):
             return _accepted(event)
         async with direct.statements() as statements:
             return await _already_accepted(statements, principal, body.external_ref)
 
     async def produce(work: DirectStatements) -> StoredAnswer:
-        customer = await _customer(work, principal, body) if _names_customer(body) else None
-        event = _received(principal, body, severity, customer)
+        event = _received(principal, body, severity, _owned(found, principal, body))
         if not await store(work, accept_rows(event, service=SERVICE, detail=detail)):
             return await _already_accepted(work, principal, body.external_ref)
         return _accepted(event)
@@ -118,22 +117,6 @@ def _received(
     )
 
 
-def _names_customer(body: IssueCreate) -> bool:
-    return body.customer_id is not None or body.tenant_id is not None
-
-
-async def _customer(
-    work: DirectStatements, principal: Principal, body: IssueCreate
-) -> dict[str, Any] | None:
-    if body.customer_id is not None:
-        rows = await work.fetch(_customer_by_id, {"id": body.customer_id})
-    else:
-        rows = await work.fetch(
-            _customer_by_tenant, {"partner_id": principal.partner_id, "tenant_id": body.tenant_id}
-        )
-    return _owned(dict(zip(FIELDS, rows[0], strict=True)) if rows else None, principal, body)
-
-
 def _owned(
     customer: dict[str, Any] | None, principal: Principal, body: IssueCreate
 ) -> dict[str, Any] | None:
@@ -151,20 +134,3 @@ def _select_issue(dialect: str) -> ClauseElement:
         issues.c.partner_id == bindparam("partner_id"),
         issues.c.external_ref == bindparam("external_ref"),
     )
-
-
-def _customer_by_id(dialect: str) -> ClauseElement:
-    return _customer_columns().where(table_of(Customer).c.id == bindparam("id"))
-
-
-def _customer_by_tenant(dialect: str) -> ClauseElement:
-    customers = table_of(Customer)
-    return _customer_columns().where(
-        customers.c.partner_id == bindparam("partner_id"),
-        customers.c.tenant_id == bindparam("tenant_id"),
-    )
-
-
-def _customer_columns() -> Select[Any]:
-    customers = table_of(Customer)
-    return select(*(customers.c[name] for name in FIELDS))

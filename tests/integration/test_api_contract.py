@@ -201,6 +201,31 @@ async def test_customers_carry_a_validated_tenant_id_and_issues_find_them_by_it(
     assert issue["region"] == "westeurope", "the customer's region when the issue has none"
 
 
+async def test_an_accept_with_an_idempotency_key_finds_its_customer_too(
+    api: httpx.AsyncClient, database_url: str
+) -> None:
+    partner, other = await seed_partner(database_url), await seed_partner(database_url)
+    body = {"tenant_id": str(uuid.uuid4()), "name": "Fabrikam", "region": "westeurope"}
+    created = await api.post("/v1/customers", json=body, headers=partner.headers)
+    customer_id = created.json()["id"]
+    for named in ({"customer_id": customer_id}, {"tenant_id": body["tenant_id"]}):
+        response = await api.post(
+            "/v1/issues",
+            json=issue_body(**named),
+            headers={**partner.headers, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert response.status_code == 202, response.text
+        issue = await view(api, partner, response.json()["id"])
+        assert (issue["customer_id"], issue["region"]) == (customer_id, "westeurope"), named
+    borrowed = await api.post(
+        "/v1/issues",
+        json=issue_body(customer_id=customer_id),
+        headers={**other.headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert borrowed.status_code == 422
+    assert borrowed.json()["errors"][0]["field"] == "body.customer_id"
+
+
 PROFILE: dict[str, Any] = {
     "csp_model": "indirect_reseller",
     "indirect_provider": {"name": "Contoso Distribution", "email": "escalations@contoso.test"},
