@@ -121,16 +121,16 @@ async def open_microsoft_request(
         "created_at": now,
         "updated_at": now,
     }
-    if cluster_id is None:
-        own: dict[str, bool] = uow.session.info.get(OWN_KEY, {})
-        if own.get(key) is False:
-            # Read as missing with the batch, under its issue's lock: written with the batch.
-            # Its issue's row points at it, so it goes in before the issues' updates.
-            own[key] = True
-            stage(uow.session, _insert_new_request, values, before_others=True)
-            _count_request(uow, event.vehicle.value)
-            return MicrosoftRequest(**values)  # the row as it will be written
-        # Not known to be missing: tried now, by one compiled statement. When it is new, the
+    own: dict[str, bool] = uow.session.info.get(OWN_KEY, {})
+    if cluster_id is None and own.get(key) is False:
+        # Read as missing with the batch, under its issue's lock: written with the batch.
+        # Its issue's row points at it, so it goes in before the issues' updates.
+        own[key] = True
+        stage(uow.session, _insert_new_request, values, before_others=True)
+        _count_request(uow, event.vehicle.value)
+        return MicrosoftRequest(**values)  # the row as it will be written
+    if cluster_id is None and key not in own:
+        # Not read with a batch: tried now, by one compiled statement. When it is new, the
         # row is exactly ``values`` and nothing else is done with it.
         statements = await joined(uow.session)
         if await statements.execute(_insert_request, values):
