@@ -17,7 +17,7 @@ from services.settings import ServiceSettings
 from shared.db.direct import Direct
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
-from shared.kafka.outbox import OutboxRelay
+from shared.kafka.outbox import RELAY, OutboxRelay
 from shared.reconciler import run_reconciler
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,6 @@ class Runtime:
     async def __aenter__(self) -> Self:
         self._engine = create_engine(self.settings.database)
         self._relay_engine = create_engine(self.settings.database, pool_size=RELAY_POOL_SIZE)
-        sessions = create_session_factory(self._engine)
         self._relay = OutboxRelay(
             UnitOfWorkFactory(create_session_factory(self._relay_engine)),
             # Its own statements: the relay's commits are not news to itself.
@@ -79,7 +78,10 @@ class Runtime:
             settings=self.settings.outbox,
             service=self.service,
         )
-        self._uow_factory = UnitOfWorkFactory(sessions, on_commit=self._relay.notify)
+        # Rows the service's sessions add to the outbox are leased to this relay and handed to it
+        # once committed (shared.kafka.outbox.enqueue); a commit of rows it did not lease wakes it.
+        sessions = create_session_factory(self._engine, info={RELAY: self._relay})
+        self._uow_factory = UnitOfWorkFactory(sessions)
         self._direct = Direct(self._engine, on_commit=self._relay.notify)
         self.spawn(f"{self.service}-outbox-relay", self._relay.run)
         if self.settings.reconciler.enabled:

@@ -104,9 +104,11 @@ class OutboxSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTBOX_", extra="ignore")
 
     batch_size: int = Field(default=200, ge=1, le=10_000)
+    # The longest between two claims from the table (rows this process's writers did not hand
+    # to the relay: another process's, released, or with an ended lease).
     poll_interval_s: float = Field(default=0.2, gt=0)
-    # Claims are at least this far apart, so under load one claim and one produce carry every
-    # row committed meanwhile instead of one each; an idle relay woken by a commit claims at once.
+    # Passes are at least this far apart, so under load one produce and one marking carry every
+    # row committed meanwhile instead of one each; an idle relay woken by a commit goes at once.
     linger_s: float = Field(default=0.02, ge=0, le=1)
     lease_s: float = Field(default=30.0, gt=0)
     retention_h: float = Field(default=72.0, gt=0)

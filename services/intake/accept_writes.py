@@ -27,7 +27,14 @@ from shared.db.models import IssueEvent as TimelineEntry
 from shared.db.upsert import insert_ignoring
 from shared.events.models import IssueReceived
 from shared.issue_state import insert_step
-from shared.kafka.outbox import OUTBOX_COLUMNS, insert_outbox, outbox_row
+from shared.kafka.outbox import (
+    OUTBOX_COLUMNS,
+    OutboxRelay,
+    insert_leased,
+    insert_outbox,
+    leased,
+    outbox_row,
+)
 from shared.vocabulary import IssueStatus
 
 # What an accepted issue's row is given; the other columns keep their defaults.
@@ -76,12 +83,13 @@ class AcceptRows:
         issue_id: uuid.UUID = self.issue["id"]
         return issue_id
 
-    def combined(self) -> dict[str, Any]:
-        """The parameters of the one-statement write (:func:`_insert_all`)."""
+    def combined(self, queued: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The parameters of the one-statement write (:func:`_insert_all`), with ``queued`` as
+        the outbox row if given."""
         return {
             **self.issue,
             **{_STEP + key: value for key, value in self.step.items()},
-            **{_QUEUED + key: value for key, value in self.queued.items()},
+            **{_QUEUED + key: value for key, value in (queued or self.queued).items()},
         }
 
 
@@ -99,7 +107,7 @@ async def store(work: DirectStatements, rows: AcceptRows) -> bool:
     partner's PSA ticket is already an issue. Where it takes more than one statement, ``work``
     must be a transaction."""
     if one_statement(work.dialect):
-        [(stored,)] = await work.fetch(_insert_all, rows.combined())
+        [(stored, _)] = await work.fetch(_insert_all, rows.combined())
         return bool(stored)
     if not isinstance(work, DirectWork):
         raise TypeError("the issue, its step and its event are three statements here")
@@ -110,26 +118,41 @@ async def store(work: DirectStatements, rows: AcceptRows) -> bool:
     return True
 
 
-async def store_many(direct: Direct, batch: Sequence[AcceptRows]) -> list[bool]:
+async def store_many(
+    direct: Direct, batch: Sequence[AcceptRows], relay: OutboxRelay | None = None
+) -> list[bool]:
     """Write every accept of ``batch`` in one transaction, all or none; for each, whether it
     was stored (False: its PSA ticket was already an issue, perhaps by an earlier accept of the
-    same batch). Wakes the relay once."""
+    same batch). Where ``relay`` takes them (:meth:`OutboxRelay.lease`), the outbox rows are
+    written leased to it and handed to it once committed; otherwise the relay is woken once."""
+    lease = relay.lease() if relay is not None else None
+    queued = [rows.queued if lease is None else leased(rows.queued, lease) for rows in batch]
     if one_statement(direct.dialect):
         async with direct.statements() as statements:
             # asyncpg sends the lot in one round trip, in one implicit transaction; each run
-            # answers how many issues it inserted.
-            counts = await statements.fetchmany(_insert_all, [rows.combined() for rows in batch])
+            # answers how many issues it inserted and the id of its outbox row.
+            written = await statements.fetchmany(
+                _insert_all, [rows.combined(q) for rows, q in zip(batch, queued, strict=True)]
+            )
+        handed = [(row_id, q) for q, (_, row_id) in zip(queued, written, strict=True) if row_id]
+        stored = [bool(count) for count, _ in written]
+    else:
+        ids = [rows.issue_id for rows in batch]
+        async with direct.work() as work:
+            await work.executemany(_insert_issue, [rows.issue for rows in batch])
+            found = await _stored(work, ids)
+            kept = [i for i, rows in enumerate(batch) if rows.issue_id in found]
+            steps = [{"issue_id": batch[i].issue_id, **batch[i].step} for i in kept]
+            await work.executemany(insert_step, steps)
+            returned = await work.fetchmany(insert_leased, [queued[i] for i in kept])
+            await work.commit(announce=False)
+        handed = [(row_id, queued[i]) for i, (row_id,) in zip(kept, returned, strict=True)]
+        stored = [issue_id in found for issue_id in ids]
+    if lease is not None and relay is not None:
+        relay.hand(handed)
+    else:
         direct.committed()
-        return [bool(count) for (count,) in counts]
-    ids = [rows.issue_id for rows in batch]
-    async with direct.work() as work:
-        await work.executemany(_insert_issue, [rows.issue for rows in batch])
-        stored = await _stored(work, ids)
-        kept = [rows for rows in batch if rows.issue_id in stored]
-        await work.executemany(insert_step, [{"issue_id": r.issue_id, **r.step} for r in kept])
-        await work.executemany(insert_outbox, [r.queued for r in kept])
-        await work.commit()
-    return [issue_id in stored for issue_id in ids]
+    return stored
 
 
 async def _stored(work: DirectWork, ids: list[uuid.UUID]) -> set[uuid.UUID]:
@@ -163,7 +186,8 @@ def _issues_among(dialect: str) -> ClauseElement:
 
 
 def _insert_all(dialect: str) -> ClauseElement:
-    """How many issues were inserted (0 or 1), the step and the outbox row only with one."""
+    """How many issues were inserted (0 or 1) and the id of the outbox row (None without an
+    issue); the step and the outbox row only with one."""
     issues = table_of(Issue)
     added = _insert_issue(dialect).returning(issues.c.id).cte("added")
     steps = table_of(TimelineEntry)
@@ -173,11 +197,19 @@ def _insert_all(dialect: str) -> ClauseElement:
     )
     outbox = table_of(OutboxMessage)
     columns = (*OUTBOX_COLUMNS, "created_at")
-    queued = insert(outbox).from_select(
-        list(columns),
-        select(*_params(outbox, columns, _QUEUED)).where(select(added.c.id).exists()),
+    queued = (
+        insert(outbox)
+        .from_select(
+            list(columns),
+            select(*_params(outbox, columns, _QUEUED)).where(select(added.c.id).exists()),
+        )
+        .returning(outbox.c.id)
+        .cte("queued")
     )
-    return select(func.count()).select_from(added).add_cte(step.cte("step"), queued.cte("queued"))
+    return select(
+        select(func.count()).select_from(added).scalar_subquery(),
+        select(queued.c.id).scalar_subquery(),
+    ).add_cte(step.cte("step"), queued)
 
 
 def _params(table: Any, columns: tuple[str, ...], prefix: str) -> list[Any]:

@@ -15,11 +15,20 @@ from sqlalchemy.exc import IntegrityError
 from services.intake.accept_writes import AcceptRows, store, store_many
 from shared.batching import Batcher
 from shared.db.direct import Direct
+from shared.kafka.outbox import OutboxRelay
 
 
 class Accepts:
-    def __init__(self, direct: Direct, *, max_batch: int, linger_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        direct: Direct,
+        *,
+        max_batch: int,
+        linger_s: float = 0.0,
+        relay: OutboxRelay | None = None,
+    ) -> None:
         self._direct = direct
+        self._relay = relay
         self._batcher: Batcher[AcceptRows, bool] = Batcher(
             self._write, max_batch=max_batch, linger_s=linger_s
         )
@@ -35,7 +44,7 @@ class Accepts:
 
     async def _write(self, batch: list[AcceptRows]) -> Sequence[bool | BaseException]:
         try:
-            stored: list[bool] = await store_many(self._direct, batch)
+            stored: list[bool] = await store_many(self._direct, batch, self._relay)
         except IntegrityError:
             if len(batch) == 1:
                 raise

@@ -43,7 +43,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             app.state.runtime = runtime
             batch = settings.api.batch_max
             linger = settings.api.batch_linger_ms / 1000
-            app.state.accepts = accepts = Accepts(runtime.direct, max_batch=batch, linger_s=linger)
+            app.state.accepts = accepts = Accepts(
+                runtime.direct, max_batch=batch, linger_s=linger, relay=runtime.relay
+            )
             app.state.customers = customers = CustomerLookups(
                 runtime.direct, max_batch=batch, linger_s=linger
             )

@@ -290,11 +290,14 @@ class DirectWork(DirectStatements):
 
     _transaction = True
 
-    async def commit(self) -> None:
+    async def commit(self, *, announce: bool = True) -> None:
+        """Commit; ``announce``: then tell whoever waits for new rows (:meth:`Direct.committed`),
+        unless the caller does that itself."""
         assert self._open, "commit() outside 'async with' or twice"
         await self._call("COMMIT", self._direct._driver.commit(self._raw))
         self._open = False
-        self._direct.committed()
+        if announce:
+            self._direct.committed()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +78,15 @@ def _sqlite_engine(settings: DatabaseSettings, pool: dict[str, Any]) -> AsyncEng
     return engine
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that can stage rows (:mod:`shared.db.staged`), sharing one statement cache."""
+def create_session_factory(
+    engine: AsyncEngine, *, info: Mapping[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that can stage rows (:mod:`shared.db.staged`), sharing one statement cache;
+    ``info`` is copied into every session's ``info`` (the process's outbox relay, say)."""
     return async_sessionmaker(
         engine,
         expire_on_commit=False,
         autoflush=True,
         sync_session_class=StagingSession,
-        info={DIRECT: Direct(engine)},
+        info={DIRECT: Direct(engine), **(info or {})},
     )

@@ -8,15 +8,16 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db import staged
 from shared.db.staged import write_staged
 
 
 class UnitOfWork:
     """One transaction. Rolls back unless ``commit()`` was called; nothing else commits.
 
-    ``on_commit`` callbacks run after a successful commit (for example to wake the outbox
-    relay), never inside the transaction; so do those a unit of work is given with
-    :meth:`after_commit`, which a rolled-back one forgets.
+    ``on_commit`` callbacks run after a successful commit, never inside the transaction; so do
+    those a unit of work is given with :meth:`after_commit` (or its session with
+    :func:`shared.db.staged.after_commit`), which a rolled-back one forgets.
     """
 
     def __init__(
@@ -28,7 +29,6 @@ class UnitOfWork:
         self._factory = session_factory
         self._on_commit = on_commit
         self._session: AsyncSession | None = None
-        self._after_commit: list[Callable[[], None]] = []
 
     @property
     def session(self) -> AsyncSession:
@@ -52,12 +52,11 @@ class UnitOfWork:
         finally:
             await session.close()
             self._session = None
-            self._after_commit.clear()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once this transaction has committed, and never if it does not:
         for effects outside the database, such as a counter of what was written."""
-        self._after_commit.append(callback)
+        staged.after_commit(self.session, callback)
 
     async def flush(self) -> None:
         """Send what is pending, ORM changes and then staged rows, so that this transaction's
@@ -68,8 +67,7 @@ class UnitOfWork:
     async def commit(self) -> None:
         await self.flush()
         await self.session.commit()
-        callbacks, self._after_commit = self._after_commit, []
-        for callback in callbacks:
+        for callback in staged.committed(self.session):
             callback()
         if self._on_commit is not None:
             self._on_commit()

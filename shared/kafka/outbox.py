@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
-from collections.abc import Iterator
-from datetime import timedelta
-from typing import NamedTuple
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -22,7 +23,7 @@ from shared.db.direct import Build, Direct, DirectStatements, bound
 from shared.db.errors import database_unavailable
 from shared.db.listed import among
 from shared.db.models import OutboxMessage
-from shared.db.staged import stage
+from shared.db.staged import after_commit, stage
 from shared.db.sweep import SWEEP_CHUNK, delete_first, sweep
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import encode
@@ -45,15 +46,37 @@ def enqueue(
 
     The caller's unit of work commits it together with the state change it announces. The row
     is staged (:mod:`shared.db.staged`): nothing reads the outbox in the transaction that
-    writes it.
+    writes it. Where the session carries the process's relay (:data:`RELAY`) and the relay
+    takes it, the row is written leased to that relay and handed to it once committed
+    (:meth:`OutboxRelay.hand`); otherwise the relay is woken to claim it.
     """
     row = outbox_row(event, service=service, event_id=event_id)
-    stage(session, insert_outbox, row)
+    relay: OutboxRelay | None = session.info.get(RELAY)
+    lease = relay.lease() if relay is not None else None
+    if lease is None:
+        stage(session, insert_outbox, row)
+        if relay is not None:
+            after_commit(session, relay.notify)
+    else:
+        stage(session, insert_leased, leased(row, lease), returned=_hand_when_committed)
     return str(row["event_id"])
 
 
+# A session's ``info`` key: the process's relay, which publishes the rows it leases straight
+# after their commit.
+RELAY = "outbox_relay"
 # What an outbox row is given; the other columns keep their defaults.
-OUTBOX_COLUMNS = ("event_id", "event_type", "aggregate_id", "topic", "key", "value", "headers")
+OUTBOX_COLUMNS = (
+    "event_id",
+    "event_type",
+    "aggregate_id",
+    "topic",
+    "key",
+    "value",
+    "headers",
+    "claimed_until",
+    "attempts",
+)
 
 
 def insert_outbox(dialect: str) -> ClauseElement:
@@ -61,8 +84,15 @@ def insert_outbox(dialect: str) -> ClauseElement:
     return insert(table_of(OutboxMessage)).values(**bound(*OUTBOX_COLUMNS))
 
 
+def insert_leased(dialect: str) -> ClauseElement:
+    """:func:`insert_outbox` returning the row's id, for a row a relay will be handed."""
+    outbox = table_of(OutboxMessage)
+    return insert(outbox).values(**bound(*OUTBOX_COLUMNS)).returning(outbox.c.id)
+
+
 def outbox_row(event: Event, *, service: str, event_id: str | None = None) -> dict[str, object]:
-    """The outbox row announcing ``event``: its envelope, topic, key and trace headers."""
+    """The outbox row announcing ``event``: its envelope, topic, key and trace headers; not
+    leased to any relay (see :func:`leased`)."""
     eid, value, headers = encode(event, service=service, event_id=event_id)
     # The work that produced the event continues in whichever consumer reads it.
     headers += trace_headers()
@@ -74,7 +104,22 @@ def outbox_row(event: Event, *, service: str, event_id: str | None = None) -> di
         "key": event.key(),
         "value": value,
         "headers": [[name, raw.decode()] for name, raw in headers],
+        "claimed_until": None,
+        "attempts": 0,
     }
+
+
+def leased(row: Mapping[str, Any], lease: datetime) -> dict[str, Any]:
+    """``row`` written as already claimed, until ``lease``, by the relay it will be handed to."""
+    return {**row, "claimed_until": lease, "attempts": 1}
+
+
+def _hand_when_committed(
+    session: AsyncSession, written: Sequence[Mapping[str, Any]], ids: list[tuple[Any, ...]]
+) -> None:
+    relay: OutboxRelay = session.info[RELAY]
+    handed = [(row_id, row) for row, (row_id,) in zip(written, ids, strict=True)]
+    after_commit(session, partial(relay.hand, handed))
 
 
 class _Claimed(NamedTuple):
@@ -83,6 +128,11 @@ class _Claimed(NamedTuple):
     key: str
     value: bytes
     headers: list[list[str]]
+
+
+class _Handed(NamedTuple):
+    row: _Claimed
+    lease: datetime
 
 
 def _claim_next(dialect: str) -> ClauseElement:
@@ -146,11 +196,15 @@ async def _update_rows(
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows in id order and marks them sent.
+    """Publishes committed outbox rows and marks them sent.
 
-    Rows are claimed with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so several relays
-    can run side by side; a relay that dies mid-batch leaves its rows to be re-sent once the lease
-    expires. That may publish an event twice, which consumers' inboxes absorb.
+    Rows reach it two ways. The writers of this process lease their rows to it as they write
+    them (:meth:`lease`) and hand them over once committed (:meth:`hand`): published without
+    being read back. Every other row (another process's, one released after a failed send, one
+    whose lease ran out) is claimed from the table in id order with a lease (``FOR UPDATE SKIP
+    LOCKED`` on PostgreSQL), so several relays can run side by side. A relay that dies leaves
+    its leased rows to be claimed once their lease ends. That may publish an event twice, which
+    consumers' inboxes absorb.
     """
 
     def __init__(
@@ -169,24 +223,49 @@ class OutboxRelay:
         self._service = service
         self._names = TopicNames(kafka.topic_prefix)
         self._producer: AIOKafkaProducer | None = None
+        self._handed: deque[_Handed] = deque()
+        self._claim_due = True
+        self._last_claim = 0.0
+        self._running = False
         self.wake = asyncio.Event()
         self.broker_available = False
 
     def notify(self) -> None:
-        """Called after a commit that added outbox rows: relay without waiting for the poll."""
+        """Called after a commit that added outbox rows nobody leased: claim them without
+        waiting for the poll."""
+        self._claim_due = True
+        self.wake.set()
+
+    def lease(self) -> datetime | None:
+        """The lease for a row about to be written that this relay is to be handed once it is
+        committed; None while it takes rows only from the table (it is not running, the broker
+        is away, or it has enough in hand), and the row is written unleased."""
+        if not (self._running and self.broker_available):
+            return None
+        if len(self._handed) >= self._settings.batch_size * 2:
+            return None
+        return utcnow() + timedelta(seconds=self._settings.lease_s)
+
+    def hand(self, rows: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
+        """Rows written with a :meth:`lease` of this relay's, now committed: their ids and what
+        was written. They go out with the next batch."""
+        for row_id, row in rows:
+            claimed = _Claimed(row_id, row["topic"], row["key"], row["value"], row["headers"])
+            self._handed.append(_Handed(claimed, row["claimed_until"]))
         self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self._settings.poll_interval_s
-        last_cleanup = last_gauge = last_claim = 0.0
+        last_cleanup = last_gauge = last_pass = 0.0
         loop = asyncio.get_running_loop()
+        self._running = True
         try:
             while not stop.is_set():
                 if loop.time() - last_gauge > BACKLOG_REPORT_S:
                     await self._report_backlog()
                     last_gauge = loop.time()
                 try:
-                    last_claim = loop.time()
+                    last_pass = loop.time()
                     sent = await self.relay_once()
                     backoff = self._settings.poll_interval_s
                     if loop.time() - last_cleanup > 60:
@@ -206,18 +285,20 @@ class OutboxRelay:
                     backoff = min(backoff * 2, 5.0)
                 if sent < self._settings.batch_size:
                     await _wait_either(self.wake, stop, backoff)
-                    # Claims are at least the linger apart: under load the commits landing
-                    # meanwhile share one claim and one produce; an idle relay claims at once.
-                    next_claim = last_claim + self._settings.linger_s
-                    await asyncio.sleep(max(0.0, next_claim - loop.time()))
+                    # Passes are at least the linger apart: under load the commits landing
+                    # meanwhile share one produce and one marking; an idle relay goes at once.
+                    next_pass = last_pass + self._settings.linger_s
+                    await asyncio.sleep(max(0.0, next_pass - loop.time()))
                     self.wake.clear()
         finally:
+            self._running = False
+            await self._release_handed()
             await self._close_producer()
 
     async def relay_once(self) -> int:
         """Publish one batch; return how many rows were sent. :class:`BrokerUnavailable` if
         the broker failed; the database's own errors as they are."""
-        rows = await self._claim()
+        rows = await self._next_batch()
         if not rows:
             return 0
         with _on_broker():
@@ -255,6 +336,40 @@ class OutboxRelay:
         self.broker_available = True
         return len(sent)
 
+    async def _next_batch(self) -> list[_Claimed]:
+        """Rows claimed from the table, when a commit asked for that or the poll interval has
+        passed, then rows in hand: up to a batch in all. A row in hand whose lease is half
+        gone (the relay was held up) is released instead, for whichever relay claims it."""
+        loop = asyncio.get_running_loop()
+        claimed: list[_Claimed] = []
+        if self._claim_due or loop.time() - self._last_claim >= self._settings.poll_interval_s:
+            self._claim_due = False
+            self._last_claim = loop.time()
+            claimed = await self._claim()
+        handed: list[_Claimed] = []
+        stale: list[int] = []
+        fresh_until = utcnow() + timedelta(seconds=self._settings.lease_s / 2)
+        while self._handed and len(claimed) + len(handed) < self._settings.batch_size:
+            row, lease = self._handed.popleft()
+            if lease < fresh_until:
+                stale.append(row.id)
+            else:
+                handed.append(row)
+        if stale:
+            await self._finish([], stale)
+        return claimed + handed
+
+    async def _release_handed(self) -> None:
+        """On the way out: rows still in hand are released, for the next relay to claim at
+        once instead of when their lease ends."""
+        ids = [row.id for row, _ in self._handed]
+        self._handed.clear()
+        if ids:
+            try:
+                await self._finish([], ids)
+            except Exception as exc:
+                log.warning("%d outbox rows left leased until their lease ends: %s", len(ids), exc)
+
     async def _claim(self) -> list[_Claimed]:
         """Lease the next batch in one statement, on the driver connection: the relay wants
         the rows' bytes, not ORM objects. One statement is atomic on its own, so it is sent
@@ -289,6 +404,9 @@ class OutboxRelay:
                         await _update_rows(statements, _mark_sent, sent, {"sent_at": now})
                     if unsent:
                         await _update_rows(statements, _release, unsent, {})
+        if unsent:
+            # Back in the table: the next pass claims them.
+            self._claim_due = True
 
     async def _report_backlog(self) -> None:
         """Unsent rows and the age of the oldest (a database error only skips this report)."""

@@ -1,0 +1,213 @@
+"""Outbox rows a process writes are leased to its own relay and handed to it once committed.
+
+A handed row is published without being claimed from the table: the tests show that by the
+row's lease, which no claim can take before it ends, and by the relay publishing it anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.intake.accept_writes import accept_rows
+from services.intake.accepts import Accepts
+from shared.db.base import utcnow
+from shared.db.direct import Direct
+from shared.db.engine import create_session_factory
+from shared.db.uow import UnitOfWorkFactory
+from shared.events.envelope import decode
+from shared.kafka.outbox import RELAY, BrokerUnavailable, OutboxRelay, enqueue
+from shared.settings import OutboxSettings
+from tests.support.broker import kafka, read_topic
+from tests.support.factories import received_event, rows, seed_partner, updated_event
+
+
+async def _relay(
+    engine: AsyncEngine, bootstrap_servers: str, topic_prefix: str, **settings: Any
+) -> OutboxRelay:
+    """A relay whose broker has answered, as if its loop were running: it takes rows in hand.
+    The tests run its passes themselves."""
+    relay = OutboxRelay(
+        UnitOfWorkFactory(create_session_factory(engine)),
+        Direct(engine),
+        kafka=kafka(bootstrap_servers, topic_prefix),
+        settings=OutboxSettings(**settings),
+        service="test",
+    )
+    await relay._ensure_producer()
+    relay.broker_available = relay._running = True
+    return relay
+
+
+def _sessions(engine: AsyncEngine, relay: OutboxRelay) -> UnitOfWorkFactory:
+    return UnitOfWorkFactory(create_session_factory(engine, info={RELAY: relay}))
+
+
+async def _outbox(engine: AsyncEngine) -> dict[str, tuple[bool, bool, int]]:
+    """Each row's event id: whether it is sent, whether it is leased, its attempts."""
+    found = await rows(
+        engine,
+        "SELECT event_id, sent_at IS NOT NULL, claimed_until IS NOT NULL, attempts FROM outbox",
+    )
+    return {e: (bool(s), bool(c), int(a)) for e, s, c, a in found}
+
+
+async def _published(bootstrap_servers: str, topic: str, expected: int) -> list[str]:
+    records = await read_topic(bootstrap_servers, topic, expected=expected)
+    return sorted(decode(r.value, list(r.headers)).id for r in records)
+
+
+async def test_committed_rows_are_handed_to_the_relay_and_published_without_a_claim(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    partner = await seed_partner(database_url)
+    uows = _sessions(engine, relay)
+    try:
+        async with uows() as uow:
+            enqueue(uow.session, updated_event(partner.id), service="test")
+            await uow.flush()  # written, then rolled back: never handed
+        async with uows() as uow:
+            ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in "abc"]
+            assert await _outbox(engine) == {}  # nothing handed before the commit
+            await uow.commit()
+        # Written leased: no claim can take them for the next 30 s.
+        assert await _outbox(engine) == {i: (False, True, 1) for i in ids}
+        assert await relay._claim() == []
+
+        assert await relay.relay_once() == 3
+        assert await relay.relay_once() == 0
+    finally:
+        await relay._close_producer()
+    assert await _outbox(engine) == {i: (True, False, 1) for i in ids}
+    assert await _published(bootstrap_servers, f"{topic_prefix}issues.updated", 3) == sorted(ids)
+
+
+async def test_a_relay_without_its_broker_takes_no_rows_in_hand_and_is_woken_to_claim_them(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    relay.broker_available = False
+    partner = await seed_partner(database_url)
+    try:
+        async with _sessions(engine, relay)() as uow:
+            [event_id] = [enqueue(uow.session, updated_event(partner.id), service="test")]
+            await uow.commit()
+        assert await _outbox(engine) == {event_id: (False, False, 0)}
+        assert relay.wake.is_set()
+        assert relay._claim_due
+
+        assert await relay.relay_once() == 1
+    finally:
+        await relay._close_producer()
+    assert await _outbox(engine) == {event_id: (True, False, 1)}
+    assert relay.broker_available
+
+
+async def test_handed_rows_the_broker_refuses_are_released_and_claimed_next_pass(
+    engine: AsyncEngine,
+    database_url: str,
+    bootstrap_servers: str,
+    topic_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    partner = await seed_partner(database_url)
+    async with _sessions(engine, relay)() as uow:
+        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in "ab"]
+        await uow.commit()
+    producer = await relay._ensure_producer()
+
+    async def refusing(topic: str, **message: Any) -> asyncio.Future[object]:
+        failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        failed.set_exception(KafkaTimeoutError())
+        return failed
+
+    try:
+        monkeypatch.setattr(producer, "send", refusing)
+        with pytest.raises(BrokerUnavailable):
+            await relay.relay_once()
+        assert await _outbox(engine) == {i: (False, False, 1) for i in ids}
+        monkeypatch.undo()
+        assert await relay.relay_once() == 2
+    finally:
+        await relay._close_producer()
+    assert await _outbox(engine) == {i: (True, False, 2) for i in ids}
+
+
+async def test_a_row_held_in_hand_past_half_its_lease_is_released_not_published(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    """A relay held up that long may lose the row to another relay's claim once the lease ends:
+    it gives the row back to the table instead, and claims it like any other."""
+    relay = await _relay(engine, bootstrap_servers, topic_prefix, lease_s=30.0)
+    partner = await seed_partner(database_url)
+    async with _sessions(engine, relay)() as uow:
+        [event_id] = [enqueue(uow.session, updated_event(partner.id), service="test")]
+        await uow.commit()
+    [held] = relay._handed
+    relay._handed[0] = held._replace(lease=utcnow() + timedelta(seconds=14))
+    try:
+        assert await relay.relay_once() == 0
+        assert await _outbox(engine) == {event_id: (False, False, 1)}
+        assert await relay.relay_once() == 1
+    finally:
+        await relay._close_producer()
+    assert await _outbox(engine) == {event_id: (True, False, 2)}
+
+
+async def test_a_relay_that_stops_gives_back_the_rows_in_its_hand(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    partner = await seed_partner(database_url)
+    async with _sessions(engine, relay)() as uow:
+        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in "ab"]
+        await uow.commit()
+    stop = asyncio.Event()
+    stop.set()
+    await relay.run(stop)
+    # Unleased: the next relay claims them at once, not when the lease would have ended.
+    assert await _outbox(engine) == {i: (False, False, 1) for i in ids}
+    assert relay.lease() is None  # and no more are leased to it
+
+
+async def test_accepts_written_together_hand_their_stored_rows_to_the_relay(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    """Only the accepts that were stored are handed, each with its own row's id."""
+    woken: list[None] = []
+    direct = Direct(engine, on_commit=lambda: woken.append(None))
+    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    partner = await seed_partner(database_url)
+    old = received_event(partner.id, "T-old")
+    await Accepts(direct, max_batch=1).store(accept_rows(old, service="intake", detail="a"))
+    assert len(woken) == 1  # no relay given: written unleased, the relay woken
+    batch = [
+        received_event(partner.id, "T-a"),
+        received_event(partner.id, "T-old"),
+        received_event(partner.id, "T-b"),
+        received_event(partner.id, "T-a"),
+    ]
+    accepts = Accepts(direct, max_batch=10, relay=relay)
+    try:
+        stored = await asyncio.gather(
+            *(accepts.store(accept_rows(e, service="intake", detail="b")) for e in batch)
+        )
+        await accepts.aclose()
+        assert stored == [True, False, True, False]
+        assert len(woken) == 1
+        handed = {row.key: row.id for row, _ in relay._handed}
+        assert set(handed) == {str(batch[0].issue_id), str(batch[2].issue_id)}
+        assert dict(await rows(engine, "SELECT key, id FROM outbox WHERE attempts = 1")) == handed
+        assert await relay.relay_once() == 3  # the unleased row is claimed with them
+    finally:
+        await relay._close_producer()
+    published = await _published(bootstrap_servers, f"{topic_prefix}issues.received", 3)
+    assert len(published) == 3
+    assert all(sent and not leased for sent, leased, _ in (await _outbox(engine)).values())
