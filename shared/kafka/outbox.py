@@ -7,12 +7,15 @@ import contextlib
 import logging
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from sqlalchemy import ColumnElement, Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
@@ -128,6 +131,28 @@ class _Claimed(NamedTuple):
     key: str
     value: bytes
     headers: list[list[str]]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Records for one partition of one topic, and the rows they came from."""
+
+    topic: str
+    partition: int
+    builder: BatchBuilder
+    rows: list[_Claimed] = field(default_factory=list)
+
+    def add(self, row: _Claimed, key: bytes, headers: list[tuple[str, bytes]]) -> bool:
+        """Whether the row's record fitted (a new batch always takes one)."""
+        added = self.builder.append(key=key, value=row.value, timestamp=None, headers=headers)
+        if added is None:
+            return False
+        self.rows.append(row)
+        return True
+
+
+# What the producer itself would use for a keyed record.
+_PARTITIONER = DefaultPartitioner()
 
 
 class _Handed(NamedTuple):
@@ -303,29 +328,28 @@ class OutboxRelay:
             return 0
         with _on_broker():
             producer = await self._ensure_producer()
+            batches = await self._batches(producer, rows)
         futures: list[asyncio.Future[object]] = []
         results: list[object] = []
         try:
             with _on_broker():
-                for row in rows:
-                    futures.append(
-                        await producer.send(
-                            self._names(row.topic),
-                            value=row.value,
-                            key=row.key.encode(),
-                            headers=[(name, value.encode()) for name, value in row.headers],
-                        )
+                for batch in batches:
+                    future = await producer.send_batch(
+                        batch.builder, batch.topic, partition=batch.partition
                     )
+                    futures.append(future)
         finally:
-            # Every future is awaited, so no failure goes unretrieved; rows whose send did not
-            # succeed are released for the next pass.
+            # Every future is awaited, so no failure goes unretrieved; rows whose batch did not
+            # go out are released for the next pass.
             results = list(await asyncio.gather(*futures, return_exceptions=True))
             sent = [
                 row.id
-                for row, result in zip(rows, results, strict=False)
+                for batch, result in zip(batches, results, strict=False)
                 if not isinstance(result, BaseException)
+                for row in batch.rows
             ]
-            await self._finish(sent, [row.id for row in rows if row.id not in set(sent)])
+            done = set(sent)
+            await self._finish(sent, [row.id for row in rows if row.id not in done])
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             with _on_broker():
@@ -335,6 +359,32 @@ class OutboxRelay:
             metrics.EVENTS_PRODUCED.labels(self._service, topic).inc(count)
         self.broker_available = True
         return len(sent)
+
+    async def _batches(self, producer: AIOKafkaProducer, rows: list[_Claimed]) -> list[_Batch]:
+        """``rows`` as the producer's record batches: each row in its key's partition (the
+        producer's own default partitioner, so an issue's events share one), in order, a new
+        batch whenever one is full. Handing the producer whole batches costs a fraction of
+        one ``send`` per record."""
+        partitions: dict[str, list[int]] = {}
+        filling: dict[tuple[str, int], _Batch] = {}
+        batches: list[_Batch] = []
+        for row in rows:
+            topic = self._names(row.topic)
+            if topic not in partitions:
+                partitions[topic] = sorted(await producer.partitions_for(topic))
+            key = row.key.encode()
+            partition = _PARTITIONER(key, partitions[topic], partitions[topic])
+            headers = [(name, value.encode()) for name, value in row.headers]
+            batch = filling.get((topic, partition))
+            if batch is None or not batch.add(row, key, headers):
+                batch = _Batch(topic, partition, producer.create_batch())
+                if not batch.add(row, key, headers):
+                    raise RuntimeError(f"outbox row {row.id} does not fit an empty batch")
+                filling[(topic, partition)] = batch
+                batches.append(batch)
+        for batch in batches:
+            batch.builder.close()
+        return batches
 
     async def _next_batch(self) -> list[_Claimed]:
         """Rows claimed from the table, when a commit asked for that or the poll interval has

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaTimeoutError
+from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -117,29 +118,37 @@ async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not
     assert sorted(decode(r.value, list(r.headers)).id for r in published) == sorted(ids)
 
 
-async def test_rows_the_broker_refused_are_released_for_the_next_pass_and_the_rest_marked(
+async def test_rows_whose_batch_the_broker_refused_are_released_and_the_rest_marked(
     engine: AsyncEngine,
     database_url: str,
     bootstrap_servers: str,
     topic_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    uows, _, ids = await queued_updates(engine, database_url, 4)
+    """The relay hands the producer one record batch per partition: the broker refusing one
+    partition's batch leaves those rows, and only those, for the next pass. Every record lands
+    in the partition the producer's own partitioner gives its key."""
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    events = _two_per_partition(partner.id)
+    async with uows() as uow:
+        ids = {enqueue(uow.session, e, service="test"): e.key() for e in events}
+        await uow.commit()
+    refused = {event_id for event_id, key in ids.items() if _partition(key) == 1}
     relay = relay_for(engine, uows, kafka(bootstrap_servers, topic_prefix))
     producer = await relay._ensure_producer()
-    send = producer.send
-    refused = ids[1:3]
+    send_batch = producer.send_batch
 
-    async def refusing(topic: str, **message: Any) -> asyncio.Future[object]:
-        if decode(message["value"], message["headers"]).id in refused:
+    async def refusing(batch: Any, topic: str, *, partition: int) -> asyncio.Future[object]:
+        if partition == 1:
             failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
             failed.set_exception(KafkaTimeoutError())
             return failed
-        accepted: asyncio.Future[object] = await send(topic, **message)
+        accepted: asyncio.Future[object] = await send_batch(batch, topic, partition=partition)
         return accepted
 
     try:
-        monkeypatch.setattr(producer, "send", refusing)
+        monkeypatch.setattr(producer, "send_batch", refusing)
         with pytest.raises(BrokerUnavailable) as refusal:
             await relay.relay_once()
         assert isinstance(refusal.value.__cause__, KafkaTimeoutError)
@@ -148,7 +157,7 @@ async def test_rows_the_broker_refused_are_released_for_the_next_pass_and_the_re
             event_id: (event_id not in refused, False) for event_id in ids
         }
         monkeypatch.undo()
-        assert await relay.relay_once() == 2
+        assert await relay.relay_once() == len(refused)
     finally:
         await relay._close_producer()
     rows = await _outbox_rows(engine)
@@ -158,6 +167,63 @@ async def test_rows_the_broker_refused_are_released_for_the_next_pass_and_the_re
     }
     published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated", expected=4)
     assert sorted(decode(r.value, list(r.headers)).id for r in published) == sorted(ids)
+    assert all(r.partition == _partition(r.key.decode()) for r in published)
+
+
+async def test_a_pass_larger_than_a_record_batch_goes_out_as_several_in_order(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    """One issue's 150 events fill several of the producer's 16 KiB batches in one partition:
+    all are published, in the order they were written."""
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    issue_id = uuid.uuid4()
+    async with uows() as uow:
+        ids = [
+            enqueue(
+                uow.session,
+                updated_event(partner.id).model_copy(update={"issue_id": issue_id}),
+                service="test",
+            )
+            for _ in range(150)
+        ]
+        await uow.commit()
+    relay = relay_for(engine, uows, kafka(bootstrap_servers, topic_prefix))
+    producer = await relay._ensure_producer()
+    batches: list[int] = []
+    send_batch = producer.send_batch
+
+    async def counting(batch: Any, topic: str, *, partition: int) -> asyncio.Future[object]:
+        batches.append(partition)
+        accepted: asyncio.Future[object] = await send_batch(batch, topic, partition=partition)
+        return accepted
+
+    producer.send_batch = counting
+    try:
+        assert await relay.relay_once() == 150
+    finally:
+        await relay._close_producer()
+    assert len(batches) > 2
+    assert set(batches) == {_partition(str(issue_id))}
+    published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated", expected=150)
+    in_order = sorted(published, key=lambda r: r.offset)
+    assert [decode(r.value, list(r.headers)).id for r in in_order] == ids
+
+
+def _partition(key: str) -> int:
+    """Where the producer's default partitioner puts ``key`` on a two-partition topic."""
+    partition: int = DefaultPartitioner()(key.encode(), [0, 1], [0, 1])
+    return partition
+
+
+def _two_per_partition(partner_id: uuid.UUID) -> list[IssueUpdated]:
+    """Four events, two of them keyed to each partition of a two-partition topic."""
+    events: list[IssueUpdated] = []
+    while len(events) < 4:
+        event = updated_event(partner_id)
+        if sum(_partition(e.key()) == _partition(event.key()) for e in events) < 2:
+            events.append(event)
+    return events
 
 
 async def test_a_relay_that_cannot_reach_the_database_says_so_and_keeps_its_producer(

@@ -123,13 +123,13 @@ async def test_handed_rows_the_broker_refuses_are_released_and_claimed_next_pass
         await uow.commit()
     producer = await relay._ensure_producer()
 
-    async def refusing(topic: str, **message: Any) -> asyncio.Future[object]:
+    async def refusing(batch: Any, topic: str, *, partition: int) -> asyncio.Future[object]:
         failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         failed.set_exception(KafkaTimeoutError())
         return failed
 
     try:
-        monkeypatch.setattr(producer, "send", refusing)
+        monkeypatch.setattr(producer, "send_batch", refusing)
         with pytest.raises(BrokerUnavailable):
             await relay.relay_once()
         assert await _outbox(engine) == {i: (False, False, 1) for i in ids}
