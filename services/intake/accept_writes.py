@@ -30,7 +30,6 @@ from shared.issue_state import insert_step
 from shared.kafka.outbox import (
     OUTBOX_COLUMNS,
     OutboxRelay,
-    insert_leased,
     insert_outbox,
     leased,
     outbox_row,
@@ -123,11 +122,15 @@ async def store_many(
 ) -> list[bool]:
     """Write every accept of ``batch`` in one transaction, all or none; for each, whether it
     was stored (False: its PSA ticket was already an issue, perhaps by an earlier accept of the
-    same batch). Where ``relay`` takes them (:meth:`OutboxRelay.lease`), the outbox rows are
-    written leased to it and handed to it once committed; otherwise the relay is woken once."""
-    lease = relay.lease() if relay is not None else None
+    same batch). Where ``relay`` takes them (:meth:`OutboxRelay.lease`; PostgreSQL only), the
+    outbox rows are written leased to it and handed to it once committed; otherwise the relay is
+    woken once."""
+    # Only the one-statement write returns the outbox rows' ids in the same round trip.
+    one = one_statement(direct.dialect)
+    lease = relay.lease() if relay is not None and one else None
     queued = [rows.queued if lease is None else leased(rows.queued, lease) for rows in batch]
-    if one_statement(direct.dialect):
+    handed: list[tuple[int, dict[str, Any]]] = []
+    if one:
         async with direct.statements() as statements:
             # asyncpg sends the lot in one round trip, in one implicit transaction; each run
             # answers how many issues it inserted and the id of its outbox row.
@@ -141,12 +144,12 @@ async def store_many(
         async with direct.work() as work:
             await work.executemany(_insert_issue, [rows.issue for rows in batch])
             found = await _stored(work, ids)
-            kept = [i for i, rows in enumerate(batch) if rows.issue_id in found]
-            steps = [{"issue_id": batch[i].issue_id, **batch[i].step} for i in kept]
+            both = zip(batch, queued, strict=True)
+            kept = [(rows, q) for rows, q in both if rows.issue_id in found]
+            steps = [{"issue_id": rows.issue_id, **rows.step} for rows, _ in kept]
             await work.executemany(insert_step, steps)
-            returned = await work.fetchmany(insert_leased, [queued[i] for i in kept])
+            await work.executemany(insert_outbox, [q for _, q in kept])
             await work.commit(announce=False)
-        handed = [(row_id, queued[i]) for i, (row_id,) in zip(kept, returned, strict=True)]
         stored = [issue_id in found for issue_id in ids]
     if lease is not None and relay is not None:
         relay.hand(handed)

@@ -252,6 +252,9 @@ class OutboxRelay:
         self._claim_due = True
         self._last_claim = 0.0
         self._running = False
+        # On SQLite the driver returns each inserted row's id by a call of its own, made under
+        # the single writer's lock; one claim per pass reads a whole batch back in one.
+        self._takes_handed = direct.dialect == "postgresql"
         self.wake = asyncio.Event()
         self.broker_available = False
 
@@ -264,8 +267,8 @@ class OutboxRelay:
     def lease(self) -> datetime | None:
         """The lease for a row about to be written that this relay is to be handed once it is
         committed; None while it takes rows only from the table (it is not running, the broker
-        is away, or it has enough in hand), and the row is written unleased."""
-        if not (self._running and self.broker_available):
+        is away, or it has enough in hand; always on SQLite), and the row is written unleased."""
+        if not (self._takes_handed and self._running and self.broker_available):
             return None
         if len(self._handed) >= self._settings.batch_size * 2:
             return None
