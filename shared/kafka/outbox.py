@@ -390,15 +390,18 @@ class OutboxRelay:
         return batches
 
     async def _next_batch(self) -> list[_Claimed]:
-        """Rows claimed from the table, when a commit asked for that or the poll interval has
-        passed, then rows in hand: up to a batch in all. A row in hand whose lease is half
-        gone (the relay was held up) is released instead, for whichever relay claims it."""
+        """Rows claimed from the table, when a commit asked for that, the last claim was full
+        or the poll interval has passed, then rows in hand: up to a batch in all. A row in hand
+        whose lease is half gone (the relay was held up) is released instead, for whichever
+        relay claims it."""
         loop = asyncio.get_running_loop()
         claimed: list[_Claimed] = []
         if self._claim_due or loop.time() - self._last_claim >= self._settings.poll_interval_s:
-            self._claim_due = False
             self._last_claim = loop.time()
+            self._claim_due = False
             claimed = await self._claim()
+            # A full batch may have left more behind: the next pass claims again.
+            self._claim_due |= len(claimed) >= self._settings.batch_size
         handed: list[_Claimed] = []
         stale: list[int] = []
         fresh_until = utcnow() + timedelta(seconds=self._settings.lease_s / 2)

@@ -76,6 +76,27 @@ async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sen
     assert sorted(seen) == sorted(ids)
 
 
+async def test_a_relay_whose_claim_came_back_full_claims_again_without_being_woken(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    """Commits that land while a pass is out wake the relay once: a backlog larger than a batch
+    is drained pass after pass, not one batch per wake-up (seen on SQLite under load)."""
+    uows, _, _ = await queued_updates(engine, database_url, 5)
+    relay = OutboxRelay(
+        uows,
+        Direct(engine),
+        kafka=kafka(bootstrap_servers, topic_prefix),
+        settings=OutboxSettings(batch_size=2, poll_interval_s=60),
+        service="test",
+    )
+    try:
+        passes = [await relay.relay_once() for _ in range(4)]
+    finally:
+        await relay._close_producer()
+    assert passes == [2, 2, 1, 0]  # the last claim was not full: none until woken or polled
+    assert await _all_sent(engine, 5)
+
+
 async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not_sent_again(
     engine: AsyncEngine,
     database_url: str,
