@@ -329,13 +329,13 @@ class OutboxRelay:
         rows = await self._next_batch()
         if not rows:
             return 0
-        with _on_broker():
-            producer = await self._ensure_producer()
-            batches = await self._batches(producer, rows)
+        batches: list[_Batch] = []
         futures: list[asyncio.Future[object]] = []
         results: list[object] = []
         try:
             with _on_broker():
+                producer = await self._ensure_producer()
+                batches = await self._batches(producer, rows)
                 for batch in batches:
                     future = await producer.send_batch(
                         batch.builder, batch.topic, partition=batch.partition

@@ -13,7 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake.accept_writes import accept_rows
@@ -148,6 +149,35 @@ async def test_handed_rows_the_broker_refuses_are_released_and_claimed_next_pass
     finally:
         await relay._close_producer()
     assert await _outbox(engine) == {i: (True, False, 2) for i in ids}
+
+
+@pytest.mark.usefixtures("leasing")
+async def test_rows_in_hand_are_released_when_the_producer_cannot_start(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    """Not left leased until the lease ends: the next pass after the broker is back takes
+    them from the table."""
+    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    partner = await seed_partner(database_url)
+    async with _sessions(engine, relay)() as uow:
+        [event_id] = [enqueue(uow.session, updated_event(partner.id), service="test")]
+        await uow.commit()
+    await relay._close_producer()
+
+    async def unreachable() -> AIOKafkaProducer:
+        raise KafkaConnectionError("broker away")
+
+    start = relay._ensure_producer
+    relay._ensure_producer = unreachable  # type: ignore[method-assign]
+    with pytest.raises(BrokerUnavailable):
+        await relay.relay_once()
+    assert await _outbox(engine) == {event_id: (False, False, 1)}
+    relay._ensure_producer = start  # type: ignore[method-assign]
+    try:
+        assert await relay.relay_once() == 1
+    finally:
+        await relay._close_producer()
+    assert await _outbox(engine) == {event_id: (True, False, 2)}
 
 
 @pytest.mark.usefixtures("leasing")
