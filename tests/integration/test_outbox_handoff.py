@@ -51,6 +51,20 @@ def _sessions(engine: AsyncEngine, relay: OutboxRelay) -> UnitOfWorkFactory:
     return UnitOfWorkFactory(create_session_factory(engine, info={RELAY: relay}))
 
 
+async def _committed(
+    engine: AsyncEngine, database_url: str, relay: OutboxRelay, count: int = 1
+) -> list[str]:
+    """``count`` events of a new partner enqueued in a session that carries ``relay``, then
+    committed: their event ids."""
+    partner = await seed_partner(database_url)
+    async with _sessions(engine, relay)() as uow:
+        ids = [
+            enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(count)
+        ]
+        await uow.commit()
+    return ids
+
+
 @pytest.fixture
 def leasing(database_url: str) -> None:
     if database_url.startswith("sqlite"):
@@ -103,11 +117,8 @@ async def test_a_relay_without_its_broker_takes_no_rows_in_hand_and_is_woken_to_
 ) -> None:
     relay = await _relay(engine, bootstrap_servers, topic_prefix)
     relay.broker_available = False
-    partner = await seed_partner(database_url)
     try:
-        async with _sessions(engine, relay)() as uow:
-            [event_id] = [enqueue(uow.session, updated_event(partner.id), service="test")]
-            await uow.commit()
+        [event_id] = await _committed(engine, database_url, relay)
         assert await _outbox(engine) == {event_id: (False, False, 0)}
         assert relay.wake.is_set()
         assert relay._claim_due
@@ -128,10 +139,7 @@ async def test_handed_rows_the_broker_refuses_are_released_and_claimed_next_pass
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     relay = await _relay(engine, bootstrap_servers, topic_prefix)
-    partner = await seed_partner(database_url)
-    async with _sessions(engine, relay)() as uow:
-        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in "ab"]
-        await uow.commit()
+    ids = await _committed(engine, database_url, relay, 2)
     producer = await relay._ensure_producer()
 
     async def refusing(batch: Any, topic: str, *, partition: int) -> asyncio.Future[object]:
@@ -158,10 +166,7 @@ async def test_rows_in_hand_are_released_when_the_producer_cannot_start(
     """Not left leased until the lease ends: the next pass after the broker is back takes
     them from the table."""
     relay = await _relay(engine, bootstrap_servers, topic_prefix)
-    partner = await seed_partner(database_url)
-    async with _sessions(engine, relay)() as uow:
-        [event_id] = [enqueue(uow.session, updated_event(partner.id), service="test")]
-        await uow.commit()
+    [event_id] = await _committed(engine, database_url, relay)
     await relay._close_producer()
 
     async def unreachable() -> AIOKafkaProducer:
@@ -187,10 +192,7 @@ async def test_a_row_held_in_hand_past_half_its_lease_is_released_not_published(
     """A relay held up that long may lose the row to another relay's claim once the lease ends:
     it gives the row back to the table instead, and claims it like any other."""
     relay = await _relay(engine, bootstrap_servers, topic_prefix, lease_s=30.0)
-    partner = await seed_partner(database_url)
-    async with _sessions(engine, relay)() as uow:
-        [event_id] = [enqueue(uow.session, updated_event(partner.id), service="test")]
-        await uow.commit()
+    [event_id] = await _committed(engine, database_url, relay)
     [held] = relay._handed
     relay._handed[0] = held._replace(lease=utcnow() + timedelta(seconds=14))
     try:
@@ -207,10 +209,7 @@ async def test_a_relay_that_stops_gives_back_the_rows_in_its_hand(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
     relay = await _relay(engine, bootstrap_servers, topic_prefix)
-    partner = await seed_partner(database_url)
-    async with _sessions(engine, relay)() as uow:
-        ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in "ab"]
-        await uow.commit()
+    ids = await _committed(engine, database_url, relay, 2)
     stop = asyncio.Event()
     stop.set()
     await relay.run(stop)
@@ -262,11 +261,8 @@ async def test_on_sqlite_rows_are_written_unleased_and_the_relay_woken_to_claim_
     if not database_url.startswith("sqlite"):
         pytest.skip("PostgreSQL's rows are handed over")
     relay = await _relay(engine, bootstrap_servers, topic_prefix)
-    partner = await seed_partner(database_url)
     try:
-        async with _sessions(engine, relay)() as uow:
-            [event_id] = [enqueue(uow.session, updated_event(partner.id), service="test")]
-            await uow.commit()
+        [event_id] = await _committed(engine, database_url, relay)
         assert relay.lease() is None
         assert await _outbox(engine) == {event_id: (False, False, 0)}
         assert relay._claim_due
