@@ -58,7 +58,7 @@ class Runtime:
     @property
     def direct(self) -> Direct:
         """Units of work on the driver connection, for the hottest writes (the intake's
-        accept); same engine and post-commit hook as :attr:`uow_factory`."""
+        accept); the same engine as :attr:`uow_factory`, and a commit wakes the relay."""
         assert self._direct is not None, "Runtime not started"
         return self._direct
 

@@ -15,19 +15,13 @@ from shared.db.staged import write_staged
 class UnitOfWork:
     """One transaction. Rolls back unless ``commit()`` was called; nothing else commits.
 
-    ``on_commit`` callbacks run after a successful commit, never inside the transaction; so do
-    those a unit of work is given with :meth:`after_commit` (or its session with
-    :func:`shared.db.staged.after_commit`), which a rolled-back one forgets.
+    Callbacks given with :meth:`after_commit` (or to its session with
+    :func:`shared.db.staged.after_commit`) run after a successful commit, never inside the
+    transaction, and a rolled-back one forgets them.
     """
 
-    def __init__(
-        self,
-        session_factory: async_sessionmaker[AsyncSession],
-        *,
-        on_commit: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = session_factory
-        self._on_commit = on_commit
         self._session: AsyncSession | None = None
 
     @property
@@ -69,21 +63,13 @@ class UnitOfWork:
         await self.session.commit()
         for callback in staged.committed(self.session):
             callback()
-        if self._on_commit is not None:
-            self._on_commit()
 
 
 class UnitOfWorkFactory:
-    """Makes units of work sharing one session factory and one post-commit hook."""
+    """Makes units of work sharing one session factory."""
 
-    def __init__(
-        self,
-        session_factory: async_sessionmaker[AsyncSession],
-        *,
-        on_commit: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self.session_factory = session_factory
-        self.on_commit = on_commit
 
     def __call__(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, on_commit=self.on_commit)
+        return UnitOfWork(self.session_factory)
