@@ -27,18 +27,24 @@ log = logging.getLogger(__name__)
 RELAY_POOL_SIZE = 2
 RESTART_PAUSE_S = 1.0
 RESTART_PAUSE_MAX_S = 30.0
+# How long a stopping process waits for its workers, then for its relay, before cancelling.
+STOP_TIMEOUT_S = 15.0
 
 Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 class Runtime:
-    """Built in a lifespan, closed there. Runs background workers until ``close``."""
+    """Built in a lifespan, closed there. Runs background workers until it is closed; the
+    outbox relay stops last, once the workers have, so the rows they commit on their way out
+    are published by this process rather than left to the next."""
 
     def __init__(self, settings: ServiceSettings, *, service: str) -> None:
         self.settings = settings
         self.service = service
         self.stop = asyncio.Event()
+        self._relay_stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._relay_task: asyncio.Task[None] | None = None
         self._engine: AsyncEngine | None = None
         self._relay_engine: AsyncEngine | None = None
         self._uow_factory: UnitOfWorkFactory | None = None
@@ -83,7 +89,7 @@ class Runtime:
         sessions = create_session_factory(self._engine, info={RELAY: self._relay})
         self._uow_factory = UnitOfWorkFactory(sessions)
         self._direct = Direct(self._engine, on_commit=self._relay.notify)
-        self.spawn(f"{self.service}-outbox-relay", self._relay.run)
+        self._relay_task = _start(f"{self.service}-outbox-relay", self._relay.run, self._relay_stop)
         if self.settings.reconciler.enabled:
             self.spawn(f"{self.service}-reconciler", self._reconcile)
         return self
@@ -96,9 +102,7 @@ class Runtime:
     def spawn(self, name: str, worker: Worker) -> None:
         """Run ``worker`` until ``stop``; if it crashes (the database went away mid-pass, say),
         it is restarted after a growing pause rather than left dead."""
-        task = asyncio.create_task(_supervised(name, worker, self.stop), name=name)
-        task.add_done_callback(_report_crash)
-        self._tasks.append(task)
+        self._tasks.append(_start(name, worker, self.stop))
 
     async def __aexit__(
         self,
@@ -107,11 +111,9 @@ class Runtime:
         tb: TracebackType | None,
     ) -> None:
         self.stop.set()
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=15)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await _stopped(self._tasks)
+        self._relay_stop.set()
+        await _stopped([self._relay_task] if self._relay_task else [])
         for engine in (self._engine, self._relay_engine):
             if engine is not None:
                 await engine.dispose()
@@ -129,6 +131,22 @@ class Runtime:
             await asyncio.wait_for(admin.list_topics(), timeout=3)
         finally:
             await admin.close()
+
+
+def _start(name: str, worker: Worker, stop: asyncio.Event) -> asyncio.Task[None]:
+    task = asyncio.create_task(_supervised(name, worker, stop), name=name)
+    task.add_done_callback(_report_crash)
+    return task
+
+
+async def _stopped(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for ``tasks``, told to stop, for up to :data:`STOP_TIMEOUT_S`; then cancel them."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def _supervised(name: str, worker: Worker, stop: asyncio.Event) -> None:

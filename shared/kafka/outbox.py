@@ -40,6 +40,8 @@ from shared.settings import KafkaSettings, OutboxSettings
 log = logging.getLogger(__name__)
 
 BACKLOG_REPORT_S = 5.0
+# How long a stopping relay goes on publishing what it holds (see OutboxRelay.run).
+DRAIN_S = 5.0
 
 
 def enqueue(
@@ -318,10 +320,29 @@ class OutboxRelay:
                     next_pass = last_pass + self._settings.linger_s
                     await asyncio.sleep(max(0.0, next_pass - loop.time()))
                     self.wake.clear()
+            await self._drain()
         finally:
             self._running = False
             await self._release_handed()
             await self._close_producer()
+
+    async def _drain(self) -> None:
+        """On a graceful stop, which comes once the process's other workers have stopped
+        (:class:`services.runtime.Runtime`): publish the rows in hand and those a last commit
+        asked it to claim, for up to :data:`DRAIN_S`. Rows still in hand are then released and
+        unclaimed ones stay unleased, for the next relay to claim at once; only a send cut off
+        by the time limit leaves its rows leased until the lease ends. Nothing is leased to it
+        from here on."""
+        self._running = False
+        if not self.broker_available:
+            return  # it holds nothing: rows were written unleased while the broker was away
+        try:
+            async with asyncio.timeout(DRAIN_S):
+                while self._handed or self._claim_due:
+                    if not await self.relay_once() and not self._handed:
+                        return
+        except Exception as exc:
+            log.warning("outbox relay stopped before publishing all it held: %s", exc)
 
     async def relay_once(self) -> int:
         """Publish one batch; return how many rows were sent. :class:`BrokerUnavailable` if

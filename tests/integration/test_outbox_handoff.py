@@ -205,7 +205,7 @@ async def test_a_row_held_in_hand_past_half_its_lease_is_released_not_published(
 
 
 @pytest.mark.usefixtures("leasing")
-async def test_a_relay_that_stops_gives_back_the_rows_in_its_hand(
+async def test_a_relay_that_stops_publishes_the_rows_in_its_hand_first(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
     relay = await _relay(engine, bootstrap_servers, topic_prefix)
@@ -213,9 +213,28 @@ async def test_a_relay_that_stops_gives_back_the_rows_in_its_hand(
     stop = asyncio.Event()
     stop.set()
     await relay.run(stop)
+    assert await _outbox(engine) == {i: (True, False, 1) for i in ids}
+    assert await _published(bootstrap_servers, f"{topic_prefix}issues.updated", 2) == sorted(ids)
+    assert relay.lease() is None  # and no more are leased to it
+
+
+@pytest.mark.usefixtures("leasing")
+async def test_a_relay_that_stops_gives_back_the_rows_it_cannot_publish(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    ids = await _committed(engine, database_url, relay, 2)
+    await relay._close_producer()
+
+    async def unreachable() -> AIOKafkaProducer:
+        raise KafkaConnectionError("broker away")
+
+    relay._ensure_producer = unreachable  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    stop.set()
+    await relay.run(stop)
     # Unleased: the next relay claims them at once, not when the lease would have ended.
     assert await _outbox(engine) == {i: (False, False, 1) for i in ids}
-    assert relay.lease() is None  # and no more are leased to it
 
 
 @pytest.mark.usefixtures("leasing")

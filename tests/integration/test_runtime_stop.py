@@ -1,0 +1,49 @@
+"""A service that is stopped (SIGTERM, a rolling deploy) stops its workers first and its outbox
+relay last: what a worker commits on its way out, such as the last batch a consumer was handling,
+is published before the process ends instead of waiting for the next process's relay."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.runtime import Runtime
+from shared.events.envelope import decode
+from shared.kafka.outbox import enqueue
+from tests.integration.conftest import intake_settings
+from tests.support.broker import read_topic
+from tests.support.factories import eventually, rows, seed_partner, updated_event
+
+
+async def test_what_workers_commit_while_stopping_is_published_before_the_process_ends(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    partner = await seed_partner(database_url)
+    settings = intake_settings(database_url, bootstrap_servers, topic_prefix)
+    late: list[str] = []
+
+    async def finishing_its_batch(stop: asyncio.Event) -> None:
+        await stop.wait()
+        await asyncio.sleep(0.3)  # the batch in hand when the stop came
+        async with runtime.uow_factory() as uow:
+            late.append(enqueue(uow.session, updated_event(partner.id), service="test"))
+            await uow.commit()
+
+    async with Runtime(settings, service="test") as runtime:
+        async with runtime.uow_factory() as uow:
+            first = enqueue(uow.session, updated_event(partner.id), service="test")
+            await uow.commit()
+        await eventually(lambda: _sent(engine, first), message="the relay never published")
+        runtime.spawn("finishing", finishing_its_batch)
+
+    assert late
+    sent = await rows(engine, "SELECT event_id FROM outbox WHERE sent_at IS NOT NULL")
+    assert sorted(event_id for (event_id,) in sent) == sorted([first, *late])
+    records = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated", expected=2)
+    assert sorted(decode(r.value, list(r.headers)).id for r in records) == sorted([first, *late])
+
+
+async def _sent(engine: AsyncEngine, event_id: str) -> bool:
+    sql = "SELECT 1 FROM outbox WHERE event_id = :event_id AND sent_at IS NOT NULL"
+    return bool(await rows(engine, sql, event_id=event_id))
