@@ -22,8 +22,9 @@ from shared.reconciler import run_reconciler
 
 log = logging.getLogger(__name__)
 
-# The relay's own connections: a queue of requests waiting for the service's pool must not
-# hold up the rows they have already committed (nor the marking of rows already published).
+# The relay's own connections on PostgreSQL: a queue of requests waiting for the service's pool
+# must not hold up the rows they have already committed (nor the marking of rows already
+# published). On SQLite it shares the process's one connection (see create_engine).
 RELAY_POOL_SIZE = 2
 RESTART_PAUSE_S = 1.0
 RESTART_PAUSE_MAX_S = 30.0
@@ -75,7 +76,11 @@ class Runtime:
 
     async def __aenter__(self) -> Self:
         self._engine = create_engine(self.settings.database)
-        self._relay_engine = create_engine(self.settings.database, pool_size=RELAY_POOL_SIZE)
+        self._relay_engine = (
+            self._engine
+            if self.settings.database.is_sqlite
+            else create_engine(self.settings.database, pool_size=RELAY_POOL_SIZE)
+        )
         self._relay = OutboxRelay(
             UnitOfWorkFactory(create_session_factory(self._relay_engine)),
             # Its own statements: the relay's commits are not news to itself.

@@ -21,6 +21,7 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DATABASE_", extra="ignore")
 
     url: str = DEFAULT_SQLITE_URL
+    # Connections per process (PostgreSQL; on SQLite a process has one, see create_engine).
     pool_size: int = Field(default=10, ge=1, le=200)
     # How long a request or message waits for a pooled connection before it is refused as
     # "database busy" (503 with Retry-After at the intake) rather than queueing without end.

@@ -26,6 +26,10 @@ def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -
 
     SQLite transactions start with ``BEGIN IMMEDIATE``: several processes share the file, and a
     deferred transaction that later needs the write lock fails at once instead of waiting.
+    A SQLite engine has one connection, whatever ``pool_size`` says: the file has one writer
+    anyway, and a transaction queued for the pool is handed the connection the moment the one
+    before it ends, where one queued for the lock inside SQLite (its busy handler) sleeps in
+    growing steps of up to 100 ms and wakes to find it taken again.
     """
     pool: dict[str, Any] = {
         "pool_size": pool_size or settings.pool_size,
@@ -33,7 +37,7 @@ def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -
         "pool_timeout": settings.pool_timeout_s,
     }
     if settings.is_sqlite:
-        return _sqlite_engine(settings, pool)
+        return _sqlite_engine(settings, {**pool, "pool_size": 1})
     timeout_ms = str(int(settings.statement_timeout_s * 1000))
     return create_async_engine(
         settings.url,

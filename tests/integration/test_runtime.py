@@ -1,4 +1,6 @@
-"""A service that is stopped (SIGTERM, a rolling deploy) stops its workers first and its outbox
+"""What every service process holds while it runs (services.runtime.Runtime).
+
+A service that is stopped (SIGTERM, a rolling deploy) stops its workers first and its outbox
 relay last: what a worker commits on its way out, such as the last batch a consumer was handling,
 is published before the process ends instead of waiting for the next process's relay."""
 
@@ -47,3 +49,12 @@ async def test_what_workers_commit_while_stopping_is_published_before_the_proces
 async def _sent(engine: AsyncEngine, event_id: str) -> bool:
     sql = "SELECT 1 FROM outbox WHERE event_id = :event_id AND sent_at IS NOT NULL"
     return bool(await rows(engine, sql, event_id=event_id))
+
+
+async def test_a_service_shares_its_one_connection_with_its_relay_on_sqlite_only(
+    database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    settings = intake_settings(database_url, bootstrap_servers, topic_prefix)
+    async with Runtime(settings, service="test") as runtime:
+        shared = runtime._relay_engine is runtime.engine
+    assert shared == database_url.startswith("sqlite")
