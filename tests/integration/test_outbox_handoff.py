@@ -85,6 +85,23 @@ async def _published(bootstrap_servers: str, topic: str, expected: int) -> list[
     return sorted(decode(r.value, list(r.headers)).id for r in records)
 
 
+async def _broker_away(relay: OutboxRelay) -> None:
+    """From now on the relay's producer cannot start, as when its broker is away."""
+    await relay._close_producer()
+
+    async def unreachable() -> AIOKafkaProducer:
+        raise KafkaConnectionError("broker away")
+
+    relay._ensure_producer = unreachable  # type: ignore[method-assign]
+
+
+async def _stop(relay: OutboxRelay) -> None:
+    """Run the relay with its stop already asked for: only what it does on the way out."""
+    stop = asyncio.Event()
+    stop.set()
+    await relay.run(stop)
+
+
 @pytest.mark.usefixtures("leasing")
 async def test_committed_rows_are_handed_to_the_relay_and_published_without_a_claim(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
@@ -167,13 +184,8 @@ async def test_rows_in_hand_are_released_when_the_producer_cannot_start(
     them from the table."""
     relay = await _relay(engine, bootstrap_servers, topic_prefix)
     [event_id] = await _committed(engine, database_url, relay)
-    await relay._close_producer()
-
-    async def unreachable() -> AIOKafkaProducer:
-        raise KafkaConnectionError("broker away")
-
     start = relay._ensure_producer
-    relay._ensure_producer = unreachable  # type: ignore[method-assign]
+    await _broker_away(relay)
     with pytest.raises(BrokerUnavailable):
         await relay.relay_once()
     assert await _outbox(engine) == {event_id: (False, False, 1)}
@@ -210,9 +222,7 @@ async def test_a_relay_that_stops_publishes_the_rows_in_its_hand_first(
 ) -> None:
     relay = await _relay(engine, bootstrap_servers, topic_prefix)
     ids = await _committed(engine, database_url, relay, 2)
-    stop = asyncio.Event()
-    stop.set()
-    await relay.run(stop)
+    await _stop(relay)
     assert await _outbox(engine) == {i: (True, False, 1) for i in ids}
     assert await _published(bootstrap_servers, f"{topic_prefix}issues.updated", 2) == sorted(ids)
     assert relay.lease() is None  # and no more are leased to it
@@ -224,15 +234,8 @@ async def test_a_relay_that_stops_gives_back_the_rows_it_cannot_publish(
 ) -> None:
     relay = await _relay(engine, bootstrap_servers, topic_prefix)
     ids = await _committed(engine, database_url, relay, 2)
-    await relay._close_producer()
-
-    async def unreachable() -> AIOKafkaProducer:
-        raise KafkaConnectionError("broker away")
-
-    relay._ensure_producer = unreachable  # type: ignore[method-assign]
-    stop = asyncio.Event()
-    stop.set()
-    await relay.run(stop)
+    await _broker_away(relay)
+    await _stop(relay)
     # Unleased: the next relay claims them at once, not when the lease would have ended.
     assert await _outbox(engine) == {i: (False, False, 1) for i in ids}
 
