@@ -119,7 +119,8 @@ class Runtime:
         await _stopped(self._tasks)
         self._relay_stop.set()
         await _stopped([self._relay_task] if self._relay_task else [])
-        for engine in (self._engine, self._relay_engine):
+        # On SQLite the relay's engine is the service's own: disposed once.
+        for engine in dict.fromkeys((self._engine, self._relay_engine)):
             if engine is not None:
                 await engine.dispose()
 
