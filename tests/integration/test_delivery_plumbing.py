@@ -20,7 +20,7 @@ from shared.db.direct import Direct, DirectStatements
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.models import Issue, OutboxMessage
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
-from shared.events.envelope import Envelope, decode
+from shared.events.envelope import Envelope
 from shared.events.models import IssueUpdated
 from shared.kafka import outbox
 from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
@@ -37,7 +37,7 @@ from shared.settings import (
     ReconcilerSettings,
 )
 from shared.vocabulary import IssueStatus
-from tests.support.broker import consumed, kafka, read_topic
+from tests.support.broker import consumed, event_ids, kafka, read_topic
 from tests.support.factories import (
     eventually,
     queued_updates,
@@ -72,8 +72,7 @@ async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sen
     finally:
         stop.set()
         await task
-    seen = [decode(r.value, list(r.headers)).id for r in published]
-    assert sorted(seen) == sorted(ids)
+    assert sorted(event_ids(published)) == sorted(ids)
 
 
 async def test_a_relay_whose_claim_came_back_full_claims_again_without_being_woken(
@@ -136,7 +135,7 @@ async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not
         await task
     published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated")
     assert marks_refused == 2
-    assert sorted(decode(r.value, list(r.headers)).id for r in published) == sorted(ids)
+    assert sorted(event_ids(published)) == sorted(ids)
 
 
 async def test_rows_whose_batch_the_broker_refused_are_released_and_the_rest_marked(
@@ -187,7 +186,7 @@ async def test_rows_whose_batch_the_broker_refused_are_released_and_the_rest_mar
         event_id: 2 if event_id in refused else 1 for event_id in ids
     }
     published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated", expected=4)
-    assert sorted(decode(r.value, list(r.headers)).id for r in published) == sorted(ids)
+    assert sorted(event_ids(published)) == sorted(ids)
     assert all(r.partition == _partition(r.key.decode()) for r in published)
 
 
@@ -228,7 +227,7 @@ async def test_a_pass_larger_than_a_record_batch_goes_out_as_several_in_order(
     assert set(batches) == {_partition(str(issue_id))}
     published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated", expected=150)
     in_order = sorted(published, key=lambda r: r.offset)
-    assert [decode(r.value, list(r.headers)).id for r in in_order] == ids
+    assert event_ids(in_order) == ids
 
 
 def _partition(key: str) -> int:
@@ -420,7 +419,7 @@ async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_th
     effects = "SELECT count(*) FROM outbox WHERE event_id LIKE 'effect-%'"
     assert await scalar(engine, effects) == 11
     assert await scalar(engine, f"SELECT count(*) FROM outbox WHERE event_id = 'effect-{bad}'") == 0
-    assert [decode(r.value, list(r.headers)).id for r in parked] == [bad]
+    assert event_ids(parked) == [bad]
     assert dict(parked[0].headers)["dlq.reason"] == b"RuntimeError: this one cannot be handled"
 
 

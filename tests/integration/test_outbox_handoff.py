@@ -23,10 +23,9 @@ from shared.db.base import utcnow
 from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
 from shared.db.uow import UnitOfWorkFactory
-from shared.events.envelope import decode
 from shared.kafka.outbox import RELAY, BrokerUnavailable, OutboxRelay, enqueue
 from shared.settings import OutboxSettings
-from tests.support.broker import kafka, read_topic
+from tests.support.broker import event_ids, kafka, read_topic
 from tests.support.factories import received_event, rows, seed_partner, updated_event
 
 
@@ -82,7 +81,7 @@ async def _outbox(engine: AsyncEngine) -> dict[str, tuple[bool, bool, int]]:
 
 async def _published(bootstrap_servers: str, topic: str, expected: int) -> list[str]:
     records = await read_topic(bootstrap_servers, topic, expected=expected)
-    return sorted(decode(r.value, list(r.headers)).id for r in records)
+    return sorted(event_ids(records))
 
 
 async def _broker_away(relay: OutboxRelay) -> None:

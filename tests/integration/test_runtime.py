@@ -11,10 +11,9 @@ import asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.runtime import Runtime
-from shared.events.envelope import decode
 from shared.kafka.outbox import enqueue
 from tests.integration.conftest import intake_settings
-from tests.support.broker import read_topic
+from tests.support.broker import event_ids, read_topic
 from tests.support.factories import eventually, rows, seed_partner, updated_event
 
 
@@ -43,7 +42,7 @@ async def test_what_workers_commit_while_stopping_is_published_before_the_proces
     sent = await rows(engine, "SELECT event_id FROM outbox WHERE sent_at IS NOT NULL")
     assert sorted(event_id for (event_id,) in sent) == sorted([first, *late])
     records = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated", expected=2)
-    assert sorted(decode(r.value, list(r.headers)).id for r in records) == sorted([first, *late])
+    assert sorted(event_ids(records)) == sorted([first, *late])
 
 
 async def _sent(engine: AsyncEngine, event_id: str) -> bool:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from shared.events.envelope import decode
 from shared.kafka.consumer import ConsumerLoop
 from shared.kafka.embedded import EmbeddedBroker
 from shared.settings import KafkaSettings
@@ -81,3 +82,8 @@ async def read_topic(
         return records
     finally:
         await consumer.stop()
+
+
+def event_ids(records: Iterable[ConsumerRecord]) -> list[str]:
+    """The CloudEvents ids of ``records``, in their order."""
+    return [decode(record.value, list(record.headers)).id for record in records]
