@@ -80,8 +80,10 @@ async def db_server(workdir: Path) -> AsyncIterator[DatabaseServer]:
 
 
 @pytest.fixture
-async def database_url(db_server: DatabaseServer) -> str:
-    return await db_server.new_database()
+async def database_url(db_server: DatabaseServer) -> AsyncIterator[str]:
+    url = await db_server.new_database()
+    yield url
+    await db_server.release(url)
 
 
 @pytest.fixture
