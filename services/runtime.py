@@ -24,9 +24,7 @@ log = logging.getLogger(__name__)
 
 # The relay's own connections on PostgreSQL: a queue of requests waiting for the service's pool
 # must not hold up the rows they have already committed (nor the marking of rows already
-# published). They plan each statement for its values: the relay marks a batch's rows in one
-# statement, by a list of ids (see shared.kafka.outbox._rows). On SQLite it shares the process's
-# one connection (see create_engine).
+# published). On SQLite it shares the process's one connection (see create_engine).
 RELAY_POOL_SIZE = 2
 RESTART_PAUSE_S = 1.0
 RESTART_PAUSE_MAX_S = 30.0
@@ -81,7 +79,7 @@ class Runtime:
         self._relay_engine = (
             self._engine
             if self.settings.database.is_sqlite
-            else create_engine(self.settings.database, pool_size=RELAY_POOL_SIZE, custom_plans=True)
+            else create_engine(self.settings.database, pool_size=RELAY_POOL_SIZE)
         )
         self._relay = OutboxRelay(
             UnitOfWorkFactory(create_session_factory(self._relay_engine)),

@@ -20,16 +20,9 @@ from shared.db.staged import DIRECT, StagingSession
 from shared.settings import DatabaseSettings
 
 
-def create_engine(
-    settings: DatabaseSettings, *, pool_size: int | None = None, custom_plans: bool = False
-) -> AsyncEngine:
+def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -> AsyncEngine:
     """An async engine for PostgreSQL (asyncpg) or SQLite (aiosqlite), with ``pool_size``
     connections (the settings' unless given).
-
-    ``custom_plans``: PostgreSQL plans every statement for the values it is given, instead of
-    keeping one plan per prepared statement after a few runs. For connections whose statements
-    take a list of keys (``= ANY``), such as the outbox relay's: a plan kept from a nearly empty
-    table scans all of it as it grows. Planning costs tens of µs per statement.
 
     SQLite transactions start with ``BEGIN IMMEDIATE``: several processes share the file, and a
     deferred transaction that later needs the write lock fails at once instead of waiting.
@@ -45,16 +38,14 @@ def create_engine(
     }
     if settings.is_sqlite:
         return _sqlite_engine(settings, {**pool, "pool_size": 1})
-    server_settings = {"statement_timeout": str(int(settings.statement_timeout_s * 1000))}
-    if custom_plans:
-        server_settings["plan_cache_mode"] = "force_custom_plan"
+    timeout_ms = str(int(settings.statement_timeout_s * 1000))
     return create_async_engine(
         settings.url,
         echo=settings.echo,
         **pool,
         pool_pre_ping=False,
         connect_args={
-            "server_settings": server_settings,
+            "server_settings": {"statement_timeout": timeout_ms},
             "command_timeout": settings.statement_timeout_s * 2,
         },
     )

@@ -108,17 +108,22 @@ async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not
     uows, _, ids = await queued_updates(engine, database_url, 5)
     marks_refused = 0
 
-    run = DirectStatements.execute
+    def busy_at_first(run: Any) -> Any:
+        # Marking runs one statement per batch, or one per row sent together (PostgreSQL).
+        async def refusing(self: DirectStatements, build: Any, values: Any) -> Any:
+            nonlocal marks_refused
+            if build is outbox._mark_sent and marks_refused < 2:
+                marks_refused += 1
+                lost = OSError("connection reset by peer")
+                raise DBAPIError("UPDATE outbox", None, lost, connection_invalidated=True)
+            return await run(self, build, values)
 
-    async def busy_at_first(self: DirectStatements, build: Any, values: Any) -> Any:
-        nonlocal marks_refused
-        if build is outbox._mark_sent and marks_refused < 2:  # one statement per batch
-            marks_refused += 1
-            lost = OSError("connection reset by peer")
-            raise DBAPIError("UPDATE outbox", None, lost, connection_invalidated=True)
-        return await run(self, build, values)
+        return refusing
 
-    monkeypatch.setattr(DirectStatements, "execute", busy_at_first)
+    for method in ("execute", "executemany"):
+        monkeypatch.setattr(
+            DirectStatements, method, busy_at_first(getattr(DirectStatements, method))
+        )
     relay = relay_for(engine, uows, kafka(bootstrap_servers, topic_prefix))
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))

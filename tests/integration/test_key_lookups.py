@@ -3,9 +3,7 @@
 PostgreSQL plans a prepared statement generically once it has run a few times, and keeps that
 plan. Made on a nearly empty table (a new database), a list of keys matched against the table
 (``IN``, ``= ANY``) is a scan of all of it: the relay's marking took 6 ms per batch once the
-outbox held 10,000 rows. The statements below are checked in exactly that plan, except the
-relay's marking and release: one statement per batch of ids, on connections that plan every
-statement afresh.
+outbox held 10,000 rows. The statements below are checked in exactly that plan.
 """
 
 from __future__ import annotations
@@ -24,13 +22,12 @@ from services.notifier import requests as notifier_requests
 from shared import issue_state
 from shared.db.base import table_of
 from shared.db.direct import Direct
-from shared.db.engine import create_engine, create_session_factory
+from shared.db.engine import create_session_factory
 from shared.db.listed import listed_ids
 from shared.db.loaded import loaded
 from shared.db.models import Issue
 from shared.db.staged import joined
 from shared.kafka import outbox
-from shared.settings import DatabaseSettings
 from tests.support.factories import accepted_issues, seed_partner
 
 
@@ -96,6 +93,8 @@ def _built(build: Any) -> Any:
         _built(customer_lookups._by_id),
         _built(customer_lookups._by_tenant),
         _built(outbox._claim_next),
+        _built(outbox._mark_sent),
+        _built(outbox._release),
     ],
     ids=[
         "issues",
@@ -105,6 +104,8 @@ def _built(build: Any) -> Any:
         "customers by id",
         "customers by tenant",
         "relay claim",
+        "relay mark sent",
+        "relay release",
     ],
 )
 async def test_a_plan_made_on_an_empty_table_looks_keys_up_in_the_index(
@@ -124,39 +125,3 @@ async def test_a_plan_made_on_an_empty_table_looks_keys_up_in_the_index(
         await connection.rollback()
     assert "Seq Scan" not in plan, plan
     assert "Index" in plan, plan
-
-
-@pytest.mark.parametrize("build", [outbox._mark_sent, outbox._release], ids=["sent", "release"])
-async def test_the_relay_marks_a_batch_by_index_after_planning_it_on_an_empty_outbox(
-    database_url: str, build: Any
-) -> None:
-    """Run often enough on an empty outbox for PostgreSQL to keep a plan, then on a full one:
-    the relay's connections (as the runtime makes them) still look the ids up in the index."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's kept plans")
-    engine = create_engine(DatabaseSettings(url=database_url), pool_size=1, custom_plans=True)
-    compiled = build("postgresql").compile(dialect=engine.dialect)
-    assert isinstance(compiled, SQLCompiler)
-    assert compiled.positiontup is not None
-    arguments = ", ".join(
-        "ARRAY[1, 2, 3]::bigint[]" if name == "ids" else "now()" for name in compiled.positiontup
-    )
-    try:
-        async with engine.connect() as connection:
-            raw = (await connection.get_raw_connection()).driver_connection
-            assert raw is not None
-            await raw.execute(f"PREPARE marking AS {compiled.string}")
-            for _ in range(8):
-                await raw.execute(f"EXECUTE marking({arguments})")
-            await raw.execute(
-                "INSERT INTO outbox (event_id, event_type, aggregate_id, topic, key, value,"
-                " headers, created_at, attempts) SELECT n::text, 't', 'a', 'x', 'k', '', '[]',"
-                " now(), 0 FROM generate_series(1, 20000) AS n"
-            )
-            rows = await raw.fetch(f"EXPLAIN EXECUTE marking({arguments})")
-            plan = "\n".join(row[0] for row in rows)
-            await connection.rollback()
-    finally:
-        await engine.dispose()
-    assert "Seq Scan" not in plan, plan
-    assert "Index Scan on pk_outbox" in plan, plan

@@ -10,8 +10,8 @@ from shared.db.engine import create_engine
 from shared.settings import DatabaseSettings
 
 
-def _size(settings: DatabaseSettings, pool_size: int | None = None) -> int:
-    engine = create_engine(settings, pool_size=pool_size)
+def _size(settings: DatabaseSettings, **kwargs: int) -> int:
+    engine = create_engine(settings, **kwargs)
     assert isinstance(engine.pool, QueuePool)
     return engine.pool.size()
 
