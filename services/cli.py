@@ -16,7 +16,6 @@ from services.cli_admin import keys_app, partners_app
 from services.cli_ops import dlq_app, schema_app, topics_app
 from services.cli_rules import rules_app
 from services.settings import ServiceSettings
-from shared.db import migrate
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
 from shared.kafka.embedded import EmbeddedBroker
@@ -113,6 +112,7 @@ def dev(
 
 async def _dev(database: DatabaseSettings, data_dir: Path, broker_port: int) -> None:
     from services.serve import serve_all
+    from shared.db import migrate
 
     settings = _load(
         database=database, reconciler=ReconcilerSettings(stuck_after_s=30, interval_s=5)
@@ -181,6 +181,8 @@ csp-escalation is starting (embedded broker {broker}, database {database})
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
+    from shared.db import migrate
+
     migrate.upgrade(_load().database.url, revision)
     typer.echo(f"database at {revision}")
 
@@ -188,5 +190,7 @@ def db_upgrade(revision: str = "head") -> None:
 @db_app.command("downgrade")
 def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (``base`` for an empty schema)."""
+    from shared.db import migrate
+
     migrate.downgrade(_load().database.url, revision)
     typer.echo(f"database at {revision}")
