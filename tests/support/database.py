@@ -66,7 +66,8 @@ class DatabaseServer:
         DATABASE`` waits for a checkpoint, which had to write out the pages of every database
         created since (up to 19 s a checkpoint while the suite ran). Emptying it: its sessions
         ended, every table but ``alembic_version`` truncated, sequences restarted. A database that
-        cannot be emptied is left to :meth:`drop_all`."""
+        cannot be emptied is left to :meth:`drop_all`. Its schema is kept as it is: a test that
+        changes a schema takes :meth:`empty_database`, which is never reused."""
         name = make_url(url).database
         if self.is_sqlite or name is None or name not in self._created:
             return
