@@ -4,11 +4,12 @@ a fresh one would, with no rows, sequences from 1, and no session of the last te
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db.models import OutboxMessage
 from tests.support.database import DatabaseServer
+from tests.support.factories import queued_updates, rows, scalar
 
 
 async def test_a_released_database_comes_back_empty_with_its_sequences_restarted(
@@ -20,9 +21,7 @@ async def test_a_released_database_comes_back_empty_with_its_sequences_restarted
     engine = create_async_engine(url)
     lingering = create_async_engine(url)
     try:
-        async with engine.begin() as connection:
-            for n in range(3):
-                await connection.execute(insert(OutboxMessage).values(_row(n)))
+        await queued_updates(engine, url, 3)
         # A session the last test left in a transaction, holding a lock on the outbox.
         idle = await lingering.connect()
         await idle.execute(select(func.count()).select_from(OutboxMessage))
@@ -32,26 +31,11 @@ async def test_a_released_database_comes_back_empty_with_its_sequences_restarted
         await idle.invalidate()
         assert await db_server.new_database() == url
 
-        async with engine.begin() as connection:
-            assert await connection.scalar(select(func.count()).select_from(OutboxMessage)) == 0
-            added = await connection.execute(
-                insert(OutboxMessage).values(_row(9)).returning(OutboxMessage.id)
-            )
-            assert added.scalar_one() == 1
-            version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
-            assert version
+        assert await scalar(engine, "SELECT count(*) FROM partners") == 0
+        await queued_updates(engine, url, 1)
+        assert await rows(engine, "SELECT id FROM outbox") == [(1,)]
+        assert await scalar(engine, "SELECT version_num FROM alembic_version")
     finally:
         await engine.dispose()
         await lingering.dispose()
         await db_server.release(url)
-
-
-def _row(n: int) -> dict[str, object]:
-    return {
-        "event_id": f"e{n}",
-        "event_type": "t",
-        "aggregate_id": "a",
-        "topic": "x",
-        "key": "k",
-        "value": b"{}",
-    }
