@@ -40,8 +40,8 @@ from shared.vocabulary import IssueStatus
 from tests.support.broker import consumed, event_ids, kafka, read_topic
 from tests.support.factories import (
     eventually,
+    outbox_states,
     queued_updates,
-    rows,
     scalar,
     seed_partner,
     updated_event,
@@ -172,17 +172,17 @@ async def test_rows_whose_batch_the_broker_refused_are_released_and_the_rest_mar
         with pytest.raises(BrokerUnavailable) as refusal:
             await relay.relay_once()
         assert isinstance(refusal.value.__cause__, KafkaTimeoutError)
-        rows = await _outbox_rows(engine)
-        assert {event_id: (sent, claimed) for event_id, sent, claimed, _ in rows} == {
+        states = await outbox_states(engine)
+        assert {event_id: (sent, claimed) for event_id, (sent, claimed, _) in states.items()} == {
             event_id: (event_id not in refused, False) for event_id in ids
         }
         monkeypatch.undo()
         assert await relay.relay_once() == len(refused)
     finally:
         await relay._close_producer()
-    rows = await _outbox_rows(engine)
-    assert all(sent and not claimed for _, sent, claimed, _ in rows)
-    assert {event_id: attempts for event_id, _, _, attempts in rows} == {
+    states = await outbox_states(engine)
+    assert all(sent and not claimed for sent, claimed, _ in states.values())
+    assert {event_id: attempts for event_id, (_, _, attempts) in states.items()} == {
         event_id: 2 if event_id in refused else 1 for event_id in ids
     }
     published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated", expected=4)
@@ -281,15 +281,6 @@ async def test_a_relay_that_cannot_reach_the_database_says_so_and_keeps_its_prod
 
 def _said(caplog: pytest.LogCaptureFixture, text: str) -> bool:
     return any(text in record.getMessage() for record in caplog.records)
-
-
-async def _outbox_rows(engine: AsyncEngine) -> list[tuple[str, bool, bool, int]]:
-    """Each outbox row's event id, whether it is marked sent, whether it is leased, attempts."""
-    found = await rows(
-        engine,
-        "SELECT event_id, sent_at IS NOT NULL, claimed_until IS NOT NULL, attempts FROM outbox",
-    )
-    return [(e, bool(s), bool(c), int(a)) for e, s, c, a in found]
 
 
 async def _all_sent(engine: AsyncEngine, n: int) -> bool:

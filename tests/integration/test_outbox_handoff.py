@@ -26,7 +26,7 @@ from shared.db.uow import UnitOfWorkFactory
 from shared.kafka.outbox import RELAY, BrokerUnavailable, OutboxRelay, enqueue
 from shared.settings import OutboxSettings
 from tests.support.broker import event_ids, kafka, read_topic
-from tests.support.factories import received_event, rows, seed_partner, updated_event
+from tests.support.factories import outbox_states, received_event, rows, seed_partner, updated_event
 
 
 async def _relay(
@@ -70,15 +70,6 @@ def leasing(database_url: str) -> None:
         pytest.skip("on SQLite the relay leases nothing")
 
 
-async def _outbox(engine: AsyncEngine) -> dict[str, tuple[bool, bool, int]]:
-    """Each row's event id: whether it is sent, whether it is leased, its attempts."""
-    found = await rows(
-        engine,
-        "SELECT event_id, sent_at IS NOT NULL, claimed_until IS NOT NULL, attempts FROM outbox",
-    )
-    return {e: (bool(s), bool(c), int(a)) for e, s, c, a in found}
-
-
 async def _published(bootstrap_servers: str, topic: str, expected: int) -> list[str]:
     records = await read_topic(bootstrap_servers, topic, expected=expected)
     return sorted(event_ids(records))
@@ -114,17 +105,17 @@ async def test_committed_rows_are_handed_to_the_relay_and_published_without_a_cl
             await uow.flush()  # written, then rolled back: never handed
         async with uows() as uow:
             ids = [enqueue(uow.session, updated_event(partner.id), service="test") for _ in "abc"]
-            assert await _outbox(engine) == {}  # nothing handed before the commit
+            assert await outbox_states(engine) == {}  # nothing handed before the commit
             await uow.commit()
         # Written leased: no claim can take them for the next 30 s.
-        assert await _outbox(engine) == {i: (False, True, 1) for i in ids}
+        assert await outbox_states(engine) == {i: (False, True, 1) for i in ids}
         assert await relay._claim() == []
 
         assert await relay.relay_once() == 3
         assert await relay.relay_once() == 0
     finally:
         await relay._close_producer()
-    assert await _outbox(engine) == {i: (True, False, 1) for i in ids}
+    assert await outbox_states(engine) == {i: (True, False, 1) for i in ids}
     assert await _published(bootstrap_servers, f"{topic_prefix}issues.updated", 3) == sorted(ids)
 
 
@@ -135,14 +126,14 @@ async def test_a_relay_without_its_broker_takes_no_rows_in_hand_and_is_woken_to_
     relay.broker_available = False
     try:
         [event_id] = await _committed(engine, database_url, relay)
-        assert await _outbox(engine) == {event_id: (False, False, 0)}
+        assert await outbox_states(engine) == {event_id: (False, False, 0)}
         assert relay.wake.is_set()
         assert relay._claim_due
 
         assert await relay.relay_once() == 1
     finally:
         await relay._close_producer()
-    assert await _outbox(engine) == {event_id: (True, False, 1)}
+    assert await outbox_states(engine) == {event_id: (True, False, 1)}
     assert relay.broker_available
 
 
@@ -167,12 +158,12 @@ async def test_handed_rows_the_broker_refuses_are_released_and_claimed_next_pass
         monkeypatch.setattr(producer, "send_batch", refusing)
         with pytest.raises(BrokerUnavailable):
             await relay.relay_once()
-        assert await _outbox(engine) == {i: (False, False, 1) for i in ids}
+        assert await outbox_states(engine) == {i: (False, False, 1) for i in ids}
         monkeypatch.undo()
         assert await relay.relay_once() == 2
     finally:
         await relay._close_producer()
-    assert await _outbox(engine) == {i: (True, False, 2) for i in ids}
+    assert await outbox_states(engine) == {i: (True, False, 2) for i in ids}
 
 
 @pytest.mark.usefixtures("leasing")
@@ -187,13 +178,13 @@ async def test_rows_in_hand_are_released_when_the_producer_cannot_start(
     await _broker_away(relay)
     with pytest.raises(BrokerUnavailable):
         await relay.relay_once()
-    assert await _outbox(engine) == {event_id: (False, False, 1)}
+    assert await outbox_states(engine) == {event_id: (False, False, 1)}
     relay._ensure_producer = start  # type: ignore[method-assign]
     try:
         assert await relay.relay_once() == 1
     finally:
         await relay._close_producer()
-    assert await _outbox(engine) == {event_id: (True, False, 2)}
+    assert await outbox_states(engine) == {event_id: (True, False, 2)}
 
 
 @pytest.mark.usefixtures("leasing")
@@ -208,11 +199,11 @@ async def test_a_row_held_in_hand_past_half_its_lease_is_released_not_published(
     relay._handed[0] = held._replace(lease=utcnow() + timedelta(seconds=14))
     try:
         assert await relay.relay_once() == 0
-        assert await _outbox(engine) == {event_id: (False, False, 1)}
+        assert await outbox_states(engine) == {event_id: (False, False, 1)}
         assert await relay.relay_once() == 1
     finally:
         await relay._close_producer()
-    assert await _outbox(engine) == {event_id: (True, False, 2)}
+    assert await outbox_states(engine) == {event_id: (True, False, 2)}
 
 
 @pytest.mark.usefixtures("leasing")
@@ -222,7 +213,7 @@ async def test_a_relay_that_stops_publishes_the_rows_in_its_hand_first(
     relay = await _relay(engine, bootstrap_servers, topic_prefix)
     ids = await _committed(engine, database_url, relay, 2)
     await _stop(relay)
-    assert await _outbox(engine) == {i: (True, False, 1) for i in ids}
+    assert await outbox_states(engine) == {i: (True, False, 1) for i in ids}
     assert await _published(bootstrap_servers, f"{topic_prefix}issues.updated", 2) == sorted(ids)
     assert relay.lease() is None  # and no more are leased to it
 
@@ -236,7 +227,7 @@ async def test_a_relay_that_stops_gives_back_the_rows_it_cannot_publish(
     await _broker_away(relay)
     await _stop(relay)
     # Unleased: the next relay claims them at once, not when the lease would have ended.
-    assert await _outbox(engine) == {i: (False, False, 1) for i in ids}
+    assert await outbox_states(engine) == {i: (False, False, 1) for i in ids}
 
 
 @pytest.mark.usefixtures("leasing")
@@ -273,7 +264,7 @@ async def test_accepts_written_together_hand_their_stored_rows_to_the_relay(
         await relay._close_producer()
     published = await _published(bootstrap_servers, f"{topic_prefix}issues.received", 3)
     assert len(published) == 3
-    assert all(sent and not leased for sent, leased, _ in (await _outbox(engine)).values())
+    assert all(sent and not leased for sent, leased, _ in (await outbox_states(engine)).values())
 
 
 async def test_on_sqlite_rows_are_written_unleased_and_the_relay_woken_to_claim_them(
@@ -285,9 +276,9 @@ async def test_on_sqlite_rows_are_written_unleased_and_the_relay_woken_to_claim_
     try:
         [event_id] = await _committed(engine, database_url, relay)
         assert relay.lease() is None
-        assert await _outbox(engine) == {event_id: (False, False, 0)}
+        assert await outbox_states(engine) == {event_id: (False, False, 0)}
         assert relay._claim_due
         assert await relay.relay_once() == 1
     finally:
         await relay._close_producer()
-    assert await _outbox(engine) == {event_id: (True, False, 1)}
+    assert await outbox_states(engine) == {event_id: (True, False, 1)}

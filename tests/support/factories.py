@@ -162,6 +162,15 @@ async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
         return list((await connection.execute(text(sql), params)).all())
 
 
+async def outbox_states(engine: AsyncEngine) -> dict[str, tuple[bool, bool, int]]:
+    """Each outbox row's event id: whether it is marked sent, whether it is leased, attempts."""
+    found = await rows(
+        engine,
+        "SELECT event_id, sent_at IS NOT NULL, claimed_until IS NOT NULL, attempts FROM outbox",
+    )
+    return {e: (bool(sent), bool(leased), int(a)) for e, sent, leased, a in found}
+
+
 async def eventually(
     check: Callable[[], Awaitable[bool]],
     *,
