@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from shared.db.direct import Direct
 from shared.db.staged import DIRECT, StagingSession
+from shared.db.write_gate import ProcessGate, gate_for
 from shared.settings import DatabaseSettings
 
 
@@ -53,8 +55,9 @@ def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -
 
 def _sqlite_engine(settings: DatabaseSettings, pool: dict[str, Any]) -> AsyncEngine:
     database = make_url(settings.url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    file = Path(database) if database and database != ":memory:" else None
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
     else:
         pool = {}  # an in-memory database is one connection, not a pool
     engine = create_async_engine(
@@ -63,6 +66,8 @@ def _sqlite_engine(settings: DatabaseSettings, pool: dict[str, Any]) -> AsyncEng
         **pool,
         connect_args={"timeout": settings.statement_timeout_s * 2},
     )
+    if file is not None:
+        _gate_checkouts(engine, gate_for(file, timeout_s=settings.statement_timeout_s))
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -80,6 +85,24 @@ def _sqlite_engine(settings: DatabaseSettings, pool: dict[str, Any]) -> AsyncEng
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _gate_checkouts(engine: AsyncEngine, gate: ProcessGate) -> None:
+    """The process holds ``gate`` while its connection is checked out (see
+    :mod:`shared.db.write_gate`)."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(_dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        if gate.enter():
+            record.info[_GATED] = True
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi: Any, record: ConnectionPoolEntry) -> None:
+        if record.info.pop(_GATED, False):
+            gate.leave()
+
+
+_GATED = "write_gate"
 
 
 def create_session_factory(
