@@ -93,7 +93,8 @@ def _gate_checkouts(engine: AsyncEngine, gate: ProcessGate) -> None:
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _on_checkout(_dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
-        if gate.enter():
+        # Once per checkout, even if the pool runs the checkout listeners again.
+        if not record.info.get(_GATED) and gate.enter():
             record.info[_GATED] = True
 
     @event.listens_for(engine.sync_engine, "checkin")
