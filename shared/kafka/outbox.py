@@ -257,6 +257,9 @@ class OutboxRelay:
         # On SQLite the driver returns each inserted row's id by a call of its own, made under
         # the single writer's lock; one claim per pass reads a whole batch back in one.
         self._takes_handed = direct.dialect == "postgresql"
+        # Rows published but not yet marked sent, marked with the next claim (SQLite, in the
+        # run loop): the claim and the marking then take one turn at the write gate, not two.
+        self._unmarked: list[int] = []
         self.wake = asyncio.Event()
         self.broker_available = False
 
@@ -296,7 +299,7 @@ class OutboxRelay:
                     last_gauge = loop.time()
                 try:
                     last_pass = loop.time()
-                    sent = await self.relay_once()
+                    sent = await self.relay_once(defer_marks=not self._takes_handed)
                     backoff = self._settings.poll_interval_s
                     if loop.time() - last_cleanup > 60:
                         await self.delete_sent()
@@ -323,6 +326,7 @@ class OutboxRelay:
             await self._drain()
         finally:
             self._running = False
+            await self._mark_unmarked()
             await self._release_handed()
             await self._close_producer()
 
@@ -344,9 +348,10 @@ class OutboxRelay:
         except Exception as exc:
             log.warning("outbox relay stopped before publishing all it held: %s", exc)
 
-    async def relay_once(self) -> int:
+    async def relay_once(self, *, defer_marks: bool = False) -> int:
         """Publish one batch; return how many rows were sent. :class:`BrokerUnavailable` if
-        the broker failed; the database's own errors as they are."""
+        the broker failed; the database's own errors as they are. ``defer_marks``: the sent
+        rows are marked with the next claim (see :meth:`_claim`), still leased until then."""
         rows = await self._next_batch()
         if not rows:
             return 0
@@ -373,7 +378,14 @@ class OutboxRelay:
                 for row in batch.rows
             ]
             done = set(sent)
-            await self._finish(sent, [row.id for row in rows if row.id not in done])
+            unsent = [row.id for row in rows if row.id not in done]
+            if defer_marks:
+                self._unmarked += sent
+                sent_now: list[int] = []
+            else:
+                sent_now = sent
+            if sent_now or unsent:
+                await self._finish(sent_now, unsent)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             with _on_broker():
@@ -434,7 +446,25 @@ class OutboxRelay:
                 handed.append(row)
         if stale:
             await self._finish([], stale)
+        if self._unmarked:  # no claim this pass took them
+            await self._finish(self._unmarked, [])
+            self._unmarked = []
         return claimed + handed
+
+    async def _mark_unmarked(self) -> None:
+        """On the way out: published rows whose marking waited for a next claim are marked."""
+        if self._unmarked:
+            try:
+                await self._finish(self._unmarked, [])
+                self._unmarked = []
+            except Exception as exc:
+                count = len(self._unmarked)
+                log.warning(
+                    "%d published outbox rows left unmarked until their lease ends "
+                    "(then sent again, and dropped by consumers): %s",
+                    count,
+                    exc,
+                )
 
     async def _release_handed(self) -> None:
         """On the way out: rows still in hand are released, for the next relay to claim at
@@ -450,10 +480,15 @@ class OutboxRelay:
     async def _claim(self) -> list[_Claimed]:
         """Lease the next batch in one statement, on the driver connection: the relay wants
         the rows' bytes, not ORM objects. One statement is atomic on its own, so it is sent
-        without BEGIN and COMMIT: one round trip."""
+        without BEGIN and COMMIT: one round trip. Rows published since the last claim whose
+        marking was deferred are marked first, on the same connection: on SQLite one turn at
+        the write gate (:mod:`shared.db.write_gate`) for both."""
         now = utcnow()
         lease = now + timedelta(seconds=self._settings.lease_s)
         async with self._direct.statements() as statements:
+            if self._unmarked:
+                await _update_rows(statements, _mark_sent, self._unmarked, {"sent_at": now})
+                self._unmarked = []
             claimed = await statements.fetch(
                 _claim_next, {"now": now, "lease": lease, "batch": self._settings.batch_size}
             )

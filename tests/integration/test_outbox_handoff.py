@@ -3,7 +3,8 @@
 A handed row is published without being claimed from the table: the tests show that by the
 row's lease, which no claim can take before it ends, and by the relay publishing it anyway.
 On SQLite the relay leases nothing (each row's id would cost a call of its own under the
-writer's lock): rows are written unleased and claimed, as the last test shows.
+writer's lock): rows are written unleased and claimed, as a later test shows, and the run loop
+marks what it published with its next claim, on the same connection (the last tests).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake.accept_writes import accept_rows
@@ -282,3 +284,61 @@ async def test_on_sqlite_rows_are_written_unleased_and_the_relay_woken_to_claim_
     finally:
         await relay._close_producer()
     assert await outbox_states(engine) == {event_id: (True, False, 1)}
+
+
+def _checkouts(engine: AsyncEngine) -> list[None]:
+    """One entry per connection the engine hands out from now on."""
+    seen: list[None] = []
+    event.listen(engine.sync_engine, "checkout", lambda *_: seen.append(None))
+    return seen
+
+
+async def test_marks_deferred_to_the_next_claim_are_made_on_its_connection(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    """As the run loop does on SQLite: the claim and the marking take one turn at the write
+    gate. Until then the published rows stay leased, so no claim takes them again."""
+    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    relay.broker_available = False  # rows written unleased, claimed from the table
+    try:
+        first = await _committed(engine, database_url, relay, 2)
+        assert await relay.relay_once(defer_marks=True) == 2
+        assert await outbox_states(engine) == {i: (False, True, 1) for i in first}
+
+        relay.broker_available = False
+        second = await _committed(engine, database_url, relay)
+        checkouts = _checkouts(engine)
+        assert len(await relay._next_batch()) == 1
+        assert len(checkouts) == 1
+        states = await outbox_states(engine)
+        assert {i: states[i] for i in first} == {i: (True, False, 1) for i in first}
+        assert states[second[0]] == (False, True, 1)  # claimed, not yet published
+    finally:
+        await relay._close_producer()
+    assert await _published(bootstrap_servers, f"{topic_prefix}issues.updated", 2) == sorted(first)
+
+
+async def test_deferred_marks_are_made_without_a_claim_when_no_claim_is_due(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    relay = await _relay(engine, bootstrap_servers, topic_prefix, poll_interval_s=3600)
+    relay.broker_available = False
+    try:
+        ids = await _committed(engine, database_url, relay, 2)
+        assert await relay.relay_once(defer_marks=True) == 2
+        assert not relay._claim_due
+        assert await relay._next_batch() == []
+    finally:
+        await relay._close_producer()
+    assert await outbox_states(engine) == {i: (True, False, 1) for i in ids}
+
+
+async def test_a_relay_that_stops_makes_its_deferred_marks(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    relay = await _relay(engine, bootstrap_servers, topic_prefix, poll_interval_s=3600)
+    relay.broker_available = False
+    ids = await _committed(engine, database_url, relay, 2)
+    assert await relay.relay_once(defer_marks=True) == 2
+    await _stop(relay)
+    assert await outbox_states(engine) == {i: (True, False, 1) for i in ids}
