@@ -59,11 +59,6 @@ class ProcessGate:
         self._awaiting = 0
         self._waiting: asyncio.Future[None] | None = None
 
-    @property
-    def held(self) -> bool:
-        """Whether this process holds the gate."""
-        return self._locked
-
     def enter(self) -> bool:
         """Take the gate; False if it was not taken in time, or cannot be waited for here
         (outside SQLAlchemy's greenlet, or beside a wait begun in another event loop), and the
