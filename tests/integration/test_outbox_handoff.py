@@ -342,3 +342,28 @@ async def test_a_relay_that_stops_makes_its_deferred_marks(
     assert await relay.relay_once(defer_marks=True) == 2
     await _stop(relay)
     assert await outbox_states(engine) == {i: (True, False, 1) for i in ids}
+
+
+async def test_the_run_loop_defers_its_marks_on_sqlite_only(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    """Where rows are claimed from the table (SQLite) the loop leaves what it published leased
+    for its next claim to mark; where they are handed over (PostgreSQL) it marks them at once."""
+    relay = await _relay(engine, bootstrap_servers, topic_prefix, poll_interval_s=3600)
+    relay.broker_available = relay._running = False  # as before its loop starts
+    ids = await _committed(engine, database_url, relay, 2)
+    assert relay._claim_due
+    relay.wake.clear()  # one pass claims them, and the next waits to be woken
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        assert await _published(bootstrap_servers, f"{topic_prefix}issues.updated", 2) == sorted(
+            ids
+        )
+        marked = not database_url.startswith("sqlite")
+        assert await outbox_states(engine) == {i: (marked, not marked, 1) for i in ids}
+    finally:
+        stop.set()
+        relay.wake.set()
+        await asyncio.wait_for(running, 30)
+    assert await outbox_states(engine) == {i: (True, False, 1) for i in ids}
