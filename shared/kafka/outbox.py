@@ -326,7 +326,7 @@ class OutboxRelay:
             await self._drain()
         finally:
             self._running = False
-            await self._mark_unmarked()
+            await self._mark_unmarked_on_stop()
             await self._release_handed()
             await self._close_producer()
 
@@ -381,11 +381,7 @@ class OutboxRelay:
             unsent = [row.id for row in rows if row.id not in done]
             if defer_marks:
                 self._unmarked += sent
-                sent_now: list[int] = []
-            else:
-                sent_now = sent
-            if sent_now or unsent:
-                await self._finish(sent_now, unsent)
+            await self._finish([] if defer_marks else sent, unsent)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             with _on_broker():
@@ -444,19 +440,20 @@ class OutboxRelay:
                 stale.append(row.id)
             else:
                 handed.append(row)
-        if stale:
-            await self._finish([], stale)
-        if self._unmarked:  # no claim this pass took them
-            await self._finish(self._unmarked, [])
-            self._unmarked = []
+        await self._finish([], stale)
+        await self._mark_unmarked()  # those no claim this pass took
         return claimed + handed
 
     async def _mark_unmarked(self) -> None:
-        """On the way out: published rows whose marking waited for a next claim are marked."""
+        """Published rows whose marking waited for a next claim are marked now."""
+        await self._finish(self._unmarked, [])
+        self._unmarked = []
+
+    async def _mark_unmarked_on_stop(self) -> None:
+        """On the way out: :meth:`_mark_unmarked`, a failure only logged."""
         if self._unmarked:
             try:
-                await self._finish(self._unmarked, [])
-                self._unmarked = []
+                await self._mark_unmarked()
             except Exception as exc:
                 count = len(self._unmarked)
                 log.warning(
@@ -501,7 +498,9 @@ class OutboxRelay:
         idempotent. A database that is unavailable or busy is waited out for up to half the
         lease, since the rows are already on the broker: marked late beats published twice. A row
         still unmarked after that is sent again once its lease ends, and consumers drop the copy
-        by its event id."""
+        by its event id. Nothing to do takes no connection."""
+        if not sent and not unsent:
+            return
         now = utcnow()
         retrying = AsyncRetrying(
             stop=stop_after_delay(self._settings.lease_s / 2),
