@@ -84,6 +84,10 @@ class ConsumerSettings(BaseSettings):
     # Batches that are not full are at least this far apart, so that under load one
     # transaction serves many events; the first record after a quiet spell is handled at once.
     batch_linger_ms: int = Field(default=25, ge=0, le=5_000)
+    # While records keep coming, offsets are committed at most this often (an empty fetch
+    # commits at once): one broker round trip a second instead of one per batch. After a crash
+    # what was handled since is read again, and the inbox skips it.
+    commit_interval_ms: int = Field(default=1_000, ge=0, le=60_000)
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_s: float = Field(default=0.2, ge=0)
     # Larger records go to the DLQ unread (their first 64 KiB): the biggest event the intake

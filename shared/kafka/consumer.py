@@ -1,8 +1,10 @@
 """The consumer loop every service uses: one group member, its client rebuilt on broker loss.
 
 What happens to the records a fetch returns is :mod:`shared.kafka.processing`'s business.
-Offsets are committed after their transaction, per batch, on partition revocation and on
-shutdown; auto-commit is off.
+Offsets are committed after their transaction: at most once per ``CONSUMER_COMMIT_INTERVAL_MS``
+while records keep coming, at once when a fetch comes back empty, on partition revocation and on
+shutdown; auto-commit is off. What a crash leaves uncommitted is read again and the inbox skips
+it.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class ConsumerLoop:
         self._names = TopicNames(kafka.topic_prefix)
         self._consumer: AIOKafkaConsumer | None = None
         self._pending: dict[TopicPartition, int] = {}
+        self._committed_at = 0.0
         self._lag_reported_at = 0.0
         self._fetched_at = 0.0
         self._stall_checked_at = 0.0
@@ -186,7 +189,8 @@ class ConsumerLoop:
                 for partition, done in batch.items():
                     if done:
                         self._pending[partition] = done[-1].offset + 1
-                await self.commit_pending()
+                if not records or self._commit_due():
+                    await self.commit_pending()
                 await self._report_lag(consumer)
                 await self._forget_handled()
                 if 0 < len(records) < self._settings.batch_size:
@@ -355,11 +359,15 @@ class ConsumerLoop:
             with contextlib.suppress(KeyError):
                 metrics.CONSUMER_LAG.remove(self.spec.name, self.spec.topic, str(tp.partition))
 
+    def _commit_due(self) -> bool:
+        return time.monotonic() - self._committed_at >= self._settings.commit_interval_ms / 1000
+
     async def commit_pending(self) -> None:
         """Commit offsets of records whose transactions have committed."""
         if not self._pending or self._consumer is None:
             return
         offsets, self._pending = self._pending, {}
+        self._committed_at = time.monotonic()
         assigned = self._consumer.assignment()
         offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
         if offsets:
