@@ -4,6 +4,7 @@ rest at once when the partitions run dry; against a real broker and database."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ async def _published(
     return uows
 
 
-async def _equals(value: Any, expected: int) -> bool:
+async def _equals(value: Awaitable[Any], expected: int) -> bool:
     return int(await value) == expected
 
 
