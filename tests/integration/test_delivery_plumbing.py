@@ -32,26 +32,21 @@ from shared.reconciler import reconcile_once
 from shared.settings import (
     ConsumerSettings,
     DatabaseSettings,
-    KafkaSettings,
     OutboxSettings,
     ReconcilerSettings,
 )
 from shared.vocabulary import IssueStatus
 from tests.support.broker import consumed, event_ids, kafka, read_topic
 from tests.support.factories import (
+    all_sent,
     eventually,
     outbox_states,
     queued_updates,
+    relay_for,
     scalar,
     seed_partner,
     updated_event,
 )
-
-
-def relay_for(engine: AsyncEngine, uows: UnitOfWorkFactory, settings: KafkaSettings) -> OutboxRelay:
-    return OutboxRelay(
-        uows, Direct(engine), kafka=settings, settings=OutboxSettings(), service="test"
-    )
 
 
 async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sent(
@@ -66,7 +61,7 @@ async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sen
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
-        await eventually(lambda: _all_sent(engine, 25), timeout=30)
+        await eventually(lambda: all_sent(engine, 25), timeout=30)
         topic = f"{topic_prefix}issues.updated"
         published = await read_topic(bootstrap_servers, topic, expected=25)
     finally:
@@ -93,7 +88,7 @@ async def test_a_relay_whose_claim_came_back_full_claims_again_without_being_wok
     finally:
         await relay._close_producer()
     assert passes == [2, 2, 1, 0]  # the last claim was not full: none until woken or polled
-    assert await _all_sent(engine, 5)
+    assert await all_sent(engine, 5)
 
 
 async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not_sent_again(
@@ -129,7 +124,7 @@ async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not
     task = asyncio.create_task(relay.run(stop))
     try:
         # Well inside the 30 s lease that would otherwise send the batch again.
-        await eventually(lambda: _all_sent(engine, 5), timeout=10)
+        await eventually(lambda: all_sent(engine, 5), timeout=10)
     finally:
         stop.set()
         await task
@@ -283,10 +278,6 @@ def _said(caplog: pytest.LogCaptureFixture, text: str) -> bool:
     return any(text in record.getMessage() for record in caplog.records)
 
 
-async def _all_sent(engine: AsyncEngine, n: int) -> bool:
-    return int(await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL")) == n
-
-
 async def test_a_redelivered_event_is_processed_once(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
@@ -379,7 +370,7 @@ async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_th
     relay = relay_for(engine, uows, settings)
     relay_stop = asyncio.Event()
     relaying = asyncio.create_task(relay.run(relay_stop))
-    await eventually(lambda: _all_sent(engine, 12), timeout=30)
+    await eventually(lambda: all_sent(engine, 12), timeout=30)
     relay_stop.set()
     await relaying
 

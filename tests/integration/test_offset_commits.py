@@ -4,21 +4,18 @@ rest at once when the partitions run dry; against a real broker and database."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db.direct import Direct
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope
 from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
-from shared.kafka.outbox import OutboxRelay
-from shared.settings import ConsumerSettings, KafkaSettings, OutboxSettings
+from shared.settings import ConsumerSettings, KafkaSettings
 from tests.support.broker import consumed, kafka
-from tests.support.factories import eventually, queued_updates, scalar
+from tests.support.factories import all_sent, eventually, queued_updates, relay_for
 
 EVENTS = 12
 
@@ -29,26 +26,20 @@ async def _published(
     """``EVENTS`` events on ``issues.updated`` before any consumer starts, so that it reads
     them back to back, a batch of one each."""
     uows, _, _ = await queued_updates(engine, database_url, EVENTS)
-    relay = OutboxRelay(
-        uows, Direct(engine), kafka=settings, settings=OutboxSettings(), service="test"
-    )
+    relay = relay_for(engine, uows, settings)
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
-        sent = "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"
-        await eventually(lambda: _equals(scalar(engine, sent), EVENTS), timeout=30)
+        await eventually(lambda: all_sent(engine, EVENTS), timeout=30)
     finally:
         stop.set()
         await task
     return uows
 
 
-async def _equals(value: Awaitable[Any], expected: int) -> bool:
-    return int(await value) == expected
-
-
-async def _group_offsets(settings: KafkaSettings, group_id: str) -> int:
-    """The group's committed offsets on ``issues.updated``, summed over its partitions."""
+async def _committed_to_end(settings: KafkaSettings, group_id: str) -> bool:
+    """Whether the group's committed offsets on ``issues.updated``, summed over its
+    partitions, cover all ``EVENTS``."""
     reader = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers, group_id=group_id, enable_auto_commit=False
     )
@@ -56,9 +47,10 @@ async def _group_offsets(settings: KafkaSettings, group_id: str) -> int:
     try:
         topic = f"{settings.topic_prefix}issues.updated"
         partitions = range(settings.partitions)
-        return sum([await reader.committed(TopicPartition(topic, p)) or 0 for p in partitions])
+        committed = [await reader.committed(TopicPartition(topic, p)) or 0 for p in partitions]
     finally:
         await reader.stop()
+    return sum(committed) == EVENTS
 
 
 @pytest.mark.parametrize(("interval_ms", "most"), [(60_000, EVENTS // 3), (0, None)])
@@ -98,9 +90,7 @@ async def test_offsets_are_committed_once_per_interval_while_records_come_and_at
     try:
         await eventually(lambda: consumed(loop, EVENTS), timeout=30)
         # Run dry, the consumer commits what it handled without waiting out the interval.
-        await eventually(
-            lambda: _equals(_group_offsets(settings, loop.group_id), EVENTS), timeout=10
-        )
+        await eventually(lambda: _committed_to_end(settings, loop.group_id), timeout=10)
     finally:
         stop.set()
         await task

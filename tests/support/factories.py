@@ -18,8 +18,8 @@ from shared.db.direct import Direct
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueClassified, IssueReceived, IssueUpdated
-from shared.kafka.outbox import enqueue
-from shared.settings import DatabaseSettings
+from shared.kafka.outbox import OutboxRelay, enqueue
+from shared.settings import DatabaseSettings, KafkaSettings, OutboxSettings
 from shared.vocabulary import Category, CspModel, IssueStatus, Outcome, Role, Severity, Vehicle
 
 
@@ -160,6 +160,18 @@ async def routed_issues(engine: AsyncEngine) -> int:
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
     async with engine.connect() as connection:
         return list((await connection.execute(text(sql), params)).all())
+
+
+def relay_for(engine: AsyncEngine, uows: UnitOfWorkFactory, settings: KafkaSettings) -> OutboxRelay:
+    """A relay with the default outbox settings, as a test's service would run it."""
+    return OutboxRelay(
+        uows, Direct(engine), kafka=settings, settings=OutboxSettings(), service="test"
+    )
+
+
+async def all_sent(engine: AsyncEngine, n: int) -> bool:
+    """Whether exactly ``n`` outbox rows are marked sent, for ``eventually``."""
+    return int(await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL")) == n
 
 
 async def outbox_states(engine: AsyncEngine) -> dict[str, tuple[bool, bool, int]]:
