@@ -28,6 +28,9 @@ def main(
     connections: int = typer.Option(64, help="wrk's concurrent connections."),
     rounds: int = typer.Option(3, min=1, help="Turns of B and the intake under wrk, per database."),
     rates: str = typer.Option("200,1000", help="Offered end-to-end rates, issues/s."),
+    backlog: int = typer.Option(
+        10_000, min=0, help="Issues each consumer works off alone (catch-up rows); 0: none."
+    ),
     databases: str = typer.Option("postgresql,sqlite"),
     postgres: str = typer.Option(LOCAL_POSTGRES, envvar="BENCH_POSTGRES_URL"),
     out: Path = typer.Option(RESULTS / "latest.json"),
@@ -40,6 +43,7 @@ def main(
             databases=[d for d in databases.split(",") if d],
             postgres=postgres,
             rounds=rounds,
+            backlog=backlog,
         )
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +60,7 @@ async def _run(
     databases: list[str],
     postgres: str,
     rounds: int,
+    backlog: int,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -66,6 +71,7 @@ async def _run(
             "connections": load.connections,
             "rounds": rounds,
             "rates": rates,
+            "backlog": backlog,
         },
         "bare_http": await rows.bare_http(load),
         "databases": {},
@@ -77,7 +83,7 @@ async def _run(
                 server = DatabaseServer(kind, postgres if kind == "postgresql" else None, workdir)
                 try:
                     results["databases"][kind] = await _database_rows(
-                        server, broker, workdir, load, rates, seconds, rounds
+                        server, broker, workdir, load, rates, seconds, rounds, backlog
                     )
                 finally:
                     await server.drop_all()
@@ -92,6 +98,7 @@ async def _database_rows(
     rates: list[float],
     seconds: float,
     rounds: int,
+    backlog: int,
 ) -> dict[str, Any]:
     bootstrap = broker.bootstrap_servers
     intake_dir = workdir / f"{server.kind}-intake"
@@ -119,6 +126,12 @@ async def _database_rows(
                 seconds=seconds,
                 broker_pid=broker.pid,
             )
+        )
+    if backlog:
+        run_dir = workdir / f"{server.kind}-catch-up"
+        run_dir.mkdir()
+        figures["catch_up"] = await rows.catch_up(
+            await server.new_database(), bootstrap, run_dir, issues=backlog, broker_pid=broker.pid
         )
     return figures
 

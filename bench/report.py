@@ -58,8 +58,24 @@ def table(results: dict[str, Any]) -> str:
                 f"{'   e2e ' + format(run['offered_rps'], '.0f') + '/s':<19}"
                 f"{_machine(run.get('machine'))}"
             )
+        lines += catch_up_lines(figures.get("catch_up"))
     lines += ["", TARGETS]
     return "\n".join(lines)
+
+
+def catch_up_lines(figures: dict[str, Any] | None) -> list[str]:
+    """Each consumer alone working off the backlog: its rate, and the machine's CPU per event."""
+    if not figures:
+        return []
+    lines = []
+    for name in ("classifier", "notifier"):
+        run = figures[name]
+        label = f"  {name} alone"
+        lines.append(
+            f"{label:<19}{_machine(run.get('machine'))}  "
+            f"({run['events_per_s']}/s, backlog {figures['backlog']})"
+        )
+    return lines
 
 
 def _machine(machine: dict[str, Any] | None) -> str:

@@ -253,6 +253,82 @@ async def pipeline(
         await stack.stop()
 
 
+async def catch_up(
+    database_url: str,
+    bootstrap: str,
+    workdir: Path,
+    *,
+    issues: int,
+    broker_pid: int | None = None,
+) -> dict[str, Any]:
+    """Each consumer alone working off a backlog, as after an outage: ``issues`` accepted
+    with only the intake running, then the classifier started alone until all are
+    classified, then the notifier alone until all are routed. Each consumer's rate and the
+    machine's CPU per event while it catches up, counted from its first output (its start-up
+    left out); nothing else of the pipeline runs meanwhile."""
+    auth = (await seed(database_url)).headers["Authorization"]
+    prefix = f"c{uuid.uuid4().hex[:6]}."
+    stack = Stack(database_url, bootstrap, prefix, workdir, timings=BENCH_ENV)
+    await stack.start("intake")
+    corpus = [orjson.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
+    payloads = bodies(corpus, f"c{uuid.uuid4().hex[:6]}")
+    figures: dict[str, Any] = {"backlog": 0}
+    try:
+        async with reading_routed(bootstrap, f"{prefix}issues.received") as received:
+            outcomes = await offer(
+                stack.intake_url, auth, rate=issues / 10, duration_s=10, payloads=payloads
+            )
+            ids = {o.issue_id for o in outcomes if o.issue_id}
+            if await _drain(received, ids, timeout_s=120) is None:
+                raise RuntimeError("the backlog was not all published within 120 s")
+        figures["backlog"] = len(ids)
+        for name, topic in (("classifier", "issues.classified"), ("notifier", "issues.routed")):
+            async with reading_routed(bootstrap, prefix + topic) as output:
+                figures[name] = await _worked_off(
+                    stack, name, output, ids, broker_pid=broker_pid, database=database_url
+                )
+    finally:
+        await stack.stop()
+    return figures
+
+
+async def _worked_off(
+    stack: Stack,
+    name: str,
+    output: Any,
+    ids: set[str],
+    *,
+    broker_pid: int | None,
+    database: str,
+) -> dict[str, Any]:
+    """Start ``name`` alone; its rate from its first output to its last, and the machine's
+    CPU per event from the moment it first wrote until every id is out."""
+    await stack.start(name)
+    process = stack.services[name].process
+    assert process is not None
+    launched = time.time()
+    while not any(output.first(i) is not None for i in ids):
+        if time.time() - launched > 120:
+            raise RuntimeError(f"{name} wrote nothing within 120 s")
+        await asyncio.sleep(0.05)
+    before = sum(1 for i in ids if output.first(i) is not None)
+    around = _with_broker({name: process.pid, "load driver": os.getpid()}, broker_pid)
+    with machine_cpu(around, database=_database(database)) as cpu:
+        started = time.time()
+        seconds = await _drain(output, ids, timeout_s=300)
+        ended = time.time()
+    if seconds is None:
+        raise RuntimeError(f"{name} did not work the backlog off within 300 s")
+    # The rate by the broker's timestamps of the outputs, not by this loop's polling.
+    first_out = sorted(t for i in ids if (t := output.first(i)) is not None)
+    span = first_out[-1] - first_out[0]
+    return {
+        "events": len(ids),
+        "events_per_s": round((len(ids) - 1) / span, 1) if span > 0 else None,
+        "machine": cpu_per(cpu, ended - started, len(ids) - before, rest="rest"),
+    }
+
+
 def _with_broker(pids: dict[str, int], broker_pid: int | None) -> dict[str, int]:
     """``pids`` and the broker's, when it runs here, for the CPU account."""
     return pids | ({"broker": broker_pid} if broker_pid else {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.measure import Machine, cpu_per
+from bench.report import catch_up_lines
 
 
 def test_the_cpu_account_names_each_share_and_the_rate_every_cpu_busy_would_carry() -> None:
@@ -25,3 +26,22 @@ def test_named_processes_that_outran_the_machine_total_leave_no_negative_rest() 
     # Per-process and machine-wide counters tick separately; the rest is never below zero.
     machine = Machine(cpus=1, busy_s=1.0, by_role={"server": 1.01})
     assert cpu_per(machine, seconds=1.0, count=100, rest="rest")["ms_per_item"]["rest"] == 0.0
+
+
+def test_the_table_shows_each_consumer_working_off_the_backlog_alone() -> None:
+    machine = {
+        "busy_pct": 55.0,
+        "busy_ms_per_item": 0.6,
+        "ms_per_item": {"classifier": 0.41, "database": 0.13, "rest": 0.06},
+        "ceiling_per_s": 3333,
+    }
+    catch_up = {
+        "backlog": 10000,
+        "classifier": {"events": 10000, "events_per_s": 1957.1, "machine": machine},
+        "notifier": {"events": 10000, "events_per_s": 2051.9, "machine": machine},
+    }
+    lines = catch_up_lines(catch_up)
+    assert [line.split()[0] for line in lines] == ["classifier", "notifier"]
+    assert "0.6 ms (classifier 0.41, database 0.13, rest 0.06) -> 3333/s" in lines[0]
+    assert "(1957.1/s, backlog 10000)" in lines[0]
+    assert catch_up_lines(None) == []
