@@ -21,7 +21,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from shared.db.base import table_of
 from shared.db.direct import bound
 from shared.db.listed import keyed, listed_ids
-from shared.db.loaded import loaded
+from shared.db.loaded import get, loaded
 from shared.db.models import Issue, Partner
 from shared.db.models import IssueEvent as TimelineEntry
 from shared.db.staged import joined, stage
@@ -63,12 +63,12 @@ async def issue_awaiting(
 
     An event about an issue or partner the database does not know can never be processed.
     """
-    issue = await session.get(Issue, event.issue_id)
+    issue = await get(session, Issue, event.issue_id)
     if issue is None or issue.partner_id != event.partner_id:
         raise InvalidMessage(f"issue {event.issue_id} is not in the database")
     if issue.status != status:
         return None
-    partner = await session.get(Partner, event.partner_id)
+    partner = await get(session, Partner, event.partner_id)
     if partner is None:
         raise InvalidMessage(f"partner {event.partner_id} is not in the database")
     return issue, partner

@@ -24,7 +24,7 @@ from shared.db.base import table_of
 from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
 from shared.db.listed import listed_ids
-from shared.db.loaded import loaded
+from shared.db.loaded import get, loaded
 from shared.db.models import Issue
 from shared.db.staged import joined
 from shared.kafka import outbox
@@ -77,6 +77,41 @@ async def test_rows_read_directly_are_the_sessions_own(
         await session.commit()
     async with sessions() as session:
         assert (await session.get(Issue, ids[0])).title == "changed"  # type: ignore[union-attr]
+
+
+async def test_get_takes_a_loaded_instance_from_the_session_without_asking_it(
+    database_url: str, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``AsyncSession`` call (and so no greenlet) for an instance the session holds; one
+    that is expired, or not held, is the session's own ``get``."""
+    partner = await seed_partner(database_url)
+    events = await accepted_issues(engine, partner.id, ["g0", "g1"])
+    ids = [e.issue_id for e in events]
+    sessions = create_session_factory(engine)
+    async with sessions() as session:
+        statements = await joined(session)
+        rows = await statements.fetch(
+            issue_state._issues_by_id, {"keys": listed_ids(ids, statements.dialect)}
+        )
+        first, second = sorted(loaded(session, Issue, rows), key=lambda i: i.external_ref)
+        asked: list[Any] = []
+        session_get = session.get
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            asked.append(args)
+            return await session_get(*args, **kwargs)
+
+        monkeypatch.setattr(session, "get", counted)
+        assert await get(session, Issue, first.id) is first
+        assert not asked, "taken from the identity map"
+        second_id = second.id
+        session.expire(second)
+        refreshed = await get(session, Issue, second_id)
+        assert refreshed is second
+        assert refreshed.external_ref == "g1"
+        missing = uuid.uuid4()
+        assert await get(session, Issue, missing) is None
+        assert asked == [(Issue, second_id), (Issue, missing)]
 
 
 def _built(build: Any) -> Any:
