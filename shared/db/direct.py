@@ -23,11 +23,12 @@ from typing import Any, Self, TypeVar
 
 import asyncpg
 from sqlalchemy import BindParameter, Select, bindparam
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, UpdateBase
+from sqlalchemy.util import greenlet_spawn
 
 Processor = Callable[[Any], Any] | None
 T = TypeVar("T")
@@ -195,9 +196,8 @@ class DirectStatements:
         return statements
 
     async def __aenter__(self) -> Self:
-        connection = await self._direct.engine.connect()
+        connection, self._raw = await _checked_out(self._direct.engine)
         try:
-            self._raw = (await connection.get_raw_connection()).driver_connection
             self._connection = connection
             if self._transaction:
                 await self._call("BEGIN", self._direct._driver.begin(self._raw))
@@ -298,6 +298,25 @@ class DirectWork(DirectStatements):
         self._open = False
         if announce:
             self._direct.committed()
+
+
+async def _checked_out(engine: AsyncEngine) -> tuple[AsyncConnection, Any]:
+    """A pooled connection and its driver's connection, in one greenlet.
+
+    Each ``AsyncConnection`` call runs in a greenlet of its own, and each new greenlet maps and
+    unmaps a fresh stack for its frames; ``engine.connect()`` and ``get_raw_connection()``
+    would take one each. The pool's checkout and its events run as they do there."""
+    sync, raw = await greenlet_spawn(_connect, engine.sync_engine)
+    return AsyncConnection(engine, sync), raw
+
+
+def _connect(engine: Engine) -> tuple[Connection, Any]:
+    connection = engine.connect()
+    try:
+        return connection, connection.connection.driver_connection
+    except BaseException:
+        connection.close()
+        raise
 
 
 @dataclass(frozen=True)
