@@ -1,5 +1,6 @@
 # csp-escalation — every target installs what it needs into .venv first.
-PYTHON ?= python3
+# The distribution's optimized interpreter when it is new enough (see scripts/pick-python).
+PYTHON ?= $(shell bash scripts/pick-python)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
