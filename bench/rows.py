@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,8 +219,7 @@ async def pipeline(
     prefix = f"b{uuid.uuid4().hex[:6]}."
     stack = Stack(database_url, bootstrap, prefix, workdir, timings=BENCH_ENV)
     await stack.start()
-    corpus = [orjson.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
-    payloads = bodies(corpus, f"e{uuid.uuid4().hex[:6]}")
+    payloads = _payloads("e")
     pids = {n: s.process.pid for n, s in stack.services.items() if s.process is not None}
     try:
         async with reading_routed(bootstrap, f"{prefix}issues.routed") as routed:
@@ -270,8 +270,7 @@ async def catch_up(
     prefix = f"c{uuid.uuid4().hex[:6]}."
     stack = Stack(database_url, bootstrap, prefix, workdir, timings=BENCH_ENV)
     await stack.start("intake")
-    corpus = [orjson.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
-    payloads = bodies(corpus, f"c{uuid.uuid4().hex[:6]}")
+    payloads = _payloads("c")
     figures: dict[str, Any] = {"backlog": 0}
     try:
         async with reading_routed(bootstrap, f"{prefix}issues.received") as received:
@@ -327,6 +326,12 @@ async def _worked_off(
         "events_per_s": round((len(ids) - 1) / span, 1) if span > 0 else None,
         "machine": cpu_per(cpu, ended - started, len(ids) - before, rest="rest"),
     }
+
+
+def _payloads(tag: str) -> Iterator[bytes]:
+    """Request bodies from the labelled corpus, their PSA ticket ids new to this run."""
+    corpus = [orjson.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
+    return bodies(corpus, f"{tag}{uuid.uuid4().hex[:6]}")
 
 
 def _with_broker(pids: dict[str, int], broker_pid: int | None) -> dict[str, int]:

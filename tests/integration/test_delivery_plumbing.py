@@ -42,6 +42,7 @@ from tests.support.factories import (
     eventually,
     outbox_states,
     queued_updates,
+    relay_all,
     relay_for,
     scalar,
     seed_partner,
@@ -367,12 +368,7 @@ async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_th
     uows, partner_id, ids = await queued_updates(engine, database_url, 12)
     bad = ids[5]
     settings = kafka(bootstrap_servers, topic_prefix)
-    relay = relay_for(engine, uows, settings)
-    relay_stop = asyncio.Event()
-    relaying = asyncio.create_task(relay.run(relay_stop))
-    await eventually(lambda: all_sent(engine, 12), timeout=30)
-    relay_stop.set()
-    await relaying
+    await relay_all(engine, uows, settings, 12)
 
     async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
         # An effect in the handler's transaction: kept once per good event, never for the bad.

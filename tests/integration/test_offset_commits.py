@@ -15,7 +15,7 @@ from shared.events.envelope import Envelope
 from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
 from shared.settings import ConsumerSettings, KafkaSettings
 from tests.support.broker import consumed, kafka
-from tests.support.factories import all_sent, eventually, queued_updates, relay_for
+from tests.support.factories import eventually, queued_updates, relay_all
 
 EVENTS = 12
 
@@ -26,14 +26,7 @@ async def _published(
     """``EVENTS`` events on ``issues.updated`` before any consumer starts, so that it reads
     them back to back, a batch of one each."""
     uows, _, _ = await queued_updates(engine, database_url, EVENTS)
-    relay = relay_for(engine, uows, settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
-        await eventually(lambda: all_sent(engine, EVENTS), timeout=30)
-    finally:
-        stop.set()
-        await task
+    await relay_all(engine, uows, settings, EVENTS)
     return uows
 
 

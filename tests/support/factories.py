@@ -174,6 +174,21 @@ async def all_sent(engine: AsyncEngine, n: int) -> bool:
     return int(await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL")) == n
 
 
+async def relay_all(
+    engine: AsyncEngine, uows: UnitOfWorkFactory, settings: KafkaSettings, n: int
+) -> None:
+    """Run a relay (:func:`relay_for`) until exactly ``n`` outbox rows are marked sent, then
+    stop it."""
+    relay = relay_for(engine, uows, settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await eventually(lambda: all_sent(engine, n), timeout=30)
+    finally:
+        stop.set()
+        await task
+
+
 async def outbox_states(engine: AsyncEngine) -> dict[str, tuple[bool, bool, int]]:
     """Each outbox row's event id: whether it is marked sent, whether it is leased, attempts."""
     found = await rows(
