@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from shared import jsontext
 from shared.db.direct import Direct
 from shared.db.staged import DIRECT, StagingSession
 from shared.db.write_gate import ProcessGate, gate_for
@@ -45,12 +46,20 @@ def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -
         settings.url,
         echo=settings.echo,
         **pool,
+        **_JSON_COLUMNS,
         pool_pre_ping=False,
         connect_args={
             "server_settings": {"statement_timeout": timeout_ms},
             "command_timeout": settings.statement_timeout_s * 2,
         },
     )
+
+
+# JSON columns (an event's headers, an issue's contact, …) written and read on every event.
+_JSON_COLUMNS: dict[str, Any] = {
+    "json_serializer": jsontext.dumps,
+    "json_deserializer": jsontext.loads,
+}
 
 
 def _sqlite_engine(settings: DatabaseSettings, pool: dict[str, Any]) -> AsyncEngine:
@@ -64,6 +73,7 @@ def _sqlite_engine(settings: DatabaseSettings, pool: dict[str, Any]) -> AsyncEng
         settings.url,
         echo=settings.echo,
         **pool,
+        **_JSON_COLUMNS,
         connect_args={"timeout": settings.statement_timeout_s * 2},
     )
     if file is not None:

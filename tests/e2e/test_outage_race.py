@@ -96,6 +96,9 @@ def _assigned(log: str) -> list[int]:
     """Partitions of issues.received this classifier instance was given, from its JSON log."""
     partitions: list[int] = []
     for line in log.splitlines():
-        if '"partitions assigned"' in line and '"consumer": "classifier"' in line:
-            partitions = json.loads(line)["partitions"]
+        if '"partitions assigned"' not in line:
+            continue
+        record = json.loads(line)
+        if record.get("consumer") == "classifier":
+            partitions = record["partitions"]
     return partitions

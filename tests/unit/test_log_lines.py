@@ -1,0 +1,87 @@
+"""Log lines: one JSON object per line, for our loggers and for libraries' alike."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import structlog
+
+from shared.observability.logging import CORRELATION_KEYS, configure_logging, render_json
+
+
+@pytest.fixture
+def stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """What the configured handler writes; the root logger and structlog restored after."""
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stderr", out)
+    for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging(level="INFO", json=True)
+        yield out
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()
+
+
+def test_a_line_is_json_with_the_correlation_keys_and_the_text_as_written(
+    stream: io.StringIO,
+) -> None:
+    issue_id = uuid.uuid4()
+    with structlog.contextvars.bound_contextvars(issue_id=str(issue_id)):
+        logging.getLogger("services.classifier").info(
+            "classified %s", "Exchange Online", extra={"tenant": uuid.UUID(int=7), "ms": 1.5}
+        )
+    [line] = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["event"] == "classified Exchange Online"
+    assert record["issue_id"] == str(issue_id)
+    assert all(key in record for key in (*CORRELATION_KEYS, "trace_id"))
+    assert record["tenant"] == str(uuid.UUID(int=7))
+    assert record["ms"] == 1.5
+    assert record["level"] == "info"
+    assert record["logger"] == "services.classifier"
+
+
+def test_values_json_cannot_hold_are_still_written() -> None:
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    class Described:
+        def __structlog__(self) -> str:
+            return "described"
+
+    at = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
+    record = json.loads(
+        render_json({"event": "Störung", "o": Opaque(), "d": Described(), "at": at})
+    )
+    assert record == {
+        "event": "Störung",
+        "o": "<opaque>",
+        "d": "described",
+        "at": "2026-12-04T21:00:00+00:00",
+    }
+    assert "Störung" in render_json({"event": "Störung"})  # not escaped
+    # orjson refuses integers beyond 64 bits; the standard library writes the line instead.
+    assert json.loads(render_json({"event": "big", "n": 2**70}))["n"] == 2**70
+
+
+def test_an_exception_is_written_in_the_line(stream: io.StringIO) -> None:
+    try:
+        raise ValueError("unreadable payload")
+    except ValueError:
+        logging.getLogger("shared.kafka").exception("event failed")
+    record = json.loads(stream.getvalue())
+    assert record["event"] == "event failed"
+    assert "ValueError: unreadable payload" in record["exception"]
