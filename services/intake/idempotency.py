@@ -43,7 +43,15 @@ class StoredAnswer:
         headers = {"Location": self.location} if self.location else {}
         if self.replayed:
             headers["Idempotent-Replayed"] = "true"
-        return JSONResponse(self.body, status_code=self.status_code, headers=headers)
+        return _Answer(self.body, status_code=self.status_code, headers=headers)
+
+
+class _Answer(JSONResponse):
+    """The bytes Starlette's ``JSONResponse`` writes (compact, UTF-8), by orjson: every
+    accept answers with one."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 @dataclass(frozen=True, slots=True)
