@@ -107,23 +107,29 @@ class IdempotentRequest:
         return await _once_more_if_raced(attempt)
 
 
-async def idempotent_request(
-    request: Request,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            min_length=1,
-            max_length=255,
-            pattern=r"^[\x21-\x7e]+$",
-            description="Any unique printable string (a UUID is best). For 24 hours the same "
-            "key with the same request replays the first answer (with `Idempotent-Replayed: "
-            "true`); with another request it answers 409.",
-        ),
-    ] = None,
-) -> IdempotentRequest:
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Any unique printable string (a UUID is best). For 24 hours the same "
+        "key with the same request replays the first answer (with `Idempotent-Replayed: "
+        "true`); with another request it answers 409.",
+    ),
+]
+
+
+def of_request(request: Request, key: str | None) -> IdempotentRequest:
     # Only a key's record keeps the path (building the request's URL costs on every accept).
-    path = request.url.path if idempotency_key is not None else ""
-    return IdempotentRequest(idempotency_key, request.method, path)
+    path = request.url.path if key is not None else ""
+    return IdempotentRequest(key, request.method, path)
+
+
+async def idempotent_request(
+    request: Request, idempotency_key: IdempotencyKey = None
+) -> IdempotentRequest:
+    return of_request(request, idempotency_key)
 
 
 IdempotencyDep = Annotated[IdempotentRequest, Depends(idempotent_request)]

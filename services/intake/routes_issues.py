@@ -8,11 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.intake import issue_queries, issue_updates, issues_service, psa
+from services.intake import idempotency, issue_queries, issue_updates, issues_service, psa
 from services.intake.accepts import Accepts
 from services.intake.customer_lookups import CustomerLookups
 from services.intake.deps import Principal, UowDep, require
-from services.intake.idempotency import IdempotencyDep
 from services.intake.problems import PROBLEM, Problem, invalid_field
 from services.intake.schemas import (
     IssueAccepted,
@@ -55,13 +54,15 @@ AnyRole = Annotated[Principal, Depends(require(*Role))]
 async def create_issue(
     body: IssueCreate,
     principal: Filer,
-    idempotent: IdempotencyDep,
     request: Request,
+    idempotency_key: idempotency.IdempotencyKey = None,
 ) -> JSONResponse:
     # The app's state straight from the request: a dependency for each costs on every accept.
     runtime: Runtime = request.app.state.runtime
     accepts: Accepts = request.app.state.accepts
     customers: CustomerLookups = request.app.state.customers
+    # The key read here, not by a dependency of its own: FastAPI's cost is per dependency.
+    idempotent = idempotency.of_request(request, idempotency_key)
     body = _within_role(principal, body)
     try:
         severity = psa.resolve(

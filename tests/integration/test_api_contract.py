@@ -338,6 +338,29 @@ async def test_an_idempotency_key_replays_its_answer_for_24_hours_on_every_post(
     assert "idempotent-replayed" not in after.headers
 
 
+@pytest.mark.parametrize("key", [b"k" * 256, b"has space", "caf\u00e9".encode()])
+async def test_a_malformed_idempotency_key_is_refused_on_every_post_and_writes_nothing(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine, key: bytes
+) -> None:
+    partner = await seed_partner(database_url)
+    posts = [
+        ("/v1/issues", issue_body()),
+        ("/v1/customers", {"tenant_id": str(uuid.uuid4()), "name": "Fabrikam"}),
+    ]
+    for path, body in posts:
+        headers = {**partner.headers, "Idempotency-Key": key}
+        refused = await api.post(path, json=body, headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in refused.json()["errors"]] == ["header.idempotency-key"]
+        # A caller without a key hears 401 first, whatever else is wrong with the request.
+        anonymous = await api.post(path, json=body, headers={"Idempotency-Key": key})
+        assert anonymous.status_code == 401, anonymous.text
+    assert await scalar(engine, "SELECT count(*) FROM issues") == 0
+    assert await scalar(engine, "SELECT count(*) FROM customers") == 0
+    assert await scalar(engine, "SELECT count(*) FROM idempotency_keys") == 0
+
+
 @settings(
     max_examples=6,
     deadline=None,
