@@ -347,14 +347,16 @@ async def test_a_malformed_idempotency_key_is_refused_on_every_post_and_writes_n
         ("/v1/issues", issue_body()),
         ("/v1/customers", {"tenant_id": str(uuid.uuid4()), "name": "Fabrikam"}),
     ]
+    # As bytes: a header that is not ASCII cannot be given as text.
+    authorized = {name.encode(): value.encode() for name, value in partner.headers.items()}
     for path, body in posts:
-        headers = {**partner.headers, "Idempotency-Key": key}
+        headers = {**authorized, b"idempotency-key": key}
         refused = await api.post(path, json=body, headers=headers)
         assert refused.status_code == 422, refused.text
         assert refused.headers["content-type"] == "application/problem+json"
         assert [e["field"] for e in refused.json()["errors"]] == ["header.idempotency-key"]
         # A caller without a key hears 401 first, whatever else is wrong with the request.
-        anonymous = await api.post(path, json=body, headers={"Idempotency-Key": key})
+        anonymous = await api.post(path, json=body, headers={b"idempotency-key": key})
         assert anonymous.status_code == 401, anonymous.text
     assert await scalar(engine, "SELECT count(*) FROM issues") == 0
     assert await scalar(engine, "SELECT count(*) FROM customers") == 0
