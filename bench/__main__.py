@@ -31,6 +31,11 @@ def main(
     backlog: int = typer.Option(
         10_000, min=0, help="Issues each consumer works off alone (catch-up rows); 0: none."
     ),
+    pipeline_only: bool = typer.Option(
+        False,
+        help="Only the end-to-end rows (and the catch-up rows, unless --backlog 0): no baselines "
+        "and no intake under wrk. A few minutes instead of ten, to compare two versions.",
+    ),
     databases: str = typer.Option("postgresql,sqlite"),
     postgres: str = typer.Option(LOCAL_POSTGRES, envvar="BENCH_POSTGRES_URL"),
     out: Path = typer.Option(RESULTS / "latest.json"),
@@ -42,7 +47,7 @@ def main(
             rates=[float(r) for r in rates.split(",") if r],
             databases=[d for d in databases.split(",") if d],
             postgres=postgres,
-            rounds=rounds,
+            rounds=0 if pipeline_only else rounds,
             backlog=backlog,
         )
     )
@@ -73,7 +78,7 @@ async def _run(
             "rates": rates,
             "backlog": backlog,
         },
-        "bare_http": await rows.bare_http(load),
+        "bare_http": await rows.bare_http(load) if rounds else None,
         "databases": {},
     }
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -113,7 +118,7 @@ async def _database_rows(
                 await server.new_database(), bootstrap, intake_dir, load, broker_pid=broker.pid
             )
         )
-    figures: dict[str, Any] = {**rows.rounds(durable, intake), "pipeline": []}
+    figures: dict[str, Any] = {**(rows.rounds(durable, intake) if rounds else {}), "pipeline": []}
     for rate in rates:
         run_dir = workdir / f"{server.kind}-pipeline-{int(rate)}"
         run_dir.mkdir(parents=True, exist_ok=True)

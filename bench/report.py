@@ -11,13 +11,45 @@ TARGETS = (
 
 
 def table(results: dict[str, Any]) -> str:
+    """The rows that ran: a run with ``--pipeline-only`` has no baselines and no intake rows."""
     bare = results["bare_http"]
+    lines = _accept_rows(bare, results["databases"]) if bare else []
+    lines.append(
+        f"{'end to end':<24}{'offered':>8}{'routed/s':>9}{'p50':>7}{'p95':>7}{'p99 ms':>8}"
+        f"{'backlog':>8}{'drain s':>8}{'dup':>5}  cpu% / peak MB / growth MB"
+    )
+    lines += _pipeline_rows(results["databases"])
+    lines += [
+        "",
+        "where the machine's CPU went, ms per request or routed issue -> the rate it caps:",
+    ]
+    if bare:
+        lines.append(f"{'A':<19}{_machine(bare.get('machine'))}")
+    for kind, figures in results["databases"].items():
+        if "durable_accept" in figures:
+            lines += [
+                f"{'B  ' + kind:<19}{_machine(figures['durable_accept'].get('machine'))}",
+                f"{'   intake':<19}{_machine(figures['intake'].get('machine'))}",
+            ]
+        else:
+            lines.append(kind)
+        for run in figures["pipeline"]:
+            lines.append(
+                f"{'   e2e ' + format(run['offered_rps'], '.0f') + '/s':<19}"
+                f"{_machine(run.get('machine'))}"
+            )
+        lines += catch_up_lines(figures.get("catch_up"))
+    lines += ["", TARGETS]
+    return "\n".join(lines)
+
+
+def _accept_rows(bare: dict[str, Any], databases: dict[str, Any]) -> list[str]:
     lines = [
         f"{'row':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}",
         f"{'A  bare HTTP (no DB, no broker)':<34}{bare['rps']:>9}{bare['p50_ms']:>9}"
         f"{bare['p99_ms']:>9}",
     ]
-    for kind, figures in results["databases"].items():
+    for kind, figures in databases.items():
         durable, intake = figures["durable_accept"], figures["intake"]
         lines += [
             f"{'B  durable accept, ' + kind:<34}{durable['rps']:>9}{durable['p50_ms']:>9}"
@@ -26,12 +58,12 @@ def table(results: dict[str, Any]) -> str:
             f"{intake['p99_ms']:>9}",
             f"{'':<4}ours/A {_ratio(intake['rps'], bare['rps'])}   ours/B {_over_b(figures)}",
         ]
-    lines.append("")
-    lines.append(
-        f"{'end to end':<24}{'offered':>8}{'routed/s':>9}{'p50':>7}{'p95':>7}{'p99 ms':>8}"
-        f"{'backlog':>8}{'drain s':>8}{'dup':>5}  cpu% / peak MB / growth MB"
-    )
-    for kind, figures in results["databases"].items():
+    return [*lines, ""]
+
+
+def _pipeline_rows(databases: dict[str, Any]) -> list[str]:
+    lines = []
+    for kind, figures in databases.items():
         for run in figures["pipeline"]:
             services = "  ".join(
                 f"{n[:3]} {u['cpu_pct']}/{u['peak_rss_mb']:.0f}/{u['rss_growth_mb']:+.0f}"
@@ -43,24 +75,7 @@ def table(results: dict[str, Any]) -> str:
                 f"{_ms(run['e2e_p99_ms']):>8}{run['backlog_at_end']:>8}"
                 f"{_ms(run['drain_s']):>8}{run['duplicates']:>5}  {services}"
             )
-    lines += [
-        "",
-        "where the machine's CPU went, ms per request or routed issue -> the rate it caps:",
-    ]
-    lines.append(f"{'A':<19}{_machine(bare.get('machine'))}")
-    for kind, figures in results["databases"].items():
-        lines += [
-            f"{'B  ' + kind:<19}{_machine(figures['durable_accept'].get('machine'))}",
-            f"{'   intake':<19}{_machine(figures['intake'].get('machine'))}",
-        ]
-        for run in figures["pipeline"]:
-            lines.append(
-                f"{'   e2e ' + format(run['offered_rps'], '.0f') + '/s':<19}"
-                f"{_machine(run.get('machine'))}"
-            )
-        lines += catch_up_lines(figures.get("catch_up"))
-    lines += ["", TARGETS]
-    return "\n".join(lines)
+    return lines
 
 
 def catch_up_lines(figures: dict[str, Any] | None) -> list[str]:

@@ -48,3 +48,36 @@ def test_refused_requests_are_counted_by_the_status_they_got() -> None:
     ]
     assert refusals(outcomes) == {"503": 2, "0": 1}
     assert list(refusals(outcomes)) == ["503", "0"]
+
+
+def pipeline_run(offered: float, routed: float) -> dict[str, Any]:
+    usage = {"cpu_pct": 80.0, "peak_rss_mb": 110.0, "rss_growth_mb": 1.0}
+    return {
+        "offered_rps": offered,
+        "routed_rps": routed,
+        "e2e_p50_ms": 90.0,
+        "e2e_p95_ms": 120.0,
+        "e2e_p99_ms": 130.0,
+        "backlog_at_end": 0,
+        "drain_s": 0.4,
+        "duplicates": 0,
+        "services": {"intake": usage, "classifier": usage, "notifier": usage},
+        "machine": {
+            "busy_pct": 70.0,
+            "busy_ms_per_item": 3.5,
+            "ms_per_item": {"services": 2.5, "database": 1.0},
+            "ceiling_per_s": 571,
+        },
+    }
+
+
+def test_a_pipeline_only_table_has_the_end_to_end_rows_and_no_baselines() -> None:
+    figures = {"pipeline": [pipeline_run(200, 199.5)]}
+    text = table({"bare_http": None, "databases": {"postgresql": figures}})
+    assert "bare HTTP" not in text
+    assert "B  durable accept" not in text
+    assert "ours/B" not in text
+    [row] = [line for line in text.splitlines() if line.startswith("postgresql ")]
+    assert row.split()[1:3] == ["200", "199.5"]
+    assert "e2e 200/s" in text
+    assert "3.5 ms (services 2.5, database 1.0) -> 571/s" in text
