@@ -57,17 +57,9 @@ async def test_the_relay_publishes_committed_outbox_rows_once_and_marks_them_sen
     async with uows() as uow:
         enqueue(uow.session, updated_event(partner_id), service="test")  # rolled back: never sent
 
-    settings = kafka(bootstrap_servers, topic_prefix)
-    relay = relay_for(engine, uows, settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
-        await eventually(lambda: all_sent(engine, 25), timeout=30)
-        topic = f"{topic_prefix}issues.updated"
-        published = await read_topic(bootstrap_servers, topic, expected=25)
-    finally:
-        stop.set()
-        await task
+    await relay_all(engine, uows, kafka(bootstrap_servers, topic_prefix), 25)
+    topic = f"{topic_prefix}issues.updated"
+    published = await read_topic(bootstrap_servers, topic, expected=25)
     assert sorted(event_ids(published)) == sorted(ids)
 
 
@@ -120,15 +112,8 @@ async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not
         monkeypatch.setattr(
             DirectStatements, method, busy_at_first(getattr(DirectStatements, method))
         )
-    relay = relay_for(engine, uows, kafka(bootstrap_servers, topic_prefix))
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
-        # Well inside the 30 s lease that would otherwise send the batch again.
-        await eventually(lambda: all_sent(engine, 5), timeout=10)
-    finally:
-        stop.set()
-        await task
+    # Well inside the 30 s lease that would otherwise send the batch again.
+    await relay_all(engine, uows, kafka(bootstrap_servers, topic_prefix), 5, timeout=10)
     published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated")
     assert marks_refused == 2
     assert sorted(event_ids(published)) == sorted(ids)

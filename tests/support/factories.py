@@ -175,15 +175,20 @@ async def all_sent(engine: AsyncEngine, n: int) -> bool:
 
 
 async def relay_all(
-    engine: AsyncEngine, uows: UnitOfWorkFactory, settings: KafkaSettings, n: int
+    engine: AsyncEngine,
+    uows: UnitOfWorkFactory,
+    settings: KafkaSettings,
+    n: int,
+    *,
+    timeout: float = 30,
 ) -> None:
-    """Run a relay (:func:`relay_for`) until exactly ``n`` outbox rows are marked sent, then
-    stop it."""
+    """Run a relay (:func:`relay_for`) until exactly ``n`` outbox rows are marked sent (within
+    ``timeout`` seconds), then stop it."""
     relay = relay_for(engine, uows, settings)
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
-        await eventually(lambda: all_sent(engine, n), timeout=30)
+        await eventually(lambda: all_sent(engine, n), timeout=timeout)
     finally:
         stop.set()
         await task
