@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -66,6 +66,9 @@ async def test_rows_read_directly_are_the_sessions_own(
         rows = await statements.fetch(issue_state._issues_by_id, {"keys": keys})
         found = loaded(session, Issue, rows)
         assert sorted(issue.external_ref for issue in found) == ["d0", "d1"]
+        assert not session.dirty, "loaded unchanged: nothing to write"
+        assert not session.new
+        assert all(inspect(issue).persistent for issue in found)
         queried: list[Any] = []
         event.listen(session.sync_session, "do_orm_execute", queried.append)
         first = await session.get(Issue, ids[0])
