@@ -27,7 +27,10 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.UNDOCUMENTED_BEHAVIOR: "undocumented*3|not documented*3|as documented*3|documented*2|"
         "service description*2|documentation*2",
         C.SERVICE_UNAVAILABLE: "down*2|unavailable*2|not available*2|cannot connect*2|"
-        "can't connect*2|unreachable*2|outage|cannot be reached*2|nobody can sign in*2",
+        "can't connect*2|unreachable*2|outage|cannot be reached*2|nobody can sign in*2|"
+        "not working|stopped working*2|isn't working|doesn't work|does not work|"
+        "not receiving*2|not syncing*2|won't sync*2|won't load*2|not loading*2|cannot send*2|"
+        "can't send*2|cannot reach*2|can't reach*2",
         C.BUG: "bug*2|error message*2|error|crash*2|glitch*2|broken*2|displays wrong*2|"
         "wrong time|wrong presence",
         C.NETWORK_OUTAGE: "network*2|packet loss*3|latency*2|expressroute|routes",
@@ -43,7 +46,9 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.UNDOCUMENTED_BEHAVIOR: "no documentado*3|no esta documentado*3|documentacion*2|"
         "descripcion del servicio*2|como dice*2",
         C.SERVICE_UNAVAILABLE: "no disponible*2|caido*2|sin servicio*2|no funciona*2|"
-        "nadie puede*2|ningun usuario puede*2",
+        "nadie puede*2|ningun usuario puede*2|dejo de funcionar*2|dejaron de funcionar*2|"
+        "no recibe*2|no sincroniza*2|dejo de sincronizar*2|dejaron de sincronizar*2|"
+        "no conecta*2|no carga*2|no se puede enviar*2|no podemos enviar*2",
         C.BUG: "fallo*2|mensaje de error*3|error|se bloquea*2|se cierra*2|se muestra mal*2",
         C.NETWORK_OUTAGE: "red *2|perdida de paquetes*3|latencia*2|expressroute",
         C.REGIONAL_MULTITENANT: "inquilinos*2|multiinquilino*3|regional*2|region|a la vez|"
@@ -58,7 +63,9 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.UNDOCUMENTED_BEHAVIOR: "nicht dokumentiert*3|dokumentiert*2|dokumentation*2|"
         "dienstbeschreibung*2",
         C.SERVICE_UNAVAILABLE: "nicht verfugbar*2|ausfall*2|nicht erreichbar*2|niemand kann*2|"
-        "kein benutzer kann*2",
+        "kein benutzer kann*2|funktioniert nicht|geht nicht|empfangt keine*2|"
+        "empfangen keine*2|synchronisiert nicht*2|nicht mehr synchronisiert*2|laden nicht*2|"
+        "ladt nicht*2|keine verbindung*2",
         C.BUG: "fehler*2|fehlermeldung*3|absturz*2|sturzt*2|falsch angezeigt*2|bleibt hangen",
         C.NETWORK_OUTAGE: "netzwerk*2|paketverlust*3|latenz*2|expressroute|routen",
         C.REGIONAL_MULTITENANT: "tenants*2|mandantenubergreifend*3|regional*2|region|"
@@ -73,7 +80,10 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.UNDOCUMENTED_BEHAVIOR: "non documente*3|documente*2|documentation*2|"
         "description du service*2",
         C.SERVICE_UNAVAILABLE: "indisponible*2|panne*2|inaccessible*2|ne fonctionne*2|"
-        "personne ne peut*2|aucun utilisateur ne*2",
+        "personne ne peut*2|aucun utilisateur ne*2|ne marche|ne recoit*2|ne recoivent*2|"
+        "ne synchronise*2|ne se synchronise*2|ne sont plus synchronises*2|ne charge*2|"
+        "ne se charge*2|impossible d'envoyer*2|impossible de se connecter*2|"
+        "n'arrive pas a se connecter*2",
         C.BUG: "erreur*2|message d'erreur*3|plante*2|plantage*2|defaut*2|se fige*2|se ferme*2",
         C.NETWORK_OUTAGE: "reseau*2|perte de paquets*3|latence*2|expressroute|routes",
         C.REGIONAL_MULTITENANT: "locataires*2|multi-locataires*3|regional*2|region|"
@@ -95,7 +105,8 @@ _WORD = re.compile(r"[a-z0-9'-]+")
 
 
 def fold(text: str) -> str:
-    """Lower-case and strip accents, so "Verfügbar" and "verfugbar" compare equal."""
+    """Lower-case and strip accents, so "Verfügbar" and "verfugbar" compare equal; typographic
+    apostrophes become plain ones."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     if decomposed.isascii():  # no accents to strip: the common case
         return decomposed
@@ -106,8 +117,15 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def _unless_combining(match: re.Match[str]) -> str:
-    """The character matched, or nothing when it is a combining mark (an accent)."""
-    return "" if unicodedata.combining(match[0]) else match[0]
+    """The character matched, nothing when it is a combining mark (an accent), and a plain
+    apostrophe for a typographic one (as word processors write "can't" and "d'envoyer")."""
+    character = match[0]
+    if unicodedata.combining(character):
+        return ""
+    return "'" if character in _APOSTROPHES else character
+
+
+_APOSTROPHES = frozenset("\u2019\u2018\u02bc")  # right, left quote; modifier letter
 
 
 @functools.cache

@@ -28,6 +28,11 @@ from shared.vocabulary import Category
         ("SharePoint est indisponible pour les utilisateurs", Category.SERVICE_UNAVAILABLE, "fr"),
         ("Wir möchten eine Lizenz kündigen", Category.SUBSCRIPTION, "de"),
         ("Queremos cancelar la suscripción de Teams", Category.SUBSCRIPTION, "es"),
+        # Everyday ways of saying a service fails, apostrophes as word processors write them.
+        ("Outlook isn\u2019t working, we can\u2019t send", Category.SERVICE_UNAVAILABLE, "en"),
+        ("Outlook no recibe correos desde esta mañana", Category.SERVICE_UNAVAILABLE, "es"),
+        ("Teams funktioniert nicht mehr für die Benutzer", Category.SERVICE_UNAVAILABLE, "de"),
+        ("Impossible d\u2019envoyer des mails depuis Outlook", Category.SERVICE_UNAVAILABLE, "fr"),
     ],
 )
 def test_the_category_and_language_are_inferred_from_the_text(
@@ -48,6 +53,31 @@ def test_text_without_evidence_gives_no_category() -> None:
     result = infer("Hello", "please call me back")
     assert result.category is None
     assert result.confidence == 0.0
+
+
+def test_typographic_apostrophes_fold_to_plain_ones() -> None:
+    assert fold("Can\u2019t \u2018d\u2019envoyer\u2019 isn\u02bct") == "can't 'd'envoyer' isn't"
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Die Zahlung geht nicht durch", Category.BILLING),
+        ("MFA not working for the CFO", Category.CONFIGURATION),
+        ("La facture ne marche pas", Category.BILLING),
+    ],
+)
+def test_a_bare_it_does_not_work_does_not_outweigh_what_the_text_is_about(
+    text: str, category: Category
+) -> None:
+    assert infer(text, "").category is category
+
+
+def test_a_french_verb_is_not_taken_for_an_english_billing_term() -> None:
+    # "chargent" (load) begins like the English "charge"; the French failure wins.
+    result = infer("Les conversations ne se chargent pas", "")
+    assert result.category is Category.SERVICE_UNAVAILABLE
+    assert result.language == "fr"
 
 
 def test_fold_strips_only_combining_marks() -> None:
