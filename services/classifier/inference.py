@@ -19,10 +19,13 @@ from shared.vocabulary import Category
 C = Category
 LEXICON: dict[str, dict[Category, str]] = {
     "en": {
-        C.BILLING: "invoice*2|billing|billed|charge|refund|payment|credit note*2|overcharge",
+        C.BILLING: "invoice*2|billing|billed|charge|refund|payment|credit note*2|overcharge|bill*2",
         C.SUBSCRIPTION: "subscription*2|licence|license|seats|renewal|cancel|upgrade",
         C.CONFIGURATION: "configure*2|configured|configuration*2|setting|policy|permission|"
-        "dkim|dns|retention policy|mfa|conditional access",
+        "dkim|dns|retention policy|mfa|conditional access|forwarding*2|forward all*2|"
+        "forward mail*2|forward email*2|shared mailbox*2|"
+        "full access*2|mailbox permission*2|distribution list*2|out of office*2|password|"
+        "locked out*2|unblock*2",
         C.HOW_TO: "how do i*3|how to*3|how can*3|asks how*3",
         C.UNDOCUMENTED_BEHAVIOR: "undocumented*3|not documented*3|as documented*3|documented*2|"
         "service description*2|documentation*2",
@@ -32,16 +35,21 @@ LEXICON: dict[str, dict[Category, str]] = {
         "not receiving*2|not syncing*2|won't sync*2|won't load*2|not loading*2|cannot send*2|"
         "can't send*2|cannot reach*2|can't reach*2",
         C.BUG: "bug*2|error message*2|error|crash*2|glitch*2|broken*2|displays wrong*2|"
-        "wrong time|wrong presence",
+        "wrong time|wrong presence|duplicate*2|appears twice*2|cannot be deleted*2|"
+        "can't be deleted*2",
         C.NETWORK_OUTAGE: "network*2|packet loss*3|latency*2|expressroute|routes",
         C.REGIONAL_MULTITENANT: "tenants*2|multi-tenant*3|regional*2|region|same time|at once|"
         "simultaneous|several customer*2|many customers*2|customers across*2|several of our*2",
         C.COMMERCIAL: "partner agreement*3|incentive*3|margin*2|price list*2|rebate*3",
     },
     "es": {
-        C.BILLING: "factura*2|facturacion*2|cobro*2|cobraron*2|reembolso*2|pago",
-        C.SUBSCRIPTION: "suscripcion*2|licencias|licencia|renovar|renovacion|cancelar|plan de",
-        C.CONFIGURATION: "configurar*2|configuracion*2|ajuste|permiso|politica|dns|reglas de",
+        C.BILLING: "factura*2|facturacion*2|cobro*2|cobraron*2|cobrado*2|reembolso*2|pago|"
+        "importe*2|cargo mensual*2|cargos*2",
+        C.SUBSCRIPTION: "suscripcion*2|licencias|licencia|renovar|renovacion|cancelar|plan de|"
+        "puestos*2",
+        C.CONFIGURATION: "configurar*2|configuracion*2|ajuste|permiso|politica|dns|reglas de|"
+        "reenvio*2|reenviar*2|buzon compartido*2|lista de distribucion*2|respuesta automatica*2|"
+        "contrasena|restablecer*2|desbloque*2",
         C.HOW_TO: "como puedo*3|como se*3|pregunta como*3",
         C.UNDOCUMENTED_BEHAVIOR: "no documentado*3|no esta documentado*3|documentacion*2|"
         "descripcion del servicio*2|como dice*2",
@@ -49,16 +57,20 @@ LEXICON: dict[str, dict[Category, str]] = {
         "nadie puede*2|ningun usuario puede*2|dejo de funcionar*2|dejaron de funcionar*2|"
         "no recibe*2|no sincroniza*2|dejo de sincronizar*2|dejaron de sincronizar*2|"
         "no conecta*2|no carga*2|no se puede enviar*2|no podemos enviar*2",
-        C.BUG: "fallo*2|mensaje de error*3|error|se bloquea*2|se cierra*2|se muestra mal*2",
+        C.BUG: "fallo*2|mensaje de error*3|error|se bloquea*2|se cierra*2|se muestra mal*2|"
+        "duplica*2|dos veces*2|no se pueden borrar*2|no se puede borrar*2",
         C.NETWORK_OUTAGE: "red *2|perdida de paquetes*3|latencia*2|expressroute",
         C.REGIONAL_MULTITENANT: "inquilinos*2|multiinquilino*3|regional*2|region|a la vez|"
         "simultaneamente|varios clientes*2|muchos clientes*2|distintos clientes*2",
         C.COMMERCIAL: "acuerdo de partner*3|incentivo*3|margen*2|lista de precios*2|bonificacion*3",
     },
     "de": {
-        C.BILLING: "rechnung*2|abrechnung*2|gutschrift*2|berechnet|zahlung",
-        C.SUBSCRIPTION: "abonnement*2|lizenz|lizenzen|kundig*2|verlanger|wechsel",
-        C.CONFIGURATION: "konfigur*2|einstellung*2|berechtigung*2|richtlinie*2|mfa|dns",
+        C.BILLING: "rechnung*2|abrechnung*2|gutschrift*2|berechnet|zahlung|betrag*2|"
+        "belastet*2|abgebucht*2",
+        C.SUBSCRIPTION: "abonnement*2|lizenz|lizenzen|kundig*2|verlanger|wechsel|platze*2",
+        C.CONFIGURATION: "konfigur*2|einstellung*2|berechtigung*2|richtlinie*2|mfa|dns|"
+        "weiterleit*2|freigegebenes postfach*2|vollzugriff*2|verteilerliste*2|"
+        "abwesenheitsnotiz*2|passwort|entsperr*2",
         C.HOW_TO: "wie kann*3|wie richte*3|fragt wie*3",
         C.UNDOCUMENTED_BEHAVIOR: "nicht dokumentiert*3|dokumentiert*2|dokumentation*2|"
         "dienstbeschreibung*2",
@@ -66,16 +78,21 @@ LEXICON: dict[str, dict[Category, str]] = {
         "kein benutzer kann*2|funktioniert nicht|geht nicht|empfangt keine*2|"
         "empfangen keine*2|synchronisiert nicht*2|nicht mehr synchronisiert*2|laden nicht*2|"
         "ladt nicht*2|keine verbindung*2",
-        C.BUG: "fehler*2|fehlermeldung*3|absturz*2|sturzt*2|falsch angezeigt*2|bleibt hangen",
+        C.BUG: "fehler*2|fehlermeldung*3|absturz*2|sturzt*2|falsch angezeigt*2|bleibt hangen|"
+        "erscheint zweimal*2|erscheint doppelt*2|doppelt angezeigt*2|lasst sich nicht loschen*2",
         C.NETWORK_OUTAGE: "netzwerk*2|paketverlust*3|latenz*2|expressroute|routen",
         C.REGIONAL_MULTITENANT: "tenants*2|mandantenubergreifend*3|regional*2|region|"
         "gleichzeitig|mehrere kunden*2|viele kunden*2|drei kunden*2",
         C.COMMERCIAL: "partnervertrag*3|incentive*3|marge*2|preisliste*2|bonus*2",
     },
     "fr": {
-        C.BILLING: "facture*2|facturation*2|factures*2|rembourse*2|paiement",
-        C.SUBSCRIPTION: "abonnement*2|licences|licence|resili*2|renouvel|formule",
-        C.CONFIGURATION: "configurer*2|parametr*2|autorisation*2|strategie*2|dns",
+        C.BILLING: "facture*2|facturation*2|factures*2|rembourse*2|paiement|montant*2|preleve*2",
+        C.SUBSCRIPTION: "abonnement*2|licences|licence|resili*2|renouvel|formule|"
+        "postes de plus*2|postes supplementaires*2",
+        C.CONFIGURATION: "configurer*2|parametr*2|autorisation*2|strategie*2|dns|"
+        "transfert des mails*2|transferer les mails*2|transferer tous les mails*2|redirection*2|"
+        "boite partagee*2|boite aux lettres partagee*2|acces complet*2|liste de distribution*2|"
+        "reponse automatique*2|mot de passe|reinitialiser*2|debloqu*2",
         C.HOW_TO: "comment faire*3|comment puis*3|demande comment*3|comment restaurer*3",
         C.UNDOCUMENTED_BEHAVIOR: "non documente*3|documente*2|documentation*2|"
         "description du service*2",
@@ -84,7 +101,8 @@ LEXICON: dict[str, dict[Category, str]] = {
         "ne synchronise*2|ne se synchronise*2|ne sont plus synchronises*2|ne charge*2|"
         "ne se charge*2|impossible d'envoyer*2|impossible de se connecter*2|"
         "n'arrive pas a se connecter*2",
-        C.BUG: "erreur*2|message d'erreur*3|plante*2|plantage*2|defaut*2|se fige*2|se ferme*2",
+        C.BUG: "erreur*2|message d'erreur*3|plante*2|plantage*2|defaut*2|se fige*2|se ferme*2|"
+        "en double*2|deux fois*2|ne peut pas etre supprime*2",
         C.NETWORK_OUTAGE: "reseau*2|perte de paquets*3|latence*2|expressroute|routes",
         C.REGIONAL_MULTITENANT: "locataires*2|multi-locataires*3|regional*2|region|"
         "en meme temps|simultanement|plusieurs clients*2|nombreux clients*2",
