@@ -203,9 +203,12 @@ def infer(title: str, description: str, *, language_hint: str | None = None) -> 
     evidence: dict[Category, list[str]] = {}
     for category, terms in matched.items():
         # A word counts once per category, even when several languages list it or a longer
-        # term of the same category also matched it ("licence" inside "licences").
+        # term of the same category also matched it ("licence" inside "licences"), and then
+        # with the larger weight ("bill*2" inside "billing").
         kept = [t for t in terms if not any(o != t and o.startswith(t) for o in terms)]
-        scores[category] = sum(terms[t] for t in kept)
+        scores[category] = sum(
+            max(weight for o, weight in terms.items() if t.startswith(o)) for t in kept
+        )
         evidence[category] = kept
     detected = _language(raw, words, languages, language_hint)
     if not scores:

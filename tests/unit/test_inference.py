@@ -87,6 +87,16 @@ def test_a_french_verb_is_not_taken_for_an_english_billing_term() -> None:
     assert result.language == "fr"
 
 
+@pytest.mark.parametrize(("short", "long"), [("bill", "billing"), ("configure", "configured")])
+def test_a_word_matched_by_a_term_and_a_longer_one_counts_with_the_larger_weight(
+    short: str, long: str
+) -> None:
+    # "billing" is matched by "bill*2" and "billing"; it counts once, and as much as "bill".
+    alone, within = infer(f"{short} error", ""), infer(f"{long} error", "")
+    assert within.category is alone.category
+    assert within.confidence == alone.confidence > 0.5
+
+
 def test_fold_strips_only_combining_marks() -> None:
     # Letters that are not accents stay, whatever script; "ß" and ligatures case-fold.
     assert fold("Éèñ e\u0301 Straße ﬁ Ωμ €") == "een e strasse fi ωμ €"
