@@ -3,7 +3,9 @@
 The lexicon lists, per language and category, terms matched on accent-folded, case-folded text
 at the start of a word (so "facturas", "Rechnungen" and "indisponibles" match their stems).
 A term may carry a weight (``term*2``) when it is more telling than a single word. Every hit is
-evidence for a category and for the language the term belongs to.
+evidence for the language the term belongs to. The category counts the terms of the language
+the text is in, and English ones in any language (desks write "forwarding" and "outage" in all
+four): a word of another language's term ("imported" begins like Spanish "importe") is none.
 """
 
 from __future__ import annotations
@@ -112,10 +114,22 @@ LEXICON: dict[str, dict[Category, str]] = {
 
 # Frequent words that tell the language, and letters only one of the four uses.
 STOPWORDS: dict[str, frozenset[str]] = {
-    "en": frozenset("the and is not with our for from this that cannot users since every".split()),
-    "es": frozenset("el los las que con para una por nuestro usuarios desde hay cuando".split()),
-    "de": frozenset("der die das und ist nicht mit fur ein eine wir unsere seit bitte".split()),
-    "fr": frozenset("le les des et est pas avec pour une nous nos depuis aucun vers".split()),
+    "en": frozenset(
+        "the and is not with our for from this that cannot users since every to of are it we "
+        "about when have has were been they which after would there what".split()
+    ),
+    "es": frozenset(
+        "el los las que con para una por nuestro usuarios desde hay cuando del pero muy esta "
+        "este tiene tienen nuestra nuestros ya".split()
+    ),
+    "de": frozenset(
+        "der die das und ist nicht mit fur ein eine wir unsere seit bitte von auf bei den dem "
+        "im zu sind wird werden keine alle aller oder wenn sich auch noch".split()
+    ),
+    "fr": frozenset(
+        "le les des et est pas avec pour une nous nos depuis aucun vers du au aux sur mais dans "
+        "ne il ils elle sont tous toutes leur leurs cette ce".split()
+    ),
 }
 LETTERS = {"es": "ñ¿¡", "de": "äöüß", "fr": "èêçàùâîôë"}
 
@@ -194,9 +208,17 @@ def infer(title: str, description: str, *, language_hint: str | None = None) -> 
     words = _WORD.findall(fold(raw))
     padded = f" {' '.join(words)} "
     languages: defaultdict[str, float] = defaultdict(float)
+    hits = _hits(padded, words)
+    for language, _, term, weight in hits:
+        # A word that begins like a shorter term of another language ("cancelar", "cancel")
+        # tells the longer term's language only.
+        if not any(o != language and t != term and t.startswith(term) for o, _, t, _ in hits):
+            languages[language] += weight
+    detected = _language(raw, words, languages, language_hint)
     matched: dict[Category, dict[str, float]] = {}
-    for language, category, term, weight in _hits(padded, words):
-        languages[language] += weight
+    for language, category, term, weight in hits:
+        if detected is not None and language not in (detected, "en"):
+            continue  # another language's term (see the module's docstring)
         terms = matched.setdefault(category, {})
         terms[term.strip()] = max(weight, terms.get(term.strip(), 0.0))
     scores: dict[Category, float] = {}
@@ -210,7 +232,6 @@ def infer(title: str, description: str, *, language_hint: str | None = None) -> 
             max(weight for o, weight in terms.items() if t.startswith(o)) for t in kept
         )
         evidence[category] = kept
-    detected = _language(raw, words, languages, language_hint)
     if not scores:
         return Inference(category=None, language=detected)
     (best, top), *rest = sorted(scores.items(), key=lambda item: -item[1])

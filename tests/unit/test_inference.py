@@ -87,6 +87,54 @@ def test_a_french_verb_is_not_taken_for_an_english_billing_term() -> None:
     assert result.language == "fr"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Words of another language's terms inside English ones: Spanish "importe", "red",
+        # French "prime", "plante".
+        "Users imported from the old tenant cannot sign in",
+        "Teams shows a red banner for all users",
+        "Prime customer asks about Copilot",
+        "Planner tasks plante when opened",
+    ],
+)
+def test_a_term_of_another_language_is_no_evidence(text: str) -> None:
+    result = infer(text, "")
+    assert result.language == "en"
+    assert result.category is None, result
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "language"),
+    [
+        # English product words count in every language: desks write them in all four.
+        ("Die Conditional Access Policy blockiert alle Benutzer", Category.CONFIGURATION, "de"),
+        ("Le forwarding de la shared mailbox ne marche pas", Category.CONFIGURATION, "fr"),
+        ("Tenemos un bug en Teams con los usuarios", Category.BUG, "es"),
+        (
+            "Nous avons un outage sur Exchange pour les utilisateurs",
+            Category.SERVICE_UNAVAILABLE,
+            "fr",
+        ),
+    ],
+)
+def test_english_terms_count_in_the_other_languages(
+    text: str, category: Category, language: str
+) -> None:
+    result = infer(text, "")
+    assert (result.category, result.language) == (category, language)
+
+
+@pytest.mark.parametrize(("text", "language"), [("cancelar", "es"), ("facturation", "fr")])
+def test_a_word_tells_the_language_of_the_longest_term_it_begins_with(
+    text: str, language: str
+) -> None:
+    # "cancelar" begins like English "cancel", "facturation" like Spanish "factura".
+    result = infer(text, "")
+    assert result.language == language
+    assert result.evidence == (text,)
+
+
 @pytest.mark.parametrize(("short", "long"), [("bill", "billing"), ("configure", "configured")])
 def test_a_word_matched_by_a_term_and_a_longer_one_counts_with_the_larger_weight(
     short: str, long: str
