@@ -115,7 +115,7 @@ LEXICON: dict[str, dict[Category, str]] = {
 # Frequent words that tell the language, and letters only one of the four uses.
 STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset(
-        "the and is not with our for from this that cannot users since every to of are it we "
+        "the and is not with our for from this that cannot users since every to of are we "
         "about when have has were been they which after would there what".split()
     ),
     "es": frozenset(

@@ -125,6 +125,15 @@ def test_english_terms_count_in_the_other_languages(
     assert (result.category, result.language) == (category, language)
 
 
+@pytest.mark.parametrize(
+    ("text", "language"), [("IT meldet: Rechnung falsch", "de"), ("IT : facture erronée", "fr")]
+)
+def test_it_written_in_any_language_is_no_sign_of_english(text: str, language: str) -> None:
+    # Had "IT" counted for English, the German and French billing terms would not count.
+    result = infer(text, "")
+    assert (result.category, result.language) == (Category.BILLING, language)
+
+
 @pytest.mark.parametrize(("text", "language"), [("cancelar", "es"), ("facturation", "fr")])
 def test_a_word_tells_the_language_of_the_longest_term_it_begins_with(
     text: str, language: str
