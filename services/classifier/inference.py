@@ -249,7 +249,8 @@ def _language(
     for language, letters in LETTERS.items():
         scores[language] += 3 * sum(lowered.count(ch) for ch in letters)
     for language, weight in lexicon.items():
-        scores[language] += weight
+        # Desks write English product words in every language: they tell English less.
+        scores[language] += weight / 2 if language == "en" else weight
     if hint and hint[:2] in STOPWORDS:
         scores[hint[:2]] += 0.5
     best = max(scores, key=lambda language: scores[language], default=None)

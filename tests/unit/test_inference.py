@@ -111,6 +111,9 @@ def test_a_term_of_another_language_is_no_evidence(text: str) -> None:
         ("Die Conditional Access Policy blockiert alle Benutzer", Category.CONFIGURATION, "de"),
         ("Le forwarding de la shared mailbox ne marche pas", Category.CONFIGURATION, "fr"),
         ("Tenemos un bug en Teams con los usuarios", Category.BUG, "es"),
+        # ... and tell English less than the text's own function words do.
+        ("El forwarding del shared mailbox no va", Category.CONFIGURATION, "es"),
+        ("La invoice de octubre está mal", Category.BILLING, "es"),
         (
             "Nous avons un outage sur Exchange pour les utilisateurs",
             Category.SERVICE_UNAVAILABLE,
