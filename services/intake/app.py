@@ -31,6 +31,7 @@ from services.intake.key_checks import KeyChecks
 from services.intake.ratelimit import KeyRateLimiter
 from services.runtime import Runtime
 from services.settings import ServiceSettings
+from shared.db.errors import database_unavailable
 
 SERVICE = "intake"
 log = logging.getLogger(__name__)
@@ -98,7 +99,10 @@ async def _purge_keys(runtime: Runtime, stop: asyncio.Event) -> None:
             purged = await idempotency.purge_expired(runtime.uow_factory)
             if purged:
                 log.info("forgot %d expired idempotency keys", purged)
-        except Exception:
-            log.exception("idempotency key purge failed")
+        except Exception as exc:
+            if database_unavailable(exc):  # an outage, not a fault: the next hour's purge
+                log.warning("idempotency key purge skipped, database unavailable: %s", exc)
+            else:
+                log.exception("idempotency key purge failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=3600)

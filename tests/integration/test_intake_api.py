@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 
 import httpx
 import pytest
@@ -164,7 +165,11 @@ async def test_a_webhook_to_a_loopback_address_is_refused_unless_allowed(
 
 
 async def test_an_issue_filed_while_every_database_connection_is_busy_gets_503_to_retry(
-    database_url: str, bootstrap_servers: str, topic_prefix: str, engine: AsyncEngine
+    database_url: str,
+    bootstrap_servers: str,
+    topic_prefix: str,
+    engine: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     partner = await seed_partner(database_url)
     settings = intake_settings(database_url, bootstrap_servers, topic_prefix)
@@ -178,6 +183,16 @@ async def test_an_issue_filed_while_every_database_connection_is_busy_gets_503_t
         assert response.headers["content-type"] == "application/problem+json"
         assert int(response.headers["Retry-After"]) > 0
         assert "nothing was stored" in response.json()["detail"]
+        # Retried as a PSA does: again after Retry-After while the answer is 503. The intake's
+        # own workers (relay, purge) share the one connection, so a retry may meet one of them.
         retried = await api.post("/v1/issues", json=issue_body(), headers=partner.headers)
+        for _ in range(3):
+            if retried.status_code != 503:
+                break
+            assert "nothing was stored" in retried.json()["detail"]
+            await asyncio.sleep(int(retried.headers["Retry-After"]))
+            retried = await api.post("/v1/issues", json=issue_body(), headers=partner.headers)
     assert retried.status_code == 202
     assert await scalar(engine, "SELECT count(*) FROM issues") == 1
+    # A busy pool is an outage to the intake's workers too, not a fault to report as one.
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
