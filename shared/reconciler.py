@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from shared.db.base import utcnow
+from shared.db.errors import log_failed_pass
 from shared.db.models import Issue, OutboxMessage
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueClassified, IssueReceived
@@ -81,7 +82,7 @@ async def run_reconciler(
             redriven = await reconcile_once(uow_factory, settings)
             if redriven and on_redrive is not None:
                 on_redrive()
-        except Exception:
-            log.exception("reconciler pass failed")
+        except Exception as exc:
+            log_failed_pass(log, "reconciler pass", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.interval_s)

@@ -31,7 +31,7 @@ from services.intake.key_checks import KeyChecks
 from services.intake.ratelimit import KeyRateLimiter
 from services.runtime import Runtime
 from services.settings import ServiceSettings
-from shared.db.errors import database_unavailable
+from shared.db.errors import log_failed_pass
 
 SERVICE = "intake"
 log = logging.getLogger(__name__)
@@ -100,9 +100,6 @@ async def _purge_keys(runtime: Runtime, stop: asyncio.Event) -> None:
             if purged:
                 log.info("forgot %d expired idempotency keys", purged)
         except Exception as exc:
-            if database_unavailable(exc):  # an outage, not a fault: the next hour's purge
-                log.warning("idempotency key purge skipped, database unavailable: %s", exc)
-            else:
-                log.exception("idempotency key purge failed")
+            log_failed_pass(log, "idempotency key purge", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=3600)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from shared import microsoft_requests as lifecycle
 from shared.db.base import utcnow
+from shared.db.errors import log_failed_pass
 from shared.db.models import MicrosoftRequest
 from shared.db.uow import UnitOfWorkFactory
 
@@ -48,7 +49,7 @@ async def run_overdue_sweep(
             marked = await mark_overdue(uow_factory)
             if marked:
                 log.warning("%d Microsoft requests passed their first-response target", marked)
-        except Exception:
-            log.exception("overdue sweep failed")
+        except Exception as exc:
+            log_failed_pass(log, "overdue sweep", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -46,3 +47,13 @@ def database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         return is_connectivity(exc)
     return isinstance(exc, MAYBE_UNAVAILABLE)
+
+
+def log_failed_pass(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """A periodic database pass that raised ``exc``: an outage (or no pooled connection free in
+    time) is a warning, since the next pass tries again and ``/readyz`` reports the database;
+    anything else is an error, with its traceback."""
+    if database_unavailable(exc):
+        logger.warning("%s skipped, database unavailable: %s", what, exc)
+    else:
+        logger.error("%s failed", what, exc_info=exc)
