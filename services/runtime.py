@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from types import TracebackType
@@ -18,6 +17,7 @@ from shared.db.direct import Direct
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
 from shared.kafka.outbox import RELAY, OutboxRelay
+from shared.periodic import stopped_after
 from shared.reconciler import run_reconciler
 
 log = logging.getLogger(__name__)
@@ -174,9 +174,7 @@ async def _supervised(name: str, worker: Worker, stop: asyncio.Event) -> None:
             pause = restart_pause(pause, ran_s=loop.time() - started)
             # A library's own CancelledError leaked out: the worker is not being shut down.
             log.error("worker %s ended by a stray cancellation; restarting", name, exc_info=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=pause)
-        if stop.is_set():
+        if await stopped_after(stop, pause):
             return
 
 

@@ -7,7 +7,6 @@ that was in fact processed is skipped by event id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -15,11 +14,11 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from shared.db.base import utcnow
-from shared.db.errors import log_failed_pass
 from shared.db.models import Issue, OutboxMessage
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueClassified, IssueReceived
 from shared.observability import metrics
+from shared.periodic import run_every
 from shared.settings import ReconcilerSettings
 from shared.vocabulary import IssueStatus
 
@@ -77,12 +76,10 @@ async def run_reconciler(
     *,
     on_redrive: Callable[[], None] | None = None,
 ) -> None:
-    while not stop.is_set():
-        try:
-            redriven = await reconcile_once(uow_factory, settings)
-            if redriven and on_redrive is not None:
-                on_redrive()
-        except Exception as exc:
-            log_failed_pass(log, "reconciler pass", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.interval_s)
+
+    async def reconcile() -> None:
+        redriven = await reconcile_once(uow_factory, settings)
+        if redriven and on_redrive is not None:
+            on_redrive()
+
+    await run_every(settings.interval_s, stop, reconcile, logger=log, what="reconciler pass")

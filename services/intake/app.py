@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,7 +30,7 @@ from services.intake.key_checks import KeyChecks
 from services.intake.ratelimit import KeyRateLimiter
 from services.runtime import Runtime
 from services.settings import ServiceSettings
-from shared.db.errors import log_failed_pass
+from shared.periodic import run_every
 
 SERVICE = "intake"
 log = logging.getLogger(__name__)
@@ -94,12 +93,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
 async def _purge_keys(runtime: Runtime, stop: asyncio.Event) -> None:
     """Forget idempotency keys past their 24 hours, every hour."""
-    while not stop.is_set():
-        try:
-            purged = await idempotency.purge_expired(runtime.uow_factory)
-            if purged:
-                log.info("forgot %d expired idempotency keys", purged)
-        except Exception as exc:
-            log_failed_pass(log, "idempotency key purge", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=3600)
+
+    async def purge() -> None:
+        purged = await idempotency.purge_expired(runtime.uow_factory)
+        if purged:
+            log.info("forgot %d expired idempotency keys", purged)
+
+    await run_every(3600, stop, purge, logger=log, what="idempotency key purge")

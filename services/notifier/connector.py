@@ -9,7 +9,6 @@ not a second request. Every change it makes produces ``microsoft_request.updated
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import uuid
@@ -31,6 +30,7 @@ from shared.db.base import utcnow
 from shared.db.models import MicrosoftRequest
 from shared.db.uow import UnitOfWorkFactory
 from shared.observability import metrics
+from shared.periodic import run_every
 from shared.settings import PartnerCenterSettings
 
 log = logging.getLogger(__name__)
@@ -96,17 +96,22 @@ class PartnerCenterConnector:
         self._next_poll = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
+        await run_every(
+            self._settings.submit_interval_s,
+            stop,
+            self.pass_once,
+            logger=log,
+            what="Partner Center connector pass",
+        )
+
+    async def pass_once(self) -> None:
+        """File what is queued; every poll interval (at most a minute), also read back what
+        is filed."""
+        await self.submit_once()
         loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            try:
-                await self.submit_once()
-                if loop.time() >= self._next_poll:
-                    self._next_poll = loop.time() + min(self._settings.poll_interval_s, 60.0)
-                    await self.poll_once()
-            except Exception:
-                log.exception("Partner Center connector pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._settings.submit_interval_s)
+        if loop.time() >= self._next_poll:
+            self._next_poll = loop.time() + min(self._settings.poll_interval_s, 60.0)
+            await self.poll_once()
 
     # -- filing ---------------------------------------------------------------------------
 

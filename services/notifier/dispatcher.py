@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -16,11 +15,17 @@ import httpx
 from sqlalchemy import select, update
 
 from services.notifier.signing import signature_header
-from services.notifier.targets import SSRFProtectionError, TargetRefused, check_target
+from services.notifier.targets import (
+    SSRFProtectionError,
+    TargetRefused,
+    TargetUnresolved,
+    check_target,
+)
 from shared.db.base import utcnow
 from shared.db.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from shared.db.uow import UnitOfWorkFactory
 from shared.observability import metrics
+from shared.periodic import run_every
 from shared.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -79,15 +84,14 @@ class WebhookDispatcher:
         self._endpoint_slots: dict[uuid.UUID, asyncio.Semaphore] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                sent = await self.dispatch_once()
-            except Exception:
-                log.exception("webhook dispatch pass failed")
-                sent = 0
-            if sent == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self._settings.poll_interval_s)
+        await run_every(
+            self._settings.poll_interval_s,
+            stop,
+            self.dispatch_once,
+            logger=log,
+            what="webhook dispatch pass",
+            again_if_busy=True,
+        )
 
     async def dispatch_once(self) -> int:
         claimed = await self._claim()
@@ -158,6 +162,8 @@ class WebhookDispatcher:
                 allow_private=self._settings.allow_private_targets,
                 require_https=self._require_https,
             )
+        except TargetUnresolved as exc:  # a name gone, or a resolver down: try again later
+            return AttemptResult(None, 0, error=str(exc))
         except TargetRefused as exc:
             return AttemptResult(None, 0, error=f"target refused: {exc}", permanent=True)
         timestamp = utcnow()

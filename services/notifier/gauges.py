@@ -6,7 +6,6 @@ Every notifier instance reports the same figures; dashboards take ``max`` across
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy import func, select
@@ -15,6 +14,7 @@ from shared.db.models import MicrosoftRequest, WebhookDelivery
 from shared.db.uow import UnitOfWorkFactory
 from shared.microsoft_requests import STATUSES
 from shared.observability import metrics
+from shared.periodic import run_every
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,10 @@ async def report_once(uow_factory: UnitOfWorkFactory) -> None:
 async def run_gauges(
     uow_factory: UnitOfWorkFactory, interval_s: float, stop: asyncio.Event
 ) -> None:
-    while not stop.is_set():
-        try:
-            await report_once(uow_factory)
-        except Exception as exc:
-            log.warning("notifier gauges not refreshed: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+    await run_every(
+        interval_s,
+        stop,
+        lambda: report_once(uow_factory),
+        logger=log,
+        what="notifier gauges refresh",
+    )

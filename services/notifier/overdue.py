@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy import select
 
 from shared import microsoft_requests as lifecycle
 from shared.db.base import utcnow
-from shared.db.errors import log_failed_pass
 from shared.db.models import MicrosoftRequest
 from shared.db.uow import UnitOfWorkFactory
+from shared.periodic import run_every
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +43,10 @@ async def mark_overdue(uow_factory: UnitOfWorkFactory) -> int:
 async def run_overdue_sweep(
     uow_factory: UnitOfWorkFactory, interval_s: float, stop: asyncio.Event
 ) -> None:
-    while not stop.is_set():
-        try:
-            marked = await mark_overdue(uow_factory)
-            if marked:
-                log.warning("%d Microsoft requests passed their first-response target", marked)
-        except Exception as exc:
-            log_failed_pass(log, "overdue sweep", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+    async def sweep() -> None:
+        marked = await mark_overdue(uow_factory)
+        if marked:
+            log.warning("%d Microsoft requests passed their first-response target", marked)
+
+    await run_every(interval_s, stop, sweep, logger=log, what="overdue sweep")

@@ -16,11 +16,16 @@ from urllib.parse import urlsplit
 import httpx
 from httpx_secure import SSRFProtectionError, httpx_ssrf_protection
 
-__all__ = ["SSRFProtectionError", "TargetRefused", "check_target", "guarded"]
+__all__ = ["SSRFProtectionError", "TargetRefused", "TargetUnresolved", "check_target", "guarded"]
 
 
 class TargetRefused(ValueError):
     """The URL may not receive webhooks; the message says why."""
+
+
+class TargetUnresolved(TargetRefused):
+    """The host name did not resolve. A subscription to it is refused; a delivery to it is
+    tried again later, since the resolver may be what failed."""
 
 
 def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -58,7 +63,7 @@ async def check_target(url: str, *, allow_private: bool, require_https: bool) ->
                 parts.hostname, parts.port or 443, type=socket.SOCK_STREAM
             )
         except OSError as exc:
-            raise TargetRefused(f"the host {parts.hostname!r} does not resolve") from exc
+            raise TargetUnresolved(f"the host {parts.hostname!r} does not resolve") from exc
         addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
     if any(_forbidden(address) for address in addresses):
         raise TargetRefused("the host is a private, loopback or link-local address")

@@ -68,3 +68,21 @@ async def test_a_delivery_whose_name_now_points_inside_fails_for_good_and_sends_
     assert not refused.retryable
     assert allowed.delivered, "the same delivery goes through where private targets are allowed"
     assert len(receiver.received) == 1
+
+
+async def test_a_delivery_to_a_name_that_does_not_resolve_is_tried_again_later() -> None:
+    """A resolver outage must not fail every delivery due meanwhile for good; a private address
+    still does."""
+    async with httpx.AsyncClient() as client:
+        dispatcher = WebhookDispatcher(
+            cast(Any, None), WebhookSettings(), guarded(client, allow_private=False)
+        )
+        unresolved = await dispatcher._post(_delivery("https://hooks.example.invalid/csp"))
+        private = await dispatcher._post(_delivery("https://10.1.2.3/csp"))
+    assert unresolved.status_code is None
+    assert unresolved.error is not None
+    assert "does not resolve" in unresolved.error
+    assert unresolved.retryable
+    assert private.error is not None
+    assert private.error.startswith("target refused:")
+    assert not private.retryable
