@@ -255,7 +255,3 @@ def _language(
         scores[hint[:2]] += 0.5
     best = max(scores, key=lambda language: scores[language], default=None)
     return best if best is not None and scores[best] > 0 else None
-
-
-def detect_language(text: str) -> str | None:
-    return infer(text, "").language
