@@ -211,8 +211,9 @@ def infer(title: str, description: str, *, language_hint: str | None = None) -> 
     hits = _hits(padded, words)
     for language, _, term, weight in hits:
         # A word that begins like a shorter term of another language ("cancelar", "cancel")
-        # tells the longer term's language only.
-        if not any(o != language and t != term and t.startswith(term) for o, _, t, _ in hits):
+        # tells the longer term's language only, and one that several languages list alike
+        # ("error", "licence") tells none of them.
+        if not any(o != language and t.startswith(term) for o, _, t, _ in hits):
             languages[language] += weight
     detected = _language(raw, words, languages, language_hint)
     matched: dict[Category, dict[str, float]] = {}

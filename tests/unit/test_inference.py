@@ -157,6 +157,16 @@ def test_a_word_matched_by_a_term_and_a_longer_one_counts_with_the_larger_weight
     assert within.confidence == alone.confidence > 0.5
 
 
+@pytest.mark.parametrize("text", ["Outlook error", "Outlook shows an error", "Licence expired"])
+def test_a_term_several_languages_list_alike_tells_none_of_them(text: str) -> None:
+    # "error" is English and Spanish, "licence" English and French: alone, they say which
+    # category, not which language; the partner's or customer's locale does.
+    assert infer(text, "").language is None
+    for hint in ("en", "es", "fr"):
+        assert infer(text, "", language_hint=hint).language == hint
+    assert infer(text, "").category is infer(text, "", language_hint="es").category
+
+
 def test_fold_strips_only_combining_marks() -> None:
     # Letters that are not accents stay, whatever script; "ß" and ligatures case-fold.
     assert fold("Éèñ e\u0301 Straße ﬁ Ωμ €") == "een e strasse fi ωμ €"
