@@ -99,6 +99,8 @@ WEBHOOK_EVENT_BY_OUTCOME = {
 WEBHOOK_EVENT_TYPES = (*WEBHOOK_EVENT_BY_OUTCOME.values(), "microsoft_request.updated")
 # What an indirect reseller's provider endpoint receives, and nothing else.
 PROVIDER_HANDOFF_EVENT = "provider_handoff.created"
+# How a delivery's last_error begins when it was due to an endpoint already disabled.
+WEBHOOK_NOT_SENT = "not sent: "
 
 
 class Audience(StrEnum):

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from services.intake.deps import Principal, RuntimeDep, UowDep, owned, require
 from services.intake.idempotency import IdempotencyDep, StoredAnswer
@@ -21,6 +21,7 @@ from services.intake.schemas import (
     SecretRotated,
     WebhookCreate,
     WebhookCreated,
+    WebhookEnabled,
     WebhookView,
 )
 from services.notifier.signing import new_secret
@@ -31,6 +32,7 @@ from shared.db.uow import UnitOfWork
 from shared.vocabulary import (
     PROVIDER_HANDOFF_EVENT,
     WEBHOOK_EVENT_TYPES,
+    WEBHOOK_NOT_SENT,
     Audience,
     CspModel,
     Role,
@@ -149,6 +151,63 @@ async def delete_webhook(webhook_id: uuid.UUID, principal: Admin, uow: UowDep) -
         subscription.disabled_reason = "deleted"
         await uow.commit()
     return Response(status_code=204)
+
+
+@router.post(
+    "/{webhook_id}/enable",
+    response_model=WebhookEnabled,
+    summary="Send to a disabled endpoint again, from what the disabling stopped",
+    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM},
+)
+async def enable_webhook(
+    webhook_id: uuid.UUID,
+    principal: Admin,
+    runtime: RuntimeDep,
+    uow: UowDep,
+    idempotent: IdempotencyDep,
+) -> JSONResponse:
+    """An endpoint that answered ``410 Gone`` is disabled. Once it is back, this enables it
+    and puts the deliveries that disabling stopped back in the queue: the one answered 410 and
+    those that were due to it since. Events routed while it was disabled were not queued for it.
+    """
+    async with uow:
+        url = (await _owned(uow, principal, webhook_id)).url
+    settings = runtime.settings
+    try:  # before the transaction: a name is resolved
+        await check_target(
+            url,
+            allow_private=settings.webhook.allow_private_targets,
+            require_https=settings.app.environment == "production",
+        )
+    except TargetRefused as exc:
+        raise Problem(409, f"The endpoint cannot be enabled: {exc}.") from exc
+
+    async def produce(uow: UnitOfWork) -> StoredAnswer:
+        subscription = await _owned(uow, principal, webhook_id)
+        requeued = 0
+        if not subscription.enabled:
+            subscription.enabled = True
+            subscription.disabled_reason = None
+            result = await uow.session.execute(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.subscription_id == subscription.id,
+                    WebhookDelivery.status == "failed",
+                    or_(
+                        WebhookDelivery.last_status_code == 410,
+                        WebhookDelivery.last_error.startswith(WEBHOOK_NOT_SENT),
+                    ),
+                )
+                .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_until=None)
+            )
+            requeued = int(getattr(result, "rowcount", 0) or 0)
+            await uow.session.flush()
+        view = WebhookView.model_validate(subscription, from_attributes=True)
+        enabled = WebhookEnabled(**view.model_dump(), requeued=requeued)
+        return StoredAnswer(200, enabled.model_dump(mode="json"))
+
+    answer = await idempotent.run(runtime.uow_factory, principal.partner_id, None, produce)
+    return answer.response()
 
 
 @router.post(

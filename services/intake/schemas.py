@@ -252,6 +252,13 @@ class WebhookView(BaseModel):
     created_at: datetime
 
 
+class WebhookEnabled(WebhookView):
+    requeued: int = Field(
+        description="Deliveries the disabling had stopped (the one answered 410 and those not "
+        "sent since), pending again."
+    )
+
+
 class WebhookCreated(WebhookView):
     secret: str = Field(description="The signing secret (`whsec_…`). Shown only in this answer.")
 

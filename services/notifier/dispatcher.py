@@ -27,6 +27,7 @@ from shared.db.uow import UnitOfWorkFactory
 from shared.observability import metrics
 from shared.periodic import run_every
 from shared.settings import WebhookSettings
+from shared.vocabulary import WEBHOOK_NOT_SENT
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,8 @@ class WebhookDispatcher:
                 if not subscription.enabled:
                     # Kept, so it can be redelivered once the endpoint is enabled again.
                     delivery.status = "failed"
-                    delivery.last_error = f"not sent: {subscription.disabled_reason or 'disabled'}"
+                    reason = subscription.disabled_reason or "disabled"
+                    delivery.last_error = f"{WEBHOOK_NOT_SENT}{reason}"
                     continue
                 delivery.claimed_until = lease
                 claimed.append(

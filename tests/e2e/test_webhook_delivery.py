@@ -185,3 +185,32 @@ async def test_an_exhausted_delivery_is_kept_and_can_be_redelivered(
         assert answer.status_code == 202
         done = await settled(client, hook["id"], "succeeded", stack)
     assert done["attempt_log"][-1]["status_code"] == 204
+
+
+async def test_an_endpoint_disabled_by_410_gets_what_it_missed_once_enabled_again(
+    stack: Stack, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    receiver = WebhookReceiver(status_code=410)
+    await stack.start()
+    async with receiver.running(), api(stack, partner) as client:
+        hook = await subscribe(client, receiver.url)
+        assert (await client.post("/v1/issues", json=issue_body())).status_code == 202
+        gone = await settled(client, hook["id"], "failed", stack)
+        assert [a["status_code"] for a in gone["attempt_log"]] == [410]
+        receiver.status_code = 204
+        answer = await client.post(f"/v1/webhooks/{hook['id']}/enable")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["requeued"] == 1
+        done = await settled(client, hook["id"], "succeeded", stack)
+        assert done["id"] == gone["id"], "the same message, under the same webhook-id"
+        assert len(receiver.received) == 2
+        assert receiver.received[-1].headers["webhook-id"] == gone["id"]
+        Webhook(hook["secret"]).verify(receiver.received[-1].body, receiver.received[-1].headers)
+        # Enabled again, it gets the next outcome as any endpoint does.
+        assert (await client.post("/v1/issues", json=issue_body())).status_code == 202
+
+        async def next_one() -> bool:
+            return len(receiver.received) == 3
+
+        await eventually(next_one, timeout=30, message=stack.logs)

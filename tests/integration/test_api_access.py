@@ -210,6 +210,7 @@ CALLS = [
         ok=202,
     ),
     Call("rotate a secret", "POST", "/v1/webhooks/{webhook}/rotate-secret", ADMIN),
+    Call("enable a webhook", "POST", "/v1/webhooks/{webhook}/enable", ADMIN),
     Call(
         "record an incident",
         "PUT",

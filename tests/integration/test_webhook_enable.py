@@ -1,0 +1,120 @@
+"""An endpoint disabled by 410 Gone is enabled again with what the disabling stopped."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db.engine import create_session_factory
+from shared.db.models import WebhookDelivery, WebhookSubscription
+from shared.vocabulary import WEBHOOK_NOT_SENT, Role
+from tests.support.factories import SeededPartner, rows, seed_partner
+
+GONE = "the endpoint answered 410 Gone"
+
+
+async def _disabled(
+    engine: AsyncEngine, partner: SeededPartner, *, url: str = "https://8.8.8.8/hooks"
+) -> uuid.UUID:
+    """A subscription as the dispatcher leaves it after a 410, with its deliveries: the one
+    answered 410, one due since (not sent), one its receiver refused, one delivered."""
+    subscription_id = uuid.uuid4()
+    states: dict[str, dict[str, Any]] = {
+        "gone": dict(status="failed", last_status_code=410, last_error="410 Gone"),
+        "due": dict(status="failed", last_error=f"{WEBHOOK_NOT_SENT}{GONE}"),
+        "refused": dict(status="failed", last_status_code=400),
+        "delivered": dict(status="succeeded", last_status_code=204),
+    }
+    async with create_session_factory(engine)() as session:
+        session.add(
+            WebhookSubscription(
+                id=subscription_id,
+                partner_id=partner.id,
+                url=url,
+                secret="whsec_" + "A" * 32,
+                enabled=False,
+                disabled_reason=GONE,
+            )
+        )
+        await session.flush()
+        for name, state in states.items():
+            session.add(
+                WebhookDelivery(
+                    id=f"msg_{name}_{subscription_id.hex}",
+                    subscription_id=subscription_id,
+                    partner_id=partner.id,
+                    event_id=f"evt_{name}_{uuid.uuid4().hex}",
+                    event_type="issue.escalated_to_microsoft",
+                    body="{}",
+                    attempts=3,
+                    **state,
+                )
+            )
+        await session.commit()
+    return subscription_id
+
+
+async def _statuses(engine: AsyncEngine, subscription_id: uuid.UUID) -> dict[str, str]:
+    found = await rows(
+        engine,
+        "SELECT id, status, attempts FROM webhook_deliveries WHERE subscription_id = :s",
+        s=subscription_id.hex if engine.dialect.name == "sqlite" else subscription_id,
+    )
+    return {row.id.split("_")[1]: f"{row.status}/{row.attempts}" for row in found}
+
+
+async def test_enabling_queues_again_what_the_410_stopped_and_nothing_else(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    hook = await _disabled(engine, partner)
+
+    answer = await api.post(f"/v1/webhooks/{hook}/enable", headers=partner.headers)
+
+    assert answer.status_code == 200, answer.text
+    enabled = answer.json()
+    assert enabled["enabled"] is True
+    assert enabled["disabled_reason"] is None
+    assert enabled["requeued"] == 2
+    assert "secret" not in enabled
+    assert await _statuses(engine, hook) == {
+        "gone": "pending/0",
+        "due": "pending/0",
+        "refused": "failed/3",
+        "delivered": "succeeded/3",
+    }
+    listed = {h["id"]: h for h in (await api.get("/v1/webhooks", headers=partner.headers)).json()}
+    assert listed[str(hook)]["enabled"] is True
+
+    again = await api.post(f"/v1/webhooks/{hook}/enable", headers=partner.headers)
+    assert again.status_code == 200
+    assert again.json()["requeued"] == 0, "an enabled endpoint is left as it is"
+
+
+async def test_only_the_partners_admin_enables_and_a_refused_url_stays_disabled(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    hook = await _disabled(engine, partner)
+    reader = await seed_partner(database_url, role=Role.READER)
+    other = await seed_partner(database_url)
+
+    read_only = await api.post(f"/v1/webhooks/{hook}/enable", headers=reader.headers)
+    assert read_only.status_code == 403
+    foreign = await api.post(f"/v1/webhooks/{hook}/enable", headers=other.headers)
+    assert foreign.status_code == 404
+
+    inside = await _disabled(engine, partner, url="http://127.0.0.1:9/hooks")
+    refused = await api.post(f"/v1/webhooks/{inside}/enable", headers=partner.headers)
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "private" in refused.json()["detail"]
+    assert (await _statuses(engine, inside))["gone"] == "failed/3"
+
+    deleted = await api.delete(f"/v1/webhooks/{hook}", headers=partner.headers)
+    assert deleted.status_code == 204
+    gone = await api.post(f"/v1/webhooks/{hook}/enable", headers=partner.headers)
+    assert gone.status_code == 404
