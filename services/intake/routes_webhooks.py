@@ -26,6 +26,7 @@ from services.intake.schemas import (
 )
 from services.notifier.signing import new_secret
 from services.notifier.targets import TargetRefused, check_target
+from services.runtime import Runtime
 from shared.db.base import utcnow
 from shared.db.models import Partner, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from shared.db.uow import UnitOfWork
@@ -65,13 +66,8 @@ async def create_webhook(
             f"expected some of {list(allowed)}",
             "enum",
         )
-    settings = runtime.settings
     try:
-        await check_target(
-            str(body.url),
-            allow_private=settings.webhook.allow_private_targets,
-            require_https=settings.app.environment == "production",
-        )
+        await _check_target(runtime, str(body.url))
     except TargetRefused as exc:
         raise invalid_field("body.url", str(exc), "url_refused") from exc
 
@@ -124,6 +120,15 @@ async def list_webhooks(
         return [WebhookView.model_validate(row, from_attributes=True) for row in rows]
 
 
+async def _check_target(runtime: Runtime, url: str) -> None:
+    """Raise :class:`TargetRefused` unless ``url`` may receive this deployment's webhooks."""
+    await check_target(
+        url,
+        allow_private=runtime.settings.webhook.allow_private_targets,
+        require_https=runtime.settings.app.environment == "production",
+    )
+
+
 async def _owned(
     uow: UnitOfWork, principal: Principal, webhook_id: uuid.UUID
 ) -> WebhookSubscription:
@@ -172,13 +177,8 @@ async def enable_webhook(
     """
     async with uow:
         url = (await _owned(uow, principal, webhook_id)).url
-    settings = runtime.settings
     try:  # before the transaction: a name is resolved
-        await check_target(
-            url,
-            allow_private=settings.webhook.allow_private_targets,
-            require_https=settings.app.environment == "production",
-        )
+        await _check_target(runtime, url)
     except TargetRefused as exc:
         raise Problem(409, f"The endpoint cannot be enabled: {exc}.") from exc
 
