@@ -18,6 +18,8 @@ from services.intake.schemas import (
     AttemptView,
     DeliveryDetail,
     DeliveryPage,
+    RedeliverMany,
+    Requeued,
     SecretRotated,
     WebhookCreate,
     WebhookCreated,
@@ -268,6 +270,53 @@ async def list_deliveries(
             for d in page
         ]
         return DeliveryPage(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/{webhook_id}/deliveries/redeliver",
+    status_code=202,
+    response_model=Requeued,
+    summary="Send kept deliveries again, oldest first (after a receiver outage)",
+    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+)
+async def redeliver_many(
+    webhook_id: uuid.UUID,
+    body: RedeliverMany,
+    principal: Admin,
+    runtime: RuntimeDep,
+    idempotent: IdempotencyDep,
+) -> JSONResponse:
+    """Every ``exhausted`` (or ``failed``) delivery to this endpoint, up to ``limit``, is
+    pending again from its first attempt. Call again until ``requeued`` is under ``limit``."""
+
+    async def produce(uow: UnitOfWork) -> StoredAnswer:
+        subscription = await _owned(uow, principal, webhook_id)
+        if not subscription.enabled:
+            raise Problem(409, f"The webhook is disabled ({subscription.disabled_reason}).")
+        chosen = (
+            select(WebhookDelivery.id)
+            .where(
+                WebhookDelivery.subscription_id == subscription.id,
+                WebhookDelivery.status == body.status,
+            )
+            .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+            .limit(body.limit)
+        )
+        if body.created_after is not None:
+            chosen = chosen.where(WebhookDelivery.created_at > body.created_after)
+        result = await uow.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(chosen.scalar_subquery()))
+            .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        requeued = Requeued(requeued=int(getattr(result, "rowcount", 0) or 0))
+        return StoredAnswer(202, requeued.model_dump(mode="json"))
+
+    answer = await idempotent.run(
+        runtime.uow_factory, principal.partner_id, body.model_dump(mode="json"), produce
+    )
+    return answer.response()
 
 
 @router.post(

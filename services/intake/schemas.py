@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -325,6 +325,27 @@ class DeliveryDetail(BaseModel):
     created_at: datetime
     delivered_at: datetime | None
     attempt_log: list[AttemptView]
+
+
+class RedeliverMany(RequestBody):
+    """Which kept deliveries of one endpoint to send again, oldest first."""
+
+    status: Literal["exhausted", "failed"] = Field(
+        default="exhausted",
+        description="`exhausted`: every retry failed (the receiver was down for long); "
+        "`failed`: refused at once (a 4xx) or stopped by a disabled endpoint.",
+    )
+    created_after: Timestamp | None = Field(
+        default=None, description="Only deliveries created after this (RFC 3339 with an offset)."
+    )
+    limit: int = Field(default=1000, ge=1, le=10_000, strict=True)
+
+
+class Requeued(BaseModel):
+    requeued: int = Field(
+        description="Deliveries pending again, each under its own `webhook-id`; fewer than "
+        "`limit` means none is left to send again."
+    )
 
 
 class DeliveryPage(BaseModel):

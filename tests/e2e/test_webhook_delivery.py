@@ -214,3 +214,36 @@ async def test_an_endpoint_disabled_by_410_gets_what_it_missed_once_enabled_agai
             return len(receiver.received) == 3
 
         await eventually(next_one, timeout=30, message=stack.logs)
+
+
+async def test_after_a_long_receiver_outage_every_exhausted_delivery_is_sent_again_at_once(
+    stack: Stack, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    receiver = WebhookReceiver(status_code=503)
+    stack.extra_env["WEBHOOK_MAX_ATTEMPTS"] = "1"
+    await stack.start()
+    async with receiver.running(), api(stack, partner) as client:
+        hook = await subscribe(client, receiver.url)
+        for _ in range(3):
+            assert (await client.post("/v1/issues", json=issue_body())).status_code == 202
+
+        async def all_exhausted() -> bool:
+            found = await deliveries(client, hook["id"])
+            return len(found) == 3 and {d["status"] for d in found} == {"exhausted"}
+
+        await eventually(all_exhausted, timeout=40, message=stack.logs)
+        receiver.status_code = 204
+        url = f"/v1/webhooks/{hook['id']}/deliveries/redeliver"
+        answer = await client.post(url, json={})
+        assert answer.status_code == 202
+        assert answer.json() == {"requeued": 3}
+
+        async def all_delivered() -> bool:
+            found = await deliveries(client, hook["id"])
+            return {d["status"] for d in found} == {"succeeded"}
+
+        await eventually(all_delivered, timeout=40, message=stack.logs)
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert len(ids) == 6
+    assert sorted(ids[3:]) == sorted(ids[:3]), "each message again under its own webhook-id"

@@ -212,6 +212,14 @@ CALLS = [
     Call("rotate a secret", "POST", "/v1/webhooks/{webhook}/rotate-secret", ADMIN),
     Call("enable a webhook", "POST", "/v1/webhooks/{webhook}/enable", ADMIN),
     Call(
+        "redeliver in bulk",
+        "POST",
+        "/v1/webhooks/{webhook}/deliveries/redeliver",
+        ADMIN,
+        lambda: {"status": "failed"},
+        202,
+    ),
+    Call(
         "record an incident",
         "PUT",
         "/v1/health/incidents/EX200",

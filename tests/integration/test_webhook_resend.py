@@ -1,13 +1,16 @@
-"""An endpoint disabled by 410 Gone is enabled again with what the disabling stopped."""
+"""Deliveries sent again: an endpoint a 410 disabled is enabled with what the disabling
+stopped, and kept deliveries are requeued in bulk after a receiver outage."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
 from shared.db.models import WebhookDelivery, WebhookSubscription
 from shared.vocabulary import WEBHOOK_NOT_SENT, Role
@@ -118,3 +121,99 @@ async def test_only_the_partners_admin_enables_and_a_refused_url_stays_disabled(
     assert deleted.status_code == 204
     gone = await api.post(f"/v1/webhooks/{hook}/enable", headers=partner.headers)
     assert gone.status_code == 404
+
+
+async def _kept(engine: AsyncEngine, partner: SeededPartner, statuses: list[str]) -> uuid.UUID:
+    """An enabled subscription with one delivery per status, a minute apart, oldest first."""
+    subscription_id = uuid.uuid4()
+    start = utcnow() - timedelta(hours=1)
+    async with create_session_factory(engine)() as session:
+        session.add(
+            WebhookSubscription(
+                id=subscription_id,
+                partner_id=partner.id,
+                url="https://8.8.8.8/hooks",
+                secret="whsec_" + "A" * 32,
+            )
+        )
+        await session.flush()
+        for n, status in enumerate(statuses):
+            session.add(
+                WebhookDelivery(
+                    id=f"msg_{n}{status}_{subscription_id.hex}",
+                    subscription_id=subscription_id,
+                    partner_id=partner.id,
+                    event_id=f"evt_{n}_{uuid.uuid4().hex}",
+                    event_type="issue.escalated_to_microsoft",
+                    body="{}",
+                    status=status,
+                    attempts=21,
+                    created_at=start + timedelta(minutes=n),
+                )
+            )
+        await session.commit()
+    return subscription_id
+
+
+async def test_kept_deliveries_are_sent_again_oldest_first_a_limit_at_a_time(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    statuses = ["exhausted", "failed", "exhausted", "succeeded", "exhausted", "pending"]
+    hook = await _kept(engine, partner, statuses)
+    url = f"/v1/webhooks/{hook}/deliveries/redeliver"
+
+    first = await api.post(url, json={"limit": 2}, headers=partner.headers)
+    assert first.status_code == 202, first.text
+    assert first.json() == {"requeued": 2}
+    assert await _statuses(engine, hook) == {
+        "0exhausted": "pending/0",
+        "1failed": "failed/21",
+        "2exhausted": "pending/0",
+        "3succeeded": "succeeded/21",
+        "4exhausted": "exhausted/21",
+        "5pending": "pending/21",
+    }
+    rest = await api.post(url, json={"limit": 2}, headers=partner.headers)
+    assert rest.json() == {"requeued": 1}, "fewer than the limit: none left"
+    assert (await api.post(url, json={}, headers=partner.headers)).json() == {"requeued": 0}
+
+    later = (utcnow() - timedelta(minutes=58, seconds=30)).isoformat()
+    refused = await api.post(
+        url, json={"status": "failed", "created_after": later}, headers=partner.headers
+    )
+    assert refused.json() == {"requeued": 0}, "the failed one is older than that"
+    earlier = (utcnow() - timedelta(minutes=61)).isoformat()
+    refused = await api.post(
+        url, json={"status": "failed", "created_after": earlier}, headers=partner.headers
+    )
+    assert refused.json() == {"requeued": 1}
+    assert (await _statuses(engine, hook))["1failed"] == "pending/0"
+
+
+async def test_sending_again_is_refused_for_a_disabled_endpoint_or_a_bad_request(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    disabled = await _disabled(engine, partner)
+    answer = await api.post(
+        f"/v1/webhooks/{disabled}/deliveries/redeliver", json={}, headers=partner.headers
+    )
+    assert answer.status_code == 409
+    assert "disabled" in answer.json()["detail"]
+
+    hook = await _kept(engine, partner, ["exhausted"])
+    url = f"/v1/webhooks/{hook}/deliveries/redeliver"
+    for body, field in (
+        ({"status": "pending"}, "body.status"),
+        ({"limit": 0}, "body.limit"),
+        ({"limit": "5"}, "body.limit"),
+        ({"created_after": "yesterday"}, "body.created_after"),
+        ({"everything": True}, "body.everything"),
+    ):
+        bad = await api.post(url, json=body, headers=partner.headers)
+        assert bad.status_code == 422, body
+        assert bad.json()["errors"][0]["field"] == field
+    reader = await seed_partner(database_url, role=Role.READER)
+    assert (await api.post(url, json={}, headers=reader.headers)).status_code == 403
+    assert (await _statuses(engine, hook))["0exhausted"] == "exhausted/21"
