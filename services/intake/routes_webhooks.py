@@ -201,9 +201,9 @@ async def enable_webhook(
                     ),
                 )
                 .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_until=None)
+                .execution_options(synchronize_session=False)
             )
             requeued = int(getattr(result, "rowcount", 0) or 0)
-            await uow.session.flush()
         view = WebhookView.model_validate(subscription, from_attributes=True)
         enabled = WebhookEnabled(**view.model_dump(), requeued=requeued)
         return StoredAnswer(200, enabled.model_dump(mode="json"))
