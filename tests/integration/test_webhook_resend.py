@@ -19,18 +19,16 @@ from tests.support.factories import SeededPartner, rows, seed_partner
 GONE = "the endpoint answered 410 Gone"
 
 
-async def _disabled(
-    engine: AsyncEngine, partner: SeededPartner, *, url: str = "https://8.8.8.8/hooks"
+async def _seeded(
+    engine: AsyncEngine,
+    partner: SeededPartner,
+    deliveries: dict[str, dict[str, Any]],
+    *,
+    url: str = "https://8.8.8.8/hooks",
+    disabled_reason: str | None = None,
 ) -> uuid.UUID:
-    """A subscription as the dispatcher leaves it after a 410, with its deliveries: the one
-    answered 410, one due since (not sent), one its receiver refused, one delivered."""
+    """A subscription with one delivery per entry of ``deliveries`` (name: its columns)."""
     subscription_id = uuid.uuid4()
-    states: dict[str, dict[str, Any]] = {
-        "gone": dict(status="failed", last_status_code=410, last_error="410 Gone"),
-        "due": dict(status="failed", last_error=f"{WEBHOOK_NOT_SENT}{GONE}"),
-        "refused": dict(status="failed", last_status_code=400),
-        "delivered": dict(status="succeeded", last_status_code=204),
-    }
     async with create_session_factory(engine)() as session:
         session.add(
             WebhookSubscription(
@@ -38,12 +36,12 @@ async def _disabled(
                 partner_id=partner.id,
                 url=url,
                 secret="whsec_" + "A" * 32,
-                enabled=False,
-                disabled_reason=GONE,
+                enabled=disabled_reason is None,
+                disabled_reason=disabled_reason,
             )
         )
         await session.flush()
-        for name, state in states.items():
+        for name, columns in deliveries.items():
             session.add(
                 WebhookDelivery(
                     id=f"msg_{name}_{subscription_id.hex}",
@@ -52,12 +50,27 @@ async def _disabled(
                     event_id=f"evt_{name}_{uuid.uuid4().hex}",
                     event_type="issue.escalated_to_microsoft",
                     body="{}",
-                    attempts=3,
-                    **state,
+                    **columns,
                 )
             )
         await session.commit()
     return subscription_id
+
+
+async def _disabled(
+    engine: AsyncEngine, partner: SeededPartner, *, url: str = "https://8.8.8.8/hooks"
+) -> uuid.UUID:
+    """A subscription as the dispatcher leaves it after a 410, with its deliveries: the one
+    answered 410, one due since (not sent), one its receiver refused, one delivered."""
+    deliveries: dict[str, dict[str, Any]] = {
+        "gone": dict(status="failed", last_status_code=410, last_error="410 Gone"),
+        "due": dict(status="failed", last_error=f"{WEBHOOK_NOT_SENT}{GONE}"),
+        "refused": dict(status="failed", last_status_code=400),
+        "delivered": dict(status="succeeded", last_status_code=204),
+    }
+    for columns in deliveries.values():
+        columns["attempts"] = 3
+    return await _seeded(engine, partner, deliveries, url=url, disabled_reason=GONE)
 
 
 async def _statuses(engine: AsyncEngine, subscription_id: uuid.UUID) -> dict[str, str]:
@@ -125,34 +138,12 @@ async def test_only_the_partners_admin_enables_and_a_refused_url_stays_disabled(
 
 async def _kept(engine: AsyncEngine, partner: SeededPartner, statuses: list[str]) -> uuid.UUID:
     """An enabled subscription with one delivery per status, a minute apart, oldest first."""
-    subscription_id = uuid.uuid4()
     start = utcnow() - timedelta(hours=1)
-    async with create_session_factory(engine)() as session:
-        session.add(
-            WebhookSubscription(
-                id=subscription_id,
-                partner_id=partner.id,
-                url="https://8.8.8.8/hooks",
-                secret="whsec_" + "A" * 32,
-            )
-        )
-        await session.flush()
-        for n, status in enumerate(statuses):
-            session.add(
-                WebhookDelivery(
-                    id=f"msg_{n}{status}_{subscription_id.hex}",
-                    subscription_id=subscription_id,
-                    partner_id=partner.id,
-                    event_id=f"evt_{n}_{uuid.uuid4().hex}",
-                    event_type="issue.escalated_to_microsoft",
-                    body="{}",
-                    status=status,
-                    attempts=21,
-                    created_at=start + timedelta(minutes=n),
-                )
-            )
-        await session.commit()
-    return subscription_id
+    deliveries: dict[str, dict[str, Any]] = {
+        f"{n}{status}": dict(status=status, attempts=21, created_at=start + timedelta(minutes=n))
+        for n, status in enumerate(statuses)
+    }
+    return await _seeded(engine, partner, deliveries)
 
 
 async def test_kept_deliveries_are_sent_again_oldest_first_a_limit_at_a_time(
