@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 
 from services.intake.deps import Principal, RuntimeDep, UowDep, owned, require
 from services.intake.idempotency import IdempotencyDep, StoredAnswer
@@ -131,6 +131,17 @@ async def _check_target(runtime: Runtime, url: str) -> None:
     )
 
 
+async def _requeue(uow: UnitOfWork, *which: ColumnElement[bool]) -> int:
+    """Make the deliveries ``which`` selects pending again from their first attempt; how many."""
+    result = await uow.session.execute(
+        update(WebhookDelivery)
+        .where(*which)
+        .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def _owned(
     uow: UnitOfWork, principal: Principal, webhook_id: uuid.UUID
 ) -> WebhookSubscription:
@@ -178,11 +189,13 @@ async def enable_webhook(
     those that were due to it since. Events routed while it was disabled were not queued for it.
     """
     async with uow:
-        url = (await _owned(uow, principal, webhook_id)).url
-    try:  # before the transaction: a name is resolved
-        await _check_target(runtime, url)
-    except TargetRefused as exc:
-        raise Problem(409, f"The endpoint cannot be enabled: {exc}.") from exc
+        found = await _owned(uow, principal, webhook_id)
+        url, enabled_already = found.url, found.enabled
+    if not enabled_already:
+        try:  # before the transaction: a name is resolved
+            await _check_target(runtime, url)
+        except TargetRefused as exc:
+            raise Problem(409, f"The endpoint cannot be enabled: {exc}.") from exc
 
     async def produce(uow: UnitOfWork) -> StoredAnswer:
         subscription = await _owned(uow, principal, webhook_id)
@@ -190,20 +203,15 @@ async def enable_webhook(
         if not subscription.enabled:
             subscription.enabled = True
             subscription.disabled_reason = None
-            result = await uow.session.execute(
-                update(WebhookDelivery)
-                .where(
-                    WebhookDelivery.subscription_id == subscription.id,
-                    WebhookDelivery.status == "failed",
-                    or_(
-                        WebhookDelivery.last_status_code == 410,
-                        WebhookDelivery.last_error.startswith(WEBHOOK_NOT_SENT),
-                    ),
-                )
-                .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_until=None)
-                .execution_options(synchronize_session=False)
+            requeued = await _requeue(
+                uow,
+                WebhookDelivery.subscription_id == subscription.id,
+                WebhookDelivery.status == "failed",
+                or_(
+                    WebhookDelivery.last_status_code == 410,
+                    WebhookDelivery.last_error.startswith(WEBHOOK_NOT_SENT),
+                ),
             )
-            requeued = int(getattr(result, "rowcount", 0) or 0)
         view = WebhookView.model_validate(subscription, from_attributes=True)
         enabled = WebhookEnabled(**view.model_dump(), requeued=requeued)
         return StoredAnswer(200, enabled.model_dump(mode="json"))
@@ -304,13 +312,9 @@ async def redeliver_many(
         )
         if body.created_after is not None:
             chosen = chosen.where(WebhookDelivery.created_at > body.created_after)
-        result = await uow.session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(chosen.scalar_subquery()))
-            .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_until=None)
-            .execution_options(synchronize_session=False)
+        requeued = Requeued(
+            requeued=await _requeue(uow, WebhookDelivery.id.in_(chosen.scalar_subquery()))
         )
-        requeued = Requeued(requeued=int(getattr(result, "rowcount", 0) or 0))
         return StoredAnswer(202, requeued.model_dump(mode="json"))
 
     answer = await idempotent.run(
@@ -342,11 +346,8 @@ async def redeliver(
             raise Problem(409, f"The webhook is disabled ({subscription.disabled_reason}).")
         if delivery.status == "pending":
             raise Problem(409, "The delivery is still pending.")
-        delivery.status = "pending"
-        delivery.attempts = 0
-        delivery.next_attempt_at = utcnow()
-        delivery.claimed_until = None
-        await uow.session.flush()
+        await _requeue(uow, WebhookDelivery.id == delivery.id)
+        await uow.session.refresh(delivery)
         attempts = await _attempts(uow, [delivery.id])
         detail = DeliveryDetail.model_validate(
             {**_fields(delivery), "attempt_log": attempts.get(delivery.id, [])}

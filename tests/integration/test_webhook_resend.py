@@ -8,13 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
 from shared.db.models import WebhookDelivery, WebhookSubscription
 from shared.vocabulary import WEBHOOK_NOT_SENT, Role
-from tests.support.factories import SeededPartner, rows, seed_partner
+from tests.support.factories import SeededPartner, seed_partner
 
 GONE = "the endpoint answered 410 Gone"
 
@@ -74,12 +75,13 @@ async def _disabled(
 
 
 async def _statuses(engine: AsyncEngine, subscription_id: uuid.UUID) -> dict[str, str]:
-    found = await rows(
-        engine,
-        "SELECT id, status, attempts FROM webhook_deliveries WHERE subscription_id = :s",
-        s=subscription_id.hex if engine.dialect.name == "sqlite" else subscription_id,
-    )
-    return {row.id.split("_")[1]: f"{row.status}/{row.attempts}" for row in found}
+    async with create_session_factory(engine)() as session:
+        found = await session.execute(
+            select(WebhookDelivery.id, WebhookDelivery.status, WebhookDelivery.attempts).where(
+                WebhookDelivery.subscription_id == subscription_id
+            )
+        )
+        return {row.id.split("_")[1]: f"{row.status}/{row.attempts}" for row in found}
 
 
 async def test_enabling_queues_again_what_the_410_stopped_and_nothing_else(
