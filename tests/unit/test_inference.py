@@ -179,11 +179,65 @@ def test_fold_strips_only_combining_marks() -> None:
 )
 def test_every_lexicon_term_is_found(category: Category, spec: str) -> None:
     # Only the terms beginning like one of the text's words are looked for: each term, alone
-    # or after other words, must still be found, and inside a word it is not.
+    # or after other words, must still be found, and inside a word only when marked "~".
     for item in spec.split("|"):
-        term = fold(item.partition("*")[0]).strip()
+        term = fold(item.removeprefix("~").partition("*")[0]).strip()
         for text in (term, f"Bonjour, hello: {term.upper()}"):
             result = infer(text, "")
             assert result.category is category, (term, text, result)
             assert term in result.evidence, (term, text, result)
-        assert infer(f"zz{term.split()[-1]}", "").category is None, term
+        inside = infer(f"zz{term.split()[-1]}", "").category
+        assert inside is (category if item.startswith("~") else None), term
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("How can we get Exchange back? Mail is down for everyone", Category.SERVICE_UNAVAILABLE),
+        ("¿Cómo podemos seguir? SharePoint no disponible", Category.SERVICE_UNAVAILABLE),
+        ("Wie kann man das beheben? Outlook stürzt beim Start ab", Category.BUG),
+        ("Comment continuer ? Teams est en panne", Category.SERVICE_UNAVAILABLE),
+    ],
+)
+def test_a_question_about_a_failure_is_the_failure_not_a_how_to(
+    text: str, category: Category
+) -> None:
+    assert infer(text, "").category is category
+
+
+def test_one_weak_word_of_a_failure_does_not_turn_a_how_to_into_it() -> None:
+    result = infer("¿Cómo puedo recuperar un correo?", "Lo eliminó ayer por error.")
+    assert result.category is Category.HOW_TO
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "evidence"),
+    [
+        ("Le client veut changer d'abonnement", Category.SUBSCRIPTION, "abonnement"),
+        ("Un message d\u2019erreur à l'ouverture", Category.BUG, "message d'erreur"),
+    ],
+)
+def test_a_french_elided_article_does_not_hide_the_word_after_it(
+    text: str, category: Category, evidence: str
+) -> None:
+    result = infer(text, "")
+    assert (result.category, result.language) == (category, "fr")
+    assert evidence in result.evidence
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Bitte die Registrierungseinstellungen prüfen", Category.CONFIGURATION),
+        ("Seit heute ein Anmeldefehler bei allen", Category.BUG),
+        ("Die Oktoberrechnung ist falsch", Category.BILLING),
+    ],
+)
+def test_a_german_compound_is_found_by_its_last_noun(text: str, category: Category) -> None:
+    assert infer(text, "").category is category
+
+
+def test_an_english_contraction_is_not_taken_for_an_elision() -> None:
+    assert infer("Outlook won't sync and users can't send", "").category is (
+        Category.SERVICE_UNAVAILABLE
+    )
