@@ -25,6 +25,24 @@ def add_correlation(
     return event_dict
 
 
+def drop_color_message(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """uvicorn passes its own lines again with terminal colour codes, as ``color_message``."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
+def drop_unset_correlation(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """For the console: a line shows the correlation keys it has, not four ``None`` on each."""
+    for key in (*CORRELATION_KEYS, "trace_id"):
+        if event_dict.get(key, 0) is None:
+            del event_dict[key]
+    return event_dict
+
+
 def render_json(event_dict: structlog.types.EventDict, **_: Any) -> str:
     """One log line as JSON, by orjson (the standard library's encoder took a sixth of a line's
     cost); values JSON cannot hold are written as structlog would (``__structlog__`` or
@@ -46,11 +64,12 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),
+        drop_color_message,
     ]
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer(render_json)
+    renderers: list[structlog.types.Processor] = (
+        [structlog.processors.JSONRenderer(render_json)]
         if json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else [drop_unset_correlation, structlog.dev.ConsoleRenderer(colors=False)]
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -65,7 +84,7 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
-                renderer,
+                *renderers,
             ],
         )
     )

@@ -85,3 +85,26 @@ def test_an_exception_is_written_in_the_line(stream: io.StringIO) -> None:
     record = json.loads(stream.getvalue())
     assert record["event"] == "event failed"
     assert "ValueError: unreadable payload" in record["exception"]
+
+
+def test_uvicorns_coloured_copy_of_its_message_is_not_written(stream: io.StringIO) -> None:
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]", 7, extra={"color_message": "\x1b[36m%d\x1b[0m"}
+    )
+    record = json.loads(stream.getvalue())
+    assert record["event"] == "Started server process [7]"
+    assert "color_message" not in record
+
+
+def test_the_console_shows_only_the_correlation_keys_a_line_has(
+    stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stderr", stream)  # pytest's capture took it back after set-up
+    configure_logging(level="INFO", json=False)
+    with structlog.contextvars.bound_contextvars(issue_id="i-1"):
+        logging.getLogger("services.notifier").info("routed")
+    logging.getLogger("uvicorn.error").info("Application startup complete.")
+    about_issue, startup = stream.getvalue().splitlines()
+    assert "issue_id=i-1" in about_issue
+    assert "event_id" not in about_issue
+    assert "None" not in startup
