@@ -241,6 +241,25 @@ def _hits(padded: str, words: list[str]) -> list[tuple[str, Category, str, float
     ]
 
 
+# The commonest how-to questions, which no list of words covers: Spanish "¿cómo" (the accent
+# tells the question from "como", "as") and German "wie" with a verb and its subject.
+# (language, pattern, whether it reads the folded text rather than the text as written)
+_QUESTIONS = (
+    ("es", re.compile(r"\bcómo\b"), False),
+    ("de", re.compile(r" wie [a-z]+ (?:ich|wir|man) "), True),
+)
+
+
+def _questions(raw: str, padded: str) -> list[tuple[str, Category, str, float]]:
+    """A how-to hit, weight 2, for each language whose question form the text has."""
+    composed = unicodedata.normalize("NFC", raw.casefold())
+    found = []
+    for language, pattern, folded in _QUESTIONS:
+        if match := pattern.search(padded if folded else composed):
+            found.append((language, Category.HOW_TO, fold(match[0]).strip(), 2.0))
+    return found
+
+
 def infer(title: str, description: str, *, language_hint: str | None = None) -> Inference:
     """The most evident category and language, with the matched terms.
 
@@ -250,7 +269,7 @@ def infer(title: str, description: str, *, language_hint: str | None = None) -> 
     words = _WORD.findall(_unelide(fold(raw)))
     padded = f" {' '.join(words)} "
     languages: defaultdict[str, float] = defaultdict(float)
-    hits = _hits(padded, words)
+    hits = _hits(padded, words) + _questions(raw, padded)
     for language, _, term, weight in hits:
         # A word that begins like a shorter term of another language ("cancelar", "cancel")
         # tells the longer term's language only, and one that several languages list alike

@@ -241,3 +241,28 @@ def test_an_english_contraction_is_not_taken_for_an_elision() -> None:
     assert infer("Outlook won't sync and users can't send", "").category is (
         Category.SERVICE_UNAVAILABLE
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("¿Cómo comparto un calendario con recepción?", "es"),
+        ("¿CO\u0301MO cambio la foto de perfil?", "es"),  # capitals, a combining accent
+        ("Wie vergebe ich Administratorrechte?", "de"),
+        ("Wie erstellen wir einen Raum?", "de"),
+    ],
+)
+def test_the_commonest_question_forms_are_how_to_questions(text: str, language: str) -> None:
+    result = infer(text, "")
+    assert (result.category, result.language) == (Category.HOW_TO, language)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "El correo funciona como siempre, pero la factura es incorrecta",  # "como", no accent
+        "Die Rechnung ist falsch, so wie wir es befürchtet hatten",
+    ],
+)
+def test_as_is_not_how(text: str) -> None:
+    assert infer(text, "").category is Category.BILLING
