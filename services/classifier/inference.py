@@ -34,7 +34,8 @@ LEXICON: dict[str, dict[Category, str]] = {
         "locked out*2|unblock*2",
         C.HOW_TO: "how do i*3|how do we*3|how to*3|how can*3|asks how*3|explain how*3|"
         "is there a way*3|there is a way*2|is it possible to*2|steps to*2|the steps*2|"
-        "procedure to*2|procedure for*2|want to know*2|wants to know*2|like to know*2",
+        "procedure to*2|procedure for*2|want to know*2|wants to know*2|like to know*2|"
+        "best way*2",
         C.UNDOCUMENTED_BEHAVIOR: "undocumented*3|not documented*3|as documented*3|documented*2|"
         "service description*2|documentation*2",
         C.SERVICE_UNAVAILABLE: "down*2|unavailable*2|not available*2|cannot connect*2|"
@@ -42,9 +43,9 @@ LEXICON: dict[str, dict[Category, str]] = {
         "not working|stopped working*2|isn't working|doesn't work|does not work|"
         "not receiving*2|not syncing*2|won't sync*2|won't load*2|not loading*2|cannot send*2|"
         "can't send*2|cannot reach*2|can't reach*2",
-        C.BUG: "bug*2|error message*2|error|crash*2|glitch*2|broken*2|displays wrong*2|"
-        "wrong time|wrong presence|duplicate*2|appears twice*2|appear twice*2|cannot be deleted*2|"
-        "can't be deleted*2",
+        C.BUG: "bug*2|error message*2|error|crash*2|glitch*2|broken*2|stuck on*2|stuck in*2|"
+        "displays wrong*2|wrong time|wrong presence|duplicate*2|appears twice*2|appear twice*2|"
+        "cannot be deleted*2|can't be deleted*2",
         C.NETWORK_OUTAGE: "network*2|packet loss*3|latency*2|expressroute|routes",
         C.REGIONAL_MULTITENANT: "tenants*2|multi-tenant*3|regional*2|region|same time|at once|"
         "simultaneous|several customer*2|many customers*2|customers across*2|several of our*2",
@@ -60,7 +61,8 @@ LEXICON: dict[str, dict[Category, str]] = {
         "reenvio*2|reenviar*2|buzon compartido*2|lista de distribucion*2|respuesta automatica*2|"
         "contrasena|restablecer*2|desbloque*2",
         C.HOW_TO: "como puedo*3|como se*3|pregunta como*3|saber como*3|es posible*2|"
-        "alguna forma*3|alguna manera*3|procedimiento para*2|pasos para*2|duda sobre*2",
+        "alguna forma*3|alguna manera*3|procedimiento para*2|pasos para*2|que pasos*3|"
+        "duda sobre*2",
         C.UNDOCUMENTED_BEHAVIOR: "no documentado*3|no esta documentado*3|documentacion*2|"
         "descripcion del servicio*2|como dice*2",
         C.SERVICE_UNAVAILABLE: "no disponible*2|caido*2|sin servicio*2|no funciona*2|"
@@ -84,7 +86,7 @@ LEXICON: dict[str, dict[Category, str]] = {
         "abwesenheitsnotiz*2|~passwort|entsperr*2",
         C.HOW_TO: "wie kann*3|wie konnen*3|wie richte*3|fragt wie*3|wie man*2|mochte wissen*2|"
         "wie geht das*3|kann man*3|stellt man*2|gibt es eine moglichkeit*3|ist es moglich*2|"
-        "anleitung*2|wie finde*3|wie erstelle*3|wie lege*3|wie aktiviere*3",
+        "anleitung*2|wie finde*3|wie erstelle*3|wie lege*3|wie aktiviere*3|welche schritte*3",
         C.UNDOCUMENTED_BEHAVIOR: "nicht dokumentiert*3|dokumentiert*2|dokumentation*2|"
         "dienstbeschreibung*2",
         C.SERVICE_UNAVAILABLE: "nicht verfugbar*2|~ausfall*2|nicht erreichbar*2|niemand kann*2|"
@@ -109,7 +111,7 @@ LEXICON: dict[str, dict[Category, str]] = {
         "reponse automatique*2|mot de passe|reinitialiser*2|debloqu*2",
         C.HOW_TO: "comment faire*3|comment puis*3|demande comment*3|comment restaurer*3|"
         "savoir comment*3|comment ajouter*3|est-il possible*2|peut-on*3|existe-t-il*2|"
-        "un moyen*2|procedure pour*2|comment *2",
+        "un moyen*2|procedure pour*2|comment *2|les etapes*2",
         C.UNDOCUMENTED_BEHAVIOR: "non documente*3|documente*2|documentation*2|"
         "description du service*2",
         C.SERVICE_UNAVAILABLE: "indisponible*2|panne*2|inaccessible*2|ne fonctionne*2|"
