@@ -1,10 +1,11 @@
 """The issue lifecycle: legal transitions, moving an issue, loading the one an event is about.
 
 received → classified → routed → resolved → closed; a PSA may resolve or close an issue at any
-point before that (the customer fixed it, or withdrew it). Every transition is an update of the
-issue's row, a timeline step and an ``issues.updated`` event, in the caller's transaction; all
-three are staged (:mod:`shared.db.staged`), so a query in that transaction sees them only after
-the unit of work's ``flush()``.
+point before that (the customer fixed it, or withdrew it), and an issue routed as
+``needs_information`` goes back to received once the PSA gives its category. Every transition
+is an update of the issue's row, a timeline step and an ``issues.updated`` event, in the
+caller's transaction; all three are staged (:mod:`shared.db.staged`), so a query in that
+transaction sees them only after the unit of work's ``flush()``.
 """
 
 from __future__ import annotations
@@ -132,12 +133,43 @@ def advance(
     current = IssueStatus(issue.status)
     if status not in TRANSITIONS[current]:
         raise IllegalTransition(current, status)
+    if changes and (unknown := set(changes) - set(WRITTEN_WITH_STATUS)):
+        raise KeyError(f"{sorted(unknown)} are not written with an issue's status")
+    _move(session, issue, status, changes or {}, detail=detail, note=note, at=at, service=service)
+
+
+def reopen(
+    session: AsyncSession,
+    issue: Issue,
+    *,
+    detail: str,
+    note: str | None,
+    at: datetime,
+    service: str,
+) -> None:
+    """Move a routed issue back to ``received``, to be classified again, with a timeline step
+    and ``issues.updated``. Not a PSA's move (:data:`TRANSITIONS` has no way back): only the
+    answer to ``needs_information`` reopens an issue, and its caller checks that it was that."""
+    if issue.status != IssueStatus.ROUTED:
+        raise IllegalTransition(IssueStatus(issue.status), IssueStatus.RECEIVED)
+    _move(
+        session, issue, IssueStatus.RECEIVED, {}, detail=detail, note=note, at=at, service=service
+    )
+
+
+def _move(
+    session: AsyncSession,
+    issue: Issue,
+    status: IssueStatus,
+    changes: Mapping[str, Any],
+    *,
+    detail: str,
+    note: str | None,
+    at: datetime,
+    service: str,
+) -> None:
     written = {key: getattr(issue, key) for key in WRITTEN_WITH_STATUS}
-    if changes:
-        if unknown := set(changes) - set(WRITTEN_WITH_STATUS):
-            raise KeyError(f"{sorted(unknown)} are not written with an issue's status")
-        written.update(changes)
-    written |= {"status": status, "updated_at": at}
+    written |= {**changes, "status": status, "updated_at": at}
     for key, value in written.items():
         set_committed_value(issue, key, value)
     stage(session, _update_issue, {"issue_id": issue.id, **written})

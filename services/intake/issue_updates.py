@@ -1,17 +1,24 @@
-"""A PSA's update to an issue: resolve or close it, or add a note; each on ``issues.updated``."""
+"""A PSA's update to an issue: resolve or close it, add a note, or answer ``needs_information``
+with the issue's category; each on ``issues.updated``."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+
+from sqlalchemy import select
 
 from services.intake.deps import Principal
 from services.intake.issue_queries import issue_view, owned_issue
 from services.intake.problems import Problem
 from services.intake.schemas import IssuePatch, IssueView
 from shared.db.base import utcnow
+from shared.db.models import Classification, Issue
 from shared.db.uow import UnitOfWork
-from shared.issue_state import IllegalTransition, add_note, advance
-from shared.vocabulary import IssueStatus
+from shared.events.models import IssueReceived
+from shared.issue_state import IllegalTransition, add_note, advance, reopen
+from shared.kafka.outbox import enqueue
+from shared.vocabulary import Category, IssueStatus, Outcome
 
 SERVICE = "intake"
 
@@ -25,7 +32,9 @@ async def update_issue(
         await uow.session.refresh(issue, with_for_update=True)
         now = utcnow()
         current = IssueStatus(issue.status)
-        if patch.status is not None and patch.status is not current:
+        if patch.category is not None:
+            await _classify_again(uow, issue, patch.category, patch.note, now)
+        elif patch.status is not None and patch.status is not current:
             try:
                 advance(
                     uow.session,
@@ -50,3 +59,62 @@ async def update_issue(
         view = await issue_view(uow, principal, issue.id)
         await uow.commit()
         return view
+
+
+async def _classify_again(
+    uow: UnitOfWork, issue: Issue, category: Category, note: str | None, now: datetime
+) -> None:
+    """Put an issue answered ``needs_information`` back to ``received`` with ``category``: its
+    decision is dropped (the timeline keeps it) and a new ``IssueReceived`` is published.
+    Only keys that see every category see such an issue (it has none), so no role check."""
+    session = uow.session
+    decision = await session.scalar(
+        select(Classification).where(Classification.issue_id == issue.id)
+    )
+    current = IssueStatus(issue.status)
+    if decision is None or decision.outcome != Outcome.NEEDS_INFORMATION:
+        outcome = f", {decision.outcome}" if decision is not None else ""
+        raise Problem(
+            409,
+            "Only an issue answered needs_information takes a category; this one is "
+            f"{current.value}{outcome}.",
+            current_status=current.value,
+        )
+    if current is not IssueStatus.ROUTED:
+        raise Problem(
+            409,
+            f"This issue is {current.value}: a category is taken once it is routed as "
+            "needs_information and before it is resolved or closed.",
+            current_status=current.value,
+        )
+    reopen(
+        session,
+        issue,
+        detail=f"category {category.value} given by the PSA; to be classified again",
+        note=note,
+        at=now,
+        service=SERVICE,
+    )
+    await session.delete(decision)
+    issue.category = category.value
+    enqueue(session, _received_again(issue, now), service=SERVICE)
+
+
+def _received_again(issue: Issue, now: datetime) -> IssueReceived:
+    """The issue as it stands, announced anew (a new event id) for the classifier."""
+    return IssueReceived(
+        issue_id=issue.id,
+        partner_id=issue.partner_id,
+        customer_id=issue.customer_id,
+        tenant_id=issue.tenant_id,
+        external_ref=issue.external_ref,
+        title=issue.title,
+        description=issue.description,
+        service=issue.service,
+        region=issue.region,
+        category=issue.category,
+        severity=issue.severity,
+        locale=issue.locale,
+        contact=issue.contact,
+        received_at=now,
+    )

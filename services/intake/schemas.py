@@ -185,12 +185,19 @@ class IssuePatch(RequestBody):
         description="`resolved` or `closed`; other moves belong to the service. Illegal moves "
         "answer 409 naming the allowed ones.",
     )
+    category: Category | None = Field(
+        default=None,
+        description="The answer to `needs_information`: the issue goes back to `received` with "
+        "this category and is classified again. Any other issue answers 409.",
+    )
     note: str | None = Field(default=None, min_length=1, max_length=10_000)
 
     @model_validator(mode="after")
     def _something(self) -> IssuePatch:
-        if self.status is None and self.note is None:
-            raise ValueError("give a status, a note, or both")
+        if self.status is None and self.note is None and self.category is None:
+            raise ValueError("give a status, a category or a note")
+        if self.status is not None and self.category is not None:
+            raise ValueError("a category reopens the issue: give it without a status")
         if self.status is not None and self.status not in (
             IssueStatus.RESOLVED,
             IssueStatus.CLOSED,

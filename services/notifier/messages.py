@@ -40,11 +40,18 @@ NEXT_STEP: dict[Outcome, dict[str, str]] = {
         "Microsoft.",
     },
     Outcome.NEEDS_INFORMATION: {
-        "en": "More information is needed before this issue can be routed.",
-        "es": "Se necesita más información antes de poder encaminar esta incidencia.",
+        "en": "More information is needed before this issue can be routed: ask the customer the "
+        "question in the reasons, then give the issue its category (PATCH with `category`) "
+        "to have it routed.",
+        "es": "Se necesita más información antes de poder encaminar esta incidencia: haga al "
+        "cliente la pregunta de los motivos y luego indique la categoría de la incidencia "
+        "(PATCH con `category`) para que se encamine.",
         "de": "Es werden weitere Informationen benötigt, bevor dieses Problem zugeordnet "
-        "werden kann.",
-        "fr": "Des informations supplémentaires sont nécessaires avant d'orienter ce problème.",
+        "werden kann: Stellen Sie dem Kunden die Frage aus den Gründen und geben Sie dann die "
+        "Kategorie des Problems an (PATCH mit `category`), damit es zugeordnet wird.",
+        "fr": "Des informations supplémentaires sont nécessaires avant d'orienter ce problème : "
+        "posez au client la question indiquée dans les motifs, puis donnez la catégorie du "
+        "problème (PATCH avec `category`) pour qu'il soit orienté.",
     },
 }
 

@@ -148,8 +148,8 @@ async def test_an_issue_is_classified_routed_and_announced_by_a_signed_webhook(
         assert view["routing"]["provider"] == {"name": "Contoso Distribution"}
 
 
-async def _has(receiver: WebhookReceiver) -> bool:
-    return len(receiver.received) >= 1
+async def _has(receiver: WebhookReceiver, count: int = 1) -> bool:
+    return len(receiver.received) >= count
 
 
 async def test_an_active_incident_links_the_issue_instead_of_escalating(
@@ -175,3 +175,42 @@ async def test_an_active_incident_links_the_issue_instead_of_escalating(
     assert view["classification"]["outcome"] == "linked_to_incident"
     assert view["classification"]["health_incident_id"] == "TM123456"
     assert await scalar(engine, "SELECT count(*) FROM microsoft_requests") == 0
+
+
+async def test_an_issue_that_needs_information_is_routed_again_once_given_its_category(
+    stack: Stack, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url, vehicles=(Vehicle.PARTNER_CLOUD_SUPPORT,))
+    await stack.start()
+    async with (
+        WebhookReceiver().running() as receiver,
+        httpx.AsyncClient(base_url=stack.intake_url) as client,
+    ):
+        secret = await subscribe(client, partner, receiver.url)
+        body = issue_body(title="Hola", description="Llamadme, por favor")
+        body.pop("category")
+        issue_id = (await client.post("/v1/issues", json=body, headers=partner.headers)).json()[
+            "id"
+        ]
+        asked = await routed_view(client, partner, issue_id, stack)
+        assert asked["classification"]["outcome"] == "needs_information"
+
+        answered = await client.patch(
+            f"/v1/issues/{issue_id}",
+            json={"category": "service_unavailable", "note": "Nadie puede abrir Teams"},
+            headers=partner.headers,
+        )
+        assert answered.status_code == 200, answered.text
+        view = await routed_view(client, partner, issue_id, stack)
+
+        await eventually(lambda: _has(receiver, 2), timeout=20, message=stack.logs)
+        types = [Webhook(secret).verify(d.body, d.headers)["type"] for d in receiver.received]
+
+    assert view["classification"]["outcome"] == "escalated_to_microsoft"
+    assert view["classification"]["category_source"] == "given"
+    assert view["classification"]["vehicle"] == "partner_cloud_support"
+    assert view["routing"]["microsoft_request_id"]
+    steps = [step["status"] for step in view["timeline"]]
+    assert steps == ["received", "classified", "routed", "received", "classified", "routed"]
+    assert types == ["issue.needs_information", "issue.escalated_to_microsoft"]
+    assert await scalar(engine, "SELECT count(*) FROM microsoft_requests") == 1

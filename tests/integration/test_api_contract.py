@@ -9,13 +9,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support.factories import SeededPartner, issue_body, scalar, seed_partner
+from shared.db.base import table_of
+from shared.db.models import Classification, Issue
+from tests.support.factories import SeededPartner, issue_body, rows, scalar, seed_partner
 
 
 async def accepted(api: httpx.AsyncClient, partner: SeededPartner, **fields: Any) -> str:
@@ -123,6 +126,112 @@ async def test_only_resolved_and_closed_are_a_psas_to_set(
         f"/v1/issues/{issue_id}", json={"status": status}, headers=partner.headers
     )
     assert response.status_code == 422
+
+
+async def routed_as(engine: AsyncEngine, issue_id: str, outcome: str) -> None:
+    """The issue as the classifier and notifier would leave it: routed, with ``outcome``."""
+    decision = {
+        "id": uuid.uuid4(),
+        "issue_id": uuid.UUID(issue_id),
+        "category": None,
+        "category_source": "inferred",
+        "outcome": outcome,
+        "reasons": ["What kind of problem is it?"],
+        "rule_id": "ask-for-category",
+        "confidence": 0.0,
+        "created_at": datetime.now(UTC),
+    }
+    async with engine.begin() as connection:
+        await connection.execute(insert(table_of(Classification)), [decision])
+        await connection.execute(
+            update(table_of(Issue))
+            .where(table_of(Issue).c.id == uuid.UUID(issue_id))
+            .values(status="routed")
+        )
+
+
+async def test_a_category_answers_needs_information_and_has_the_issue_classified_again(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    issue_id = await accepted(api, partner, category=None, title="Hola", description="Llamadme")
+    await routed_as(engine, issue_id, "needs_information")
+    url = f"/v1/issues/{issue_id}"
+
+    answered = await api.patch(
+        url, json={"category": "bug", "note": "Teams crashes on start"}, headers=partner.headers
+    )
+
+    assert answered.status_code == 200, answered.text
+    issue = answered.json()
+    assert (issue["status"], issue["category"], issue["classification"]) == (
+        "received",
+        "bug",
+        None,
+    )
+    assert issue["timeline"][-1]["status"] == "received"
+    assert "category bug given by the PSA" in issue["timeline"][-1]["detail"]
+    received = await rows(
+        engine,
+        "SELECT value FROM outbox WHERE event_type = 'csp.issue.received' ORDER BY id",
+    )
+    assert len(received) == 2, "the first announcement and the new one"
+    again = orjson.loads(received[-1][0])
+    assert again["data"]["category"] == "bug"
+    assert again["data"]["issue_id"] == issue_id
+    assert again["id"] != orjson.loads(received[0][0])["id"]
+    twice = await api.patch(url, json={"category": "bug"}, headers=partner.headers)
+    assert twice.status_code == 409, "it is no longer an issue that needs information"
+    assert twice.json()["current_status"] == "received"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "then", "detail"),
+    [
+        (None, None, "received."),
+        ("partner_resolves", None, "routed, partner_resolves."),
+        ("needs_information", "resolved", "This issue is resolved"),
+    ],
+)
+async def test_only_a_routed_issue_that_needs_information_takes_a_category(
+    api: httpx.AsyncClient,
+    database_url: str,
+    engine: AsyncEngine,
+    outcome: str | None,
+    then: str | None,
+    detail: str,
+) -> None:
+    partner = await seed_partner(database_url)
+    issue_id = await accepted(api, partner)
+    if outcome is not None:
+        await routed_as(engine, issue_id, outcome)
+    url = f"/v1/issues/{issue_id}"
+    if then is not None:
+        moved = await api.patch(url, json={"status": then}, headers=partner.headers)
+        assert moved.status_code == 200, moved.text
+
+    refused = await api.patch(url, json={"category": "bug"}, headers=partner.headers)
+
+    assert refused.status_code == 409, refused.text
+    assert detail in refused.json()["detail"]
+    assert (
+        await scalar(engine, "SELECT count(*) FROM outbox WHERE event_type = 'csp.issue.received'")
+        == 1
+    )
+
+
+async def test_a_category_and_a_status_together_are_refused(
+    api: httpx.AsyncClient, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    issue_id = await accepted(api, partner)
+    response = await api.patch(
+        f"/v1/issues/{issue_id}",
+        json={"category": "bug", "status": "resolved"},
+        headers=partner.headers,
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 async def test_issues_are_listed_newest_first_with_filters_and_cursor(
