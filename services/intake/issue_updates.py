@@ -1,5 +1,5 @@
-"""A PSA's update to an issue: resolve or close it, add a note, or answer ``needs_information``
-with the issue's category; each on ``issues.updated``."""
+"""A PSA's update to an issue: resolve or close it, add a note, or give its category when the
+service asked for one or guessed it; each on ``issues.updated``."""
 
 from __future__ import annotations
 
@@ -64,27 +64,32 @@ async def update_issue(
 async def _classify_again(
     uow: UnitOfWork, issue: Issue, category: Category, note: str | None, now: datetime
 ) -> None:
-    """Put an issue answered ``needs_information`` back to ``received`` with ``category``: its
-    decision is dropped (the timeline keeps it) and a new ``IssueReceived`` is published.
-    Only keys that see every category see such an issue (it has none), so no role check."""
+    """Put an issue answered ``needs_information`` (or left to the partner on an inferred
+    category) back to ``received`` with ``category``: its decision is dropped (the timeline
+    keeps it) and a new ``IssueReceived`` is published. Only keys that see every category see
+    such an issue (its own category is unset), so no role check."""
     session = uow.session
     decision = await session.scalar(
         select(Classification).where(Classification.issue_id == issue.id)
     )
     current = IssueStatus(issue.status)
-    if decision is None or decision.outcome != Outcome.NEEDS_INFORMATION:
-        outcome = f", {decision.outcome}" if decision is not None else ""
+    if decision is None or not _answerable(decision):
+        outcome = (
+            f", {decision.outcome} on a {decision.category_source} category"
+            if decision is not None
+            else ""
+        )
         raise Problem(
             409,
-            "Only an issue answered needs_information takes a category; this one is "
-            f"{current.value}{outcome}.",
+            "A category is taken by an issue answered needs_information, or left to the "
+            f"partner on an inferred category; this one is {current.value}{outcome}.",
             current_status=current.value,
         )
     if current is not IssueStatus.ROUTED:
         raise Problem(
             409,
-            f"This issue is {current.value}: a category is taken once it is routed as "
-            "needs_information and before it is resolved or closed.",
+            f"This issue is {current.value}: a category is taken once it is routed and "
+            "before it is resolved or closed.",
             current_status=current.value,
         )
     reopen(
@@ -98,6 +103,14 @@ async def _classify_again(
     await session.delete(decision)
     issue.category = category.value
     enqueue(session, _received_again(issue, now), service=SERVICE)
+
+
+def _answerable(decision: Classification) -> bool:
+    """Whether the PSA's category may replace ``decision``: the service asked for it, or
+    guessed it and left the issue to the partner, so nothing was filed or handed off yet."""
+    if decision.outcome == Outcome.NEEDS_INFORMATION:
+        return True
+    return decision.outcome == Outcome.PARTNER_RESOLVES and decision.category_source == "inferred"
 
 
 def _received_again(issue: Issue, now: datetime) -> IssueReceived:

@@ -187,8 +187,9 @@ class IssuePatch(RequestBody):
     )
     category: Category | None = Field(
         default=None,
-        description="The answer to `needs_information`: the issue goes back to `received` with "
-        "this category and is classified again. Any other issue answers 409.",
+        description="The answer to `needs_information`, or the correction of an inferred "
+        "category that left the issue to the partner: the issue goes back to `received` with "
+        "this category and is classified and routed again. Any other issue answers 409.",
     )
     note: str | None = Field(default=None, min_length=1, max_length=10_000)
 

@@ -128,13 +128,19 @@ async def test_only_resolved_and_closed_are_a_psas_to_set(
     assert response.status_code == 422
 
 
-async def routed_as(engine: AsyncEngine, issue_id: str, outcome: str) -> None:
+async def routed_as(
+    engine: AsyncEngine,
+    issue_id: str,
+    outcome: str,
+    category: str | None = None,
+    source: str = "inferred",
+) -> None:
     """The issue as the classifier and notifier would leave it: routed, with ``outcome``."""
     decision = {
         "id": uuid.uuid4(),
         "issue_id": uuid.UUID(issue_id),
-        "category": None,
-        "category_source": "inferred",
+        "category": category,
+        "category_source": source,
         "outcome": outcome,
         "reasons": ["What kind of problem is it?"],
         "rule_id": "ask-for-category",
@@ -185,26 +191,44 @@ async def test_a_category_answers_needs_information_and_has_the_issue_classified
     assert twice.json()["current_status"] == "received"
 
 
+async def test_a_category_corrects_an_inferred_one_that_left_the_issue_to_the_partner(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    issue_id = await accepted(api, partner, category=None)
+    await routed_as(engine, issue_id, "partner_resolves", category="how_to")
+    corrected = await api.patch(
+        f"/v1/issues/{issue_id}", json={"category": "service_unavailable"}, headers=partner.headers
+    )
+    assert corrected.status_code == 200, corrected.text
+    assert (corrected.json()["status"], corrected.json()["category"]) == (
+        "received",
+        "service_unavailable",
+    )
+
+
 @pytest.mark.parametrize(
-    ("outcome", "then", "detail"),
+    ("outcome", "source", "then", "detail"),
     [
-        (None, None, "received."),
-        ("partner_resolves", None, "routed, partner_resolves."),
-        ("needs_information", "resolved", "This issue is resolved"),
+        (None, "given", None, "this one is received."),
+        ("partner_resolves", "given", None, "routed, partner_resolves on a given category."),
+        ("escalated_to_microsoft", "inferred", None, "routed, escalated_to_microsoft on a"),
+        ("needs_information", "inferred", "resolved", "This issue is resolved"),
     ],
 )
-async def test_only_a_routed_issue_that_needs_information_takes_a_category(
+async def test_only_a_routed_issue_the_service_asked_about_or_guessed_takes_a_category(
     api: httpx.AsyncClient,
     database_url: str,
     engine: AsyncEngine,
     outcome: str | None,
+    source: str,
     then: str | None,
     detail: str,
 ) -> None:
     partner = await seed_partner(database_url)
     issue_id = await accepted(api, partner)
     if outcome is not None:
-        await routed_as(engine, issue_id, outcome)
+        await routed_as(engine, issue_id, outcome, category="bug", source=source)
     url = f"/v1/issues/{issue_id}"
     if then is not None:
         moved = await api.patch(url, json={"status": then}, headers=partner.headers)
