@@ -88,7 +88,8 @@ def test_an_exception_is_written_in_the_line(stream: io.StringIO) -> None:
 
 
 def test_uvicorns_coloured_copy_of_its_message_is_not_written(stream: io.StringIO) -> None:
-    logging.getLogger("uvicorn.error").info(
+    # As uvicorn logs; under its own name, other tests' servers may have set that logger up.
+    logging.getLogger("tests.server").info(
         "Started server process [%d]", 7, extra={"color_message": "\x1b[36m%d\x1b[0m"}
     )
     record = json.loads(stream.getvalue())
@@ -103,7 +104,7 @@ def test_the_console_shows_only_the_correlation_keys_a_line_has(
     configure_logging(level="INFO", json=False)
     with structlog.contextvars.bound_contextvars(issue_id="i-1"):
         logging.getLogger("services.notifier").info("routed")
-    logging.getLogger("uvicorn.error").info("Application startup complete.")
+    logging.getLogger("tests.server").info("Application startup complete.")
     about_issue, startup = stream.getvalue().splitlines()
     assert "issue_id=i-1" in about_issue
     assert "event_id" not in about_issue
