@@ -92,10 +92,11 @@ async def _classify_again(
             "before it is resolved or closed.",
             current_status=current.value,
         )
+    given = f"category {category.value} given by the PSA" + (f" ({note})" if note else "")
     reopen(
         session,
         issue,
-        detail=f"category {category.value} given by the PSA; to be classified again",
+        detail=f"{given}; to be classified again",
         note=note,
         at=now,
         service=SERVICE,

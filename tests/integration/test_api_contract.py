@@ -176,7 +176,9 @@ async def test_a_category_answers_needs_information_and_has_the_issue_classified
         None,
     )
     assert issue["timeline"][-1]["status"] == "received"
-    assert "category bug given by the PSA" in issue["timeline"][-1]["detail"]
+    assert issue["timeline"][-1]["detail"] == (
+        "category bug given by the PSA (Teams crashes on start); to be classified again"
+    )
     received = await rows(
         engine,
         "SELECT value FROM outbox WHERE event_type = 'csp.issue.received' ORDER BY id",
