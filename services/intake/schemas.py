@@ -177,7 +177,12 @@ class IssuePatch(RequestBody):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"status": "resolved", "note": "Fixed by the customer."}]},
+        json_schema_extra={
+            "examples": [
+                {"status": "resolved", "note": "Fixed by the customer."},
+                {"category": "service_unavailable", "note": "Nobody can open Teams since 9:00."},
+            ]
+        },
     )
 
     status: IssueStatus | None = Field(
