@@ -184,29 +184,24 @@ def _unelide(folded: str) -> str:
     return _ELIDED.sub(r"\1' ", folded) if "'" in folded else folded
 
 
+Term = tuple[str, Category, str, float]  # language, category, folded term, weight
+
+
 @functools.cache
-def _terms() -> tuple[tuple[str, Category, str, float], ...]:
-    """(language, category, folded term, weight) for every lexicon entry."""
-    entries = []
+def _lexicon() -> tuple[tuple[Term, ...], frozenset[int]]:
+    """Every lexicon entry, and the positions of those marked ``~``, found inside words too:
+    German joins nouns, so "Registrierungseinstellungen" is a setting and "Anmeldefehler" an
+    error."""
+    entries: list[Term] = []
+    inside: set[int] = set()
     for language, categories in LEXICON.items():
         for category, spec in categories.items():
             for item in spec.split("|"):
+                if item.startswith("~"):
+                    inside.add(len(entries))
                 term, _, weight = item.removeprefix("~").partition("*")
                 entries.append((language, category, _unelide(fold(term)), float(weight or 1)))
-    return tuple(entries)
-
-
-@functools.cache
-def _inside() -> frozenset[int]:
-    """The positions in :func:`_terms` of the terms marked ``~``, found inside words too: German
-    joins nouns, so "Registrierungseinstellungen" is a setting and "Anmeldefehler" an error."""
-    items = [
-        item
-        for categories in LEXICON.values()
-        for spec in categories.values()
-        for item in spec.split("|")
-    ]
-    return frozenset(position for position, item in enumerate(items) if item.startswith("~"))
+    return tuple(entries), frozenset(inside)
 
 
 _KEY = 3  # every folded term is at least this long
@@ -214,16 +209,16 @@ _KEY = 3  # every folded term is at least this long
 
 @functools.cache
 def _by_start() -> dict[str, tuple[int, ...]]:
-    """The positions in :func:`_terms` of the terms beginning with each ``_KEY`` characters."""
+    """The positions in :func:`_lexicon` of the terms beginning with each ``_KEY`` characters."""
     starts: defaultdict[str, list[int]] = defaultdict(list)
-    for position, (_, _, term, _) in enumerate(_terms()):
+    for position, (_, _, term, _) in enumerate(_lexicon()[0]):
         if len(term) < _KEY:
             raise ValueError(f"lexicon term {term!r} is shorter than {_KEY} characters")
         starts[term[:_KEY]].append(position)
     return {start: tuple(positions) for start, positions in starts.items()}
 
 
-def _hits(padded: str, words: list[str]) -> list[tuple[str, Category, str, float]]:
+def _hits(padded: str, words: list[str]) -> list[Term]:
     """The terms found at the start of a word of ``padded`` (or anywhere, those marked ``~``),
     in lexicon order. Only terms beginning like one of its words are looked for, a few of the
     lexicon's hundreds, and the few marked ones."""
@@ -233,8 +228,7 @@ def _hits(padded: str, words: list[str]) -> list[tuple[str, Category, str, float
     for word in words:
         candidates.update(by_start.get(padded[at : at + _KEY], ()))
         at += len(word) + 1
-    terms = _terms()
-    inside = _inside()
+    terms, inside = _lexicon()
     candidates.update(i for i in inside if terms[i][2] in padded)
     return [
         terms[i]
@@ -252,7 +246,7 @@ _QUESTIONS = (
 )
 
 
-def _questions(raw: str, padded: str) -> list[tuple[str, Category, str, float]]:
+def _questions(raw: str, padded: str) -> list[Term]:
     """A how-to hit, weight 2, for each language whose question form the text has."""
     composed = unicodedata.normalize("NFC", raw.casefold())
     found = []
