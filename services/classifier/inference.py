@@ -32,7 +32,7 @@ LEXICON: dict[str, dict[Category, str]] = {
         "forward mail*2|forward email*2|shared mailbox*2|"
         "full access*2|mailbox permission*2|distribution list*2|out of office*2|password|"
         "locked out*2|unblock*2",
-        C.HOW_TO: "how do i*3|how do we*3|how to*3|how can*3|asks how*3|explain how*3|"
+        C.HOW_TO: "how do*3|how to*3|how can*3|asks how*3|explain how*3|"
         "is there a way*3|there is a way*2|is it possible to*2|steps to*2|the steps*2|"
         "procedure to*2|procedure for*2|want to know*2|wants to know*2|like to know*2|"
         "best way*2",
@@ -41,7 +41,8 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.SERVICE_UNAVAILABLE: "down*2|unavailable*2|not available*2|cannot connect*2|"
         "can't connect*2|unreachable*2|outage|cannot be reached*2|nobody can sign in*2|"
         "not working|stopped working*2|isn't working|doesn't work|does not work|"
-        "not receiving*2|not syncing*2|won't sync*2|won't load*2|not loading*2|cannot send*2|"
+        "not receiving*2|not syncing*2|won't sync*2|won't load*2|not loading*2|won't open*2|"
+        "blank page*2|cannot send*2|"
         "can't send*2|cannot reach*2|can't reach*2",
         C.BUG: "bug*2|error message*2|error|crash*2|glitch*2|broken*2|stuck on*2|stuck in*2|"
         "displays wrong*2|wrong time|wrong presence|duplicate*2|appears twice*2|appear twice*2|"
@@ -68,7 +69,8 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.SERVICE_UNAVAILABLE: "no disponible*2|caido*2|sin servicio*2|no funciona*2|"
         "nadie puede*2|ningun usuario puede*2|dejo de funcionar*2|dejaron de funcionar*2|"
         "no recibe*2|no sincroniza*2|dejo de sincronizar*2|dejaron de sincronizar*2|"
-        "no conecta*2|no carga*2|no se puede enviar*2|no podemos enviar*2",
+        "no conecta*2|no abre*2|no se abre*2|pagina en blanco*2|no carga*2|"
+        "no se puede enviar*2|no podemos enviar*2",
         C.BUG: "fallo*2|mensaje de error*3|error|se bloquea*2|se cierra*2|se muestra mal*2|"
         "duplica*2|dos veces*2|no se pueden borrar*2|no se puede borrar*2",
         C.NETWORK_OUTAGE: "red *2|perdida de paquetes*3|latencia*2|expressroute",
@@ -92,7 +94,7 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.SERVICE_UNAVAILABLE: "nicht verfugbar*2|~ausfall*2|nicht erreichbar*2|niemand kann*2|"
         "kann niemand*2|kein benutzer kann*2|funktioniert nicht|geht nicht|empfangt keine*2|"
         "empfangen keine*2|synchronisiert nicht*2|nicht mehr synchronisiert*2|laden nicht*2|"
-        "ladt nicht*2|keine verbindung*2",
+        "ladt nicht*2|offnet nicht*2|leere seite*2|keine verbindung*2",
         C.BUG: "~fehler*2|~fehlermeldung*3|~absturz*2|sturzt*2|falsch angezeigt*2|bleibt hangen|"
         "erscheint zweimal*2|erscheint doppelt*2|doppelt angezeigt*2|doppelt|"
         "lasst sich nicht loschen*2",
@@ -117,8 +119,8 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.SERVICE_UNAVAILABLE: "indisponible*2|panne*2|inaccessible*2|ne fonctionne*2|"
         "personne ne peut*2|aucun utilisateur ne*2|ne marche|ne recoit*2|ne recoivent*2|"
         "ne synchronise*2|ne se synchronise*2|ne sont plus synchronises*2|ne charge*2|"
-        "ne se charge*2|impossible d'envoyer*2|impossible de se connecter*2|"
-        "n'arrive pas a se connecter*2",
+        "ne se charge*2|ne s'ouvre*2|page blanche*2|impossible d'envoyer*2|"
+        "impossible de se connecter*2|n'arrive pas a se connecter*2",
         C.BUG: "erreur*2|message d'erreur*3|bogue*2|plante*2|plantage*2|defaut*2|se fige*2|"
         "se ferme*2|en double*2|deux fois*2|ne peut pas etre supprime*2",
         C.NETWORK_OUTAGE: "reseau*2|perte de paquets*3|latence*2|expressroute|routes",
@@ -136,7 +138,7 @@ STOPWORDS: dict[str, frozenset[str]] = {
     ),
     "es": frozenset(
         "el los las que con para una por nuestro usuarios desde hay cuando del pero muy esta "
-        "este tiene tienen nuestra nuestros ya".split()
+        "este tiene tienen nuestra nuestros ya al sin hemos han hace".split()
     ),
     "de": frozenset(
         "der die das und ist nicht mit fur ein eine wir unsere seit bitte von auf bei den dem "
@@ -242,7 +244,7 @@ def _hits(padded: str, words: list[str]) -> list[Term]:
 # (language, pattern, whether it reads the folded text rather than the text as written)
 _QUESTIONS = (
     ("es", re.compile(r"\bcómo\b"), False),
-    ("de", re.compile(r" wie [a-z]+ (?:ich|wir|man) "), True),
+    ("de", re.compile(r" wie [a-z]+ (?:ich|wir|man|er) "), True),
 )
 
 
