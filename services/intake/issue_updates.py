@@ -1,5 +1,5 @@
-"""A PSA's update to an issue: resolve or close it, add a note, or give its category when the
-service asked for one or guessed it; each on ``issues.updated``."""
+"""A PSA's update to an issue: resolve or close it, add a note, or give its category or new
+text when the service asked for one or guessed it; each on ``issues.updated``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from shared.db.uow import UnitOfWork
 from shared.events.models import IssueReceived
 from shared.issue_state import IllegalTransition, add_note, advance, reopen
 from shared.kafka.outbox import enqueue
-from shared.vocabulary import Category, IssueStatus, Outcome
+from shared.vocabulary import IssueStatus, Outcome
 
 SERVICE = "intake"
 
@@ -32,8 +32,8 @@ async def update_issue(
         await uow.session.refresh(issue, with_for_update=True)
         now = utcnow()
         current = IssueStatus(issue.status)
-        if patch.category is not None:
-            await _classify_again(uow, issue, patch.category, patch.note, now)
+        if patch.reclassifies:
+            await _classify_again(uow, issue, patch, now)
         elif patch.status is not None and patch.status is not current:
             try:
                 advance(
@@ -61,13 +61,11 @@ async def update_issue(
         return view
 
 
-async def _classify_again(
-    uow: UnitOfWork, issue: Issue, category: Category, note: str | None, now: datetime
-) -> None:
+async def _classify_again(uow: UnitOfWork, issue: Issue, patch: IssuePatch, now: datetime) -> None:
     """Put an issue answered ``needs_information`` (or left to the partner on an inferred
-    category) back to ``received`` with ``category``: its decision is dropped (the timeline
-    keeps it) and a new ``IssueReceived`` is published. Only keys that see every category see
-    such an issue (its own category is unset), so no role check."""
+    category) back to ``received`` with the PSA's category or text: its decision is dropped
+    (the timeline keeps it) and a new ``IssueReceived`` is published. Only keys that see every
+    category see such an issue (its own category is unset), so no role check."""
     session = uow.session
     decision = await session.scalar(
         select(Classification).where(Classification.issue_id == issue.id)
@@ -81,28 +79,35 @@ async def _classify_again(
         )
         raise Problem(
             409,
-            "A category is taken by an issue answered needs_information, or left to the "
-            f"partner on an inferred category; this one is {current.value}{outcome}.",
+            "A category or description is taken by an issue answered needs_information, or "
+            f"left to the partner on an inferred category; this one is {current.value}{outcome}.",
             current_status=current.value,
         )
     if current is not IssueStatus.ROUTED:
         raise Problem(
             409,
-            f"This issue is {current.value}: a category is taken once it is routed and "
-            "before it is resolved or closed.",
+            f"This issue is {current.value}: a category or description is taken once it is "
+            "routed and before it is resolved or closed.",
             current_status=current.value,
         )
-    given = f"category {category.value} given by the PSA" + (f" ({note})" if note else "")
+    given = [
+        *([f"category {patch.category.value}"] if patch.category is not None else []),
+        *(["description"] if patch.description is not None else []),
+    ]
+    told = " and ".join(given) + " given by the PSA" + (f" ({patch.note})" if patch.note else "")
     reopen(
         session,
         issue,
-        detail=f"{given}; to be classified again",
-        note=note,
+        detail=f"{told}; to be classified again",
+        note=patch.note,
         at=now,
         service=SERVICE,
     )
     await session.delete(decision)
-    issue.category = category.value
+    if patch.category is not None:
+        issue.category = patch.category.value
+    if patch.description is not None:
+        issue.description = patch.description
     enqueue(session, _received_again(issue, now), service=SERVICE)
 
 

@@ -196,21 +196,37 @@ class IssuePatch(RequestBody):
         "category that left the issue to the partner: the issue goes back to `received` with "
         "this category and is classified and routed again. Any other issue answers 409.",
     )
+    description: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=65_536,
+        description="The ticket's text as the PSA has it now, for the same issues as "
+        "`category`: it replaces the description, and the issue is classified again from it "
+        "(and from `category`, when given).",
+    )
     note: str | None = Field(default=None, min_length=1, max_length=10_000)
+
+    @property
+    def reclassifies(self) -> bool:
+        """Whether this update puts the issue back to be classified again."""
+        return self.category is not None or self.description is not None
 
     @model_validator(mode="after")
     def _something(self) -> IssuePatch:
-        if self.status is None and self.note is None and self.category is None:
-            raise ValueError("give a status, a category or a note")
-        if self.status is not None and self.category is not None:
-            raise ValueError("a category reopens the issue: give it without a status")
+        if self.status is None and self.note is None and not self.reclassifies:
+            raise ValueError("give a status, a category, a description or a note")
+        if self.status is not None and self.reclassifies:
+            raise ValueError(
+                "a category or description has the issue classified again: give it without a status"
+            )
         if self.status is not None and self.status not in (
             IssueStatus.RESOLVED,
             IssueStatus.CLOSED,
         ):
             raise ValueError("a PSA may set status to resolved or closed")
-        if self.note is not None and "\x00" in self.note:
-            raise ValueError("note must not contain NUL characters")
+        for name in ("note", "description"):
+            if "\x00" in (getattr(self, name) or ""):
+                raise ValueError(f"{name} must not contain NUL characters")
         return self
 
 

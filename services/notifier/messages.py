@@ -41,17 +41,19 @@ NEXT_STEP: dict[Outcome, dict[str, str]] = {
     },
     Outcome.NEEDS_INFORMATION: {
         "en": "More information is needed before this issue can be routed: ask the customer the "
-        "question in the reasons, then give the issue its category (PATCH with `category`) "
-        "to have it routed.",
+        "question in the reasons, then give the issue its category or the ticket's new "
+        "text (PATCH with `category` or `description`) to have it routed.",
         "es": "Se necesita más información antes de poder encaminar esta incidencia: haga al "
-        "cliente la pregunta de los motivos y luego indique la categoría de la incidencia "
-        "(PATCH con `category`) para que se encamine.",
+        "cliente la pregunta de los motivos y luego indique la categoría o el nuevo texto "
+        "del ticket (PATCH con `category` o `description`) para que se encamine.",
         "de": "Es werden weitere Informationen benötigt, bevor dieses Problem zugeordnet "
         "werden kann: Stellen Sie dem Kunden die Frage aus den Gründen und geben Sie dann die "
-        "Kategorie des Problems an (PATCH mit `category`), damit es zugeordnet wird.",
+        "Kategorie oder den neuen Tickettext an (PATCH mit `category` oder `description`), damit "
+        "es zugeordnet wird.",
         "fr": "Des informations supplémentaires sont nécessaires avant d'orienter ce problème : "
-        "posez au client la question indiquée dans les motifs, puis donnez la catégorie du "
-        "problème (PATCH avec `category`) pour qu'il soit orienté.",
+        "posez au client la question indiquée dans les motifs, puis donnez la catégorie ou "
+        "le nouveau texte du ticket (PATCH avec `category` ou `description`) pour qu'il soit "
+        "orienté.",
     },
 }
 

@@ -177,8 +177,16 @@ async def test_an_active_incident_links_the_issue_instead_of_escalating(
     assert await scalar(engine, "SELECT count(*) FROM microsoft_requests") == 0
 
 
-async def test_an_issue_that_needs_information_is_routed_again_once_given_its_category(
-    stack: Stack, database_url: str, engine: AsyncEngine
+@pytest.mark.parametrize(
+    ("answer", "source"),
+    [
+        ({"category": "service_unavailable", "note": "Nadie puede abrir Teams"}, "given"),
+        ({"description": "Nadie puede abrir Teams desde las 9:00"}, "inferred"),
+    ],
+    ids=["category", "description"],
+)
+async def test_an_issue_that_needs_information_is_routed_again_once_answered(
+    stack: Stack, database_url: str, engine: AsyncEngine, answer: dict[str, str], source: str
 ) -> None:
     partner = await seed_partner(database_url, vehicles=(Vehicle.PARTNER_CLOUD_SUPPORT,))
     await stack.start()
@@ -196,9 +204,7 @@ async def test_an_issue_that_needs_information_is_routed_again_once_given_its_ca
         assert asked["classification"]["outcome"] == "needs_information"
 
         answered = await client.patch(
-            f"/v1/issues/{issue_id}",
-            json={"category": "service_unavailable", "note": "Nadie puede abrir Teams"},
-            headers=partner.headers,
+            f"/v1/issues/{issue_id}", json=answer, headers=partner.headers
         )
         assert answered.status_code == 200, answered.text
         view = await routed_view(client, partner, issue_id, stack)
@@ -207,7 +213,8 @@ async def test_an_issue_that_needs_information_is_routed_again_once_given_its_ca
         types = [Webhook(secret).verify(d.body, d.headers)["type"] for d in receiver.received]
 
     assert view["classification"]["outcome"] == "escalated_to_microsoft"
-    assert view["classification"]["category_source"] == "given"
+    assert view["classification"]["category"] == "service_unavailable"
+    assert view["classification"]["category_source"] == source
     assert view["classification"]["vehicle"] == "partner_cloud_support"
     assert view["routing"]["microsoft_request_id"]
     steps = [step["status"] for step in view["timeline"]]

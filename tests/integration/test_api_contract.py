@@ -193,6 +193,31 @@ async def test_a_category_answers_needs_information_and_has_the_issue_classified
     assert twice.json()["current_status"] == "received"
 
 
+async def test_a_new_description_answers_needs_information_and_is_classified_from(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    issue_id = await accepted(api, partner, category=None, title="Hola", description="Llamadme")
+    await routed_as(engine, issue_id, "needs_information")
+    text = "Nadie puede abrir Teams desde las 9:00"
+
+    answered = await api.patch(
+        f"/v1/issues/{issue_id}", json={"description": text}, headers=partner.headers
+    )
+
+    assert answered.status_code == 200, answered.text
+    assert (answered.json()["status"], answered.json()["category"]) == ("received", None)
+    assert answered.json()["timeline"][-1]["detail"] == (
+        "description given by the PSA; to be classified again"
+    )
+    [[value]] = await rows(
+        engine,
+        "SELECT value FROM outbox WHERE event_type = 'csp.issue.received' ORDER BY id DESC LIMIT 1",
+    )
+    assert orjson.loads(value)["data"]["description"] == text
+    assert orjson.loads(value)["data"]["category"] is None
+
+
 async def test_a_category_corrects_an_inferred_one_that_left_the_issue_to_the_partner(
     api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
 ) -> None:
@@ -246,14 +271,15 @@ async def test_only_a_routed_issue_the_service_asked_about_or_guessed_takes_a_ca
     )
 
 
-async def test_a_category_and_a_status_together_are_refused(
-    api: httpx.AsyncClient, database_url: str
+@pytest.mark.parametrize("answer", [{"category": "bug"}, {"description": "Teams crashes"}])
+async def test_a_category_or_description_and_a_status_together_are_refused(
+    api: httpx.AsyncClient, database_url: str, answer: dict[str, str]
 ) -> None:
     partner = await seed_partner(database_url)
     issue_id = await accepted(api, partner)
     response = await api.patch(
         f"/v1/issues/{issue_id}",
-        json={"category": "bug", "status": "resolved"},
+        json={**answer, "status": "resolved"},
         headers=partner.headers,
     )
     assert response.status_code == 422
