@@ -70,7 +70,25 @@ async def _classify_again(uow: UnitOfWork, issue: Issue, patch: IssuePatch, now:
     decision = await session.scalar(
         select(Classification).where(Classification.issue_id == issue.id)
     )
-    current = IssueStatus(issue.status)
+    _check_answerable(IssueStatus(issue.status), decision)
+    reopen(
+        session,
+        issue,
+        detail=f"{_given(patch)}; to be classified again",
+        note=patch.note,
+        at=now,
+        service=SERVICE,
+    )
+    await session.delete(decision)
+    if patch.category is not None:
+        issue.category = patch.category.value
+    if patch.description is not None:
+        issue.description = patch.description
+    enqueue(session, _received_again(issue, now), service=SERVICE)
+
+
+def _check_answerable(current: IssueStatus, decision: Classification | None) -> None:
+    """409 unless the issue is routed on a decision the PSA may replace."""
     if decision is None or not _answerable(decision):
         outcome = (
             f", {decision.outcome} on a {decision.category_source} category"
@@ -90,29 +108,19 @@ async def _classify_again(uow: UnitOfWork, issue: Issue, patch: IssuePatch, now:
             "routed and before it is resolved or closed.",
             current_status=current.value,
         )
+
+
+def _given(patch: IssuePatch) -> str:
+    """The timeline's words for what the PSA gave, with its note."""
     given = [
         *([f"category {patch.category.value}"] if patch.category is not None else []),
         *(["description"] if patch.description is not None else []),
     ]
-    told = " and ".join(given) + " given by the PSA" + (f" ({patch.note})" if patch.note else "")
-    reopen(
-        session,
-        issue,
-        detail=f"{told}; to be classified again",
-        note=patch.note,
-        at=now,
-        service=SERVICE,
-    )
-    await session.delete(decision)
-    if patch.category is not None:
-        issue.category = patch.category.value
-    if patch.description is not None:
-        issue.description = patch.description
-    enqueue(session, _received_again(issue, now), service=SERVICE)
+    return " and ".join(given) + " given by the PSA" + (f" ({patch.note})" if patch.note else "")
 
 
 def _answerable(decision: Classification) -> bool:
-    """Whether the PSA's category may replace ``decision``: the service asked for it, or
+    """Whether the PSA's category or text may replace ``decision``: the service asked for it, or
     guessed it and left the issue to the partner, so nothing was filed or handed off yet."""
     if decision.outcome == Outcome.NEEDS_INFORMATION:
         return True
