@@ -1,5 +1,5 @@
-"""A PSA's update to an issue: resolve or close it, add a note, or give its category or new
-text when the service asked for one or guessed it; each on ``issues.updated``."""
+"""A PSA's update to an issue: resolve or close it, add a note, or have it classified again
+with a category or new text; each on ``issues.updated``."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ async def update_issue(
         now = utcnow()
         current = IssueStatus(issue.status)
         if patch.reclassifies:
+            if patch.category is not None and not principal.may_handle(patch.category):
+                raise Problem(
+                    403, f"A {principal.role.value} key cannot give the category {patch.category}."
+                )
             await _classify_again(uow, issue, patch, now)
         elif patch.status is not None and patch.status is not current:
             try:
@@ -62,10 +66,10 @@ async def update_issue(
 
 
 async def _classify_again(uow: UnitOfWork, issue: Issue, patch: IssuePatch, now: datetime) -> None:
-    """Put an issue answered ``needs_information`` (or left to the partner on an inferred
-    category) back to ``received`` with the PSA's category or text: its decision is dropped
-    (the timeline keeps it) and a new ``IssueReceived`` is published. Only keys that see every
-    category see such an issue (its own category is unset), so no role check."""
+    """Put an issue routed with messages only (:data:`_NOTHING_FILED`) back to ``received``
+    with the PSA's category or text: its decision is dropped (the timeline keeps it) and a new
+    ``IssueReceived`` is published. A key bound to categories sees only issues of its own
+    category and may give no other (``principal``'s check, by the caller)."""
     session = uow.session
     decision = await session.scalar(
         select(Classification).where(Classification.issue_id == issue.id)
@@ -90,15 +94,12 @@ async def _classify_again(uow: UnitOfWork, issue: Issue, patch: IssuePatch, now:
 def _check_answerable(current: IssueStatus, decision: Classification | None) -> None:
     """409 unless the issue is routed on a decision the PSA may replace."""
     if decision is None or not _answerable(decision):
-        outcome = (
-            f", {decision.outcome} on a {decision.category_source} category"
-            if decision is not None
-            else ""
-        )
+        outcome = f", {decision.outcome}" if decision is not None else ""
         raise Problem(
             409,
-            "A category or description is taken by an issue answered needs_information, or "
-            f"left to the partner on an inferred category; this one is {current.value}{outcome}.",
+            "A category or description is taken by an issue routed without a Microsoft "
+            "request or a provider hand-off (needs_information, partner_resolves, "
+            f"linked_to_incident); this one is {current.value}{outcome}.",
             current_status=current.value,
         )
     if current is not IssueStatus.ROUTED:
@@ -120,11 +121,16 @@ def _given(patch: IssuePatch) -> str:
 
 
 def _answerable(decision: Classification) -> bool:
-    """Whether the PSA's category or text may replace ``decision``: the service asked for it, or
-    guessed it and left the issue to the partner, so nothing was filed or handed off yet."""
-    if decision.outcome == Outcome.NEEDS_INFORMATION:
-        return True
-    return decision.outcome == Outcome.PARTNER_RESOLVES and decision.category_source == "inferred"
+    """Whether the PSA's category or text may replace ``decision``: routing it filed no
+    Microsoft request and handed nothing to a provider, so there is nothing to take back."""
+    return decision.outcome in _NOTHING_FILED
+
+
+# The outcomes routed with messages only: the service asked, left it to the partner, or linked
+# it to an incident (which may since be resolved with the customer's problem still there).
+_NOTHING_FILED = frozenset(
+    {Outcome.NEEDS_INFORMATION, Outcome.PARTNER_RESOLVES, Outcome.LINKED_TO_INCIDENT}
+)
 
 
 def _received_again(issue: Issue, now: datetime) -> IssueReceived:

@@ -192,9 +192,10 @@ class IssuePatch(RequestBody):
     )
     category: Category | None = Field(
         default=None,
-        description="The answer to `needs_information`, or the correction of an inferred "
-        "category that left the issue to the partner: the issue goes back to `received` with "
-        "this category and is classified and routed again. Any other issue answers 409.",
+        description="For an issue routed without a Microsoft request or provider hand-off "
+        "(`needs_information`, `partner_resolves`, `linked_to_incident`): the issue goes back "
+        "to `received` with this category and is classified and routed again. Any other issue "
+        "answers 409; a role bound to a category gives only its own (403).",
     )
     description: str | None = Field(
         default=None,

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.base import table_of
 from shared.db.models import Classification, Issue
+from shared.vocabulary import Role
 from tests.support.factories import SeededPartner, issue_body, rows, scalar, seed_partner
 
 
@@ -218,12 +219,20 @@ async def test_a_new_description_answers_needs_information_and_is_classified_fro
     assert orjson.loads(value)["data"]["category"] is None
 
 
-async def test_a_category_corrects_an_inferred_one_that_left_the_issue_to_the_partner(
-    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+@pytest.mark.parametrize(
+    ("outcome", "source"),
+    [
+        ("partner_resolves", "inferred"),  # an outage taken for a how-to question
+        ("partner_resolves", "given"),  # the PSA's own category was wrong
+        ("linked_to_incident", "given"),  # the incident is resolved, the problem is not
+    ],
+)
+async def test_a_category_classifies_again_an_issue_routed_without_a_request_or_hand_off(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine, outcome: str, source: str
 ) -> None:
     partner = await seed_partner(database_url)
     issue_id = await accepted(api, partner, category=None)
-    await routed_as(engine, issue_id, "partner_resolves", category="how_to")
+    await routed_as(engine, issue_id, outcome, category="how_to", source=source)
     corrected = await api.patch(
         f"/v1/issues/{issue_id}", json={"category": "service_unavailable"}, headers=partner.headers
     )
@@ -234,16 +243,30 @@ async def test_a_category_corrects_an_inferred_one_that_left_the_issue_to_the_pa
     )
 
 
+async def test_a_key_bound_to_a_category_gives_no_other(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url, role=Role.BILLING_ADMIN)
+    issue_id = await accepted(api, partner, category="billing")
+    await routed_as(engine, issue_id, "partner_resolves", category="billing", source="given")
+    url = f"/v1/issues/{issue_id}"
+    refused = await api.patch(url, json={"category": "bug"}, headers=partner.headers)
+    assert refused.status_code == 403, refused.text
+    told = await api.patch(url, json={"description": "Charged twice"}, headers=partner.headers)
+    assert told.status_code == 200, told.text
+    assert told.json()["category"] == "billing"
+
+
 @pytest.mark.parametrize(
     ("outcome", "source", "then", "detail"),
     [
         (None, "given", None, "this one is received."),
-        ("partner_resolves", "given", None, "routed, partner_resolves on a given category."),
-        ("escalated_to_microsoft", "inferred", None, "routed, escalated_to_microsoft on a"),
+        ("escalated_to_microsoft", "given", None, "routed, escalated_to_microsoft."),
+        ("routed_to_indirect_provider", "inferred", None, "routed, routed_to_indirect_provider."),
         ("needs_information", "inferred", "resolved", "This issue is resolved"),
     ],
 )
-async def test_only_a_routed_issue_the_service_asked_about_or_guessed_takes_a_category(
+async def test_only_a_routed_issue_with_nothing_filed_or_handed_off_takes_a_category(
     api: httpx.AsyncClient,
     database_url: str,
     engine: AsyncEngine,
