@@ -68,16 +68,19 @@ async def correlate(session: AsyncSession, report: Report, policy: Policy) -> Co
     """Record the report; return the cluster it belongs to, forming one if N tenants agree."""
     service_key, region_key = correlation_key(report.service, report.region)
     await lock_correlation_key(session, report.partner_id, service_key, region_key)
-    signal = ClusterSignal(
-        issue_id=report.issue_id,
-        partner_id=report.partner_id,
-        tenant_key=report.tenant,
-        service_key=service_key,
-        region_key=region_key,
-        observed_at=report.observed_at,
-    )
-    session.add(signal)
-    await session.flush()
+    # An issue classified again (the PSA gave a category or new text) reported once already.
+    signal = await session.get(ClusterSignal, report.issue_id)
+    if signal is None:
+        signal = ClusterSignal(
+            issue_id=report.issue_id,
+            partner_id=report.partner_id,
+            tenant_key=report.tenant,
+            service_key=service_key,
+            region_key=region_key,
+            observed_at=report.observed_at,
+        )
+        session.add(signal)
+        await session.flush()
 
     cluster = await session.scalar(
         select(OutageCluster).where(

@@ -76,6 +76,26 @@ async def test_the_third_distinct_tenant_forms_a_cluster_that_includes_the_first
     assert await scalar(engine, "SELECT tenants FROM outage_clusters") == 4, "tenants, not issues"
 
 
+async def test_an_issue_classified_again_is_reported_once(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    for tenant, minutes in (("a", 0), ("b", 1)):
+        at = T0 + timedelta(minutes=minutes)
+        assert await report(uows, partner.id, tenant=tenant, at=at) is None
+    issue_id = await scalar(engine, "SELECT issue_id FROM cluster_signals WHERE tenant_key = 'b'")
+    for _ in range(2):  # the same issue twice: two tenants still, no cluster
+        async with uows() as uow:
+            again = Report(
+                uuid.UUID(str(issue_id)), partner.id, "b", "Exchange Online", "westeurope", T0
+            )
+            assert await correlate(uow.session, again, POLICY) is None
+            await uow.commit()
+    assert await scalar(engine, "SELECT count(*) FROM cluster_signals") == 2
+    assert await report(uows, partner.id, tenant="c", at=T0 + timedelta(minutes=2)) is not None
+
+
 async def test_reports_arriving_out_of_order_correlate_by_when_they_were_received(
     engine: AsyncEngine, database_url: str
 ) -> None:
