@@ -194,7 +194,7 @@ async def test_a_category_answers_needs_information_and_has_the_issue_classified
     assert twice.json()["current_status"] == "received"
 
 
-async def test_a_new_description_answers_needs_information_and_is_classified_from(
+async def test_a_new_description_answers_needs_information_and_goes_to_the_classifier(
     api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
 ) -> None:
     partner = await seed_partner(database_url)
