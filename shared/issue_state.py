@@ -1,8 +1,8 @@
 """The issue lifecycle: legal transitions, moving an issue, loading the one an event is about.
 
 received → classified → routed → resolved → closed; a PSA may resolve or close an issue at any
-point before that (the customer fixed it, or withdrew it), and an issue routed as
-``needs_information`` goes back to received once the PSA gives its category. Every transition
+point before that (the customer fixed it, or withdrew it), and a routed issue goes back to
+received when the PSA has it classified again (:func:`reopen`). Every transition
 is an update of the issue's row, a timeline step and an ``issues.updated`` event, in the
 caller's transaction; all three are staged (:mod:`shared.db.staged`), so a query in that
 transaction sees them only after the unit of work's ``flush()``.
@@ -148,8 +148,9 @@ def reopen(
     service: str,
 ) -> None:
     """Move a routed issue back to ``received``, to be classified again, with a timeline step
-    and ``issues.updated``. Not a PSA's move (:data:`TRANSITIONS` has no way back): only the
-    answer to ``needs_information`` reopens an issue, and its caller checks that it was that."""
+    and ``issues.updated``; :class:`IllegalTransition` from any other status. Not in
+    :data:`TRANSITIONS`, which a PSA's status follows: the caller checks that the routing may
+    be replaced (it filed and handed off nothing)."""
     if issue.status != IssueStatus.ROUTED:
         raise IllegalTransition(IssueStatus(issue.status), IssueStatus.RECEIVED)
     _move(

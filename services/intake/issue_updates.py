@@ -74,15 +74,24 @@ async def _classify_again(uow: UnitOfWork, issue: Issue, patch: IssuePatch, now:
     decision = await session.scalar(
         select(Classification).where(Classification.issue_id == issue.id)
     )
-    _check_answerable(IssueStatus(issue.status), decision)
-    reopen(
-        session,
-        issue,
-        detail=f"{_given(patch)}; to be classified again",
-        note=patch.note,
-        at=now,
-        service=SERVICE,
-    )
+    current = IssueStatus(issue.status)
+    _check_answerable(current, decision)
+    try:
+        reopen(
+            session,
+            issue,
+            detail=f"{_given(patch)}; to be classified again",
+            note=patch.note,
+            at=now,
+            service=SERVICE,
+        )
+    except IllegalTransition as exc:  # resolved or closed since it was routed
+        raise Problem(
+            409,
+            f"This issue is {current.value}: a category or description is taken once it is "
+            "routed and before it is resolved or closed.",
+            current_status=current.value,
+        ) from exc
     await session.delete(decision)
     if patch.category is not None:
         issue.category = patch.category.value
@@ -92,7 +101,8 @@ async def _classify_again(uow: UnitOfWork, issue: Issue, patch: IssuePatch, now:
 
 
 def _check_answerable(current: IssueStatus, decision: Classification | None) -> None:
-    """409 unless the issue is routed on a decision the PSA may replace."""
+    """409 unless the issue was routed on a decision the PSA may replace (:func:`reopen` then
+    refuses one resolved or closed since)."""
     if decision is None or not _answerable(decision):
         outcome = f", {decision.outcome}" if decision is not None else ""
         raise Problem(
@@ -100,13 +110,6 @@ def _check_answerable(current: IssueStatus, decision: Classification | None) -> 
             "A category or description is taken by an issue routed without a Microsoft "
             "request or a provider hand-off (needs_information, partner_resolves, "
             f"linked_to_incident); this one is {current.value}{outcome}.",
-            current_status=current.value,
-        )
-    if current is not IssueStatus.ROUTED:
-        raise Problem(
-            409,
-            f"This issue is {current.value}: a category or description is taken once it is "
-            "routed and before it is resolved or closed.",
             current_status=current.value,
         )
 

@@ -131,6 +131,12 @@ async def _check_target(runtime: Runtime, url: str) -> None:
     )
 
 
+def _require_enabled(subscription: WebhookSubscription) -> None:
+    """409 while the endpoint is disabled: what is queued for it would not be sent."""
+    if not subscription.enabled:
+        raise Problem(409, f"The webhook is disabled ({subscription.disabled_reason}).")
+
+
 async def _requeue(uow: UnitOfWork, *which: ColumnElement[bool]) -> int:
     """Make the deliveries ``which`` selects pending again from their first attempt; how many."""
     result = await uow.session.execute(
@@ -299,8 +305,7 @@ async def redeliver_many(
 
     async def produce(uow: UnitOfWork) -> StoredAnswer:
         subscription = await _owned(uow, principal, webhook_id)
-        if not subscription.enabled:
-            raise Problem(409, f"The webhook is disabled ({subscription.disabled_reason}).")
+        _require_enabled(subscription)
         chosen = (
             select(WebhookDelivery.id)
             .where(
@@ -342,8 +347,7 @@ async def redeliver(
         delivery = await uow.session.get(WebhookDelivery, delivery_id)
         if delivery is None or delivery.subscription_id != webhook_id:
             raise Problem(404, f"No delivery {delivery_id}.")
-        if not subscription.enabled:
-            raise Problem(409, f"The webhook is disabled ({subscription.disabled_reason}).")
+        _require_enabled(subscription)
         if delivery.status == "pending":
             raise Problem(409, "The delivery is still pending.")
         await _requeue(uow, WebhookDelivery.id == delivery.id)
