@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from shared.db.base import utcnow
 from shared.db.models import Issue, OutboxMessage
@@ -35,8 +35,9 @@ _BATCH = 500
 async def reconcile_once(uow_factory: UnitOfWorkFactory, settings: ReconcilerSettings) -> int:
     """Mark the outbox rows of stuck issues unsent again; return how many were re-driven.
 
-    A row is only re-driven when it was sent more than ``stuck_after_s`` ago, so each stuck
-    issue is re-published at most once per timeout.
+    Each stuck issue's latest event of the kind that moves it on is re-driven, and only when
+    it was sent more than ``stuck_after_s`` ago, so it is re-published at most once per
+    timeout.
     """
     cutoff = utcnow() - timedelta(seconds=settings.stuck_after_s)
     total = 0
@@ -51,13 +52,19 @@ async def reconcile_once(uow_factory: UnitOfWorkFactory, settings: ReconcilerSet
             ids = [str(issue_id) for issue_id in stuck]
             if not ids:
                 continue
-            result = await uow.session.execute(
-                update(OutboxMessage)
+            # Only each issue's latest announcement: an issue classified again (see
+            # shared.issue_state.reopen) has an earlier one, about the text it had then.
+            latest = (
+                select(func.max(OutboxMessage.id))
                 .where(
                     OutboxMessage.aggregate_id.in_(ids),
                     OutboxMessage.event_type == event_type,
-                    OutboxMessage.sent_at < cutoff,
                 )
+                .group_by(OutboxMessage.aggregate_id)
+            )
+            result = await uow.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(latest), OutboxMessage.sent_at < cutoff)
                 .values(sent_at=None, claimed_until=None)
             )
             count = int(getattr(result, "rowcount", 0) or 0)

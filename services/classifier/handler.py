@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -40,6 +41,8 @@ from shared.settings import ClassifierSettings
 from shared.vocabulary import IssueStatus, Severity
 
 SERVICE = "classifier"
+
+log = logging.getLogger(__name__)
 
 
 class IssueClassifier:
@@ -81,6 +84,9 @@ class IssueClassifier:
         if loaded is None:
             return
         issue, partner = loaded
+        if _superseded(event, issue):
+            log.info("issue %s: skipped an announcement of text it no longer has", issue.id)
+            return
         health = await local_incidents(uow.session, partner_id=partner.id)
         if isinstance(remote, HealthView):
             health = merge(health, remote)
@@ -121,6 +127,13 @@ class IssueClassifier:
             observed_at=event.received_at,
         )
         return await correlate(uow.session, report, policy)
+
+
+def _superseded(event: IssueReceived, issue: Issue) -> bool:
+    """Whether ``event`` announced text or a category the PSA has since replaced (an earlier
+    announcement re-driven or replayed while the issue waits to be classified again): the
+    latest one classifies it."""
+    return (event.description, event.category) != (issue.description, issue.category)
 
 
 def _received(envelope: Envelope) -> IssueReceived:

@@ -8,8 +8,9 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from shared.db.base import utcnow
 from shared.db.models import Classification, Issue, IssueEvent
@@ -148,11 +149,24 @@ async def _unrouted(session: AsyncSession, *, partner_id: uuid.UUID, now: dateti
 
 
 async def _recent(session: AsyncSession, *, partner_id: uuid.UUID) -> list[RoutedIssue]:
+    """Each issue once, at its latest routing, with the decision it stands on; an issue
+    classified again since (see ``shared.issue_state.reopen``) and not yet routed is left out,
+    its earlier decision being dropped."""
+    routed = IssueStatus.ROUTED.value
+    later = aliased(IssueEvent)
+    routed_again = exists().where(
+        later.issue_id == IssueEvent.issue_id, later.status == routed, later.id > IssueEvent.id
+    )
     rows = await session.execute(
         select(Issue, IssueEvent.at, Classification)
         .join(IssueEvent, IssueEvent.issue_id == Issue.id)
         .outerjoin(Classification, Classification.issue_id == Issue.id)
-        .where(Issue.partner_id == partner_id, IssueEvent.status == IssueStatus.ROUTED.value)
+        .where(
+            Issue.partner_id == partner_id,
+            Issue.status.not_in(UNROUTED),
+            IssueEvent.status == routed,
+            ~routed_again,
+        )
         .order_by(IssueEvent.at.desc(), IssueEvent.id.desc())
         .limit(RECENT)
     )

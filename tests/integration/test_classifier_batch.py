@@ -133,6 +133,47 @@ async def test_a_batch_writes_each_issue_its_classification_status_severity_and_
     )
 
 
+async def test_an_earlier_announcement_of_text_the_psa_has_replaced_classifies_nothing(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """A re-driven or replayed first ``issues.received`` of an issue the PSA has given new
+    text and a category since: the issue waits for the announcement of what it says now."""
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    first = IssueReceived(
+        issue_id=uuid.uuid4(),
+        partner_id=partner.id,
+        external_ref="answered-1",
+        title="Help",
+        description="It does not work.",
+        service="Exchange Online",
+        severity=Severity.MODERATE,
+        received_at=utcnow(),
+    )
+    again = first.model_copy(
+        update={
+            "description": "How do I set up a shared mailbox?",
+            "category": Category.HOW_TO,
+            "received_at": utcnow(),
+        }
+    )
+    await _store(uows, [again])
+    classifier = IssueClassifier(RuleBook.load(None, None), settings=ClassifierSettings())
+
+    decided = select(Classification.category).where(Classification.issue_id == first.issue_id)
+    await _classify(uows, classifier, [first])
+    async with uows() as uow:
+        assert await uow.session.scalar(decided) is None
+        assert (
+            await uow.session.scalar(select(Issue.status).where(Issue.id == first.issue_id))
+            == IssueStatus.RECEIVED
+        )
+
+    await _classify(uows, classifier, [again])
+    async with uows() as uow:
+        assert await uow.session.scalar(decided) == Category.HOW_TO
+
+
 async def _store(uows: UnitOfWorkFactory, events: list[IssueReceived]) -> None:
     """The issues as the intake stored them, without their timeline or events."""
     async with uows() as uow:

@@ -343,6 +343,50 @@ async def test_the_reconciler_re_drives_an_issue_stuck_in_received(
     assert await reconcile_once(uows, settings) == 0, "an unsent row is not re-driven again"
 
 
+async def test_the_reconciler_re_drives_only_the_latest_announcement_of_an_issue_classified_again(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    long_ago = utcnow() - timedelta(minutes=10)
+    issue_id = uuid.uuid4()
+    async with uows() as uow:
+        uow.session.add(
+            Issue(
+                id=issue_id,
+                partner_id=partner.id,
+                external_ref="STUCK-2",
+                title="t",
+                service="Exchange Online",
+                status="received",
+                created_at=long_ago,
+                updated_at=long_ago,
+            )
+        )
+        for _ in range(2):  # as first accepted, then as the PSA's answer had it again
+            enqueue(
+                uow.session,
+                IssueUpdated(
+                    issue_id=issue_id,
+                    partner_id=partner.id,
+                    status=IssueStatus.RECEIVED,
+                    updated_at=long_ago,
+                ),
+                service="test",
+            )
+        await uow.commit()
+    async with uows() as uow:
+        await uow.session.execute(
+            update(OutboxMessage).values(event_type="csp.issue.received", sent_at=long_ago)
+        )
+        await uow.commit()
+
+    assert await reconcile_once(uows, ReconcilerSettings(stuck_after_s=60)) == 1
+    ids = "SELECT {} FROM outbox WHERE aggregate_id = :issue"
+    unsent = await scalar(engine, ids.format("id") + " AND sent_at IS NULL", issue=str(issue_id))
+    assert unsent == await scalar(engine, ids.format("max(id)"), issue=str(issue_id))
+
+
 async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_that_one(
     engine: AsyncEngine,
     database_url: str,

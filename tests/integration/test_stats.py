@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services import admin
@@ -114,6 +114,34 @@ async def test_the_stats_count_the_window_the_backlog_and_the_latest_routed_of_o
     theirs_stats = (await api.get("/v1/stats", headers=theirs.headers)).json()
     assert theirs_stats["received"] == 1
     assert theirs_stats["recent_routed"] == []
+
+
+async def test_an_issue_routed_again_is_listed_once_at_its_latest_routing_and_not_meanwhile(
+    api: httpx.AsyncClient, database_url: str, uows: UnitOfWorkFactory
+) -> None:
+    partner = await seed_partner(database_url)
+    answered = await file(api, partner, service="Exchange Online", category="how_to")
+    other = await file(api, partner, service="Microsoft Teams", category="how_to")
+    await route(uows, answered, outcome="needs_information", after=timedelta(seconds=1))
+    await route(uows, other, outcome="partner_resolves", after=timedelta(seconds=2))
+    async with uows() as uow:  # the PSA's answer: back to received, the decision dropped
+        await uow.session.execute(
+            update(Issue).where(Issue.id == answered).values(status="received")
+        )
+        await uow.session.execute(delete(Classification).where(Classification.issue_id == answered))
+        await uow.commit()
+
+    def listed(stats: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(r["id"], r["outcome"]) for r in stats["recent_routed"]]
+
+    headers = await reader_headers(uows, partner)
+    meanwhile = (await api.get("/v1/stats", headers=headers)).json()
+    assert listed(meanwhile) == [(str(other), "partner_resolves")]
+
+    await route(uows, answered, outcome="partner_resolves", after=timedelta(seconds=3))
+    stats = (await api.get("/v1/stats", headers=headers)).json()
+    assert listed(stats) == [(str(answered), "partner_resolves"), (str(other), "partner_resolves")]
+    assert stats["recent_routed"][0]["took_s"] == pytest.approx(3, abs=0.01)
 
 
 @pytest.mark.parametrize("window", ["91d", "0h", "24", "1w", "-1h", "99999m"])
