@@ -92,6 +92,7 @@ async def list_issues(
     customer_id: uuid.UUID | None,
     service: str | None,
     created_after: datetime | None,
+    updated_after: datetime | None,
     limit: int,
     cursor: str | None,
 ) -> IssuePage:
@@ -113,6 +114,8 @@ async def list_issues(
         query = query.where(func.lower(Issue.service) == service.lower())
     if created_after is not None:
         query = query.where(Issue.created_at > created_after)
+    if updated_after is not None:
+        query = query.where(Issue.updated_at > updated_after)
     rows, next_cursor = await keyset_page(
         uow.session,
         query,

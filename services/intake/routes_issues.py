@@ -111,6 +111,13 @@ async def list_issues(
     created_after: Annotated[
         Timestamp | None, Query(description="RFC 3339 with an offset.")
     ] = None,
+    updated_after: Annotated[
+        Timestamp | None,
+        Query(
+            description="Issues whose status moved or that got a note since (RFC 3339 with an "
+            "offset): what a PSA polls for to catch up, e.g. after a webhook outage."
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> IssuePage:
@@ -123,6 +130,7 @@ async def list_issues(
             customer_id=customer_id,
             service=service,
             created_after=created_after,
+            updated_after=updated_after,
             limit=limit,
             cursor=cursor,
         )

@@ -346,6 +346,8 @@ async def test_issues_are_listed_newest_first_with_filters_and_cursor(
     moment = created if isinstance(created, datetime) else datetime.fromisoformat(created)
     before = (moment.replace(tzinfo=moment.tzinfo or UTC) - timedelta(milliseconds=1)).isoformat()
     assert [i["id"] for i in (await listed(created_after=before))["items"]] == [exchange]
+    changed = [i["id"] for i in (await listed(updated_after=before))["items"]]
+    assert changed == [exchange, teams[0]], "closed after the last was filed"
     naive = await api.get(
         "/v1/issues", params={"created_after": "2026-11-21T09:00:00"}, headers=partner.headers
     )
