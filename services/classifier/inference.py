@@ -26,53 +26,81 @@ LEXICON: dict[str, dict[Category, str]] = {
     "en": {
         C.BILLING: "invoice*2|billing|billed|charge|refund*2|payment|credit note*2|overcharge|"
         "bill*2",
-        C.SUBSCRIPTION: "subscription*2|licence|license|seats|renewal|cancel|upgrade",
+        C.SUBSCRIPTION: "subscription*2|licence|license|seats|renewal|cancel|upgrade|"
+        "annual commitment*3|annual term*2|monthly term*2|year term*2|business basic|"
+        "business standard|business premium",
         C.CONFIGURATION: "configure*2|configured|configuration*2|setting|policy|permission|"
-        "dkim|dns|retention policy|mfa|conditional access|forwarding*2|forward all*2|"
+        "dkim|spf*2|dmarc*2|mx record*2|dns|retention policy|mfa|conditional access|"
+        "forwarding*2|forward all*2|"
         "forward mail*2|forward email*2|shared mailbox*2|"
         "full access*2|mailbox permission*2|distribution list*2|out of office*2|password|"
-        "locked out*2|unblock*2",
+        "locked out*2|unblock*2|new starter*2|new joiner*2|new user*2|new employee*2|onboarding*2|"
+        "offboarding*2|leaver*2|send-as*2|send as*2|mailbox access*2|create a mailbox*2|"
+        "create an account*2|alias*2|signature*2|intune|prevent users*2|stop users*2|"
+        "block users*2|block access*2|external sharing*2|sharing settings*2|inbox rule*2|"
+        "transport rule*2|mail flow rule*2|legacy auth*2|basic auth*2|disable|enable|turn off",
         C.HOW_TO: "how do*3|how to*3|how can*3|asks how*3|explain how*3|"
         "is there a way*3|there is a way*2|is it possible to*2|steps to*2|the steps*2|"
         "procedure to*2|procedure for*2|want to know*2|wants to know*2|like to know*2|"
-        "best way*2",
+        "best way*2|what's the way*3|what is the way*3|how does*3|how should*3|"
+        "what do we need*3|what do i need*3|what should we*3|recommend*2|best practice*2|"
+        "asks if*3|asking if*3|wondering if*3|wonders if*3|needs to know*2|need to know*2|"
+        "where are*2|where is*2|where do*2|where can*3|can't find|cannot find",
         C.UNDOCUMENTED_BEHAVIOR: "undocumented*3|not documented*3|as documented*3|documented*2|"
         "service description*2|documentation*2",
         C.SERVICE_UNAVAILABLE: "down*2|unavailable*2|not available*2|cannot connect*2|"
+        "nobody can*2|no one can*2|can't log in*2|cannot log in*2|couldn't sign you in*2|"
         "can't connect*2|unreachable*2|outage|cannot be reached*2|nobody can sign in*2|"
         "not working|stopped working*2|isn't working|doesn't work|does not work|"
         "not receiving*2|not syncing*2|won't sync*2|won't load*2|not loading*2|won't open*2|"
         "blank page*2|cannot send*2|"
-        "can't send*2|cannot reach*2|can't reach*2",
+        "can't send*2|cannot reach*2|can't reach*2|times out*2|timing out*2|cannot access*2|"
+        "can't access*2|cant access*2|bouncing*2|bounce back*2|delivery has failed*2|"
+        "undeliverable*2|not responding*2|not opening*2|couldn't open*2|can't open*2|"
+        "cannot open*2",
         C.BUG: "bug*2|error message*2|error|crash*2|glitch*2|broken*2|stuck on*2|stuck in*2|"
+        "don't appear*2|doesn't appear*2|do not appear*2|does not appear*2|"
         "displays wrong*2|wrong time|wrong presence|duplicate*2|appears twice*2|appear twice*2|"
-        "cannot be deleted*2|can't be deleted*2",
+        "cannot be deleted*2|can't be deleted*2|wrong total*2|shows wrong*2|incorrect total*2|"
+        "different total*2|disappear*2|vanish*2|wrong person*2|wrong user*2|"
+        "no results*2|hour off*2|hour later*2|hour behind*2",
         C.NETWORK_OUTAGE: "network*2|packet loss*3|latency*2|expressroute|routes",
         C.REGIONAL_MULTITENANT: "tenants*2|multi-tenant*3|regional*2|region|same time|at once|"
-        "simultaneous|several customer*2|many customers*2|customers across*2|several of our*2",
-        C.COMMERCIAL: "partner agreement*3|incentive*3|margin*2|price list*2|rebate*3",
+        "simultaneous|several customer*2|many customers*2|customers across*2|several of our*2|"
+        "multiple clients*2|multiple customers*2|different customers*2|several clients*2|"
+        "many clients*2",
+        C.COMMERCIAL: "partner agreement*3|partner contract*3|partner discount*3|incentive*3|"
+        "margin*2|price list*2|rebate*3",
     },
     "es": {
         C.BILLING: "factura*2|facturacion*2|cobro*2|cobraron*2|cobrado*2|reembolso*3|pago|"
-        "importe*2|cargo mensual*2|cargos*2",
+        "importe*2|cargo mensual*2|cargos*2|un cargo*2|tarjeta*2",
         C.SUBSCRIPTION: "suscripcion*2|licencias|licencia|renovar|renovacion|cancelar|plan de|"
-        "puestos*2",
+        "puestos*2|contratar*2|cambio de plan*2|cambiar de plan*2|cambiar el plan*2",
         C.CONFIGURATION: "configurar*2|configuracion*2|ajuste|permiso|politica|directiva*2|"
         "acceso condicional*2|dns|reglas de|"
         "reenvio*2|reenviar*2|buzon compartido*2|lista de distribucion*2|respuesta automatica*2|"
-        "contrasena|restablecer*2|desbloque*2",
+        "contrasena|restablecer*2|desbloque*2|usuario nuevo*2|nuevo usuario*2|nuevo empleado*2|"
+        "crear la cuenta*2|crear una cuenta*2|crear el buzon*2|firma corporativa*2|"
+        "firma de correo*2|firma de la empresa*2|autenticacion basica*2|"
+        "autenticacion heredada*2|desactivar|deshabilitar|activar",
         C.HOW_TO: "como puedo*3|como se*3|pregunta como*3|saber como*3|es posible*2|"
         "alguna forma*3|alguna manera*3|procedimiento para*2|pasos para*2|que pasos*3|"
-        "duda sobre*2",
+        "duda sobre*2|quiere saber*3|quisiera saber*3|gustaria saber*3|recomend*2|recomiend*2|"
+        "mejor manera*3|mejor forma*3|que necesitamos*2|"
+        "cual es la manera*3|cual es la forma*3|de que manera*3|de que forma*3",
         C.UNDOCUMENTED_BEHAVIOR: "no documentado*3|no esta documentado*3|documentacion*2|"
         "descripcion del servicio*2|como dice*2",
-        C.SERVICE_UNAVAILABLE: "no disponible*2|caido*2|sin servicio*2|no funciona*2|"
+        C.SERVICE_UNAVAILABLE: "no disponible*2|caido*2|caida|sin servicio*2|no funciona*2|"
         "nadie puede*2|ningun usuario puede*2|dejo de funcionar*2|dejaron de funcionar*2|"
         "no recibe*2|no sincroniza*2|dejo de sincronizar*2|dejaron de sincronizar*2|"
         "no conecta*2|no abre*2|no se abre*2|pagina en blanco*2|no carga*2|"
-        "no se puede enviar*2|no podemos enviar*2",
+        "no se puede enviar*2|no podemos enviar*2|no responde*2|tiempo de espera*2|"
+        "no se pueden enviar*2|no pueden enviar*2|bandeja de salida*2",
         C.BUG: "fallo*2|mensaje de error*3|error|se bloquea*2|se cierra*2|se muestra mal*2|"
-        "duplica*2|dos veces*2|no se pueden borrar*2|no se puede borrar*2",
+        "no aparece*2|no aparecen*2|"
+        "duplica*2|dos veces*2|no se pueden borrar*2|no se puede borrar*2|desaparec*2|"
+        "hora incorrecta*2|hora mal*2|hora equivocada*2",
         C.NETWORK_OUTAGE: "red *2|perdida de paquetes*3|latencia*2|expressroute",
         C.REGIONAL_MULTITENANT: "inquilinos*2|multiinquilino*3|regional*2|region|a la vez|"
         "simultaneamente|varios clientes*2|muchos clientes*2|distintos clientes*2",
@@ -85,22 +113,32 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.SUBSCRIPTION: "abonnement*2|~lizenz|kundig*2|verlanger|wechsel|platze*2",
         C.CONFIGURATION: "konfigur*2|~einstellung*2|~berechtigung*2|~richtlinie*2|mfa|dns|"
         "weiterleit*2|freigegebenes postfach*2|vollzugriff*2|verteilerliste*2|"
-        "abwesenheitsnotiz*2|~passwort|entsperr*2",
+        "abwesenheitsnotiz*2|~passwort|entsperr*2|neuer mitarbeiter*2|neue mitarbeiterin*2|"
+        "neuen mitarbeiter*2|postfach anlegen*2|anlegen|zur gruppe*2|hinzufugen|"
+        "freigabe fur externe*2|~freigabe|~authentifizierung|deaktivier|aktivier|abschalten",
         C.HOW_TO: "wie kann*3|wie konnen*3|wie richte*3|fragt wie*3|wie man*2|mochte wissen*2|"
         "wie geht das*3|kann man*3|stellt man*2|gibt es eine moglichkeit*3|ist es moglich*2|"
-        "anleitung*2|wie finde*3|wie erstelle*3|wie lege*3|wie aktiviere*3|welche schritte*3",
+        "anleitung*2|wo finde*3|wo landen*3|wo werden*3|wo sind*2|wo kann*3|wissen ob*3|"
+        "fragt ob*3|beste weg*3|am besten*2|empfehl*2|was mussen wir*3|was muss ich*3|"
+        "wie finde*3|wie erstelle*3|wie lege*3|wie aktiviere*3|welche schritte*3",
         C.UNDOCUMENTED_BEHAVIOR: "nicht dokumentiert*3|dokumentiert*2|dokumentation*2|"
         "dienstbeschreibung*2",
         C.SERVICE_UNAVAILABLE: "nicht verfugbar*2|~ausfall*2|nicht erreichbar*2|niemand kann*2|"
         "kann niemand*2|kein benutzer kann*2|funktioniert nicht|geht nicht|empfangt keine*2|"
         "empfangen keine*2|synchronisiert nicht*2|nicht mehr synchronisiert*2|laden nicht*2|"
-        "ladt nicht*2|offnet nicht*2|leere seite*2|keine verbindung*2",
+        "ladt nicht*2|offnet nicht*2|leere seite*2|keine verbindung*2|startet nicht*2|"
+        "nicht mehr offnen*2|nicht offnen*2|schlagen fehl*2|schlagt fehl*2|"
+        "verbindet sich nicht*2|verbindet nicht*2|getrennt|kommen nicht an*2|kommen keine*2|"
+        "keine anmeldung*2|kein zugriff*2|nicht mehr anmelden*2|nicht anmelden*2",
         C.BUG: "~fehler*2|~fehlermeldung*3|~absturz*2|sturzt*2|falsch angezeigt*2|bleibt hangen|"
         "erscheint zweimal*2|erscheint doppelt*2|doppelt angezeigt*2|doppelt|"
-        "lasst sich nicht loschen*2",
+        "lasst sich nicht loschen*2|verschwind*2|verschwunden*2|findet nichts*2|"
+        "keine ergebnisse*2|liefert keine*2|falsch dargestellt*2|"
+        "erscheinen nicht*2|erscheint nicht*2",
         C.NETWORK_OUTAGE: "~netzwerk*2|paketverlust*3|latenz*2|expressroute|routen",
         C.REGIONAL_MULTITENANT: "tenants*2|mandantenubergreifend*3|regional*2|region|"
-        "gleichzeitig|mehrere kunden*2|viele kunden*2|drei kunden*2",
+        "gleichzeitig|mehrere kunden*2|mehreren kunden*2|mehrere unserer kunden*2|"
+        "mehreren unserer kunden*2|viele kunden*2|drei kunden*2",
         C.COMMERCIAL: "partnervertrag*3|incentive*3|marge*2|preisliste*2|bonus*2",
     },
     "fr": {
@@ -110,23 +148,33 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.CONFIGURATION: "configurer*2|parametr*2|autorisation*2|strategie*2|dns|"
         "transfert des mails*2|transferer les mails*2|transferer tous les mails*2|redirection*2|"
         "boite partagee*2|boite aux lettres partagee*2|acces complet*2|liste de distribution*2|"
-        "reponse automatique*2|mot de passe|reinitialiser*2|debloqu*2",
+        "reponse automatique*2|mot de passe|reinitialiser*2|debloqu*2|nouvel arrivant*2|"
+        "nouvelle arrivante*2|nouveau collaborateur*2|nouvel utilisateur*2|creer une boite*2|"
+        "creer un compte*2|droits sur*2|droits d'acces*2|regle de*2|regles de*2|une regle*2|"
+        "authentification de base*2|authentification heritee*2|desactiver|activer",
         C.HOW_TO: "comment faire*3|comment puis*3|demande comment*3|comment restaurer*3|"
         "savoir comment*3|comment ajouter*3|est-il possible*2|peut-on*3|existe-t-il*2|"
-        "un moyen*2|procedure pour*2|comment *2|les etapes*2",
+        "un moyen*2|procedure pour*2|comment *2|les etapes*2|meilleure solution*3|"
+        "meilleure facon*3|meilleur moyen*3|que faut-il*3|recommand*2|conseill*2|"
+        "savoir s'il*3|voudrait savoir*3|aimerait savoir*3|souhaite savoir*3",
         C.UNDOCUMENTED_BEHAVIOR: "non documente*3|documente*2|documentation*2|"
         "description du service*2",
-        C.SERVICE_UNAVAILABLE: "indisponible*2|panne*2|inaccessible*2|ne fonctionne*2|"
+        C.SERVICE_UNAVAILABLE: "indisponible*2|panne*2|hors service*2|aucun mail*2|inaccessible*2|"
+        "ne fonctionne*2|"
         "personne ne peut*2|aucun utilisateur ne*2|ne marche|ne recoit*2|ne recoivent*2|"
         "ne synchronise*2|ne se synchronise*2|ne sont plus synchronises*2|ne charge*2|"
         "ne se charge*2|ne s'ouvre*2|page blanche*2|impossible d'envoyer*2|"
-        "impossible de se connecter*2|n'arrive pas a se connecter*2",
+        "impossible de se connecter*2|n'arrive pas a se connecter*2|ne se lance*2|ne demarre*2|"
+        "plus personne*2|impossible d'acceder*2",
         C.BUG: "erreur*2|message d'erreur*3|bogue*2|plante*2|plantage*2|defaut*2|se fige*2|"
-        "se ferme*2|en double*2|deux fois*2|ne peut pas etre supprime*2",
+        "n'apparai*2|"
+        "se ferme*2|en double*2|deux fois*2|ne peut pas etre supprime*2|dispara*2|disparu*2|"
+        "decale*2|dates incorrectes*2",
         C.NETWORK_OUTAGE: "reseau*2|perte de paquets*3|latence*2|expressroute|routes",
         C.REGIONAL_MULTITENANT: "locataires*2|multi-locataires*3|regional*2|region|"
         "en meme temps|simultanement|plusieurs clients*2|nombreux clients*2",
-        C.COMMERCIAL: "accord partenaire*3|incitation*3|marge*2|grille tarifaire*2|prime*2",
+        C.COMMERCIAL: "accord partenaire*3|contrat partenaire*3|remise partenaire*3|"
+        "incitation*3|marge*2|grille tarifaire*2|prime*2",
     },
 }
 
@@ -152,6 +200,8 @@ STOPWORDS: dict[str, frozenset[str]] = {
 LETTERS = {"es": "ñ¿¡", "de": "äöüß", "fr": "èêçàùâîôë"}
 
 _WORD = re.compile(r"[a-z0-9'-]+")
+# Addresses and links name things ("facturation@", ".../sites/billing"): they tell nothing.
+_NAMES = re.compile(r"\S*(?:@|://)\S*")
 
 
 def fold(text: str) -> str:
@@ -239,11 +289,13 @@ def _hits(padded: str, words: list[str]) -> list[Term]:
     ]
 
 
-# The commonest how-to questions, which no list of words covers: Spanish "¿cómo" (the accent
-# tells the question from "como", "as") and German "wie" with a verb and its subject.
+# The commonest how-to questions, which no list of words covers: Spanish "¿cómo" and "dónde"
+# (the accent tells the question from "como", "as"), "¿se puede …?" (not "no se puede …", a
+# failure), French "où" ("ou" is "or") and German "wie" with a verb and its subject.
 # (language, pattern, whether it reads the folded text rather than the text as written)
 _QUESTIONS = (
-    ("es", re.compile(r"\bcómo\b"), False),
+    ("es", re.compile(r"\b(?:cómo|dónde)\b|¿\s*(?:se puede|es posible)"), False),
+    ("fr", re.compile(r"\boù\b"), False),
     ("de", re.compile(r" wie [a-z]+ (?:ich|wir|man|er) "), True),
 )
 
@@ -264,7 +316,8 @@ def infer(title: str, description: str, *, language_hint: str | None = None) -> 
     ``category=None`` when no term matches: the caller asks rather than guesses.
     """
     raw = f"{title} {description}"
-    words = _WORD.findall(_unelide(fold(raw)))
+    named = _NAMES.sub(" ", raw) if "@" in raw or "://" in raw else raw
+    words = _WORD.findall(_unelide(fold(named)))
     padded = f" {' '.join(words)} "
     languages: defaultdict[str, float] = defaultdict(float)
     hits = _hits(padded, words) + _questions(raw, padded)

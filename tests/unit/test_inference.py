@@ -250,6 +250,9 @@ def test_an_english_contraction_is_not_taken_for_an_elision() -> None:
         ("¿CO\u0301MO cambio la foto de perfil?", "es"),  # capitals, a combining accent
         ("Wie vergebe ich Administratorrechte?", "de"),
         ("Wie erstellen wir einen Raum?", "de"),
+        ("Un usuario borró la carpeta, ¿se puede recuperar?", "es"),
+        ("¿Dónde se guardan las grabaciones?", "es"),
+        ("Où sont les enregistrements des réunions ?", "fr"),
     ],
 )
 def test_the_commonest_question_forms_are_how_to_questions(text: str, language: str) -> None:
@@ -266,3 +269,25 @@ def test_the_commonest_question_forms_are_how_to_questions(text: str, language: 
 )
 def test_as_is_not_how(text: str) -> None:
     assert infer(text, "").category is Category.BILLING
+
+
+def test_a_spanish_statement_that_something_cannot_be_done_is_no_question() -> None:
+    assert infer("No se puede recuperar la carpeta", "").category is None
+
+
+@pytest.mark.parametrize(
+    ("title", "description", "category"),
+    [
+        (
+            "Règle de transfert",
+            "Copier les mails de facturation@ vers la comptable",
+            Category.CONFIGURATION,
+        ),
+        ("Invoice site", "See https://contoso.sharepoint.com/sites/billing", Category.BILLING),
+        ("Site", "See https://contoso.sharepoint.com/sites/billing", None),
+    ],
+)
+def test_addresses_and_links_are_names_not_evidence(
+    title: str, description: str, category: Category | None
+) -> None:
+    assert infer(title, description).category is category
