@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,12 @@ from services.classifier.matching import matching_incident, technical_vehicle, w
 from shared.rules.schema import BEST_TECHNICAL, UNKNOWN, Rule, RuleSet, When
 from shared.vocabulary import Category, Locale, Severity, Vehicle
 
+FROM_PSA_TYPE = {
+    "en": "Category from the PSA ticket type {psa_type!r}",
+    "es": "Categoría tomada del tipo de ticket del PSA {psa_type!r}",
+    "de": "Kategorie aus dem PSA-Tickettyp {psa_type!r}",
+    "fr": "Catégorie tirée du type de ticket du PSA {psa_type!r}",
+}
 EVIDENCE = {
     "en": "Category inferred from: {terms}",
     "es": "Categoría deducida de: {terms}",
@@ -64,6 +70,8 @@ def gather(
     category: Category | None
     if issue.category is not None:
         category, source = issue.category, "given"
+    elif (typed := psa_category(partner.psa_types, issue.psa_type)) is not None:
+        category, source = typed, "psa_type"
     else:
         category, source = inference.category, "inferred"
     facts = Facts(
@@ -79,6 +87,21 @@ def gather(
         text=fold(f"{issue.title} {issue.description}"),
     )
     return facts if cluster is None else with_cluster(facts, cluster)
+
+
+def psa_category(types: Mapping[str, str], psa_type: str | None) -> Category | None:
+    """The category the partner maps the PSA's ticket type to, the type compared in any case;
+    ``None`` for a type it does not map."""
+    if not psa_type or not types:
+        return None
+    wanted = psa_type.strip().casefold()
+    for name, value in types.items():
+        if name.casefold() == wanted and value in _CATEGORIES:
+            return Category(value)
+    return None
+
+
+_CATEGORIES = frozenset(Category)
 
 
 def with_cluster(facts: Facts, cluster: ClusterFacts) -> Facts:
@@ -202,6 +225,8 @@ def _extra_reasons(facts: Facts, locale: str) -> tuple[str, ...]:
     if facts.category_source == "inferred" and facts.inference.evidence:
         terms = ", ".join(repr(t) for t in facts.inference.evidence)
         extra.append(EVIDENCE[locale].format(terms=terms))
+    if facts.category_source == "psa_type":
+        extra.append(FROM_PSA_TYPE[locale].format(psa_type=facts.issue.psa_type))
     if not facts.health.available:
         extra.append(HEALTH_UNAVAILABLE[locale].format(note=facts.health.note or "no answer"))
     return tuple(extra)

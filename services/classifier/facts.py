@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 
@@ -19,6 +20,7 @@ class IssueFacts:
     region: str | None = None
     tenant_id: uuid.UUID | None = None
     locale: str | None = None
+    psa_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class PartnerFacts:
     support_vehicles: frozenset[Vehicle] = frozenset()
     locale: str = "en"
     support_hours: SupportHours | None = None
+    # The PSA's ticket types and their categories, as the profile stores them.
+    psa_types: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,6 +152,7 @@ def _issue_facts(event: IssueReceived) -> IssueFacts:
         region=event.region,
         tenant_id=event.tenant_id,
         locale=event.locale,
+        psa_type=event.psa_type,
     )
 
 

@@ -20,6 +20,7 @@ def partner_facts(partner: Partner) -> PartnerFacts:
         support_vehicles=vehicles,
         locale=partner.locale,
         support_hours=support_hours((partner.support_offer or {}).get("hours")),
+        psa_types=partner.psa_types or {},
     )
 
 

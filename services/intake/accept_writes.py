@@ -48,6 +48,7 @@ ISSUE_COLUMNS = (
     "service",
     "region",
     "category",
+    "psa_type",
     "severity",
     "locale",
     "contact",

@@ -149,6 +149,7 @@ def _received_again(issue: Issue, now: datetime) -> IssueReceived:
         service=issue.service,
         region=issue.region,
         category=issue.category,
+        psa_type=issue.psa_type,
         severity=issue.severity,
         locale=issue.locale,
         contact=issue.contact,

@@ -110,6 +110,7 @@ def _received(
         service=body.service,
         region=body.region or (customer["region"] if customer else None),
         category=body.category,
+        psa_type=body.psa_type,
         severity=severity.severity,
         locale=body.locale or (customer["locale"] if customer else None),
         contact=body.contact.model_dump(exclude_none=True) if body.contact else {},

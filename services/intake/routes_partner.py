@@ -20,7 +20,7 @@ from services.intake.support_offer import describe
 from shared.db.base import utcnow
 from shared.db.models import Partner
 from shared.db.uow import UnitOfWork
-from shared.vocabulary import CspModel, Locale, Role, Vehicle
+from shared.vocabulary import Category, CspModel, Locale, Role, Vehicle
 
 M = TypeVar("M", bound=BaseModel)
 router = APIRouter(prefix="/v1/partner", tags=["partner"])
@@ -47,7 +47,7 @@ async def get_profile(
     response_model=PartnerProfileView,
     summary="Replace the partner's profile",
     description="The classifier reads it for the next issue: CSP model and indirect provider, "
-    "support vehicles (entitlements), support hours, correlation settings.",
+    "support vehicles (entitlements), support hours, correlation settings, PSA ticket types.",
     responses={401: PROBLEM, 403: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM, 429: PROBLEM},
 )
 async def put_profile(body: PartnerProfilePut, principal: Admin, uow: UowDep) -> PartnerProfileView:
@@ -60,6 +60,7 @@ async def put_profile(body: PartnerProfilePut, principal: Admin, uow: UowDep) ->
         partner.support_offer = stored["support_offer"]
         partner.locale = stored["locale"]
         partner.correlation = stored["correlation"]
+        partner.psa_types = stored["psa_types"]
         partner.updated_at = utcnow()
         await uow.session.flush()
         view = _view(partner, None)
@@ -85,6 +86,11 @@ def _view(partner: Partner, locale: Locale | None) -> PartnerProfileView:
         support_offer=offer,
         locale=Locale(partner.locale) if partner.locale in set(Locale) else Locale.EN,
         correlation=_lenient(CorrelationSettings, partner.correlation) or CorrelationSettings(),
+        psa_types={
+            name: Category(value)
+            for name, value in (partner.psa_types or {}).items()
+            if value in set(Category)
+        },
         support_offer_text=describe(offer, locale or partner.locale or "en"),
         updated_at=partner.updated_at,
     )

@@ -79,7 +79,18 @@ class IssueCreate(RequestBody):
     description: str = Field(default="", max_length=65_536)
     service: str = Field(min_length=1, max_length=128, examples=["Microsoft Teams"])
     region: str | None = Field(default=None, max_length=64)
-    category: Category | None = Field(default=None, description="Absent: inferred from the text.")
+    category: Category | None = Field(
+        default=None,
+        description="Absent: from `psa_type` when the partner's profile maps it, else inferred "
+        "from the text.",
+    )
+    psa_type: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The PSA's own ticket type as it names it (a board, type and subtype, an "
+        "issue type): the partner profile's `psa_types` maps it to a category, in any case.",
+        examples=["Email / Mail flow", "Billing > Invoice question"],
+    )
     severity: Severity | None = Field(
         default=None,
         description="Microsoft's severity. Absent: from `priority`, else from `impact` and "
@@ -98,7 +109,7 @@ class IssueCreate(RequestBody):
 
     @model_validator(mode="after")
     def _no_nul(self) -> IssueCreate:
-        for name in ("external_ref", "title", "description", "service", "region"):
+        for name in ("external_ref", "title", "description", "service", "region", "psa_type"):
             value = getattr(self, name)
             if isinstance(value, str) and "\x00" in value:
                 raise ValueError(f"{name} must not contain NUL characters")
@@ -241,6 +252,7 @@ class IssueView(BaseModel):
     region: str | None
     severity: Severity
     category: Category | None
+    psa_type: str | None = Field(description="The PSA's own ticket type, as it was sent.")
     customer_id: uuid.UUID | None
     tenant_id: uuid.UUID | None
     created_at: datetime

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from services.intake.schemas import Contact, RequestBody
-from shared.vocabulary import CspModel, Locale, Vehicle
+from shared.vocabulary import Category, CspModel, Locale, Vehicle
 
 
 def _text(value: object) -> object:
@@ -28,6 +28,8 @@ def _text(value: object) -> object:
 
 
 TimeOfDay = Annotated[time, BeforeValidator(_text)]
+PsaType = Annotated[str, Field(min_length=1, max_length=200)]
+MAX_PSA_TYPES = 500
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 SupportType = Literal["break_fix", "how_to", "billing", "onboarding", "advisory", "managed"]
 ContactKind = Literal["phone", "email", "portal", "chat"]
@@ -107,6 +109,14 @@ class ProfileFields(Strict):
     support_offer: SupportOffer = Field(default_factory=SupportOffer)
     locale: Locale = Locale.EN
     correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
+    psa_types: dict[PsaType, Category] = Field(
+        default_factory=dict,
+        max_length=MAX_PSA_TYPES,
+        description="The PSA's ticket types (as issues send them in `psa_type`, compared in any "
+        "case) and the category each stands for: an issue sent without a `category` takes its "
+        "type's instead of one inferred from its text.",
+        examples=[{"Email / Mail flow": "configuration", "Billing > Invoice": "billing"}],
+    )
 
 
 class PartnerProfilePut(ProfileFields):
@@ -151,6 +161,9 @@ class PartnerProfilePut(ProfileFields):
             raise ValueError("a direct-bill partner has no indirect_provider")
         if len(set(self.support_vehicles)) != len(self.support_vehicles):
             raise ValueError("support_vehicles must not repeat")
+        folded = [name.casefold() for name in self.psa_types]
+        if len(set(folded)) != len(folded):
+            raise ValueError("psa_types must not name one ticket type twice in another case")
         return self
 
 

@@ -50,6 +50,7 @@ class IssueReceived(IssueEvent):
     service: str
     region: str | None = None
     category: Category | None = None
+    psa_type: str | None = Field(default=None, description="The PSA's own ticket type.")
     severity: Severity
     locale: str | None = None
     contact: dict[str, Any] = Field(default_factory=dict)

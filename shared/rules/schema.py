@@ -38,7 +38,7 @@ class When(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     category: frozenset[Category | Literal["unknown"]] | None = None
-    category_source: Literal["given", "inferred"] | None = None
+    category_source: Literal["given", "psa_type", "inferred", "correlated"] | None = None
     service: frozenset[str] | None = None
     region: frozenset[str] | None = None
     severity: frozenset[Severity] | None = None

@@ -221,3 +221,34 @@ async def test_an_issue_that_needs_information_is_routed_again_once_answered(
     assert steps == ["received", "classified", "routed", "received", "classified", "routed"]
     assert types == ["issue.needs_information", "issue.escalated_to_microsoft"]
     assert await scalar(engine, "SELECT count(*) FROM microsoft_requests") == 1
+
+
+async def test_the_psa_ticket_type_the_partner_maps_decides_over_the_text(
+    stack: Stack, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url, vehicles=(Vehicle.PARTNER_CLOUD_SUPPORT,))
+    await stack.start()
+    async with httpx.AsyncClient(base_url=stack.intake_url) as client:
+        profile = {
+            "csp_model": "direct_bill",
+            "support_vehicles": ["partner_cloud_support"],
+            "psa_types": {"Email / Mail flow": "configuration"},
+        }
+        put = await client.put("/v1/partner/profile", json=profile, headers=partner.headers)
+        assert put.status_code == 200, put.text
+        body = issue_body(
+            title="Mail to the shop is down",
+            description="Nothing reaches shop@ since we moved the domain",
+            psa_type="EMAIL / MAIL FLOW",
+        )
+        body.pop("category")
+        accepted = await client.post("/v1/issues", json=body, headers=partner.headers)
+        assert accepted.status_code == 202, accepted.text
+        view = await routed_view(client, partner, accepted.json()["id"], stack)
+
+    decision = view["classification"]
+    assert (decision["category"], decision["category_source"]) == ("configuration", "psa_type")
+    assert decision["outcome"] == "partner_resolves"
+    assert "Category from the PSA ticket type 'EMAIL / MAIL FLOW'" in decision["reasons"]
+    assert view["psa_type"] == "EMAIL / MAIL FLOW"
+    assert await scalar(engine, "SELECT count(*) FROM microsoft_requests") == 0

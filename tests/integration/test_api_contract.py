@@ -463,6 +463,24 @@ async def test_the_profile_tells_the_support_offer_in_the_partners_language(
     )
 
 
+async def test_the_profile_keeps_the_psa_ticket_types_and_issues_keep_theirs(
+    api: httpx.AsyncClient, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    types = {"Email / Mail flow": "configuration", "Billing > Invoice": "billing"}
+    put = await api.put(
+        "/v1/partner/profile", json={**PROFILE, "psa_types": types}, headers=partner.headers
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["psa_types"] == types
+    got = await api.get("/v1/partner/profile", headers=partner.headers)
+    assert got.json()["psa_types"] == types
+
+    issue_id = await accepted(api, partner, psa_type=" Email / Mail flow ")
+    view = await api.get(f"/v1/issues/{issue_id}", headers=partner.headers)
+    assert view.json()["psa_type"] == "Email / Mail flow"
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -478,6 +496,9 @@ async def test_the_profile_tells_the_support_offer_in_the_partners_language(
             {"support_offer": {"hours": {**PROFILE["support_offer"]["hours"], "end": "07:00"}}},
             "body.support_offer.hours",
         ),
+        ({"psa_types": {"Billing": "invoices"}}, "body.psa_types.Billing"),
+        ({"psa_types": {"Billing": "billing", "BILLING": "commercial"}}, "body"),
+        ({"psa_types": {"T" * 201: "billing"}}, f"body.psa_types.{'T' * 201}.[key]"),
     ],
 )
 async def test_a_profile_that_does_not_add_up_is_refused(

@@ -237,3 +237,33 @@ def test_every_condition_of_the_schema_has_a_check() -> None:
     from shared.rules.schema import When
 
     assert set(CHECKS) == set(When.model_fields)
+
+
+TYPED = PartnerFacts(
+    support_vehicles=ALL_TECH,
+    psa_types={"Email / Mail flow": "configuration", "Service outage": "service_unavailable"},
+)
+
+
+def test_the_psa_ticket_type_the_partner_maps_decides_the_category_in_any_case() -> None:
+    decision = decide(
+        issue(title="Exchange is down for everyone", psa_type="  email / MAIL FLOW "), TYPED
+    )
+    assert (decision.category, decision.category_source) == (Category.CONFIGURATION, "psa_type")
+    assert decision.outcome is Outcome.PARTNER_RESOLVES
+    assert "Category from the PSA ticket type '  email / MAIL FLOW '" in decision.reasons
+    assert decision.confidence == 1.0
+
+
+def test_a_given_category_outranks_the_ticket_type_and_an_unmapped_type_leaves_the_text() -> None:
+    given = decide(issue(Category.BILLING, psa_type="Service outage"), TYPED)
+    assert (given.category, given.category_source) == (Category.BILLING, "given")
+    unmapped = decide(issue(title="Exchange is down", psa_type="Other"), TYPED)
+    assert (unmapped.category, unmapped.category_source) == (
+        Category.SERVICE_UNAVAILABLE,
+        "inferred",
+    )
+    stale = PartnerFacts(psa_types={"Other": "no_such_category"})
+    assert decide(issue(title="Exchange is down", psa_type="Other"), stale).category_source == (
+        "inferred"
+    )

@@ -43,6 +43,8 @@ class Issue(Base):
     service: Mapped[str] = mapped_column(String(128))
     region: Mapped[str | None] = mapped_column(String(64), default=None)
     category: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The PSA's own ticket type; the partner's psa_types may map it to a category.
+    psa_type: Mapped[str | None] = mapped_column(String(200), default=None)
     severity: Mapped[str] = mapped_column(String(16), default="moderate")
     contact: Mapped[dict[str, Any]] = mapped_column(default=dict)
     locale: Mapped[str | None] = mapped_column(String(8), default=None)

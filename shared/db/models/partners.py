@@ -23,6 +23,8 @@ class Partner(Base):
     support_offer: Mapped[dict[str, Any]] = mapped_column(default=dict)
     locale: Mapped[str] = mapped_column(String(8), default="en")
     correlation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The PSA's ticket types (as it names them) and the category each stands for.
+    psa_types: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
