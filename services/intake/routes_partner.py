@@ -26,6 +26,7 @@ M = TypeVar("M", bound=BaseModel)
 router = APIRouter(prefix="/v1/partner", tags=["partner"])
 Admin = Annotated[Principal, Depends(require())]
 AnyRole = Annotated[Principal, Depends(require(*Role))]
+_CATEGORIES = frozenset(Category)
 
 
 @router.get(
@@ -89,7 +90,7 @@ def _view(partner: Partner, locale: Locale | None) -> PartnerProfileView:
         psa_types={
             name: Category(value)
             for name, value in (partner.psa_types or {}).items()
-            if value in set(Category)
+            if value in _CATEGORIES
         },
         support_offer_text=describe(offer, locale or partner.locale or "en"),
         updated_at=partner.updated_at,

@@ -299,9 +299,11 @@ async def test_a_redelivered_event_is_processed_once(
     assert await scalar(engine, "SELECT count(*) FROM inbox WHERE consumer = 'probe'") == 1
 
 
-async def test_the_reconciler_re_drives_an_issue_stuck_in_received(
-    engine: AsyncEngine, database_url: str
-) -> None:
+async def stuck_in_received(
+    engine: AsyncEngine, database_url: str, *, announcements: int = 1
+) -> tuple[UnitOfWorkFactory, uuid.UUID]:
+    """An issue received ten minutes ago whose ``issues.received`` rows (one per announcement:
+    the first, then one per PSA answer) were sent then, and lost by the broker."""
     partner = await seed_partner(database_url)
     uows = UnitOfWorkFactory(create_session_factory(engine))
     long_ago = utcnow() - timedelta(minutes=10)
@@ -311,7 +313,7 @@ async def test_the_reconciler_re_drives_an_issue_stuck_in_received(
             Issue(
                 id=issue_id,
                 partner_id=partner.id,
-                external_ref="STUCK-1",
+                external_ref=f"STUCK-{issue_id}",
                 title="t",
                 service="Exchange Online",
                 status="received",
@@ -319,51 +321,7 @@ async def test_the_reconciler_re_drives_an_issue_stuck_in_received(
                 updated_at=long_ago,
             )
         )
-        enqueue(
-            uow.session,
-            IssueUpdated(
-                issue_id=issue_id,
-                partner_id=partner.id,
-                status=IssueStatus.RECEIVED,
-                updated_at=long_ago,
-            ),
-            service="test",
-        )
-        await uow.commit()
-    # Pretend the IssueReceived row was sent long ago and the broker lost it.
-    async with uows() as uow:
-        await uow.session.execute(
-            update(OutboxMessage).values(event_type="csp.issue.received", sent_at=long_ago)
-        )
-        await uow.commit()
-
-    settings = ReconcilerSettings(stuck_after_s=60)
-    assert await reconcile_once(uows, settings) == 1
-    assert await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
-    assert await reconcile_once(uows, settings) == 0, "an unsent row is not re-driven again"
-
-
-async def test_the_reconciler_re_drives_only_the_latest_announcement_of_an_issue_classified_again(
-    engine: AsyncEngine, database_url: str
-) -> None:
-    partner = await seed_partner(database_url)
-    uows = UnitOfWorkFactory(create_session_factory(engine))
-    long_ago = utcnow() - timedelta(minutes=10)
-    issue_id = uuid.uuid4()
-    async with uows() as uow:
-        uow.session.add(
-            Issue(
-                id=issue_id,
-                partner_id=partner.id,
-                external_ref="STUCK-2",
-                title="t",
-                service="Exchange Online",
-                status="received",
-                created_at=long_ago,
-                updated_at=long_ago,
-            )
-        )
-        for _ in range(2):  # as first accepted, then as the PSA's answer had it again
+        for _ in range(announcements):
             enqueue(
                 uow.session,
                 IssueUpdated(
@@ -377,9 +335,29 @@ async def test_the_reconciler_re_drives_only_the_latest_announcement_of_an_issue
         await uow.commit()
     async with uows() as uow:
         await uow.session.execute(
-            update(OutboxMessage).values(event_type="csp.issue.received", sent_at=long_ago)
+            update(OutboxMessage)
+            .where(OutboxMessage.aggregate_id == str(issue_id))
+            .values(event_type="csp.issue.received", sent_at=long_ago)
         )
         await uow.commit()
+    return uows, issue_id
+
+
+async def test_the_reconciler_re_drives_an_issue_stuck_in_received(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    uows, _ = await stuck_in_received(engine, database_url)
+
+    settings = ReconcilerSettings(stuck_after_s=60)
+    assert await reconcile_once(uows, settings) == 1
+    assert await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
+    assert await reconcile_once(uows, settings) == 0, "an unsent row is not re-driven again"
+
+
+async def test_the_reconciler_re_drives_only_the_latest_announcement_of_an_issue_classified_again(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    uows, issue_id = await stuck_in_received(engine, database_url, announcements=2)
 
     assert await reconcile_once(uows, ReconcilerSettings(stuck_after_s=60)) == 1
     ids = "SELECT {} FROM outbox WHERE aggregate_id = :issue"
