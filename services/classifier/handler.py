@@ -130,10 +130,14 @@ class IssueClassifier:
 
 
 def _superseded(event: IssueReceived, issue: Issue) -> bool:
-    """Whether ``event`` announced text or a category the PSA has since replaced (an earlier
-    announcement re-driven or replayed while the issue waits to be classified again): the
-    latest one classifies it."""
-    return (event.description, event.category) != (issue.description, issue.category)
+    """Whether ``event`` announced text, a category or a ticket type the PSA has since replaced
+    (an earlier announcement re-driven or replayed while the issue waits to be classified
+    again): the latest one classifies it."""
+    return (event.description, event.category, event.psa_type) != (
+        issue.description,
+        issue.category,
+        issue.psa_type,
+    )
 
 
 def _received(envelope: Envelope) -> IssueReceived:

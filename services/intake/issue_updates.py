@@ -97,6 +97,8 @@ async def _classify_again(uow: UnitOfWork, issue: Issue, patch: IssuePatch, now:
         issue.category = patch.category.value
     if patch.description is not None:
         issue.description = patch.description
+    if patch.psa_type is not None:
+        issue.psa_type = patch.psa_type.strip()
     enqueue(session, _received_again(issue, now), service=SERVICE)
 
 
@@ -119,6 +121,7 @@ def _given(patch: IssuePatch) -> str:
     given = [
         *([f"category {patch.category.value}"] if patch.category is not None else []),
         *(["description"] if patch.description is not None else []),
+        *([f"ticket type {patch.psa_type.strip()!r}"] if patch.psa_type is not None else []),
     ]
     return " and ".join(given) + " given by the PSA" + (f" ({patch.note})" if patch.note else "")
 

@@ -216,27 +216,35 @@ class IssuePatch(RequestBody):
         "`category`: it replaces the description, and the issue is classified again from it "
         "(and from `category`, when given).",
     )
+    psa_type: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The ticket type the PSA has now, for the same issues as `category`: the "
+        "issue is classified again with it (the profile's `psa_types` may map it).",
+    )
     note: str | None = Field(default=None, min_length=1, max_length=10_000)
 
     @property
     def reclassifies(self) -> bool:
         """Whether this update puts the issue back to be classified again."""
-        return self.category is not None or self.description is not None
+        return any(v is not None for v in (self.category, self.description, self.psa_type))
 
     @model_validator(mode="after")
     def _something(self) -> IssuePatch:
         if self.status is None and self.note is None and not self.reclassifies:
-            raise ValueError("give a status, a category, a description or a note")
+            raise ValueError("give a status, a category, a description, a psa_type or a note")
         if self.status is not None and self.reclassifies:
             raise ValueError(
-                "a category or description has the issue classified again: give it without a status"
+                "a category, description or psa_type has the issue classified again: give it "
+                "without a status"
             )
         if self.status is not None and self.status not in (
             IssueStatus.RESOLVED,
             IssueStatus.CLOSED,
         ):
             raise ValueError("a PSA may set status to resolved or closed")
-        for name in ("note", "description"):
+        for name in ("note", "description", "psa_type"):
             if "\x00" in (getattr(self, name) or ""):
                 raise ValueError(f"{name} must not contain NUL characters")
         return self

@@ -219,6 +219,38 @@ async def test_a_new_description_answers_needs_information_and_goes_to_the_class
     assert orjson.loads(value)["data"]["category"] is None
 
 
+async def test_a_new_ticket_type_has_the_issue_classified_again_with_it(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    issue_id = await accepted(
+        api, partner, category=None, title="Hola", description="Llamadme", psa_type="Other"
+    )
+    await routed_as(engine, issue_id, "needs_information")
+
+    answered = await api.patch(
+        f"/v1/issues/{issue_id}", json={"psa_type": " Email / Mail flow "}, headers=partner.headers
+    )
+
+    assert answered.status_code == 200, answered.text
+    issue = answered.json()
+    assert (issue["status"], issue["psa_type"]) == ("received", "Email / Mail flow")
+    assert issue["timeline"][-1]["detail"] == (
+        "ticket type 'Email / Mail flow' given by the PSA; to be classified again"
+    )
+    [[value]] = await rows(
+        engine,
+        "SELECT value FROM outbox WHERE event_type = 'csp.issue.received' ORDER BY id DESC LIMIT 1",
+    )
+    assert orjson.loads(value)["data"]["psa_type"] == "Email / Mail flow"
+    both = await api.patch(
+        f"/v1/issues/{issue_id}",
+        json={"psa_type": "Billing", "status": "closed"},
+        headers=partner.headers,
+    )
+    assert both.status_code == 422, "a ticket type classifies again: not with a status"
+
+
 @pytest.mark.parametrize(
     ("outcome", "source"),
     [
