@@ -41,19 +41,21 @@ NEXT_STEP: dict[Outcome, dict[str, str]] = {
     },
     Outcome.NEEDS_INFORMATION: {
         "en": "More information is needed before this issue can be routed: ask the customer the "
-        "question in the reasons, then give the issue its category or the ticket's new "
-        "text (PATCH with `category` or `description`) to have it routed.",
+        "question in the reasons, then give the issue its category, the ticket's new text or "
+        "its ticket type (PATCH with `category`, `description` or `psa_type`) to have it "
+        "routed.",
         "es": "Se necesita más información antes de poder encaminar esta incidencia: haga al "
-        "cliente la pregunta de los motivos y luego indique la categoría o el nuevo texto "
-        "del ticket (PATCH con `category` o `description`) para que se encamine.",
+        "cliente la pregunta de los motivos y luego indique la categoría, el nuevo texto "
+        "del ticket o su tipo de ticket (PATCH con `category`, `description` o `psa_type`) "
+        "para que se encamine.",
         "de": "Es werden weitere Informationen benötigt, bevor dieses Problem zugeordnet "
         "werden kann: Stellen Sie dem Kunden die Frage aus den Gründen und geben Sie dann die "
-        "Kategorie oder den neuen Tickettext an (PATCH mit `category` oder `description`), damit "
-        "es zugeordnet wird.",
+        "Kategorie, den neuen Tickettext oder den Tickettyp an (PATCH mit `category`, "
+        "`description` oder `psa_type`), damit es zugeordnet wird.",
         "fr": "Des informations supplémentaires sont nécessaires avant d'orienter ce problème : "
-        "posez au client la question indiquée dans les motifs, puis donnez la catégorie ou "
-        "le nouveau texte du ticket (PATCH avec `category` ou `description`) pour qu'il soit "
-        "orienté.",
+        "posez au client la question indiquée dans les motifs, puis donnez la catégorie, le "
+        "nouveau texte du ticket ou son type de ticket (PATCH avec `category`, `description` "
+        "ou `psa_type`) pour qu'il soit orienté.",
     },
 }
 
