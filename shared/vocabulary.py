@@ -18,6 +18,14 @@ class Category(StrEnum):
     COMMERCIAL = "commercial"
 
 
+def known_category(value: str) -> Category | None:
+    """``value`` as a category; ``None`` when it names none (a stored value the API did not
+    check, or one a later release dropped)."""
+    return Category(value) if value in _CATEGORY_VALUES else None
+
+
+_CATEGORY_VALUES = frozenset(Category)
+
 PARTNER_CATEGORIES = frozenset(
     {Category.CONFIGURATION, Category.BILLING, Category.SUBSCRIPTION, Category.HOW_TO}
 )

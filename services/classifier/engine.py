@@ -19,7 +19,7 @@ from services.classifier.facts import (
 from services.classifier.inference import fold, infer
 from services.classifier.matching import matching_incident, technical_vehicle, within_hours
 from shared.rules.schema import BEST_TECHNICAL, UNKNOWN, Rule, RuleSet, When
-from shared.vocabulary import Category, Locale, Severity, Vehicle
+from shared.vocabulary import Category, Locale, Severity, Vehicle, known_category
 
 FROM_PSA_TYPE = {
     "en": "Category from the PSA ticket type {psa_type!r}",
@@ -96,12 +96,9 @@ def psa_category(types: Mapping[str, str], psa_type: str | None) -> Category | N
         return None
     wanted = psa_type.strip().casefold()
     for name, value in types.items():
-        if name.casefold() == wanted and value in _CATEGORIES:
-            return Category(value)
+        if name.casefold() == wanted and (category := known_category(value)) is not None:
+            return category
     return None
-
-
-_CATEGORIES = frozenset(Category)
 
 
 def with_cluster(facts: Facts, cluster: ClusterFacts) -> Facts:

@@ -1,5 +1,5 @@
 """A PSA's update to an issue: resolve or close it, add a note, or have it classified again
-with a category or new text; each on ``issues.updated``."""
+with a category, new text or a new ticket type; each on ``issues.updated``."""
 
 from __future__ import annotations
 
@@ -67,9 +67,9 @@ async def update_issue(
 
 async def _classify_again(uow: UnitOfWork, issue: Issue, patch: IssuePatch, now: datetime) -> None:
     """Put an issue routed with messages only (:data:`_NOTHING_FILED`) back to ``received``
-    with the PSA's category or text: its decision is dropped (the timeline keeps it) and a new
-    ``IssueReceived`` is published. A key bound to categories sees only issues of its own
-    category and may give no other (``principal``'s check, by the caller)."""
+    with the PSA's category, text or ticket type: its decision is dropped (the timeline keeps
+    it) and a new ``IssueReceived`` is published. A key bound to categories sees only issues
+    of its own category and may give no other (``principal``'s check, by the caller)."""
     session = uow.session
     decision = await session.scalar(
         select(Classification).where(Classification.issue_id == issue.id)
@@ -88,8 +88,8 @@ async def _classify_again(uow: UnitOfWork, issue: Issue, patch: IssuePatch, now:
     except IllegalTransition as exc:  # resolved or closed since it was routed
         raise Problem(
             409,
-            f"This issue is {current.value}: a category or description is taken once it is "
-            "routed and before it is resolved or closed.",
+            f"This issue is {current.value}: a category, description or ticket type is taken "
+            "once it is routed and before it is resolved or closed.",
             current_status=current.value,
         ) from exc
     await session.delete(decision)
@@ -98,7 +98,7 @@ async def _classify_again(uow: UnitOfWork, issue: Issue, patch: IssuePatch, now:
     if patch.description is not None:
         issue.description = patch.description
     if patch.psa_type is not None:
-        issue.psa_type = patch.psa_type.strip()
+        issue.psa_type = patch.psa_type
     enqueue(session, _received_again(issue, now), service=SERVICE)
 
 
@@ -109,8 +109,8 @@ def _check_answerable(current: IssueStatus, decision: Classification | None) -> 
         outcome = f", {decision.outcome}" if decision is not None else ""
         raise Problem(
             409,
-            "A category or description is taken by an issue routed without a Microsoft "
-            "request or a provider hand-off (needs_information, partner_resolves, "
+            "A category, description or ticket type is taken by an issue routed without a "
+            "Microsoft request or a provider hand-off (needs_information, partner_resolves, "
             f"linked_to_incident); this one is {current.value}{outcome}.",
             current_status=current.value,
         )
@@ -121,13 +121,13 @@ def _given(patch: IssuePatch) -> str:
     given = [
         *([f"category {patch.category.value}"] if patch.category is not None else []),
         *(["description"] if patch.description is not None else []),
-        *([f"ticket type {patch.psa_type.strip()!r}"] if patch.psa_type is not None else []),
+        *([f"ticket type {patch.psa_type!r}"] if patch.psa_type is not None else []),
     ]
     return " and ".join(given) + " given by the PSA" + (f" ({patch.note})" if patch.note else "")
 
 
 def _answerable(decision: Classification) -> bool:
-    """Whether the PSA's category or text may replace ``decision``: routing it filed no
+    """Whether the PSA's category, text or ticket type may replace ``decision``: routing it filed no
     Microsoft request and handed nothing to a provider, so there is nothing to take back."""
     return decision.outcome in _NOTHING_FILED
 

@@ -152,8 +152,8 @@ async def get_issue(issue_id: uuid.UUID, principal: AnyRole, uow: UowDep) -> Iss
     response_model=IssueView,
     summary="Resolve or close an issue, answer needs_information, or add a note",
     description="Every change is a timeline step and an `issues.updated` event. Setting the "
-    "status it already has changes nothing. `category` or `description` has an issue routed "
-    "without a Microsoft request or provider hand-off (`needs_information`, "
+    "status it already has changes nothing. `category`, `description` or `psa_type` has an "
+    "issue routed without a Microsoft request or provider hand-off (`needs_information`, "
     "`partner_resolves`, `linked_to_incident`) classified and routed again: it goes back to "
     "`received` (its earlier decision stays in the timeline).",
     responses={

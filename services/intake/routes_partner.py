@@ -20,13 +20,12 @@ from services.intake.support_offer import describe
 from shared.db.base import utcnow
 from shared.db.models import Partner
 from shared.db.uow import UnitOfWork
-from shared.vocabulary import Category, CspModel, Locale, Role, Vehicle
+from shared.vocabulary import CspModel, Locale, Role, Vehicle, known_category
 
 M = TypeVar("M", bound=BaseModel)
 router = APIRouter(prefix="/v1/partner", tags=["partner"])
 Admin = Annotated[Principal, Depends(require())]
 AnyRole = Annotated[Principal, Depends(require(*Role))]
-_CATEGORIES = frozenset(Category)
 
 
 @router.get(
@@ -88,9 +87,9 @@ def _view(partner: Partner, locale: Locale | None) -> PartnerProfileView:
         locale=Locale(partner.locale) if partner.locale in set(Locale) else Locale.EN,
         correlation=_lenient(CorrelationSettings, partner.correlation) or CorrelationSettings(),
         psa_types={
-            name: Category(value)
+            name: category
             for name, value in (partner.psa_types or {}).items()
-            if value in _CATEGORIES
+            if (category := known_category(value)) is not None
         },
         support_offer_text=describe(offer, locale or partner.locale or "en"),
         updated_at=partner.updated_at,

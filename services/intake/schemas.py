@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     model_validator,
 )
 
@@ -216,7 +217,7 @@ class IssuePatch(RequestBody):
         "`category`: it replaces the description, and the issue is classified again from it "
         "(and from `category`, when given).",
     )
-    psa_type: str | None = Field(
+    psa_type: Annotated[str, StringConstraints(strip_whitespace=True)] | None = Field(
         default=None,
         min_length=1,
         max_length=200,
