@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from services.notifier.connector import SubmissionPolicy
+from services.notifier.decisions import preload_decisions, superseded
 from services.notifier.handoff import hand_off
 from services.notifier.requests import open_microsoft_request, preload_requests
 from services.notifier.webhooks import schedule_deliveries
@@ -19,6 +21,8 @@ from shared.vocabulary import IssueStatus, Outcome
 from shared.webhook_queue import preload_subscriptions
 
 SERVICE = "notifier"
+
+log = logging.getLogger(__name__)
 
 
 class IssueRouter:
@@ -44,6 +48,9 @@ async def handle_issue_classified(
     if found is None:
         return
     issue, partner = found
+    if superseded(session, event):
+        log.info("issue %s: skipped a decision it no longer stands on", issue.id)
+        return
 
     request: MicrosoftRequest | None = None
     handoff: ProviderHandoff | None = None
@@ -99,12 +106,13 @@ async def handle_issue_classified(
 
 
 async def preload_batch(uow: UnitOfWork, envelopes: list[Envelope]) -> object:
-    """A batch's issues, partners, webhook subscriptions, cluster signals and own Microsoft
-    requests in five queries."""
+    """A batch's issues, partners, decisions, webhook subscriptions, cluster signals and own
+    Microsoft requests in six queries."""
     issues = await preload_issues(uow, envelopes)
     events = [e.data for e in envelopes if isinstance(e.data, IssueClassified)]
     if not events:
         return issues
+    await preload_decisions(uow.session, events)
     await preload_subscriptions(uow.session, {e.partner_id for e in events})
     return issues, await preload_requests(uow.session, events)
 

@@ -12,9 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.notifier.connector import SubmissionPolicy
 from services.notifier.handler import IssueRouter, preload_batch
 from shared.db.engine import create_session_factory
-from shared.db.models import Issue, MicrosoftRequest, WebhookDelivery, WebhookSubscription
+from shared.db.models import (
+    Classification,
+    Issue,
+    MicrosoftRequest,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import Envelope, decode, encode
+from shared.events.models import IssueClassified
 from shared.vocabulary import IssueStatus, Outcome
 from tests.support.factories import accepted_issues, classified_event, seed_partner
 
@@ -73,7 +80,11 @@ async def test_a_batch_routes_each_issue_with_its_request_and_webhooks(
 
 
 def _classified(issue_id: uuid.UUID, partner_id: uuid.UUID, outcome: Outcome) -> Envelope:
-    _, value, headers = encode(classified_event(issue_id, partner_id, outcome), service="test")
+    return _enveloped(classified_event(issue_id, partner_id, outcome))
+
+
+def _enveloped(event: IssueClassified) -> Envelope:
+    _, value, headers = encode(event, service="test")
     return decode(value, headers)
 
 
@@ -118,6 +129,45 @@ async def test_a_request_that_exists_is_reused_by_a_batch(
     assert await _requests_of(uows) == {issue_id: opened}
     async with uows() as uow:
         assert await uow.session.scalar(select(func.count()).select_from(MicrosoftRequest)) == 1
+
+
+async def test_a_decision_the_issue_no_longer_stands_on_is_not_carried_out(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """An issue classified again waits in ``classified`` for its new decision; the earlier
+    decision's event, replayed meanwhile, routes nothing (no Microsoft request, no webhook),
+    and the new one then routes it. A decision whose reasons and cluster a cluster link
+    rewrote since it was announced is still the one the issue stands on."""
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    async with uows() as uow:
+        uow.session.add(
+            WebhookSubscription(
+                partner_id=partner.id, url="https://hooks.example/x", secret="whsec_x"
+            )
+        )
+        await uow.commit()
+    [issue_id] = await _classified_issues(engine, uows, partner.id, ["again-1"])
+    earlier = classified_event(issue_id, partner.id, Outcome.ESCALATED_TO_MICROSOFT)
+    now = classified_event(issue_id, partner.id, Outcome.PARTNER_RESOLVES)
+    await _decided(uows, now, reasons=["r", "joined outage cluster c-1"], cluster_id="c-1")
+
+    await _route(uows, [_enveloped(earlier)])
+
+    async with uows() as uow:
+        status = await uow.session.scalar(select(Issue.status).where(Issue.id == issue_id))
+        assert status == IssueStatus.CLASSIFIED
+        assert await uow.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+    assert await _requests_of(uows) == {}
+
+    await _route(uows, [_enveloped(now)])
+
+    async with uows() as uow:
+        status = await uow.session.scalar(select(Issue.status).where(Issue.id == issue_id))
+        queued = (await uow.session.scalars(select(WebhookDelivery.event_type))).all()
+    assert status == IssueStatus.ROUTED
+    assert queued == ["issue.partner_action_required"]
+    assert await _requests_of(uows) == {}
 
 
 @pytest.mark.usefixtures("postgresql_only")
@@ -171,6 +221,25 @@ async def _classified_issues(
             issue.status = IssueStatus.CLASSIFIED
         await uow.commit()
     return [e.issue_id for e in received]
+
+
+async def _decided(
+    uows: UnitOfWorkFactory, event: IssueClassified, *, reasons: list[str], cluster_id: str
+) -> None:
+    """``event``'s decision stored as the issue's, with other reasons and a cluster."""
+    fields = event.model_dump(include={"category", "category_source", "outcome", "vehicle"})
+    async with uows() as uow:
+        uow.session.add(
+            Classification(
+                issue_id=event.issue_id,
+                partner_role=event.partner_role,
+                rule_id=event.rule_id,
+                reasons=reasons,
+                cluster_id=cluster_id,
+                **fields,
+            )
+        )
+        await uow.commit()
 
 
 async def _route(uows: UnitOfWorkFactory, envelopes: list[Envelope]) -> None:
