@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.settings import ServiceSettings
 from shared.db.direct import Direct
-from shared.db.engine import create_engine, create_session_factory
+from shared.db.engine import create_engine, create_reader, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
 from shared.kafka.outbox import RELAY, OutboxRelay
 from shared.periodic import stopped_after
@@ -50,6 +50,8 @@ class Runtime:
         self._relay_engine: AsyncEngine | None = None
         self._uow_factory: UnitOfWorkFactory | None = None
         self._direct: Direct | None = None
+        self._reader: AsyncEngine | None = None
+        self._reads: Direct | None = None
         self._relay: OutboxRelay | None = None
 
     @property
@@ -68,6 +70,14 @@ class Runtime:
         accept); the same engine as :attr:`uow_factory`, and a commit wakes the relay."""
         assert self._direct is not None, "Runtime not started"
         return self._direct
+
+    @property
+    def reads(self) -> Direct:
+        """Lone reads (:meth:`Direct.statements`) that write nothing: on a SQLite file, on
+        connections that need no turn at the write gate (``create_reader``); elsewhere
+        :attr:`direct`."""
+        assert self._reads is not None, "Runtime not started"
+        return self._reads
 
     @property
     def relay(self) -> OutboxRelay:
@@ -94,6 +104,8 @@ class Runtime:
         sessions = create_session_factory(self._engine, info={RELAY: self._relay})
         self._uow_factory = UnitOfWorkFactory(sessions)
         self._direct = Direct(self._engine, on_commit=self._relay.notify)
+        self._reader = create_reader(self.settings.database)
+        self._reads = Direct(self._reader) if self._reader is not None else self._direct
         self._relay_task = _start(f"{self.service}-outbox-relay", self._relay.run, self._relay_stop)
         if self.settings.reconciler.enabled:
             self.spawn(f"{self.service}-reconciler", self._reconcile)
@@ -120,7 +132,7 @@ class Runtime:
         self._relay_stop.set()
         await _stopped([self._relay_task] if self._relay_task else [])
         # On SQLite the relay's engine is the service's own: disposed once.
-        for engine in dict.fromkeys((self._engine, self._relay_engine)):
+        for engine in dict.fromkeys((self._engine, self._relay_engine, self._reader)):
             if engine is not None:
                 await engine.dispose()
 

@@ -46,11 +46,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             app.state.accepts = accepts = Accepts(
                 runtime.direct, max_batch=batch, linger_s=linger, relay=runtime.relay
             )
+            # The reads of every request need no turn at a SQLite file's write gate.
             app.state.customers = customers = CustomerLookups(
-                runtime.direct, max_batch=batch, linger_s=linger
+                runtime.reads, max_batch=batch, linger_s=linger
             )
             app.state.key_checks = key_checks = KeyChecks(
                 runtime.direct,
+                reads=runtime.reads,
                 pepper=settings.app.api_key_pepper.get_secret_value(),
                 max_batch=batch,
                 linger_s=linger,

@@ -45,9 +45,18 @@ class _Presented:
 
 class KeyChecks:
     def __init__(
-        self, direct: Direct, *, pepper: str, max_batch: int, linger_s: float = 0.0
+        self,
+        direct: Direct,
+        *,
+        pepper: str,
+        max_batch: int,
+        linger_s: float = 0.0,
+        reads: Direct | None = None,
     ) -> None:
+        """``direct`` writes a key's ``last_used_at``; ``reads`` (``direct`` unless given)
+        reads the keys."""
         self._direct = direct
+        self._reads = reads or direct
         self._pepper = pepper
         self._batcher: Batcher[_Presented, Key | None] = Batcher(
             self._check_all, max_batch=max_batch, linger_s=linger_s
@@ -63,19 +72,20 @@ class KeyChecks:
 
     async def _check_all(self, presented: list[_Presented]) -> list[Key | None]:
         prefixes = sorted({p.prefix for p in presented})
-        async with self._direct.statements() as statements:
+        async with self._reads.statements() as statements:
             rows = await statements.fetch(_keys_by_prefix, {"prefixes": prefixes})
-            keys = {key.prefix: key for key in (Key(*row) for row in rows)}
-            valid = [self._valid(keys.get(p.prefix), p.token) for p in presented]
-            now = utcnow()
-            used = {
-                key.id: key
-                for key in valid
-                if key is not None
-                and (key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION)
-            }
-            if used:
-                # Bookkeeping, committed on its own, not part of any request's work.
+        keys = {key.prefix: key for key in (Key(*row) for row in rows)}
+        valid = [self._valid(keys.get(p.prefix), p.token) for p in presented]
+        now = utcnow()
+        used = {
+            key.id
+            for key in valid
+            if key is not None
+            and (key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION)
+        }
+        if used:
+            # Bookkeeping, committed on its own, not part of any request's work.
+            async with self._direct.statements() as statements:
                 await statements.executemany(
                     _key_used, [{"key_id": key_id, "used_at": now} for key_id in sorted(used)]
                 )

@@ -97,6 +97,47 @@ def _sqlite_engine(settings: DatabaseSettings, pool: dict[str, Any]) -> AsyncEng
     return engine
 
 
+def create_reader(settings: DatabaseSettings) -> AsyncEngine | None:
+    """Connections for lone reads that need no turn at the write gate, on a SQLite file; None
+    elsewhere, where the service's own engine reads as well as it writes.
+
+    In WAL mode SQLite readers do not wait for the writer, nor it for them: a read takes a
+    snapshot of what was committed when it began. Through the service's engine every read
+    would wait for its process's turn at the gate like a write, behind the other processes'
+    whole transactions. These connections are ``query_only`` (a write through them fails
+    rather than being made outside the gate), begin nothing themselves (each statement reads
+    on its own), and are not gated.
+    """
+    if not settings.is_sqlite:
+        return None
+    database = make_url(settings.url).database
+    if not database or database == ":memory:":
+        return None
+    engine = create_async_engine(
+        settings.url,
+        echo=settings.echo,
+        pool_size=READER_POOL_SIZE,
+        max_overflow=0,
+        pool_timeout=settings.pool_timeout_s,
+        **_JSON_COLUMNS,
+        connect_args={"timeout": settings.statement_timeout_s * 2},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(settings.statement_timeout_s * 2000)}")
+        cursor.close()
+
+    return engine
+
+
+# Lone reads at once: a batch of key checks beside a batch of customer look-ups.
+READER_POOL_SIZE = 2
+
+
 def _gate_checkouts(engine: AsyncEngine, gate: ProcessGate) -> None:
     """The process holds ``gate`` while its connection is checked out (see
     :mod:`shared.db.write_gate`)."""

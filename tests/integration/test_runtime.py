@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.expression import ClauseElement
 
 from services.runtime import Runtime
 from shared.kafka.outbox import enqueue
@@ -57,3 +59,21 @@ async def test_a_service_shares_its_one_connection_with_its_relay_on_sqlite_only
     async with Runtime(settings, service="test") as runtime:
         shared = runtime._relay_engine is runtime.engine
     assert shared == database_url.startswith("sqlite")
+
+
+async def test_lone_reads_have_their_own_connections_on_a_sqlite_file_only(
+    database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    """On a SQLite file the intake's key checks and customer look-ups read without a turn at
+    the write gate (see test_sqlite_gate); elsewhere the service's engine reads."""
+    settings = intake_settings(database_url, bootstrap_servers, topic_prefix)
+    async with Runtime(settings, service="test") as runtime:
+        own = runtime.reads is not runtime.direct
+        if own:
+            async with runtime.reads.statements() as statements:
+                assert await statements.fetch(_one, {}) == [(1,)]
+    assert own == database_url.startswith("sqlite")
+
+
+def _one(dialect: str) -> ClauseElement:
+    return select(literal(1))

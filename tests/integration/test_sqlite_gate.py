@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db.engine import create_engine
+from shared.db.engine import create_engine, create_reader
 from shared.settings import DatabaseSettings
 from tests.support.database import DatabaseServer
 
@@ -158,3 +159,37 @@ async def test_engines_of_one_process_do_not_wait_for_each_other(sqlite_url: str
     finally:
         await first.dispose()
         await second.dispose()
+
+
+async def test_lone_reads_go_past_the_gate_and_write_nothing(sqlite_url: str) -> None:
+    """The reader's connections (the intake's key checks and customer look-ups) read while
+    another process holds the gate, where the service's engine waits; they cannot write."""
+    settings = DatabaseSettings(url=sqlite_url, statement_timeout_s=120)
+    engine = create_engine(settings)
+    reader = create_reader(settings)
+    assert reader is not None
+    try:
+        await _write(engine)
+        async with _held_elsewhere(_gate_file(sqlite_url)) as holder:
+            writing = asyncio.create_task(_write(engine))
+            await _waiting_for(_gate_file(sqlite_url))
+            assert await asyncio.wait_for(_read_and_try_to_write(reader), 30) is not None
+            assert not writing.done()
+            await _let_go(holder)
+            await asyncio.wait_for(writing, 30)
+    finally:
+        await reader.dispose()
+        await engine.dispose()
+
+
+async def _read_and_try_to_write(reader: AsyncEngine) -> int | None:
+    async with reader.connect() as connection:
+        read: int | None = await connection.scalar(text("SELECT count(*) FROM partners"))
+        with pytest.raises(OperationalError, match="readonly"):
+            await connection.execute(text("UPDATE partners SET name = name"))
+    return read
+
+
+def test_only_a_sqlite_file_has_a_reader() -> None:
+    assert create_reader(DatabaseSettings(url="sqlite+aiosqlite:///:memory:")) is None
+    assert create_reader(DatabaseSettings(url="postgresql+asyncpg://x@127.0.0.1/x")) is None
