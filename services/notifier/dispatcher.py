@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import Exists, exists, select, update
+from sqlalchemy.orm import aliased
 
 from services.notifier.signing import signature_header
 from services.notifier.targets import (
@@ -110,6 +111,7 @@ class WebhookDispatcher:
                     (WebhookDelivery.claimed_until.is_(None))
                     | (WebhookDelivery.claimed_until < now)
                 )
+                .where(~_earlier_pending())
                 .order_by(WebhookDelivery.next_attempt_at)
                 .limit(self._settings.concurrency * 2)
                 .with_for_update(skip_locked=True)
@@ -257,6 +259,21 @@ class WebhookDispatcher:
         if result.retry_after_s is not None:
             delay = max(delay, min(result.retry_after_s, self._settings.backoff_cap_s))
         return delay
+
+
+def _earlier_pending() -> Exists:
+    """Whether an earlier delivery about the same issue to the same endpoint is still pending:
+    then this one waits for it, so an endpoint hears about an issue in the order its outcomes
+    were decided (``needs_information``, then the decision once answered), even while the
+    earlier one is being retried."""
+    earlier = aliased(WebhookDelivery)
+    return exists().where(
+        earlier.subscription_id == WebhookDelivery.subscription_id,
+        earlier.issue_id == WebhookDelivery.issue_id,
+        earlier.status == "pending",
+        (earlier.created_at < WebhookDelivery.created_at)
+        | ((earlier.created_at == WebhookDelivery.created_at) & (earlier.id < WebhookDelivery.id)),
+    )
 
 
 def _active_secrets(subscription: WebhookSubscription, now: datetime) -> list[str]:
