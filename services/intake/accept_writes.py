@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Insert, bindparam, func, insert, select
 from sqlalchemy.sql.expression import ClauseElement
 
+from services.intake.idempotency import insert_record
 from shared.db.base import table_of
 from shared.db.direct import Direct, DirectStatements, DirectWork, bound
 from shared.db.listed import among, listed_ids
@@ -77,6 +78,8 @@ class AcceptRows:
     issue: dict[str, Any]
     step: dict[str, Any]
     queued: dict[str, Any]
+    # The request's ``Idempotency-Key`` record, written with the issue (and not without it).
+    record: dict[str, Any] | None = None
 
     @property
     def issue_id(self) -> uuid.UUID:
@@ -93,12 +96,16 @@ class AcceptRows:
         }
 
 
-def accept_rows(event: IssueReceived, *, service: str, detail: str) -> AcceptRows:
-    """The rows that store ``event``, its first step (``detail``) and its outbox row."""
+def accept_rows(
+    event: IssueReceived, *, service: str, detail: str, record: dict[str, Any] | None = None
+) -> AcceptRows:
+    """The rows that store ``event``, its first step (``detail``) and its outbox row, and the
+    ``Idempotency-Key`` ``record`` of the request if it has one."""
     return AcceptRows(
         issue=_issue_row(event),
         step={"status": IssueStatus.RECEIVED, "detail": detail, "at": event.received_at},
         queued={**outbox_row(event, service=service), "created_at": event.received_at},
+        record=record,
     )
 
 
@@ -131,15 +138,21 @@ async def store_many(
     lease = relay.lease() if relay is not None and one else None
     queued = [rows.queued if lease is None else leased(rows.queued, lease) for rows in batch]
     handed: list[tuple[int, dict[str, Any]]] = []
-    if one:
+    combined = [rows.combined(q) for rows, q in zip(batch, queued, strict=True)]
+    if one and not any(rows.record for rows in batch):
         async with direct.statements() as statements:
             # asyncpg sends the lot in one round trip, in one implicit transaction; each run
             # answers how many issues it inserted and the id of its outbox row.
-            written = await statements.fetchmany(
-                _insert_all, [rows.combined(q) for rows, q in zip(batch, queued, strict=True)]
-            )
+            written = await statements.fetchmany(_insert_all, combined)
         handed = [(row_id, q) for q, (_, row_id) in zip(queued, written, strict=True) if row_id]
         stored = [bool(count) for count, _ in written]
+    elif one:
+        async with direct.work() as work:
+            written = await work.fetchmany(_insert_all, combined)
+            stored = [bool(count) for count, _ in written]
+            await _record_keys(work, batch, stored)
+            await work.commit(announce=False)
+        handed = [(row_id, q) for q, (_, row_id) in zip(queued, written, strict=True) if row_id]
     else:
         ids = [rows.issue_id for rows in batch]
         async with direct.work() as work:
@@ -150,13 +163,25 @@ async def store_many(
             steps = [{"issue_id": rows.issue_id, **rows.step} for rows, _ in kept]
             await work.executemany(insert_step, steps)
             await work.executemany(insert_outbox, [q for _, q in kept])
+            stored = [issue_id in found for issue_id in ids]
+            await _record_keys(work, batch, stored)
             await work.commit(announce=False)
-        stored = [issue_id in found for issue_id in ids]
     if lease is not None and relay is not None:
         relay.hand(handed)
     else:
         direct.committed()
     return stored
+
+
+async def _record_keys(work: DirectWork, batch: Sequence[AcceptRows], stored: list[bool]) -> None:
+    """The ``Idempotency-Key`` records of the accepts stored; a key recorded meanwhile fails
+    the transaction (IntegrityError). An accept whose ticket was already an issue records
+    nothing: its request answers with that issue, and records its key then."""
+    records = [
+        rows.record for rows, kept in zip(batch, stored, strict=True) if kept and rows.record
+    ]
+    if records:
+        await work.executemany(insert_record, records)
 
 
 async def _stored(work: DirectWork, ids: list[uuid.UUID]) -> set[uuid.UUID]:

@@ -1,4 +1,5 @@
-"""The intake's accepts without an ``Idempotency-Key``, written together (group commit).
+"""The intake's accepts, written together (group commit); with an ``Idempotency-Key``, the key's
+record in the same transaction.
 
 Each request still gets its own answer only once its rows are committed; what the requests
 share is the round trips, the pooled connection and, on PostgreSQL, the commit. A batch that
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
 
-from services.intake.accept_writes import AcceptRows, store, store_many
+from services.intake.accept_writes import AcceptRows, store_many
 from shared.batching import Batcher
 from shared.db.direct import Direct
 from shared.kafka.outbox import OutboxRelay
@@ -53,9 +54,7 @@ class Accepts:
 
     async def _alone(self, rows: AcceptRows) -> bool | IntegrityError:
         try:
-            async with self._direct.work() as work:
-                stored = await store(work, rows)
-                await work.commit()
+            [stored] = await store_many(self._direct, [rows])
         except IntegrityError as exc:
             return exc
         return stored

@@ -100,11 +100,35 @@ class IdempotentRequest:
                         return stored
                 answer = await produce(work)
                 if key:
-                    await work.execute(_insert, _record(partner_id, key, request_hash, answer))
+                    await work.execute(
+                        insert_record, _record(partner_id, key, request_hash, answer)
+                    )
                 await work.commit()
                 return answer
 
         return await _once_more_if_raced(attempt)
+
+    async def answered(
+        self, reads: Direct, partner_id: uuid.UUID, body: Any
+    ) -> StoredAnswer | None:
+        """The answer this key's request was given, read on its own (not in the transaction
+        that would write it): a replay, or a 409 for another request; None when the key is
+        new (or its record has expired). Only with a key."""
+        assert self.key is not None
+        async with reads.statements() as statements:
+            found = await statements.fetch(_lookup, {"partner_id": partner_id, "key": self.key})
+        if not found:
+            return None
+        stored_hash, status_code, response, location, created_at = found[0]
+        if _expired(created_at):
+            return None  # forgotten by the write that follows (see run_direct)
+        return _replayed(stored_hash, self.request_hash(body), status_code, response, location)
+
+    def record(self, partner_id: uuid.UUID, body: Any, answer: StoredAnswer) -> dict[str, Any]:
+        """The key's record of ``answer``, to be written in the transaction of its effect
+        (:func:`insert_record`). Only with a key."""
+        assert self.key is not None
+        return _record(partner_id, self.key, self.request_hash(body), answer)
 
 
 IdempotencyKey = Annotated[
@@ -251,7 +275,8 @@ def _forget(dialect: str) -> ClauseElement:
     )
 
 
-def _insert(dialect: str) -> ClauseElement:
+def insert_record(dialect: str) -> ClauseElement:
+    """A key's record; a key recorded already fails on its primary key."""
     return insert(table_of(IdempotencyRecord)).values(
         **bound(
             "partner_id", "key", "request_hash", "status_code", "response", "location", "created_at"

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ClauseElement
 
 from services.intake.accept_writes import accept_rows, store
@@ -43,9 +44,17 @@ async def accept_issue(
     body: IssueCreate,
     request: IdempotentRequest,
     severity: Resolved,
+    *,
+    reads: Direct | None = None,
 ) -> StoredAnswer:
     """Store the issue and its ``IssueReceived`` event in one transaction; a PSA ticket sent
-    again answers 200 with the issue it already is."""
+    again answers 200 with the issue it already is.
+
+    A request with an ``Idempotency-Key`` the intake has not seen is written with the others
+    (:class:`Accepts`), its key's record in the same transaction; one whose key is known
+    replays its answer without writing. What that cannot settle (its ticket already an issue,
+    the key recorded meanwhile by a concurrent request, or an expired record in the way) is
+    settled in a transaction of its own, which reads the key again."""
     detail = f"accepted from PSA; severity {severity.severity.value} ({severity.source})"
     found = None
     if body.customer_id is not None or body.tenant_id is not None:
@@ -57,19 +66,35 @@ async def accept_issue(
         async with direct.statements() as statements:
             return await _already_accepted(statements, principal, body.external_ref)
 
+    data = body.model_dump(mode="json")
+    if (
+        replayed := await request.answered(reads or direct, principal.partner_id, data)
+    ) is not None:
+        return replayed
+    event = _received(principal, body, severity, _owned(found, principal, body))
+    answer = _answer(event)
+    record = request.record(principal.partner_id, data, answer)
+    try:
+        if await accepts.store(accept_rows(event, service=SERVICE, detail=detail, record=record)):
+            return _accepted(event)
+    except IntegrityError:
+        pass  # the key was recorded meanwhile: the transaction below replays its answer
+
     async def produce(work: DirectStatements) -> StoredAnswer:
         event = _received(principal, body, severity, _owned(found, principal, body))
         if not await store(work, accept_rows(event, service=SERVICE, detail=detail)):
             return await _already_accepted(work, principal, body.external_ref)
         return _accepted(event)
 
-    return await request.run_direct(
-        direct, principal.partner_id, body.model_dump(mode="json"), produce
-    )
+    return await request.run_direct(direct, principal.partner_id, data, produce)
 
 
 def _accepted(event: IssueReceived) -> StoredAnswer:
     structlog.contextvars.bind_contextvars(issue_id=str(event.issue_id))
+    return _answer(event)
+
+
+def _answer(event: IssueReceived) -> StoredAnswer:
     accepted = IssueAccepted(
         id=event.issue_id, status=IssueStatus.RECEIVED, external_ref=event.external_ref
     )

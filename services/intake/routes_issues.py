@@ -75,7 +75,14 @@ async def create_issue(
     except psa.UnknownPriority as exc:
         raise invalid_field(f"body.{exc.field}", str(exc), "psa_priority") from exc
     answer = await issues_service.accept_issue(
-        runtime.direct, accepts, customers, principal, body, idempotent, severity
+        runtime.direct,
+        accepts,
+        customers,
+        principal,
+        body,
+        idempotent,
+        severity,
+        reads=runtime.reads,
     )
     return answer.response()
 

@@ -10,12 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.intake.accept_writes import accept_rows, one_statement, store
+from services.intake.accept_writes import AcceptRows, accept_rows, one_statement, store
 from services.intake.accepts import Accepts
 from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
-from shared.db.models import Issue, IssueEvent, OutboxMessage
+from shared.db.models import IdempotencyRecord, Issue, IssueEvent, OutboxMessage
 from shared.events.envelope import decode
+from shared.events.models import IssueReceived
 from tests.support.factories import received_event, seed_partner
 
 
@@ -143,3 +144,53 @@ async def test_a_batch_the_database_refuses_is_written_one_accept_at_a_time(
         queued = await session.scalar(select(func.count()).select_from(OutboxMessage))
     assert refs == {"T-0", "T-1", "T-2"}
     assert queued == 3
+
+
+async def test_idempotency_keys_are_recorded_with_the_accepts_they_stored(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """In one batch: a keyed accept is stored with its key's record; a keyed accept of a ticket
+    already an issue records nothing (its request records the answer it then gives); an
+    unkeyed one records nothing. A key recorded already fails its own accept alone, whose
+    issue is then not written either."""
+    direct = Direct(engine)
+    partner = await seed_partner(database_url)
+    async with direct.work() as work:
+        assert await store(
+            work, accept_rows(received_event(partner.id, "K-old"), service="intake", detail="a")
+        )
+        await work.commit()
+    new, known, plain = (received_event(partner.id, ref) for ref in ("K-new", "K-old", "K-plain"))
+    taken = received_event(partner.id, "K-taken")
+    accepts = Accepts(direct, max_batch=10)
+    results = await asyncio.gather(
+        accepts.store(_keyed(new, partner.id, "key-new")),
+        accepts.store(_keyed(known, partner.id, "key-known")),
+        accepts.store(accept_rows(plain, service="intake", detail="x")),
+        accepts.store(_keyed(taken, partner.id, "key-new")),
+        return_exceptions=True,
+    )
+    await accepts.aclose()
+
+    assert list(results[:3]) == [True, False, True]
+    assert isinstance(results[3], IntegrityError)
+    async with create_session_factory(engine)() as session:
+        keys: dict[str, object] = dict(
+            (await session.execute(select(IdempotencyRecord.key, IdempotencyRecord.response))).all()
+        )
+        refs = set(await session.scalars(select(Issue.external_ref)))
+    assert keys == {"key-new": {"id": str(new.issue_id)}}
+    assert refs == {"K-old", "K-new", "K-plain"}
+
+
+def _keyed(event: IssueReceived, partner_id: uuid.UUID, key: str) -> AcceptRows:
+    record = {
+        "partner_id": partner_id,
+        "key": key,
+        "request_hash": "h",
+        "status_code": 202,
+        "response": {"id": str(event.issue_id)},
+        "location": None,
+        "created_at": event.received_at,
+    }
+    return accept_rows(event, service="intake", detail="x", record=record)

@@ -96,6 +96,35 @@ async def test_concurrent_identical_posts_with_one_key_create_one_issue(
     assert await scalar(engine, "SELECT count(*) FROM outbox") == 1
 
 
+async def test_concurrent_posts_each_with_its_own_key_are_each_recorded_with_their_answer(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    """Keyed accepts arriving together (written together, each key with its own issue): every
+    one is a 202, and each key then replays its own answer; a ticket sent again under a new
+    key answers 200 with the issue it already is, and that key replays the 200."""
+    partner = await seed_partner(database_url)
+    bodies = [issue_body(external_ref=f"K-{n}") for n in range(12)]
+    keyed = [{**partner.headers, "Idempotency-Key": f"key-{n}"} for n in range(12)]
+    answers = await asyncio.gather(
+        *(api.post("/v1/issues", json=b, headers=h) for b, h in zip(bodies, keyed, strict=True))
+    )
+    assert {a.status_code for a in answers} == {202}
+    replays = await asyncio.gather(
+        *(api.post("/v1/issues", json=b, headers=h) for b, h in zip(bodies, keyed, strict=True))
+    )
+    assert [r.json() for r in replays] == [a.json() for a in answers]
+    assert {r.headers["idempotent-replayed"] for r in replays} == {"true"}
+    assert await scalar(engine, "SELECT count(*) FROM issues") == 12
+    assert await scalar(engine, "SELECT count(*) FROM idempotency_keys") == 12
+
+    again = {**partner.headers, "Idempotency-Key": "key-again"}
+    resent = [await api.post("/v1/issues", json=bodies[0], headers=again) for _ in range(2)]
+    assert [r.status_code for r in resent] == [200, 200]
+    assert resent[0].json() == {**answers[0].json(), "duplicate": True}
+    assert resent[1].headers["idempotent-replayed"] == "true"
+    assert await scalar(engine, "SELECT count(*) FROM issues") == 12
+
+
 async def test_a_resent_psa_ticket_is_not_a_new_issue(
     api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
 ) -> None:
