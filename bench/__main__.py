@@ -119,6 +119,16 @@ async def _database_rows(
             )
         )
     figures: dict[str, Any] = {**(rows.rounds(durable, intake) if rounds else {}), "pipeline": []}
+    if rounds:
+        # As PSA integrations send them, each request with an Idempotency-Key of its own.
+        figures["intake_keyed"] = await rows.intake_accept(
+            await server.new_database(),
+            bootstrap,
+            intake_dir,
+            load,
+            broker_pid=broker.pid,
+            keyed=True,
+        )
     for rate in rates:
         run_dir = workdir / f"{server.kind}-pipeline-{int(rate)}"
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
--- wrk script: POST /v1/issues with a new PSA ticket id on every request, then one JSON line.
+-- wrk script: POST /v1/issues with a new PSA ticket id on every request (and, with
+-- BENCH_IDEMPOTENCY=1, its own Idempotency-Key), then one JSON line.
 local next_id = 0
 
 function setup(thread)
@@ -9,6 +10,8 @@ end
 function init(args)
   counter = 0
   prefix = os.getenv("BENCH_PREFIX") or "bench"
+  -- As a PSA integration sends them: an Idempotency-Key per ticket.
+  keyed = os.getenv("BENCH_IDEMPOTENCY") == "1"
   wrk.method = "POST"
   wrk.path = "/v1/issues"
   wrk.headers["Content-Type"] = "application/json"
@@ -22,7 +25,11 @@ function request()
     '{"external_ref":"%s-%d-%d","title":"Teams calls drop","description":' ..
     '"Calls drop after a minute for every user in the Berlin office.","service":' ..
     '"Microsoft Teams","category":"bug","severity":"moderate"}', prefix, tid, counter)
-  return wrk.format(nil, nil, nil, body)
+  if not keyed then return wrk.format(nil, nil, nil, body) end
+  local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Idempotency-Key"] = string.format("%s-%d-%d", prefix, tid, counter)
+  return wrk.format(nil, nil, headers, body)
 end
 
 function done(summary, latency, requests)

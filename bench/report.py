@@ -31,6 +31,8 @@ def table(results: dict[str, Any]) -> str:
                 f"{'B  ' + kind:<19}{_machine(figures['durable_accept'].get('machine'))}",
                 f"{'   intake':<19}{_machine(figures['intake'].get('machine'))}",
             ]
+            if keyed := figures.get("intake_keyed"):
+                lines.append(f"{'   … keyed':<19}{_machine(keyed.get('machine'))}")
         else:
             lines.append(kind)
         for run in figures["pipeline"]:
@@ -58,6 +60,12 @@ def _accept_rows(bare: dict[str, Any], databases: dict[str, Any]) -> list[str]:
             f"{intake['p99_ms']:>9}",
             f"{'':<4}ours/A {_ratio(intake['rps'], bare['rps'])}   ours/B {_over_b(figures)}",
         ]
+        if keyed := figures.get("intake_keyed"):
+            lines += [
+                f"{'   … with Idempotency-Key, ' + kind:<34}{keyed['rps']:>9}"
+                f"{keyed['p50_ms']:>9}{keyed['p99_ms']:>9}",
+                f"{'':<4}ours/B {_ratio(keyed['rps'], durable['rps'])} (B's median run)",
+            ]
     return [*lines, ""]
 
 

@@ -57,12 +57,18 @@ def wrk(
     around: dict[str, int],
     database: str | None = None,
     auth: str | None = None,
+    keyed: bool = False,
 ) -> dict[str, Any]:
     """POST /v1/issues at saturation with Debian's wrk: its own figures, and the CPU of the
-    processes ``around`` it (the server, the broker) and of the ``database``, per request."""
+    processes ``around`` it (the server, the broker) and of the ``database``, per request;
+    ``keyed``: each request with an ``Idempotency-Key`` of its own."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk; `make bench` does it)")
-    env = {**os.environ, "BENCH_PREFIX": f"w{uuid.uuid4().hex[:8]}"}
+    env = {
+        **os.environ,
+        "BENCH_PREFIX": f"w{uuid.uuid4().hex[:8]}",
+        "BENCH_IDEMPOTENCY": "1" if keyed else "0",
+    }
     if auth:
         env["BENCH_AUTH"] = auth
     with machine_cpu(around, database=database) as cpu:
@@ -184,7 +190,13 @@ async def durable_accept(database_url: str, load: Load) -> dict[str, Any]:
 
 
 async def intake_accept(
-    database_url: str, bootstrap: str, workdir: Path, load: Load, *, broker_pid: int | None = None
+    database_url: str,
+    bootstrap: str,
+    workdir: Path,
+    load: Load,
+    *,
+    broker_pid: int | None = None,
+    keyed: bool = False,
 ) -> dict[str, Any]:
     auth = (await seed(database_url)).headers["Authorization"]
     stack = Stack(database_url, bootstrap, f"b{uuid.uuid4().hex[:6]}.", workdir, timings=BENCH_ENV)
@@ -200,6 +212,7 @@ async def intake_accept(
             around=around,
             database=_database(database_url),
             auth=auth,
+            keyed=keyed,
         )
     finally:
         await stack.stop()

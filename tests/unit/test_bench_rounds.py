@@ -38,6 +38,17 @@ def test_the_table_shows_the_median_ratio_and_every_turns() -> None:
     assert "ours/B 0.80 (median of 3 turns: 0.80, 0.80, 0.53)" in text
 
 
+def test_the_table_shows_keyed_accepts_against_bs_median_run() -> None:
+    figures = {
+        **rounds([run(2000), run(1000), run(1900)], [run(1600), run(800), run(1000)]),
+        "intake_keyed": run(950),
+        "pipeline": [],
+    }
+    text = table({"bare_http": run(4000), "databases": {"postgresql": figures}})
+    assert "… with Idempotency-Key, postgresql" in text
+    assert "ours/B 0.50 (B's median run)" in text
+
+
 def test_refused_requests_are_counted_by_the_status_they_got() -> None:
     outcomes = [
         Outcome(0.0, 0.1, 202, "a"),
