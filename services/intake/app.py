@@ -28,6 +28,7 @@ from services.intake.customer_lookups import CustomerLookups
 from services.intake.guard import RequestGuard
 from services.intake.key_checks import KeyChecks
 from services.intake.ratelimit import KeyRateLimiter
+from services.intake.recorded_keys import RecordedKeys
 from services.runtime import Runtime
 from services.settings import ServiceSettings
 from shared.periodic import run_every
@@ -57,6 +58,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 max_batch=batch,
                 linger_s=linger,
             )
+            app.state.recorded_keys = recorded_keys = RecordedKeys(
+                runtime.reads, max_batch=batch, linger_s=linger
+            )
             runtime.spawn("intake-idempotency-purge", partial(_purge_keys, runtime))
             try:
                 yield
@@ -65,6 +69,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 await accepts.aclose()
                 await key_checks.aclose()
                 await customers.aclose()
+                await recorded_keys.aclose()
 
     app = ops.ServiceApp(
         tracing=settings.tracing,

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ClauseElement
 
 from services.intake.problems import Problem
+from services.intake.recorded_keys import Recorded
 from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct, DirectStatements, DirectWork, bound
 from shared.db.models import IdempotencyRecord
@@ -108,21 +109,20 @@ class IdempotentRequest:
 
         return await _once_more_if_raced(attempt)
 
-    async def answered(
-        self, reads: Direct, partner_id: uuid.UUID, body: Any
-    ) -> StoredAnswer | None:
-        """The answer this key's request was given, read on its own (not in the transaction
-        that would write it): a replay, or a 409 for another request; None when the key is
-        new (or its record has expired). Only with a key."""
-        assert self.key is not None
-        async with reads.statements() as statements:
-            found = await statements.fetch(_lookup, {"partner_id": partner_id, "key": self.key})
-        if not found:
+    def replay(self, recorded: Recorded | None, body: Any) -> StoredAnswer | None:
+        """The answer this key's request was given, from its ``recorded`` record read before
+        (:class:`~services.intake.recorded_keys.RecordedKeys`): a replay, or a 409 for another
+        request; None when the key is new or its record has expired (forgotten by the
+        transaction that then records it, :meth:`run_direct`)."""
+        if recorded is None or _expired(recorded.created_at):
             return None
-        stored_hash, status_code, response, location, created_at = found[0]
-        if _expired(created_at):
-            return None  # forgotten by the write that follows (see run_direct)
-        return _replayed(stored_hash, self.request_hash(body), status_code, response, location)
+        return _replayed(
+            recorded.request_hash,
+            self.request_hash(body),
+            recorded.status_code,
+            recorded.response,
+            recorded.location,
+        )
 
     def record(self, partner_id: uuid.UUID, body: Any, answer: StoredAnswer) -> dict[str, Any]:
         """The key's record of ``answer``, to be written in the transaction of its effect

@@ -26,6 +26,7 @@ from services.intake.deps import Principal
 from services.intake.idempotency import IdempotentRequest, StoredAnswer
 from services.intake.problems import invalid_field
 from services.intake.psa import Resolved
+from services.intake.recorded_keys import RecordedKeys
 from services.intake.schemas import IssueAccepted, IssueCreate
 from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct, DirectStatements
@@ -45,14 +46,15 @@ async def accept_issue(
     request: IdempotentRequest,
     severity: Resolved,
     *,
-    reads: Direct | None = None,
+    recorded_keys: RecordedKeys | None = None,
 ) -> StoredAnswer:
     """Store the issue and its ``IssueReceived`` event in one transaction; a PSA ticket sent
     again answers 200 with the issue it already is.
 
     A request with an ``Idempotency-Key`` the intake has not seen is written with the others
     (:class:`Accepts`), its key's record in the same transaction; one whose key is known
-    replays its answer without writing. What that cannot settle (its ticket already an issue,
+    (``recorded_keys``, read with the keys of concurrent requests) replays its answer without
+    writing. What that cannot settle (its ticket already an issue,
     the key recorded meanwhile by a concurrent request, or an expired record in the way) is
     settled in a transaction of its own, which reads the key again."""
     detail = f"accepted from PSA; severity {severity.severity.value} ({severity.source})"
@@ -67,10 +69,10 @@ async def accept_issue(
             return await _already_accepted(statements, principal, body.external_ref)
 
     data = body.model_dump(mode="json")
-    if (
-        replayed := await request.answered(reads or direct, principal.partner_id, data)
-    ) is not None:
-        return replayed
+    if recorded_keys is not None:
+        recorded = await recorded_keys.find(principal.partner_id, request.key)
+        if (replayed := request.replay(recorded, data)) is not None:
+            return replayed
     event = _received(principal, body, severity, _owned(found, principal, body))
     answer = _answer(event)
     record = request.record(principal.partner_id, data, answer)

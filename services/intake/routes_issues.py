@@ -82,7 +82,7 @@ async def create_issue(
         body,
         idempotent,
         severity,
-        reads=runtime.reads,
+        recorded_keys=request.app.state.recorded_keys,
     )
     return answer.response()
 
