@@ -12,14 +12,12 @@ from __future__ import annotations
 import uuid
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, Uuid, bindparam, func, select, true
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.batching import Batcher
 from shared.db.base import table_of
 from shared.db.direct import Direct
-from shared.db.listed import among, keyed, listed_ids
+from shared.db.listed import keyed, listed_ids, paired
 from shared.db.models import Customer
 
 FIELDS = ("id", "partner_id", "tenant_id", "region", "locale")
@@ -83,29 +81,8 @@ def _by_id(dialect: str) -> ClauseElement:
 
 
 def _by_tenant(dialect: str) -> ClauseElement:
-    """The customers of parameter pairs ``partners`` and ``tenants``. On PostgreSQL each pair
-    is its own ``LIMIT 1`` look-up in the unique index (see :func:`shared.db.listed.keyed`);
-    on SQLite both lists narrow the index, and the caller picks the pairs it asked for."""
+    """The customers of parameter pairs ``partners`` and ``tenants`` (see :func:`paired`)."""
     customers = table_of(Customer)
-    columns = [customers.c[name] for name in FIELDS]
-    if dialect != "postgresql":
-        return select(*columns).where(
-            among(customers.c.partner_id, "partners", dialect),
-            among(customers.c.tenant_id, "tenants", dialect),
-        )
-    pairs = (
-        func.unnest(
-            bindparam("partners", type_=ARRAY(Uuid())),
-            bindparam("tenants", type_=ARRAY(Uuid())),
-        )
-        .table_valued("partner_id", "tenant_id")
-        .render_derived(name="pairs")
+    return paired(
+        customers, ("partner_id", "tenant_id"), ("partners", "tenants"), dialect, chosen=FIELDS
     )
-    matching: Select[Any] = (
-        select(*columns)
-        .where(customers.c.partner_id == pairs.c.partner_id)
-        .where(customers.c.tenant_id == pairs.c.tenant_id)
-        .limit(1)
-    )
-    one = matching.lateral()
-    return select(*one.c).select_from(pairs).join(one, true())

@@ -13,14 +13,12 @@ import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import String, Uuid, bindparam, func, select, true
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.batching import Batcher
 from shared.db.base import table_of
 from shared.db.direct import Direct
-from shared.db.listed import among, listed_ids
+from shared.db.listed import listed_ids, paired
 from shared.db.models import IdempotencyRecord
 
 FIELDS = ("partner_id", "key", "request_hash", "status_code", "response", "location", "created_at")
@@ -67,29 +65,6 @@ def _pairs(pairs: list[tuple[uuid.UUID, str]], dialect: str) -> dict[str, list[A
 
 
 def _by_key(dialect: str) -> ClauseElement:
-    """The records of parameter pairs ``partners`` and ``keys``: on PostgreSQL each pair a
-    look-up in the primary key; on SQLite both lists narrow it, and the caller picks the pairs
-    it asked for."""
+    """The records of parameter pairs ``partners`` and ``keys`` (see :func:`paired`)."""
     records = table_of(IdempotencyRecord)
-    columns = [records.c[name] for name in FIELDS]
-    if dialect != "postgresql":
-        return select(*columns).where(
-            among(records.c.partner_id, "partners", dialect),
-            among(records.c.key, "keys", dialect, String),
-        )
-    pairs = (
-        func.unnest(
-            bindparam("partners", type_=ARRAY(Uuid())),
-            bindparam("keys", type_=ARRAY(String())),
-        )
-        .table_valued("partner_id", "key")
-        .render_derived(name="pairs")
-    )
-    matching = (
-        select(*columns)
-        .where(records.c.partner_id == pairs.c.partner_id)
-        .where(records.c.key == pairs.c.key)
-        .limit(1)
-        .lateral()
-    )
-    return select(*matching.c).select_from(pairs).join(matching, true())
+    return paired(records, ("partner_id", "key"), ("partners", "keys"), dialect, chosen=FIELDS)

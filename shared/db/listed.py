@@ -63,3 +63,39 @@ def keyed(
     matching = select(*chosen).where(table.c[column] == values.c.value).limit(1)
     one = (matching.with_for_update() if locked else matching).lateral()
     return select(*one.c).select_from(values).join(one, true())
+
+
+def paired(
+    table: Table,
+    columns: tuple[str, str],
+    params: tuple[str, str],
+    dialect: str,
+    *,
+    chosen: Sequence[str],
+) -> Select[Any]:
+    """The ``chosen`` columns of the rows of ``table`` whose two ``columns``, together unique,
+    hold a pair of the values of parameters ``params``: two lists in step on PostgreSQL, each
+    pair its own ``LIMIT 1`` look-up in their index (as :func:`keyed`); elsewhere both lists
+    narrow the index (see :func:`listed`), and the caller picks the pairs it asked for."""
+    first, second = (table.c[name] for name in columns)
+    selected = [table.c[name] for name in chosen]
+    if dialect != "postgresql":
+        return select(*selected).where(
+            among(first, params[0], dialect), among(second, params[1], dialect)
+        )
+    pairs = (
+        func.unnest(
+            bindparam(params[0], type_=ARRAY(first.type)),
+            bindparam(params[1], type_=ARRAY(second.type)),
+        )
+        .table_valued(*columns)
+        .render_derived(name="pairs")
+    )
+    matching = (
+        select(*selected)
+        .where(first == pairs.c[columns[0]])
+        .where(second == pairs.c[columns[1]])
+        .limit(1)
+        .lateral()
+    )
+    return select(*matching.c).select_from(pairs).join(matching, true())
