@@ -2,11 +2,12 @@
 
 The accept is the intake's hot path, so it runs on the driver connection
 (:mod:`shared.db.direct`): the same rows as through the ORM, a quarter of the CPU; its writes
-are :mod:`services.intake.accept_writes`. Without an ``Idempotency-Key`` the accepts of
-concurrent requests are written together (:mod:`services.intake.accepts`); with one, the key's
-record shares its accept's own transaction. Either way the customer an issue names is read with
-those of concurrent requests (:mod:`services.intake.customer_lookups`), before the accept's
-transaction: customers are never changed or removed.
+are :mod:`services.intake.accept_writes`. The accepts of concurrent requests are written
+together (:mod:`services.intake.accepts`), an ``Idempotency-Key``'s record with its own
+accept. The customer an issue names, and a key's record, are read with those of concurrent
+requests (:mod:`services.intake.customer_lookups`, :mod:`services.intake.recorded_keys`)
+before the accept's transaction: customers are never changed or removed, and a key recorded
+in between fails the record's primary key.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ async def accept_issue(
     A request with an ``Idempotency-Key`` the intake has not seen is written with the others
     (:class:`Accepts`), its key's record in the same transaction; one whose key is known
     (``recorded_keys``, read with the keys of concurrent requests) replays its answer without
-    writing. What that cannot settle (its ticket already an issue,
-    the key recorded meanwhile by a concurrent request, or an expired record in the way) is
-    settled in a transaction of its own, which reads the key again."""
+    writing. What that cannot settle (its ticket already an issue, the key recorded meanwhile
+    by a concurrent request, or an expired record in the way) is settled in a transaction of
+    its own, which reads the key again."""
     detail = f"accepted from PSA; severity {severity.severity.value} ({severity.source})"
     found = None
     if body.customer_id is not None or body.tenant_id is not None:
