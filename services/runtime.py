@@ -76,7 +76,10 @@ class Runtime:
         """Lone reads (:meth:`Direct.statements`) that write nothing: on a SQLite file, on
         connections that need no turn at the write gate (``create_reader``); elsewhere
         :attr:`direct`."""
-        assert self._reads is not None, "Runtime not started"
+        assert self._direct is not None, "Runtime not started"
+        if self._reads is None:  # made when first asked for: only the intake reads this way
+            self._reader = create_reader(self.settings.database)
+            self._reads = Direct(self._reader) if self._reader is not None else self._direct
         return self._reads
 
     @property
@@ -104,8 +107,6 @@ class Runtime:
         sessions = create_session_factory(self._engine, info={RELAY: self._relay})
         self._uow_factory = UnitOfWorkFactory(sessions)
         self._direct = Direct(self._engine, on_commit=self._relay.notify)
-        self._reader = create_reader(self.settings.database)
-        self._reads = Direct(self._reader) if self._reader is not None else self._direct
         self._relay_task = _start(f"{self.service}-outbox-relay", self._relay.run, self._relay_stop)
         if self.settings.reconciler.enabled:
             self.spawn(f"{self.service}-reconciler", self._reconcile)

@@ -138,21 +138,10 @@ async def store_many(
     lease = relay.lease() if relay is not None and one else None
     queued = [rows.queued if lease is None else leased(rows.queued, lease) for rows in batch]
     handed: list[tuple[int, dict[str, Any]]] = []
-    combined = [rows.combined(q) for rows, q in zip(batch, queued, strict=True)]
-    if one and not any(rows.record for rows in batch):
-        async with direct.statements() as statements:
-            # asyncpg sends the lot in one round trip, in one implicit transaction; each run
-            # answers how many issues it inserted and the id of its outbox row.
-            written = await statements.fetchmany(_insert_all, combined)
+    if one:
+        written = await _write_one_statement_each(direct, batch, queued)
         handed = [(row_id, q) for q, (_, row_id) in zip(queued, written, strict=True) if row_id]
         stored = [bool(count) for count, _ in written]
-    elif one:
-        async with direct.work() as work:
-            written = await work.fetchmany(_insert_all, combined)
-            stored = [bool(count) for count, _ in written]
-            await _record_keys(work, batch, stored)
-            await work.commit(announce=False)
-        handed = [(row_id, q) for q, (_, row_id) in zip(queued, written, strict=True) if row_id]
     else:
         ids = [rows.issue_id for rows in batch]
         async with direct.work() as work:
@@ -171,6 +160,23 @@ async def store_many(
     else:
         direct.committed()
     return stored
+
+
+async def _write_one_statement_each(
+    direct: Direct, batch: Sequence[AcceptRows], queued: list[dict[str, Any]]
+) -> list[Any]:
+    """Each accept's one statement (:func:`_insert_all`): how many issues it inserted and the id
+    of its outbox row. With ``Idempotency-Key`` records to write too, in a transaction of its
+    own; without, asyncpg sends the lot in one round trip, in one implicit transaction."""
+    combined = [rows.combined(q) for rows, q in zip(batch, queued, strict=True)]
+    if not any(rows.record for rows in batch):
+        async with direct.statements() as statements:
+            return await statements.fetchmany(_insert_all, combined)
+    async with direct.work() as work:
+        written = await work.fetchmany(_insert_all, combined)
+        await _record_keys(work, batch, [bool(count) for count, _ in written])
+        await work.commit(announce=False)
+    return written
 
 
 async def _record_keys(work: DirectWork, batch: Sequence[AcceptRows], stored: list[bool]) -> None:
