@@ -4,8 +4,9 @@ received → classified → routed → resolved → closed; a PSA may resolve or
 point before that (the customer fixed it, or withdrew it), and a routed issue goes back to
 received when the PSA has it classified again (:func:`reopen`). Every transition
 is an update of the issue's row, a timeline step and an ``issues.updated`` event, in the
-caller's transaction; all three are staged (:mod:`shared.db.staged`), so a query in that
-transaction sees them only after the unit of work's ``flush()``.
+caller's transaction (a service's own event for the step, such as ``issues.classified``, shares
+that event's outbox row: :func:`advance`); all three are staged (:mod:`shared.db.staged`), so a
+query in that transaction sees them only after the unit of work's ``flush()``.
 """
 
 from __future__ import annotations
@@ -122,9 +123,13 @@ def advance(
     service: str,
     note: str | None = None,
     changes: Mapping[str, Any] | None = None,
+    event: IssueEvent | None = None,
 ) -> None:
     """Move the issue to ``status``, add the step to its timeline and queue ``issues.updated``,
     in the caller's transaction. :class:`IllegalTransition` if the lifecycle forbids it.
+
+    ``event`` is what the caller announces the step by (its ``issues.classified`` or
+    ``issues.routed``); it is queued too, in one outbox row with the ``issues.updated``.
 
     The row's update is staged, with ``changes`` to the columns of :data:`WRITTEN_WITH_STATUS`
     and the issue's own values of the others; the instance shows the new values at once, as
@@ -135,7 +140,17 @@ def advance(
         raise IllegalTransition(current, status)
     if changes and (unknown := set(changes) - set(WRITTEN_WITH_STATUS)):
         raise KeyError(f"{sorted(unknown)} are not written with an issue's status")
-    _move(session, issue, status, changes or {}, detail=detail, note=note, at=at, service=service)
+    _move(
+        session,
+        issue,
+        status,
+        changes or {},
+        detail=detail,
+        note=note,
+        at=at,
+        service=service,
+        event=event,
+    )
 
 
 def reopen(
@@ -168,13 +183,16 @@ def _move(
     note: str | None,
     at: datetime,
     service: str,
+    event: IssueEvent | None = None,
 ) -> None:
     written = {key: getattr(issue, key) for key in WRITTEN_WITH_STATUS}
     written |= {**changes, "status": status, "updated_at": at}
     for key, value in written.items():
         set_committed_value(issue, key, value)
     stage(session, _update_issue, {"issue_id": issue.id, **written})
-    _announce(session, issue, detail=detail, note=note or detail, at=at, service=service)
+    _announce(
+        session, issue, detail=detail, note=note or detail, at=at, service=service, event=event
+    )
 
 
 def _update_issue(dialect: str) -> ClauseElement:
@@ -197,19 +215,22 @@ def insert_step(dialect: str) -> ClauseElement:
 
 
 def _announce(
-    session: AsyncSession, issue: Issue, *, detail: str, note: str, at: datetime, service: str
+    session: AsyncSession,
+    issue: Issue,
+    *,
+    detail: str,
+    note: str,
+    at: datetime,
+    service: str,
+    event: IssueEvent | None = None,
 ) -> None:
     status = IssueStatus(issue.status)
     step = {"issue_id": issue.id, "status": status, "detail": detail, "at": at}
     stage(session, insert_step, step)
-    enqueue(
-        session,
-        IssueUpdated(
-            issue_id=issue.id,
-            partner_id=issue.partner_id,
-            status=status,
-            note=note,
-            updated_at=at,
-        ),
-        service=service,
+    updated = IssueUpdated(
+        issue_id=issue.id, partner_id=issue.partner_id, status=status, note=note, updated_at=at
     )
+    if event is None:
+        enqueue(session, updated, service=service)
+    else:
+        enqueue(session, event, service=service, companion=updated)

@@ -36,7 +36,6 @@ from shared.db.uow import UnitOfWork
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueReceived
 from shared.issue_state import add_note, advance, issue_awaiting, preload_issues
-from shared.kafka.outbox import enqueue
 from shared.settings import ClassifierSettings
 from shared.vocabulary import IssueStatus, Severity
 
@@ -173,10 +172,7 @@ def _record(
         at=now,
         service=SERVICE,
         changes={"severity": decision.severity} if decision.severity is not None else None,
-    )
-    enqueue(
-        session,
-        IssueClassified(
+        event=IssueClassified(
             issue_id=event.issue_id,
             partner_id=event.partner_id,
             external_ref=event.external_ref,
@@ -187,7 +183,6 @@ def _record(
             tags=list(decision.tags),
             **_decision_fields(decision),
         ),
-        service=SERVICE,
     )
 
 

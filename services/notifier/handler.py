@@ -16,7 +16,6 @@ from shared.db.uow import UnitOfWork
 from shared.events.envelope import Envelope, InvalidMessage
 from shared.events.models import IssueClassified, IssueRouted
 from shared.issue_state import advance, issue_awaiting, preload_issues
-from shared.kafka.outbox import enqueue
 from shared.vocabulary import IssueStatus, Outcome
 from shared.webhook_queue import preload_subscriptions
 
@@ -87,10 +86,7 @@ async def handle_issue_classified(
         at=now,
         service=SERVICE,
         changes={"microsoft_request_id": request_id} if request_id else None,
-    )
-    enqueue(
-        session,
-        IssueRouted(
+        event=IssueRouted(
             issue_id=issue.id,
             partner_id=partner.id,
             external_ref=issue.external_ref,
@@ -101,7 +97,6 @@ async def handle_issue_classified(
             webhook_delivery_ids=deliveries,
             routed_at=now,
         ),
-        service=SERVICE,
     )
 
 

@@ -45,9 +45,15 @@ DRAIN_S = 5.0
 
 
 def enqueue(
-    session: AsyncSession, event: Event, *, service: str, event_id: str | None = None
+    session: AsyncSession,
+    event: Event,
+    *,
+    service: str,
+    event_id: str | None = None,
+    companion: Event | None = None,
 ) -> str:
-    """Add ``event`` to the outbox in the session's transaction and return its event id.
+    """Add ``event`` to the outbox in the session's transaction and return its event id;
+    ``companion``, an event with the same key, goes out in the same row (see :func:`outbox_row`).
 
     The caller's unit of work commits it together with the state change it announces. The row
     is staged (:mod:`shared.db.staged`): nothing reads the outbox in the transaction that
@@ -55,7 +61,7 @@ def enqueue(
     takes it, the row is written leased to that relay and handed to it once committed
     (:meth:`OutboxRelay.hand`); otherwise the relay is woken to claim it.
     """
-    row = outbox_row(event, service=service, event_id=event_id)
+    row = outbox_row(event, service=service, event_id=event_id, companion=companion)
     relay: OutboxRelay | None = session.info.get(RELAY)
     lease = relay.lease() if relay is not None else None
     if lease is None:
@@ -81,6 +87,9 @@ OUTBOX_COLUMNS = (
     "headers",
     "claimed_until",
     "attempts",
+    "companion_topic",
+    "companion_value",
+    "companion_headers",
 )
 
 
@@ -95,23 +104,50 @@ def insert_leased(dialect: str) -> ClauseElement:
     return insert(outbox).values(**bound(*OUTBOX_COLUMNS)).returning(outbox.c.id)
 
 
-def outbox_row(event: Event, *, service: str, event_id: str | None = None) -> dict[str, object]:
+def outbox_row(
+    event: Event,
+    *,
+    service: str,
+    event_id: str | None = None,
+    companion: Event | None = None,
+) -> dict[str, object]:
     """The outbox row announcing ``event``: its envelope, topic, key and trace headers; not
-    leased to any relay (see :func:`leased`)."""
-    eid, value, headers = encode(event, service=service, event_id=event_id)
+    leased to any relay (see :func:`leased`).
+
+    ``companion`` is a second record published with it, under the same key: a status change's
+    lifecycle ``issues.updated`` beside the event that made it. One row instead of two is one
+    insert and one marking less; the relay publishes both records or neither counts as sent.
+    It keeps its own event id, which a re-published row sends again, as it does the event's.
+    """
     # The work that produced the event continues in whichever consumer reads it.
-    headers += trace_headers()
-    return {
+    traced = trace_headers()
+    eid, value, headers = encode(event, service=service, event_id=event_id)
+    row: dict[str, object] = {
         "event_id": eid,
         "event_type": event.TYPE,
         "aggregate_id": event.key(),
         "topic": event.TOPIC,
         "key": event.key(),
         "value": value,
-        "headers": [[name, raw.decode()] for name, raw in headers],
+        "headers": _text_headers(headers + traced),
         "claimed_until": None,
         "attempts": 0,
+        "companion_topic": None,
+        "companion_value": None,
+        "companion_headers": None,
     }
+    if companion is not None:
+        if companion.key() != event.key():
+            raise ValueError(f"a companion is keyed {companion.key()!r}, not {event.key()!r}")
+        _, companion_value, companion_headers = encode(companion, service=service)
+        row["companion_topic"] = companion.TOPIC
+        row["companion_value"] = companion_value
+        row["companion_headers"] = _text_headers(companion_headers + traced)
+    return row
+
+
+def _text_headers(headers: list[tuple[str, bytes]]) -> list[list[str]]:
+    return [[name, raw.decode()] for name, raw in headers]
 
 
 def leased(row: Mapping[str, Any], lease: datetime) -> dict[str, Any]:
@@ -133,6 +169,15 @@ class _Claimed(NamedTuple):
     key: str
     value: bytes
     headers: list[list[str]]
+    companion_topic: str | None = None
+    companion_value: bytes | None = None
+    companion_headers: list[list[str]] | None = None
+
+    def records(self) -> Iterator[tuple[str, bytes, list[list[str]]]]:
+        """The row's records: its event's, then its companion's if it has one."""
+        yield self.topic, self.value, self.headers
+        if self.companion_topic is not None and self.companion_value is not None:
+            yield self.companion_topic, self.companion_value, self.companion_headers or []
 
 
 @dataclass(slots=True)
@@ -144,9 +189,11 @@ class _Batch:
     builder: BatchBuilder
     rows: list[_Claimed] = field(default_factory=list)
 
-    def add(self, row: _Claimed, key: bytes, headers: list[tuple[str, bytes]]) -> bool:
-        """Whether the row's record fitted (a new batch always takes one)."""
-        added = self.builder.append(key=key, value=row.value, timestamp=None, headers=headers)
+    def add(
+        self, row: _Claimed, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> bool:
+        """Whether one of the row's records fitted (a new batch always takes one)."""
+        added = self.builder.append(key=key, value=value, timestamp=None, headers=headers)
         if added is None:
             return False
         self.rows.append(row)
@@ -155,6 +202,10 @@ class _Batch:
 
 # What the producer itself would use for a keyed record.
 _PARTITIONER = DefaultPartitioner()
+
+
+# What a relay publishes of a row, after its id (see _Claimed).
+_CLAIMED_COLUMNS = _Claimed._fields[1:]
 
 
 class _Handed(NamedTuple):
@@ -178,7 +229,16 @@ def _claim_next(dialect: str) -> ClauseElement:
         update(outbox)
         .where(outbox.c.id.in_(due.scalar_subquery()))
         .values(claimed_until=bindparam("lease"), attempts=outbox.c.attempts + 1)
-        .returning(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
+        .returning(
+            outbox.c.id,
+            outbox.c.topic,
+            outbox.c.key,
+            outbox.c.value,
+            outbox.c.headers,
+            outbox.c.companion_topic,
+            outbox.c.companion_value,
+            outbox.c.companion_headers,
+        )
     )
 
 
@@ -283,7 +343,7 @@ class OutboxRelay:
         """Rows written with a :meth:`lease` of this relay's, now committed: their ids and what
         was written. They go out with the next batch."""
         for row_id, row in rows:
-            claimed = _Claimed(row_id, row["topic"], row["key"], row["value"], row["headers"])
+            claimed = _Claimed(row_id, *(row[name] for name in _CLAIMED_COLUMNS))
             self._handed.append(_Handed(claimed, row["claimed_until"]))
         self.wake.set()
 
@@ -368,17 +428,10 @@ class OutboxRelay:
                     )
                     futures.append(future)
         finally:
-            # Every future is awaited, so no failure goes unretrieved; rows whose batch did not
-            # go out are released for the next pass.
+            # Every future is awaited, so no failure goes unretrieved; rows with a record whose
+            # batch did not go out are released for the next pass.
             results = list(await asyncio.gather(*futures, return_exceptions=True))
-            sent = [
-                row.id
-                for batch, result in zip(batches, results, strict=False)
-                if not isinstance(result, BaseException)
-                for row in batch.rows
-            ]
-            done = set(sent)
-            unsent = [row.id for row in rows if row.id not in done]
+            sent, unsent = _outcome(rows, batches, results)
             if defer_marks:
                 self._unmarked += sent
             await self._finish([] if defer_marks else sent, unsent)
@@ -387,33 +440,35 @@ class OutboxRelay:
             with _on_broker():
                 raise failures[0]
         metrics.OUTBOX_PUBLISHED.labels(service=self._service).inc(len(sent))
-        for topic, count in Counter(row.topic for row in rows).items():
+        topics = Counter(topic for row in rows for topic, _, _ in row.records())
+        for topic, count in topics.items():
             metrics.EVENTS_PRODUCED.labels(self._service, topic).inc(count)
         self.broker_available = True
         return len(sent)
 
     async def _batches(self, producer: AIOKafkaProducer, rows: list[_Claimed]) -> list[_Batch]:
-        """``rows`` as the producer's record batches: each row in its key's partition (the
-        producer's own default partitioner, so an issue's events share one), in order, a new
-        batch whenever one is full. Handing the producer whole batches costs a fraction of
-        one ``send`` per record."""
+        """``rows`` as the producer's record batches: each record of a row in its key's
+        partition of its topic (the producer's own default partitioner, so an issue's events
+        share one), in order, a new batch whenever one is full. Handing the producer whole
+        batches costs a fraction of one ``send`` per record."""
         partitions: dict[str, list[int]] = {}
         filling: dict[tuple[str, int], _Batch] = {}
         batches: list[_Batch] = []
         for row in rows:
-            topic = self._names(row.topic)
-            if topic not in partitions:
-                partitions[topic] = sorted(await producer.partitions_for(topic))
             key = row.key.encode()
-            partition = _PARTITIONER(key, partitions[topic], partitions[topic])
-            headers = [(name, value.encode()) for name, value in row.headers]
-            batch = filling.get((topic, partition))
-            if batch is None or not batch.add(row, key, headers):
-                batch = _Batch(topic, partition, producer.create_batch())
-                if not batch.add(row, key, headers):
-                    raise RuntimeError(f"outbox row {row.id} does not fit an empty batch")
-                filling[(topic, partition)] = batch
-                batches.append(batch)
+            for name, value, text_headers in row.records():
+                topic = self._names(name)
+                if topic not in partitions:
+                    partitions[topic] = sorted(await producer.partitions_for(topic))
+                partition = _PARTITIONER(key, partitions[topic], partitions[topic])
+                headers = [(header, text.encode()) for header, text in text_headers]
+                batch = filling.get((topic, partition))
+                if batch is None or not batch.add(row, key, value, headers):
+                    batch = _Batch(topic, partition, producer.create_batch())
+                    if not batch.add(row, key, value, headers):
+                        raise RuntimeError(f"outbox row {row.id} does not fit an empty batch")
+                    filling[(topic, partition)] = batch
+                    batches.append(batch)
         for batch in batches:
             batch.builder.close()
         return batches
@@ -569,6 +624,22 @@ class OutboxRelay:
                 await producer.stop()
             except Exception:
                 log.debug("producer stop failed", exc_info=True)
+
+
+def _outcome(
+    rows: list[_Claimed], batches: list[_Batch], results: list[object]
+) -> tuple[list[int], list[int]]:
+    """The ids of ``rows`` sent and unsent: a row is sent once every batch holding one of its
+    records went out (``results``, one per batch handed to the producer, in order)."""
+    went = [not isinstance(result, BaseException) for result in results]
+    went += [False] * (len(batches) - len(went))
+    published: set[int] = set()
+    held: set[int] = set()
+    for batch, ok in zip(batches, went, strict=True):
+        (published if ok else held).update(row.id for row in batch.rows)
+    sent = [row.id for row in rows if row.id in published and row.id not in held]
+    done = set(sent)
+    return sent, [row.id for row in rows if row.id not in done]
 
 
 class BrokerUnavailable(Exception):

@@ -114,11 +114,16 @@ async def test_a_batch_writes_each_issue_its_classification_status_severity_and_
             (await session.execute(select(Classification.issue_id, Classification.outcome))).all()
         )
         steps = (await session.execute(select(IssueEvent.issue_id, IssueEvent.status))).all()
-        kinds = (
+        queued = (
             await session.execute(
-                select(OutboxMessage.aggregate_id, OutboxMessage.event_type).where(
-                    OutboxMessage.aggregate_id.in_([str(i) for i in ids])
-                )
+                select(
+                    OutboxMessage.aggregate_id,
+                    OutboxMessage.event_type,
+                    OutboxMessage.event_id,
+                    OutboxMessage.companion_topic,
+                    OutboxMessage.companion_value,
+                    OutboxMessage.companion_headers,
+                ).where(OutboxMessage.aggregate_id.in_([str(i) for i in ids]))
             )
         ).all()
     assert [issues[i] for i in ids] == [
@@ -128,9 +133,17 @@ async def test_a_batch_writes_each_issue_its_classification_status_severity_and_
     ]
     assert outcomes == dict.fromkeys(ids, "partner_resolves")
     assert sorted(steps) == sorted((i, IssueStatus.CLASSIFIED.value) for i in ids)
-    assert sorted(kinds) == sorted(
-        (str(i), kind) for i in ids for kind in ("csp.issue.classified", "csp.issue.updated")
+    # One row per issue: its issues.classified, and the status change's issues.updated with it.
+    assert sorted((row.aggregate_id, row.event_type) for row in queued) == sorted(
+        (str(i), "csp.issue.classified") for i in ids
     )
+    for key, _, event_id, topic, value, headers in queued:
+        assert topic == "issues.updated"
+        updated = decode(value, [(name, text.encode()) for name, text in headers])
+        assert updated.type == "csp.issue.updated"
+        assert updated.subject == key
+        assert updated.data.status is IssueStatus.CLASSIFIED  # type: ignore[attr-defined]
+        assert updated.id != event_id
 
 
 async def test_an_earlier_announcement_of_text_the_psa_has_replaced_classifies_nothing(

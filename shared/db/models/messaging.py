@@ -13,7 +13,11 @@ from shared.db.base import Base, BigIntId, utcnow
 
 
 class OutboxMessage(Base):
-    """An event committed with the state change it announces, waiting for the relay."""
+    """An event committed with the state change it announces, waiting for the relay.
+
+    A row may carry a second record, its ``companion``: the lifecycle ``issues.updated`` of the
+    status change the event announces, published with it (same key, its own topic and envelope).
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (
@@ -33,6 +37,9 @@ class OutboxMessage(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(default=None)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    companion_topic: Mapped[str | None] = mapped_column(String(200), default=None)
+    companion_value: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    companion_headers: Mapped[list[Any] | None] = mapped_column(default=None)
 
 
 class InboxRecord(Base):
