@@ -16,6 +16,7 @@ from services.settings import ServiceSettings
 from shared.db.direct import Direct
 from shared.db.engine import create_engine, create_reader, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
+from shared.kafka.backlog import GroupBacklog
 from shared.kafka.outbox import RELAY, OutboxRelay
 from shared.periodic import stopped_after
 from shared.reconciler import run_reconciler
@@ -113,9 +114,17 @@ class Runtime:
         return self
 
     async def _reconcile(self, stop: asyncio.Event) -> None:
-        await run_reconciler(
-            self.uow_factory, self.settings.reconciler, stop, on_redrive=self.relay.notify
-        )
+        backlog = GroupBacklog(self.settings.kafka)
+        try:
+            await run_reconciler(
+                self.uow_factory,
+                self.settings.reconciler,
+                stop,
+                on_redrive=self.relay.notify,
+                backlog=backlog,
+            )
+        finally:
+            await backlog.close()
 
     def spawn(self, name: str, worker: Worker) -> None:
         """Run ``worker`` until ``stop``; if it crashes (the database went away mid-pass, say),

@@ -16,7 +16,9 @@ from sqlalchemy import func, select, update
 from shared.db.base import utcnow
 from shared.db.models import Issue, OutboxMessage
 from shared.db.uow import UnitOfWorkFactory
-from shared.events.models import IssueClassified, IssueReceived
+from shared.events.models import IssueClassified, IssueEvent, IssueReceived
+from shared.kafka.backlog import GroupBacklog
+from shared.kafka.topics import CLASSIFIER, NOTIFIER
 from shared.observability import metrics
 from shared.periodic import run_every
 from shared.settings import ReconcilerSettings
@@ -24,34 +26,54 @@ from shared.vocabulary import IssueStatus
 
 log = logging.getLogger(__name__)
 
-# A status an issue must not stay in, and the event whose processing moves it on.
-STUCK_STATES = {
-    IssueStatus.RECEIVED: IssueReceived.TYPE,
-    IssueStatus.CLASSIFIED: IssueClassified.TYPE,
+# A status an issue must not stay in: the event whose processing moves it on, and the consumer
+# that processes it.
+STUCK_STATES: dict[IssueStatus, tuple[type[IssueEvent], str]] = {
+    IssueStatus.RECEIVED: (IssueReceived, CLASSIFIER),
+    IssueStatus.CLASSIFIED: (IssueClassified, NOTIFIER),
 }
 _BATCH = 500
 
 
-async def reconcile_once(uow_factory: UnitOfWorkFactory, settings: ReconcilerSettings) -> int:
+async def reconcile_once(
+    uow_factory: UnitOfWorkFactory,
+    settings: ReconcilerSettings,
+    backlog: GroupBacklog | None = None,
+) -> int:
     """Mark the outbox rows of stuck issues unsent again; return how many were re-driven.
 
     Each stuck issue's latest event of the kind that moves it on is re-driven, and only when
     it was sent more than ``stuck_after_s`` ago, so it is re-published at most once per
-    timeout.
+    timeout. With a ``backlog``, an issue whose event may still be queued for its consumer
+    (the consumer's group is behind on the issue's partition) waits instead: a consumer that
+    is late is given no copies to skip.
     """
     cutoff = utcnow() - timedelta(seconds=settings.stuck_after_s)
+    async with uow_factory() as uow:
+        stuck = {
+            status: list(
+                await uow.session.scalars(
+                    select(Issue.id)
+                    .where(Issue.status == status, Issue.updated_at < cutoff)
+                    .order_by(Issue.updated_at)
+                    .limit(_BATCH)
+                )
+            )
+            for status in STUCK_STATES
+        }
+    due: dict[IssueStatus, list[str]] = {}
+    for status, found in stuck.items():
+        ids = [str(issue_id) for issue_id in found]
+        if ids and backlog is not None:
+            ids = await _not_queued(backlog, status, ids)
+        if ids:
+            due[status] = ids
+    if not due:
+        return 0
     total = 0
     async with uow_factory() as uow:
-        for status, event_type in STUCK_STATES.items():
-            stuck = await uow.session.scalars(
-                select(Issue.id)
-                .where(Issue.status == status, Issue.updated_at < cutoff)
-                .order_by(Issue.updated_at)
-                .limit(_BATCH)
-            )
-            ids = [str(issue_id) for issue_id in stuck]
-            if not ids:
-                continue
+        for status, ids in due.items():
+            event_type = STUCK_STATES[status][0].TYPE
             # Only each issue's latest announcement: an issue classified again (see
             # shared.issue_state.reopen) has an earlier one, about the text it had then.
             latest = (
@@ -76,16 +98,36 @@ async def reconcile_once(uow_factory: UnitOfWorkFactory, settings: ReconcilerSet
     return total
 
 
+async def _not_queued(backlog: GroupBacklog, status: IssueStatus, ids: list[str]) -> list[str]:
+    """Those of ``ids`` whose event cannot still be waiting for its consumer; all of them when
+    the broker cannot say."""
+    event, consumer = STUCK_STATES[status]
+    waiting = await backlog.waiting(event.TOPIC, consumer)
+    if waiting is None:
+        return ids
+    due = [issue_id for issue_id in ids if not waiting.holds(issue_id)]
+    if queued := len(ids) - len(due):
+        metrics.RECONCILE_QUEUED.labels(status=status.value).inc(queued)
+        log.info(
+            "%d issues stuck in %s are still queued for the %s consumer: not re-driven",
+            queued,
+            status.value,
+            consumer,
+        )
+    return due
+
+
 async def run_reconciler(
     uow_factory: UnitOfWorkFactory,
     settings: ReconcilerSettings,
     stop: asyncio.Event,
     *,
     on_redrive: Callable[[], None] | None = None,
+    backlog: GroupBacklog | None = None,
 ) -> None:
 
     async def reconcile() -> None:
-        redriven = await reconcile_once(uow_factory, settings)
+        redriven = await reconcile_once(uow_factory, settings, backlog)
         if redriven and on_redrive is not None:
             on_redrive()
 

@@ -18,6 +18,7 @@ from services.settings import ServiceSettings
 from services.worker_app import create_worker_app
 from shared.events.models import HealthIncidentChanged, IssueReceived
 from shared.kafka.consumer import ConsumerSpec
+from shared.kafka.topics import CLASSIFIER
 
 # Incidents change a few times an hour; storing one up to half a second after it is published
 # changes no classification, while a 50 ms fetch wait on this quiet topic made the classifier
@@ -43,7 +44,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         classifier = IssueClassifier(rules, settings=config, remote_health=remote)
         return [
             ConsumerSpec(
-                name="classifier",
+                name=CLASSIFIER,
                 topic=IssueReceived.TOPIC,
                 handler=classifier.handle,
                 prepare=classifier.prepare,

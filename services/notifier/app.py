@@ -21,6 +21,7 @@ from services.settings import ServiceSettings
 from services.worker_app import create_worker_app
 from shared.events.models import IssueClassified
 from shared.kafka.consumer import ConsumerSpec
+from shared.kafka.topics import NOTIFIER
 
 GAUGE_INTERVAL_S = 10.0
 
@@ -68,7 +69,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         )
         return [
             ConsumerSpec(
-                name="notifier",
+                name=NOTIFIER,
                 topic=IssueClassified.TOPIC,
                 handler=router.handle,
                 preload=preload_batch,

@@ -30,7 +30,7 @@ from shared.kafka.dead_letters import markers_of
 from shared.kafka.offsets import log_ends
 from shared.kafka.processing import ConsumerSpec, EventProcessor
 from shared.kafka.producer import create_producer
-from shared.kafka.topics import TopicNames, ensure_topics
+from shared.kafka.topics import TopicNames, ensure_topics, group_id
 from shared.observability import metrics
 from shared.settings import ConsumerSettings, KafkaSettings
 
@@ -110,7 +110,7 @@ class ConsumerLoop:
 
     @property
     def group_id(self) -> str:
-        return f"{self._kafka.topic_prefix}csp-escalation.{self.spec.name}"
+        return group_id(self._kafka, self.spec.name)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.5

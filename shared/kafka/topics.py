@@ -13,6 +13,14 @@ from shared.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 DLQ_SUFFIX = ".dlq"
+# The consumers that move an issue on, by name (a ConsumerSpec's); each has a group (group_id).
+CLASSIFIER = "classifier"
+NOTIFIER = "notifier"
+
+
+def group_id(settings: KafkaSettings, consumer: str) -> str:
+    """The consumer group of the consumer named ``consumer``."""
+    return f"{settings.topic_prefix}csp-escalation.{consumer}"
 
 
 class TopicNames:

@@ -39,6 +39,11 @@ OUTBOX_OLDEST_AGE = Gauge(
 RECONCILED = Counter(
     "escalation_reconciled_total", "Events re-driven by the reconciler", ["status"]
 )
+RECONCILE_QUEUED = Counter(
+    "escalation_reconcile_queued_total",
+    "Stuck issues the reconciler left alone because their event may still be queued",
+    ["status"],
+)
 WEBHOOK_ATTEMPTS = Counter(
     "escalation_webhook_attempts_total", "Webhook delivery attempts", ["outcome"]
 )

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
-from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db.base import utcnow
 from shared.db.direct import Direct, DirectStatements
 from shared.db.engine import create_engine, create_session_factory
-from shared.db.models import Issue, OutboxMessage
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope
 from shared.events.models import IssueUpdated
@@ -35,7 +31,6 @@ from shared.settings import (
     OutboxSettings,
     ReconcilerSettings,
 )
-from shared.vocabulary import IssueStatus
 from tests.support.broker import consumed, event_ids, kafka, read_topic
 from tests.support.factories import (
     all_sent,
@@ -46,6 +41,7 @@ from tests.support.factories import (
     relay_for,
     scalar,
     seed_partner,
+    stuck_in_received,
     updated_event,
 )
 
@@ -297,50 +293,6 @@ async def test_a_redelivered_event_is_processed_once(
         await asyncio.gather(*tasks)
     assert handled == ["evt-duplicate"]
     assert await scalar(engine, "SELECT count(*) FROM inbox WHERE consumer = 'probe'") == 1
-
-
-async def stuck_in_received(
-    engine: AsyncEngine, database_url: str, *, announcements: int = 1
-) -> tuple[UnitOfWorkFactory, uuid.UUID]:
-    """An issue received ten minutes ago whose ``issues.received`` rows (one per announcement:
-    the first, then one per PSA answer) were sent then, and lost by the broker."""
-    partner = await seed_partner(database_url)
-    uows = UnitOfWorkFactory(create_session_factory(engine))
-    long_ago = utcnow() - timedelta(minutes=10)
-    issue_id = uuid.uuid4()
-    async with uows() as uow:
-        uow.session.add(
-            Issue(
-                id=issue_id,
-                partner_id=partner.id,
-                external_ref=f"STUCK-{issue_id}",
-                title="t",
-                service="Exchange Online",
-                status="received",
-                created_at=long_ago,
-                updated_at=long_ago,
-            )
-        )
-        for _ in range(announcements):
-            enqueue(
-                uow.session,
-                IssueUpdated(
-                    issue_id=issue_id,
-                    partner_id=partner.id,
-                    status=IssueStatus.RECEIVED,
-                    updated_at=long_ago,
-                ),
-                service="test",
-            )
-        await uow.commit()
-    async with uows() as uow:
-        await uow.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.aggregate_id == str(issue_id))
-            .values(event_type="csp.issue.received", sent_at=long_ago)
-        )
-        await uow.commit()
-    return uows, issue_id
 
 
 async def test_the_reconciler_re_drives_an_issue_stuck_in_received(

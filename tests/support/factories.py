@@ -6,9 +6,10 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services import admin
@@ -16,6 +17,7 @@ from services.intake.accept_writes import accept_rows, store_many
 from shared.db.base import utcnow
 from shared.db.direct import Direct
 from shared.db.engine import create_engine, create_session_factory
+from shared.db.models import Issue, OutboxMessage
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueClassified, IssueReceived, IssueUpdated
 from shared.kafka.outbox import OutboxRelay, enqueue
@@ -215,3 +217,47 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(message() if callable(message) else message)
         await asyncio.sleep(interval)
+
+
+async def stuck_in_received(
+    engine: AsyncEngine, database_url: str, *, announcements: int = 1
+) -> tuple[UnitOfWorkFactory, uuid.UUID]:
+    """An issue received ten minutes ago whose ``issues.received`` rows (one per announcement:
+    the first, then one per PSA answer) were sent then, and lost by the broker."""
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    long_ago = utcnow() - timedelta(minutes=10)
+    issue_id = uuid.uuid4()
+    async with uows() as uow:
+        uow.session.add(
+            Issue(
+                id=issue_id,
+                partner_id=partner.id,
+                external_ref=f"STUCK-{issue_id}",
+                title="t",
+                service="Exchange Online",
+                status="received",
+                created_at=long_ago,
+                updated_at=long_ago,
+            )
+        )
+        for _ in range(announcements):
+            enqueue(
+                uow.session,
+                IssueUpdated(
+                    issue_id=issue_id,
+                    partner_id=partner.id,
+                    status=IssueStatus.RECEIVED,
+                    updated_at=long_ago,
+                ),
+                service="test",
+            )
+        await uow.commit()
+    async with uows() as uow:
+        await uow.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.aggregate_id == str(issue_id))
+            .values(event_type="csp.issue.received", sent_at=long_ago)
+        )
+        await uow.commit()
+    return uows, issue_id

@@ -1,0 +1,99 @@
+"""The reconciler asks the broker before it re-drives: an issue whose event may still be queued
+for its consumer waits, one whose event the broker lost (or the consumer took) goes again."""
+
+from __future__ import annotations
+
+import socket
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.kafka.backlog import GroupBacklog
+from shared.kafka.topics import CLASSIFIER, TopicNames, ensure_topics, group_id
+from shared.reconciler import reconcile_once
+from shared.settings import KafkaSettings, ReconcilerSettings
+from tests.support.broker import kafka
+from tests.support.factories import scalar, stuck_in_received
+
+SETTINGS = ReconcilerSettings(stuck_after_s=60)
+
+
+async def _queue_behind(settings: KafkaSettings, key: str) -> TopicPartition:
+    """A record keyed ``key`` on ``issues.received`` that the classifier's group has not taken:
+    where it landed."""
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(
+            TopicNames(settings.topic_prefix)("issues.received"), b"{}", key=key.encode()
+        )
+    finally:
+        await producer.stop()
+    return TopicPartition(sent.topic, sent.partition)
+
+
+async def _take(settings: KafkaSettings, tp: TopicPartition, offset: int) -> None:
+    """The classifier's group commits ``offset`` on ``tp``, as once it has worked its way there."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=group_id(settings, CLASSIFIER),
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.commit({tp: offset})
+    finally:
+        await consumer.stop()
+
+
+async def test_an_issue_whose_event_may_still_be_queued_waits_until_its_consumer_is_past_it(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    uows, issue_id = await stuck_in_received(engine, database_url)
+    settings = kafka(bootstrap_servers, topic_prefix)
+    tp = await _queue_behind(settings, str(issue_id))
+    backlog = GroupBacklog(settings)
+    try:
+        assert await reconcile_once(uows, SETTINGS, backlog) == 0
+        assert await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+
+        await _take(settings, tp, 1)
+        assert await reconcile_once(uows, SETTINGS, backlog) == 1
+    finally:
+        await backlog.close()
+    assert await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
+
+
+async def test_an_issue_whose_partition_holds_nothing_untaken_is_re_driven(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    """As after a memory broker's restart: the topic is there again, empty."""
+    uows, _ = await stuck_in_received(engine, database_url)
+    settings = kafka(bootstrap_servers, topic_prefix)
+    await ensure_topics(settings)
+    backlog = GroupBacklog(settings)
+    try:
+        waiting = await backlog.waiting("issues.received", CLASSIFIER)
+        assert waiting is not None
+        assert waiting.partitions == (0, 1)
+        assert not waiting.behind
+        assert await reconcile_once(uows, SETTINGS, backlog) == 1
+    finally:
+        await backlog.close()
+
+
+async def test_without_an_answer_from_the_broker_the_reconciler_re_drives_as_before(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    uows, _ = await stuck_in_received(engine, database_url)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nobody = f"127.0.0.1:{closed.getsockname()[1]}"
+    backlog = GroupBacklog(KafkaSettings(bootstrap_servers=nobody, request_timeout_ms=1000))
+    try:
+        assert await backlog.waiting("issues.received", CLASSIFIER) is None
+        assert await reconcile_once(uows, SETTINGS, backlog) == 1
+    finally:
+        await backlog.close()
