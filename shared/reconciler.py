@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -44,28 +44,30 @@ async def reconcile_once(
 
     Each stuck issue's latest event of the kind that moves it on is re-driven, and only when
     it was sent more than ``stuck_after_s`` ago, so it is re-published at most once per
-    timeout. With a ``backlog``, an issue whose event may still be queued for its consumer
-    (the consumer's group is behind on the issue's partition) waits instead: a consumer that
-    is late is given no copies to skip.
+    timeout. With a ``backlog``, an issue whose event is still queued for its consumer (its
+    group has not reached the records published since the issue's status change, see
+    :mod:`shared.kafka.backlog`) waits instead: a consumer that is late is given no copies to
+    skip.
     """
     cutoff = utcnow() - timedelta(seconds=settings.stuck_after_s)
     async with uow_factory() as uow:
         stuck = {
-            status: list(
-                await uow.session.scalars(
-                    select(Issue.id)
+            status: {
+                str(issue_id): updated_at
+                for issue_id, updated_at in await uow.session.execute(
+                    select(Issue.id, Issue.updated_at)
                     .where(Issue.status == status, Issue.updated_at < cutoff)
                     .order_by(Issue.updated_at)
                     .limit(_BATCH)
                 )
-            )
+            }
             for status in STUCK_STATES
         }
     due: dict[IssueStatus, list[str]] = {}
-    for status, found in stuck.items():
-        ids = [str(issue_id) for issue_id in found]
+    for status, since in stuck.items():
+        ids = list(since)
         if ids and backlog is not None:
-            ids = await _not_queued(backlog, status, ids)
+            ids = await _not_queued(backlog, status, since)
         if ids:
             due[status] = ids
     if not due:
@@ -98,23 +100,26 @@ async def reconcile_once(
     return total
 
 
-async def _not_queued(backlog: GroupBacklog, status: IssueStatus, ids: list[str]) -> list[str]:
-    """Those of ``ids`` whose event cannot still be waiting for its consumer; all of them when
-    the broker cannot say."""
+async def _not_queued(
+    backlog: GroupBacklog, status: IssueStatus, since: dict[str, datetime]
+) -> list[str]:
+    """The issues of ``since`` (each with the moment it entered ``status``, no later than its
+    event's publication) whose event is not certainly still waiting for its consumer; all of
+    them when the broker cannot say."""
+    ids = list(since)
     event, consumer = STUCK_STATES[status]
-    waiting = await backlog.waiting(event.TOPIC, consumer)
-    if waiting is None:
+    queued = await backlog.queued(event.TOPIC, consumer, since)
+    if queued is None:
         return ids
-    due = [issue_id for issue_id in ids if not waiting.holds(issue_id)]
-    if queued := len(ids) - len(due):
-        metrics.RECONCILE_QUEUED.labels(status=status.value).inc(queued)
+    if queued:
+        metrics.RECONCILE_QUEUED.labels(status=status.value).inc(len(queued))
         log.info(
             "%d issues stuck in %s are still queued for the %s consumer: not re-driven",
-            queued,
+            len(queued),
             status.value,
             consumer,
         )
-    return due
+    return [issue_id for issue_id in ids if issue_id not in queued]
 
 
 async def run_reconciler(

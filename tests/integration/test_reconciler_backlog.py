@@ -4,6 +4,8 @@ for its consumer waits, one whose event the broker lost (or the consumer took) g
 from __future__ import annotations
 
 import socket
+import uuid
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -48,7 +50,7 @@ async def _take(settings: KafkaSettings, tp: TopicPartition, offset: int) -> Non
         await consumer.stop()
 
 
-async def test_an_issue_whose_event_may_still_be_queued_waits_until_its_consumer_is_past_it(
+async def test_an_issue_whose_event_is_still_queued_waits_until_its_consumer_is_past_it(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
     uows, issue_id = await stuck_in_received(engine, database_url)
@@ -56,6 +58,7 @@ async def test_an_issue_whose_event_may_still_be_queued_waits_until_its_consumer
     tp = await _queue_behind(settings, str(issue_id))
     backlog = GroupBacklog(settings)
     try:
+        await _take(settings, tp, 0)  # the group has started on the partition, not got to it
         assert await reconcile_once(uows, SETTINGS, backlog) == 0
         assert await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
 
@@ -66,20 +69,35 @@ async def test_an_issue_whose_event_may_still_be_queued_waits_until_its_consumer
     assert await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
 
 
-async def test_an_issue_whose_partition_holds_nothing_untaken_is_re_driven(
+async def test_an_issue_is_re_driven_when_its_consumer_has_committed_nothing_there(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
-    """As after a memory broker's restart: the topic is there again, empty."""
-    uows, _ = await stuck_in_received(engine, database_url)
+    """As after a memory broker's restart, which forgets the groups' offsets with the log: a
+    consumer whose position lies beyond the new log's end would wait there for good."""
+    uows, issue_id = await stuck_in_received(engine, database_url)
     settings = kafka(bootstrap_servers, topic_prefix)
-    await ensure_topics(settings)
+    await _queue_behind(settings, str(issue_id))
     backlog = GroupBacklog(settings)
     try:
-        waiting = await backlog.waiting("issues.received", CLASSIFIER)
-        assert waiting is not None
-        assert waiting.partitions == (0, 1)
-        assert not waiting.behind
         assert await reconcile_once(uows, SETTINGS, backlog) == 1
+    finally:
+        await backlog.close()
+
+
+async def test_an_issue_is_re_driven_when_nothing_was_published_there_since(
+    bootstrap_servers: str, topic_prefix: str
+) -> None:
+    """Its event was lost: the partition holds nothing as late as its status change."""
+    issue_id = uuid.uuid4()
+    settings = kafka(bootstrap_servers, topic_prefix)
+    tp = await _queue_behind(settings, str(issue_id))
+    await _take(settings, tp, 0)
+    backlog = GroupBacklog(settings)
+    since = {str(issue_id): datetime.now(UTC) + timedelta(minutes=1)}
+    try:
+        assert await backlog.queued("issues.received", CLASSIFIER, since) == set()
+        stuck_since = {str(issue_id): datetime.now(UTC) - timedelta(minutes=10)}
+        assert await backlog.queued("issues.received", CLASSIFIER, stuck_since) == {str(issue_id)}
     finally:
         await backlog.close()
 
@@ -87,13 +105,14 @@ async def test_an_issue_whose_partition_holds_nothing_untaken_is_re_driven(
 async def test_without_an_answer_from_the_broker_the_reconciler_re_drives_as_before(
     engine: AsyncEngine, database_url: str
 ) -> None:
-    uows, _ = await stuck_in_received(engine, database_url)
+    uows, issue_id = await stuck_in_received(engine, database_url)
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         nobody = f"127.0.0.1:{closed.getsockname()[1]}"
     backlog = GroupBacklog(KafkaSettings(bootstrap_servers=nobody, request_timeout_ms=1000))
+    since = {str(issue_id): datetime.now(UTC)}
     try:
-        assert await backlog.waiting("issues.received", CLASSIFIER) is None
+        assert await backlog.queued("issues.received", CLASSIFIER, since) is None
         assert await reconcile_once(uows, SETTINGS, backlog) == 1
     finally:
         await backlog.close()
