@@ -31,7 +31,7 @@ from shared.settings import (
     OutboxSettings,
     ReconcilerSettings,
 )
-from tests.support.broker import consumed, event_ids, kafka, read_topic
+from tests.support.broker import consumed, event_ids, kafka, read_topic, refuse_batches
 from tests.support.factories import (
     all_sent,
     eventually,
@@ -134,18 +134,8 @@ async def test_rows_whose_batch_the_broker_refused_are_released_and_the_rest_mar
     refused = {event_id for event_id, key in ids.items() if _partition(key) == 1}
     relay = relay_for(engine, uows, kafka(bootstrap_servers, topic_prefix))
     producer = await relay._ensure_producer()
-    send_batch = producer.send_batch
-
-    async def refusing(batch: Any, topic: str, *, partition: int) -> asyncio.Future[object]:
-        if partition == 1:
-            failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-            failed.set_exception(KafkaTimeoutError())
-            return failed
-        accepted: asyncio.Future[object] = await send_batch(batch, topic, partition=partition)
-        return accepted
-
     try:
-        monkeypatch.setattr(producer, "send_batch", refusing)
+        refuse_batches(monkeypatch, producer, lambda _, partition: partition == 1)
         with pytest.raises(BrokerUnavailable) as refusal:
             await relay.relay_once()
         assert isinstance(refusal.value.__cause__, KafkaTimeoutError)

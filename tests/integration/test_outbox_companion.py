@@ -3,13 +3,11 @@ the event that made it, from one row, against a real broker and database."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
-from aiokafka.errors import KafkaTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.direct import Direct
@@ -20,7 +18,7 @@ from shared.events.models import IssueUpdated
 from shared.kafka.outbox import RELAY, BrokerUnavailable, OutboxRelay, enqueue, outbox_row
 from shared.settings import OutboxSettings
 from shared.vocabulary import IssueStatus, Outcome
-from tests.support.broker import kafka, read_topic
+from tests.support.broker import kafka, read_topic, refuse_batches
 from tests.support.factories import classified_event, outbox_states, relay_for, seed_partner
 
 
@@ -134,18 +132,8 @@ async def test_a_row_whose_companion_the_broker_refused_is_released_and_both_go_
     queued = await _queue(uows, partner.id, 3)
     relay = relay_for(engine, uows, kafka(bootstrap_servers, topic_prefix))
     producer = await relay._ensure_producer()
-    send_batch = producer.send_batch
-
-    async def refusing(batch: Any, topic: str, *, partition: int) -> asyncio.Future[object]:
-        if topic.endswith("issues.updated"):
-            failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-            failed.set_exception(KafkaTimeoutError())
-            return failed
-        accepted: asyncio.Future[object] = await send_batch(batch, topic, partition=partition)
-        return accepted
-
     try:
-        monkeypatch.setattr(producer, "send_batch", refusing)
+        refuse_batches(monkeypatch, producer, lambda topic, _: topic.endswith("issues.updated"))
         with pytest.raises(BrokerUnavailable):
             await relay.relay_once()
         assert await outbox_states(engine) == {i: (False, False, 1) for i in queued}

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,7 +27,7 @@ from shared.db.engine import create_session_factory
 from shared.db.uow import UnitOfWorkFactory
 from shared.kafka.outbox import RELAY, BrokerUnavailable, OutboxRelay, enqueue
 from shared.settings import OutboxSettings
-from tests.support.broker import event_ids, kafka, read_topic
+from tests.support.broker import event_ids, kafka, read_topic, refuse_batches
 from tests.support.factories import outbox_states, received_event, rows, seed_partner, updated_event
 
 
@@ -150,14 +150,8 @@ async def test_handed_rows_the_broker_refuses_are_released_and_claimed_next_pass
     relay = await _relay(engine, bootstrap_servers, topic_prefix)
     ids = await _committed(engine, database_url, relay, 2)
     producer = await relay._ensure_producer()
-
-    async def refusing(batch: Any, topic: str, *, partition: int) -> asyncio.Future[object]:
-        failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        failed.set_exception(KafkaTimeoutError())
-        return failed
-
     try:
-        monkeypatch.setattr(producer, "send_batch", refusing)
+        refuse_batches(monkeypatch, producer)
         with pytest.raises(BrokerUnavailable):
             await relay.relay_once()
         assert await outbox_states(engine) == {i: (False, False, 1) for i in ids}

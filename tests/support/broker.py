@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaTimeoutError
 
 from shared.events.envelope import decode
 from shared.kafka.consumer import ConsumerLoop
@@ -82,6 +85,26 @@ async def read_topic(
         return records
     finally:
         await consumer.stop()
+
+
+def refuse_batches(
+    monkeypatch: pytest.MonkeyPatch,
+    producer: AIOKafkaProducer,
+    refused: Callable[[str, int], bool] = lambda topic, partition: True,
+) -> None:
+    """Until ``monkeypatch.undo()``, the broker answers the record batches ``producer`` is
+    handed for a (topic, partition) that ``refused`` picks with a timeout; the rest go out."""
+    send_batch = producer.send_batch
+
+    async def refusing(batch: Any, topic: str, *, partition: int) -> asyncio.Future[object]:
+        if refused(topic, partition):
+            failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            failed.set_exception(KafkaTimeoutError())
+            return failed
+        accepted: asyncio.Future[object] = await send_batch(batch, topic, partition=partition)
+        return accepted
+
+    monkeypatch.setattr(producer, "send_batch", refusing)
 
 
 def event_ids(records: Iterable[ConsumerRecord]) -> list[str]:
