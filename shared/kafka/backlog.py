@@ -26,14 +26,12 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 
+from shared.kafka.producer import key_partition
 from shared.kafka.topics import TopicNames, group_id
 from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
-
-_PARTITIONER = DefaultPartitioner()
 
 
 class GroupBacklog:
@@ -70,7 +68,7 @@ class GroupBacklog:
         if not known:
             return set()
         partitions = sorted(known)
-        keyed = {key: _PARTITIONER(key.encode(), partitions, partitions) for key in published}
+        keyed = {key: key_partition(key.encode(), partitions) for key in published}
         # Per partition, the earliest of its keys' moments: every key there is at least as late.
         since: dict[TopicPartition, datetime] = {}
         for key, partition in keyed.items():

@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from sqlalchemy import ColumnElement, Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,7 +30,7 @@ from shared.db.sweep import SWEEP_CHUNK, delete_first, sweep
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import encode
 from shared.events.models import Event
-from shared.kafka.producer import create_producer
+from shared.kafka.producer import create_producer, key_partition
 from shared.kafka.topics import TopicNames, ensure_topics
 from shared.observability import metrics
 from shared.observability.tracing import trace_headers
@@ -198,10 +197,6 @@ class _Batch:
             return False
         self.rows.append(row)
         return True
-
-
-# What the producer itself would use for a keyed record.
-_PARTITIONER = DefaultPartitioner()
 
 
 # What a relay publishes of a row, after its id (see _Claimed).
@@ -460,7 +455,7 @@ class OutboxRelay:
                 topic = self._names(name)
                 if topic not in partitions:
                     partitions[topic] = sorted(await producer.partitions_for(topic))
-                partition = _PARTITIONER(key, partitions[topic], partitions[topic])
+                partition = key_partition(key, partitions[topic])
                 headers = [(header, text.encode()) for header, text in text_headers]
                 batch = filling.get((topic, partition))
                 if batch is None or not batch.add(row, key, value, headers):

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from shared.settings import KafkaSettings
+
+_PARTITIONER = DefaultPartitioner()
+
+
+def key_partition(key: bytes, partitions: list[int]) -> int:
+    """The partition of ``partitions`` (sorted) the producer itself gives a record keyed ``key``."""
+    partition: int = _PARTITIONER(key, partitions, partitions)
+    return partition
 
 
 def create_producer(settings: KafkaSettings, *, service: str) -> AIOKafkaProducer:

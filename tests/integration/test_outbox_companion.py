@@ -10,16 +10,21 @@ import pytest
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import decode
 from shared.events.models import IssueUpdated
-from shared.kafka.outbox import RELAY, BrokerUnavailable, OutboxRelay, enqueue, outbox_row
-from shared.settings import OutboxSettings
+from shared.kafka.outbox import BrokerUnavailable, enqueue, outbox_row
 from shared.vocabulary import IssueStatus, Outcome
 from tests.support.broker import kafka, read_topic, refuse_batches
-from tests.support.factories import classified_event, outbox_states, relay_for, seed_partner
+from tests.support.factories import (
+    classified_event,
+    outbox_states,
+    relay_for,
+    relay_sessions,
+    running_relay,
+    seed_partner,
+)
 
 
 def _step(issue_id: uuid.UUID, partner_id: uuid.UUID) -> IssueUpdated:
@@ -90,22 +95,13 @@ async def test_a_claimed_row_publishes_its_event_and_its_companion_and_is_marked
         assert step_partition == partition
 
 
+@pytest.mark.usefixtures("leasing")
 async def test_a_row_handed_to_the_relay_publishes_its_companion_too(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("on SQLite the relay leases nothing")
-    relay = OutboxRelay(
-        UnitOfWorkFactory(create_session_factory(engine)),
-        Direct(engine),
-        kafka=kafka(bootstrap_servers, topic_prefix),
-        settings=OutboxSettings(),
-        service="test",
-    )
-    await relay._ensure_producer()
-    relay.broker_available = relay._running = True
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix)
     partner = await seed_partner(database_url)
-    uows = UnitOfWorkFactory(create_session_factory(engine, info={RELAY: relay}))
+    uows = relay_sessions(engine, relay)
     try:
         queued = await _queue(uows, partner.id, 2)
         assert await outbox_states(engine) == {i: (False, True, 1) for i in queued}

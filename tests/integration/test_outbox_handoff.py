@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -23,33 +22,17 @@ from services.intake.accept_writes import accept_rows
 from services.intake.accepts import Accepts
 from shared.db.base import utcnow
 from shared.db.direct import Direct
-from shared.db.engine import create_session_factory
-from shared.db.uow import UnitOfWorkFactory
-from shared.kafka.outbox import RELAY, BrokerUnavailable, OutboxRelay, enqueue
-from shared.settings import OutboxSettings
-from tests.support.broker import event_ids, kafka, read_topic, refuse_batches
-from tests.support.factories import outbox_states, received_event, rows, seed_partner, updated_event
-
-
-async def _relay(
-    engine: AsyncEngine, bootstrap_servers: str, topic_prefix: str, **settings: Any
-) -> OutboxRelay:
-    """A relay whose broker has answered, as if its loop were running: it takes rows in hand.
-    The tests run its passes themselves."""
-    relay = OutboxRelay(
-        UnitOfWorkFactory(create_session_factory(engine)),
-        Direct(engine),
-        kafka=kafka(bootstrap_servers, topic_prefix),
-        settings=OutboxSettings(**settings),
-        service="test",
-    )
-    await relay._ensure_producer()
-    relay.broker_available = relay._running = True
-    return relay
-
-
-def _sessions(engine: AsyncEngine, relay: OutboxRelay) -> UnitOfWorkFactory:
-    return UnitOfWorkFactory(create_session_factory(engine, info={RELAY: relay}))
+from shared.kafka.outbox import BrokerUnavailable, OutboxRelay, enqueue
+from tests.support.broker import event_ids, read_topic, refuse_batches
+from tests.support.factories import (
+    outbox_states,
+    received_event,
+    relay_sessions,
+    rows,
+    running_relay,
+    seed_partner,
+    updated_event,
+)
 
 
 async def _committed(
@@ -58,18 +41,12 @@ async def _committed(
     """``count`` events of a new partner enqueued in a session that carries ``relay``, then
     committed: their event ids."""
     partner = await seed_partner(database_url)
-    async with _sessions(engine, relay)() as uow:
+    async with relay_sessions(engine, relay)() as uow:
         ids = [
             enqueue(uow.session, updated_event(partner.id), service="test") for _ in range(count)
         ]
         await uow.commit()
     return ids
-
-
-@pytest.fixture
-def leasing(database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("on SQLite the relay leases nothing")
 
 
 async def _published(bootstrap_servers: str, topic: str, expected: int) -> list[str]:
@@ -98,9 +75,9 @@ async def _stop(relay: OutboxRelay) -> None:
 async def test_committed_rows_are_handed_to_the_relay_and_published_without_a_claim(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
-    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix)
     partner = await seed_partner(database_url)
-    uows = _sessions(engine, relay)
+    uows = relay_sessions(engine, relay)
     try:
         async with uows() as uow:
             enqueue(uow.session, updated_event(partner.id), service="test")
@@ -124,7 +101,7 @@ async def test_committed_rows_are_handed_to_the_relay_and_published_without_a_cl
 async def test_a_relay_without_its_broker_takes_no_rows_in_hand_and_is_woken_to_claim_them(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
-    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix)
     relay.broker_available = False
     try:
         [event_id] = await _committed(engine, database_url, relay)
@@ -147,7 +124,7 @@ async def test_handed_rows_the_broker_refuses_are_released_and_claimed_next_pass
     topic_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix)
     ids = await _committed(engine, database_url, relay, 2)
     producer = await relay._ensure_producer()
     try:
@@ -168,7 +145,7 @@ async def test_rows_in_hand_are_released_when_the_producer_cannot_start(
 ) -> None:
     """Not left leased until the lease ends: the next pass after the broker is back takes
     them from the table."""
-    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix)
     [event_id] = await _committed(engine, database_url, relay)
     start = relay._ensure_producer
     await _broker_away(relay)
@@ -189,7 +166,7 @@ async def test_a_row_held_in_hand_past_half_its_lease_is_released_not_published(
 ) -> None:
     """A relay held up that long may lose the row to another relay's claim once the lease ends:
     it gives the row back to the table instead, and claims it like any other."""
-    relay = await _relay(engine, bootstrap_servers, topic_prefix, lease_s=30.0)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix, lease_s=30.0)
     [event_id] = await _committed(engine, database_url, relay)
     [held] = relay._handed
     relay._handed[0] = held._replace(lease=utcnow() + timedelta(seconds=14))
@@ -206,7 +183,7 @@ async def test_a_row_held_in_hand_past_half_its_lease_is_released_not_published(
 async def test_a_relay_that_stops_publishes_the_rows_in_its_hand_first(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
-    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix)
     ids = await _committed(engine, database_url, relay, 2)
     await _stop(relay)
     assert await outbox_states(engine) == {i: (True, False, 1) for i in ids}
@@ -218,7 +195,7 @@ async def test_a_relay_that_stops_publishes_the_rows_in_its_hand_first(
 async def test_a_relay_that_stops_gives_back_the_rows_it_cannot_publish(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
-    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix)
     ids = await _committed(engine, database_url, relay, 2)
     await _broker_away(relay)
     await _stop(relay)
@@ -233,7 +210,7 @@ async def test_accepts_written_together_hand_their_stored_rows_to_the_relay(
     """Only the accepts that were stored are handed, each with its own row's id."""
     woken: list[None] = []
     direct = Direct(engine, on_commit=lambda: woken.append(None))
-    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix)
     partner = await seed_partner(database_url)
     old = received_event(partner.id, "T-old")
     await Accepts(direct, max_batch=1).store(accept_rows(old, service="intake", detail="a"))
@@ -268,7 +245,7 @@ async def test_on_sqlite_rows_are_written_unleased_and_the_relay_woken_to_claim_
 ) -> None:
     if not database_url.startswith("sqlite"):
         pytest.skip("PostgreSQL's rows are handed over")
-    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix)
     try:
         [event_id] = await _committed(engine, database_url, relay)
         assert relay.lease() is None
@@ -292,7 +269,7 @@ async def test_marks_deferred_to_the_next_claim_are_made_on_its_connection(
 ) -> None:
     """As the run loop does on SQLite: the claim and the marking take one turn at the write
     gate. Until then the published rows stay leased, so no claim takes them again."""
-    relay = await _relay(engine, bootstrap_servers, topic_prefix)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix)
     relay.broker_available = False  # rows written unleased, claimed from the table
     try:
         first = await _committed(engine, database_url, relay, 2)
@@ -315,7 +292,7 @@ async def test_marks_deferred_to_the_next_claim_are_made_on_its_connection(
 async def test_deferred_marks_are_made_without_a_claim_when_no_claim_is_due(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
-    relay = await _relay(engine, bootstrap_servers, topic_prefix, poll_interval_s=3600)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix, poll_interval_s=3600)
     relay.broker_available = False
     try:
         ids = await _committed(engine, database_url, relay, 2)
@@ -330,7 +307,7 @@ async def test_deferred_marks_are_made_without_a_claim_when_no_claim_is_due(
 async def test_a_relay_that_stops_makes_its_deferred_marks(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
-    relay = await _relay(engine, bootstrap_servers, topic_prefix, poll_interval_s=3600)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix, poll_interval_s=3600)
     relay.broker_available = False
     ids = await _committed(engine, database_url, relay, 2)
     assert await relay.relay_once(defer_marks=True) == 2
@@ -343,7 +320,7 @@ async def test_the_run_loop_defers_its_marks_on_sqlite_only(
 ) -> None:
     """Where rows are claimed from the table (SQLite) the loop leaves what it published leased
     for its next claim to mark; where they are handed over (PostgreSQL) it marks them at once."""
-    relay = await _relay(engine, bootstrap_servers, topic_prefix, poll_interval_s=3600)
+    relay = await running_relay(engine, bootstrap_servers, topic_prefix, poll_interval_s=3600)
     relay.broker_available = relay._running = False  # as before its loop starts
     ids = await _committed(engine, database_url, relay, 2)
     assert relay._claim_due

@@ -20,9 +20,10 @@ from shared.db.engine import create_engine, create_session_factory
 from shared.db.models import Issue, OutboxMessage
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueClassified, IssueReceived, IssueUpdated
-from shared.kafka.outbox import OutboxRelay, enqueue
+from shared.kafka.outbox import RELAY, OutboxRelay, enqueue
 from shared.settings import DatabaseSettings, KafkaSettings, OutboxSettings
 from shared.vocabulary import Category, CspModel, IssueStatus, Outcome, Role, Severity, Vehicle
+from tests.support.broker import kafka
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,28 @@ def relay_for(engine: AsyncEngine, uows: UnitOfWorkFactory, settings: KafkaSetti
     return OutboxRelay(
         uows, Direct(engine), kafka=settings, settings=OutboxSettings(), service="test"
     )
+
+
+async def running_relay(
+    engine: AsyncEngine, bootstrap_servers: str, topic_prefix: str, **settings: Any
+) -> OutboxRelay:
+    """A relay whose broker has answered, as if its loop were running: it takes rows in hand.
+    The tests run its passes themselves."""
+    relay = OutboxRelay(
+        UnitOfWorkFactory(create_session_factory(engine)),
+        Direct(engine),
+        kafka=kafka(bootstrap_servers, topic_prefix),
+        settings=OutboxSettings(**settings),
+        service="test",
+    )
+    await relay._ensure_producer()
+    relay.broker_available = relay._running = True
+    return relay
+
+
+def relay_sessions(engine: AsyncEngine, relay: OutboxRelay) -> UnitOfWorkFactory:
+    """Units of work whose outbox rows are leased to ``relay`` and handed to it on commit."""
+    return UnitOfWorkFactory(create_session_factory(engine, info={RELAY: relay}))
 
 
 async def all_sent(engine: AsyncEngine, n: int) -> bool:
