@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.base import BaseCloudEvent, EventFactory
 from cloudevents.core.bindings.kafka import KafkaMessage, from_structured, to_structured
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
@@ -20,8 +20,29 @@ SOURCE = "/csp-escalation"
 
 
 class _OrjsonFormat(JSONFormat):
-    """The SDK's JSON format, writing JSON data with orjson (a third of the stdlib encoder's
-    cost on the accept path); reading, and any other data, are the SDK's own."""
+    """The SDK's JSON format with orjson: writing JSON data (a third of the stdlib encoder's
+    cost on the accept path) and reading a CloudEvents 1.0 event, whose ``time`` the standard
+    library's ISO 8601 parser reads (the SDK's JSON parsing and ``dateutil`` took half of a
+    decoded event's cost). Anything else, including a record neither can read, is left to the
+    SDK, so what it accepts and the reasons it gives are its own."""
+
+    def read(self, event_factory: EventFactory | None, data: str | bytes) -> BaseCloudEvent:
+        try:
+            attributes = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return super().read(event_factory, data)
+        if (
+            not isinstance(attributes, dict)
+            or attributes.get("specversion") != "1.0"
+            or "data_base64" in attributes
+        ):
+            return super().read(event_factory, data)
+        if "time" in attributes:
+            try:
+                attributes["time"] = datetime.fromisoformat(attributes["time"])
+            except (TypeError, ValueError):
+                return super().read(event_factory, data)
+        return (event_factory or CloudEvent)(attributes, attributes.pop("data", None))
 
     def write(self, event: BaseCloudEvent) -> bytes:
         data: Any = event.get_data()

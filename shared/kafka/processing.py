@@ -13,13 +13,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from opentelemetry.trace import SpanKind
 
 from shared.db.errors import database_unavailable
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
@@ -28,7 +27,7 @@ from shared.kafka import inbox
 from shared.kafka.dead_letters import DeadLetters
 from shared.kafka.topics import TopicNames
 from shared.observability import metrics
-from shared.observability.tracing import continued_from, tracer
+from shared.observability.tracing import continued_span, tracer
 from shared.settings import ConsumerSettings
 
 log = logging.getLogger(__name__)
@@ -214,22 +213,21 @@ class EventProcessor:
             extra={"event_type": envelope.type, "ms": round(elapsed * 1000, 1)},
         )
 
-    @contextlib.contextmanager
-    def _span(self, record: ConsumerRecord) -> Iterator[None]:
-        with (
-            continued_from(list(record.headers or ())),
-            self._tracer.start_as_current_span(
-                f"{self.spec.topic} process",
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": record.topic,
-                    "messaging.consumer.group.name": self._group_id,
-                    "messaging.kafka.offset": record.offset,
-                },
-            ),
-        ):
-            yield
+    def _span(self, record: ConsumerRecord) -> contextlib.AbstractContextManager[None]:
+        def attributes() -> dict[str, str | int]:
+            return {
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.consumer.group.name": self._group_id,
+                "messaging.kafka.offset": record.offset,
+            }
+
+        return continued_span(
+            self._tracer,
+            f"{self.spec.topic} process",
+            list(record.headers or ()),
+            attributes=attributes,
+        )
 
     async def _dead_letter(
         self,

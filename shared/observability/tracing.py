@@ -8,7 +8,7 @@ spans record nothing: there is nowhere to send them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from opentelemetry import context, propagate, trace
@@ -83,6 +83,37 @@ def continued_from(headers: Iterable[tuple[str, bytes]] | Mapping[str, str]) -> 
         yield
     finally:
         context.detach(token)
+
+
+def recorded(tracer: trace.Tracer) -> bool:
+    """Whether ``tracer``'s spans may be recorded: with an OTLP endpoint (see
+    :func:`build_provider`); not with the API's no-op tracer (no provider configured)."""
+    return getattr(tracer, "sampler", ALWAYS_OFF) is not ALWAYS_OFF
+
+
+@contextmanager
+def continued_span(
+    tracer: trace.Tracer,
+    name: str,
+    headers: Iterable[tuple[str, bytes]],
+    *,
+    attributes: Callable[[], dict[str, str | int]],
+) -> Iterator[None]:
+    """A consumer span, in the trace that a record's ``headers`` carry.
+
+    Where ``tracer``'s spans are not recorded (:func:`recorded`), no span is started for a
+    record that continues a trace: its context is made current as it came, so the work's log
+    lines and the events it publishes carry the same trace id, without the cost of a span
+    that nothing would see. A record that carries no trace begins one, as with recording on.
+    """
+    with continued_from(headers):
+        if not recorded(tracer) and trace.get_current_span().get_span_context().is_valid:
+            yield
+            return
+        with tracer.start_as_current_span(
+            name, kind=trace.SpanKind.CONSUMER, attributes=attributes()
+        ):
+            yield
 
 
 _CARRIED = frozenset({b"traceparent", b"tracestate", b"baggage"})

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import secrets
+from contextlib import AbstractContextManager
 
 import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.ops import ServiceApp
 from shared.observability.tracing import (
     build_provider,
     continued_from,
+    continued_span,
     current_trace_id,
     trace_headers,
 )
@@ -62,6 +67,52 @@ def test_with_an_endpoint_spans_are_sampled_at_the_configured_ratio() -> None:
     settings = TracingSettings(exporter_otlp_endpoint="http://collector:4318")
     sampler = build_provider(settings, service="test").sampler
     assert sampler.get_description().startswith("ParentBased{root:TraceIdRatioBased{1.0}")
+
+
+def carried() -> tuple[str, list[tuple[str, bytes]]]:
+    trace_id = secrets.token_hex(16)
+    return trace_id, [("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01".encode())]
+
+
+def consumer_span(
+    tracer: trace.Tracer, headers: list[tuple[str, bytes]]
+) -> AbstractContextManager[None]:
+    return continued_span(tracer, "t process", headers, attributes=lambda: {"offset": 7})
+
+
+def test_unrecorded_a_consumer_continues_the_records_trace_without_a_span_of_its_own() -> None:
+    tracer = build_provider(TracingSettings(), service="test").get_tracer("test")
+    trace_id, headers = carried()
+    with consumer_span(tracer, headers):
+        assert current_trace_id() == trace_id
+        assert trace_headers() == headers, "what it publishes names the record's own span"
+    assert current_trace_id() is None
+
+
+def test_unrecorded_a_record_that_carries_no_trace_begins_one() -> None:
+    tracer = build_provider(TracingSettings(), service="test").get_tracer("test")
+    with consumer_span(tracer, [("content-type", b"application/json")]):
+        assert current_trace_id() is not None
+        assert [n for n, _ in trace_headers()] == ["traceparent"]
+    assert current_trace_id() is None
+
+
+def test_recorded_a_consumer_span_is_a_child_in_the_records_trace() -> None:
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    trace_id, headers = carried()
+    with consumer_span(provider.get_tracer("test"), headers):
+        assert current_trace_id() == trace_id
+        assert trace_headers() != headers
+    [span] = exported.get_finished_spans()
+    assert (span.name, span.kind, dict(span.attributes or {})) == (
+        "t process",
+        trace.SpanKind.CONSUMER,
+        {"offset": 7},
+    )
+    assert format(span.context.trace_id, "032x") == trace_id
+    assert span.parent is not None
 
 
 def traced_app(settings: TracingSettings) -> ServiceApp:
