@@ -29,12 +29,13 @@ class Customer(Base):
 class Issue(Base):
     __tablename__ = "issues"
     __table_args__ = (
+        # Also the index for a partner's issues: one on partner_id alone only cost writes.
         UniqueConstraint("partner_id", "external_ref"),
         Index("ix_issues_status_updated_at", "status", "updated_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"), index=True)
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("partners.id"))
     customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"), default=None)
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     external_ref: Mapped[str] = mapped_column(String(128))
