@@ -366,15 +366,29 @@ def _within(term: str, other: str) -> bool:
     return f" {other}".find(f" {term}") >= 0
 
 
+@functools.cache
+def _stopped() -> dict[str, tuple[str, ...]]:
+    """The languages listing each stop word (see ``STOPWORDS``), so a text's words are looked
+    up once, not once per language."""
+    stopped: defaultdict[str, list[str]] = defaultdict(list)
+    for language, stops in STOPWORDS.items():
+        for word in stops:
+            stopped[word].append(language)
+    return {word: tuple(languages) for word, languages in stopped.items()}
+
+
 def _language(
     raw: str, words: list[str], lexicon: dict[str, float], hint: str | None
 ) -> str | None:
-    scores: defaultdict[str, float] = defaultdict(float)
-    for language, stops in STOPWORDS.items():
-        scores[language] += sum(2 for w in words if w in stops)
+    scores: defaultdict[str, float] = defaultdict(float, dict.fromkeys(STOPWORDS, 0.0))
+    stopped = _stopped()
+    for word in words:
+        for language in stopped.get(word, ()):
+            scores[language] += 2
     lowered = raw.casefold()
-    for language, letters in LETTERS.items():
-        scores[language] += 3 * sum(lowered.count(ch) for ch in letters)
+    if not lowered.isascii():  # none of the letters below
+        for language, letters in LETTERS.items():
+            scores[language] += 3 * sum(lowered.count(ch) for ch in letters)
     for language, weight in lexicon.items():
         # Desks write English product words in every language: they tell English less.
         scores[language] += weight / 2 if language == "en" else weight
