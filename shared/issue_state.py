@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of
+from shared.db.columnar import inserted
 from shared.db.direct import bound
 from shared.db.listed import keyed, listed_ids
 from shared.db.loaded import get, loaded
@@ -211,7 +212,7 @@ def add_note(session: AsyncSession, issue: Issue, note: str, *, at: datetime, se
 
 def insert_step(dialect: str) -> ClauseElement:
     """One timeline step; staged, or on the driver connection, never an ORM object."""
-    return insert(table_of(TimelineEntry)).values(**bound("issue_id", "status", "detail", "at"))
+    return inserted(table_of(TimelineEntry), "issue_id", "status", "detail", "at")
 
 
 def _announce(

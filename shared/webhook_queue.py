@@ -10,12 +10,12 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, insert, select, true
+from sqlalchemy import bindparam, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of, utcnow
-from shared.db.direct import bound
+from shared.db.columnar import inserted
 from shared.db.listed import among, listed_ids
 from shared.db.loaded import loaded
 from shared.db.models import WebhookDelivery, WebhookSubscription
@@ -112,15 +112,14 @@ async def queue_deliveries(
 
 
 def _insert(dialect: str) -> ClauseElement:
-    return insert(table_of(WebhookDelivery)).values(
-        **bound(
-            "id",
-            "subscription_id",
-            "partner_id",
-            "issue_id",
-            "event_id",
-            "event_type",
-            "body",
-            "next_attempt_at",
-        )
+    return inserted(
+        table_of(WebhookDelivery),
+        "id",
+        "subscription_id",
+        "partner_id",
+        "issue_id",
+        "event_id",
+        "event_type",
+        "body",
+        "next_attempt_at",
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.sql.expression import ClauseElement
 
 from services.classifier.correlation import (
@@ -29,7 +29,7 @@ from services.classifier.health import (
 from services.classifier.partner_facts import partner_facts
 from services.classifier.rulebook import RuleBook
 from shared.db.base import table_of, utcnow
-from shared.db.direct import bound
+from shared.db.columnar import inserted
 from shared.db.models import Classification, Issue, Partner
 from shared.db.staged import stage
 from shared.db.uow import UnitOfWork
@@ -205,7 +205,7 @@ async def _link_member(
 
 
 def _insert_classification(dialect: str) -> ClauseElement:
-    return insert(table_of(Classification)).values(**bound("issue_id", *DECISION_FIELDS))
+    return inserted(table_of(Classification), "issue_id", *DECISION_FIELDS)
 
 
 DECISION_FIELDS = (

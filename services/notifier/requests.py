@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Insert, insert, select, update
+from sqlalchemy import Insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -20,6 +20,7 @@ from services.notifier import microsoft
 from services.notifier.connector import SubmissionPolicy
 from shared.correlation_lock import lock_correlation_key
 from shared.db.base import table_of, utcnow
+from shared.db.columnar import inserted
 from shared.db.direct import bound
 from shared.db.listed import keyed, listed_ids
 from shared.db.loaded import loaded
@@ -163,7 +164,7 @@ def _insert_request(dialect: str) -> Insert:
 
 def _insert_new_request(dialect: str) -> Insert:
     """A request known not to exist: should it, the unique key fails the transaction."""
-    return insert(table_of(MicrosoftRequest)).values(**bound(*REQUEST_COLUMNS))
+    return inserted(table_of(MicrosoftRequest), *REQUEST_COLUMNS)
 
 
 # What a new request's row is given; the other columns keep their defaults.

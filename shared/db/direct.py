@@ -30,6 +30,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, UpdateBase
 from sqlalchemy.util import greenlet_spawn
 
+from shared.db.columnar import columnar_sql
+
 Processor = Callable[[Any], Any] | None
 T = TypeVar("T")
 # Builds a statement for a dialect ("postgresql", "sqlite"); INSERTs and UPDATEs take their
@@ -56,6 +58,8 @@ class Prepared:
     defaults: tuple[tuple[str, Callable[[], Any]], ...]
     results: tuple[Processor, ...]
     accepts: frozenset[str]
+    # Several rows in one statement, a column to a parameter (see shared.db.columnar).
+    columnar: str | None = None
 
     @classmethod
     def compile(cls, statement: ClauseElement, dialect: Dialect) -> Prepared:
@@ -84,6 +88,7 @@ class Prepared:
                 for column in _returned(statement)
             ),
             accepts=frozenset(names).union(key for key, _ in defaults),
+            columnar=columnar_sql(statement, names, dialect),
         )
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
@@ -100,6 +105,10 @@ class Prepared:
             value if process is None else process(value)
             for value, process in zip(map(values.__getitem__, self.names), self.binds, strict=True)
         ]
+
+    def columns(self, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+        """The arguments of :attr:`columnar` for ``rows``: each parameter's values, in order."""
+        return [list(column) for column in zip(*map(self.arguments, rows), strict=True)]
 
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(
@@ -240,6 +249,10 @@ class DirectStatements:
         if not rows:
             return
         prepared = self._direct.prepared(build)
+        if prepared.columnar is not None and len(rows) > 1:
+            sql, columns = prepared.columnar, prepared.columns(rows)
+            await self._call(sql, self._direct._driver.execute(self._raw, sql, columns))
+            return
         arguments = [prepared.arguments(values) for values in rows]
         await self._call(
             prepared.sql, self._direct._driver.executemany(self._raw, prepared.sql, arguments)
@@ -254,6 +267,10 @@ class DirectStatements:
         if not rows:
             return []
         prepared = self._direct.prepared(build)
+        if prepared.columnar is not None and len(rows) > 1:
+            sql, columns = prepared.columnar, prepared.columns(rows)
+            raws = await self._call(sql, self._direct._driver.fetch(self._raw, sql, columns))
+            return [prepared.row(raw) for raw in raws]
         arguments = [prepared.arguments(values) for values in rows]
         call = self._direct._driver.fetchmany(self._raw, prepared.sql, arguments)
         return [prepared.row(raw) for raw in await self._call(prepared.sql, call)]

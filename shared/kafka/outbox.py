@@ -15,13 +15,14 @@ from typing import Any, NamedTuple
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.producer.message_accumulator import BatchBuilder
-from sqlalchemy import ColumnElement, Integer, Table, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Integer, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from shared.db.base import table_of, utcnow
-from shared.db.direct import Build, Direct, DirectStatements, bound
+from shared.db.columnar import inserted
+from shared.db.direct import Build, Direct, DirectStatements
 from shared.db.errors import database_unavailable
 from shared.db.listed import among
 from shared.db.models import OutboxMessage
@@ -94,13 +95,13 @@ OUTBOX_COLUMNS = (
 
 def insert_outbox(dialect: str) -> ClauseElement:
     """One outbox row (see :func:`outbox_row`), staged or on the driver connection."""
-    return insert(table_of(OutboxMessage)).values(**bound(*OUTBOX_COLUMNS))
+    return inserted(table_of(OutboxMessage), *OUTBOX_COLUMNS)
 
 
 def insert_leased(dialect: str) -> ClauseElement:
     """:func:`insert_outbox` returning the row's id, for a row a relay will be handed."""
     outbox = table_of(OutboxMessage)
-    return insert(outbox).values(**bound(*OUTBOX_COLUMNS)).returning(outbox.c.id)
+    return inserted(outbox, *OUTBOX_COLUMNS).returning(outbox.c.id)
 
 
 def outbox_row(

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of, utcnow
-from shared.db.direct import Direct, bound
+from shared.db.columnar import inserted
+from shared.db.direct import Build, Direct, bound
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.errors import database_unavailable
 from shared.db.models import IdempotencyRecord, OutboxMessage
@@ -94,15 +95,50 @@ def record_recounted(dialect: str) -> ClauseElement:
     )
 
 
+def record_inserted(dialect: str) -> ClauseElement:
+    """:func:`record_insert` whose rows go together, a column to a parameter (PostgreSQL)."""
+    return inserted(table_of(IdempotencyRecord), *COLUMNS)
+
+
+def record_inserted_returned(dialect: str) -> ClauseElement:
+    record = table_of(IdempotencyRecord)
+    return inserted(record, *COLUMNS).returning(record.c.key, record.c.response)
+
+
+def record_returned(dialect: str) -> ClauseElement:
+    record = table_of(IdempotencyRecord)
+    return insert(record).values(**bound(*COLUMNS)).returning(record.c.key, record.c.response)
+
+
+# Each INSERT as one run per row, and as one statement for all rows where the database has it.
+INSERTS = pytest.mark.parametrize(
+    ("inserting", "returning"),
+    [(record_insert, record_returned), (record_inserted, record_inserted_returned)],
+    ids=["row by row", "by column"],
+)
+
+
+async def test_only_inserts_made_to_go_by_column_do_so_and_only_on_postgresql(
+    engine: AsyncEngine,
+) -> None:
+    direct = Direct(engine)
+    by_column = engine.dialect.name == "postgresql"
+    assert (direct.prepared(record_inserted).columnar is not None) is by_column
+    assert (direct.prepared(record_inserted_returned).columnar is not None) is by_column
+    assert direct.prepared(record_insert).columnar is None
+    assert direct.prepared(record_returned).columnar is None
+
+
+@INSERTS
 async def test_one_statement_runs_for_many_rows_with_the_values_it_fixes_itself(
-    database_url: str, engine: AsyncEngine
+    database_url: str, engine: AsyncEngine, inserting: Build, returning: Build
 ) -> None:
     partner = await seed_partner(database_url)
     direct = Direct(engine)
     keys = ["m1", "m2", "m3"]
     async with direct.work() as work:
         await work.executemany(
-            record_insert, [{**values(partner.id, k), "location": f"/{k}"} for k in keys]
+            inserting, [{**values(partner.id, k), "location": f"/{k}"} for k in keys]
         )
         await work.executemany(record_recounted, [{"key": k} for k in keys[:2]])
         await work.executemany(record_recounted, [])
@@ -120,49 +156,43 @@ async def test_one_statement_runs_for_many_rows_with_the_values_it_fixes_itself(
     assert all(r.created_at.tzinfo is not None for r in stored)
 
 
+@INSERTS
 async def test_executemany_outside_a_transaction_writes_all_rows_or_none(
-    database_url: str, engine: AsyncEngine
+    database_url: str, engine: AsyncEngine, inserting: Build, returning: Build
 ) -> None:
     """As asyncpg's own: in SQLite's autocommit each row would otherwise commit by itself."""
     partner = await seed_partner(database_url)
     direct = Direct(engine)
     async with direct.statements() as statements:
-        await statements.executemany(record_insert, [values(partner.id, "kept")])
+        await statements.executemany(inserting, [values(partner.id, "kept")])
         with pytest.raises(IntegrityError):
             await statements.executemany(
-                record_insert, [values(partner.id, k) for k in ("new", "kept")]
+                inserting, [values(partner.id, k) for k in ("new", "kept")]
             )
-        await statements.executemany(record_insert, [values(partner.id, "after")])
+        await statements.executemany(inserting, [values(partner.id, "after")])
     assert await scalar(engine, "SELECT count(*) FROM idempotency_keys WHERE key = 'new'") == 0
     assert await scalar(engine, "SELECT count(*) FROM idempotency_keys") == 2
 
 
-def record_returned(dialect: str) -> ClauseElement:
-    record = table_of(IdempotencyRecord)
-    return insert(record).values(**bound(*COLUMNS)).returning(record.c.key, record.c.response)
-
-
+@INSERTS
 async def test_fetchmany_answers_each_run_in_order_and_writes_all_rows_or_none(
-    database_url: str, engine: AsyncEngine
+    database_url: str, engine: AsyncEngine, inserting: Build, returning: Build
 ) -> None:
     partner = await seed_partner(database_url)
     direct = Direct(engine)
+    keys = ["b", "a", "c", *(f"k{n:03}" for n in range(200, 0, -1))]
     async with direct.statements() as statements:
-        returned = await statements.fetchmany(
-            record_returned, [values(partner.id, k) for k in ("b", "a", "c")]
-        )
-        assert returned == [(k, values(partner.id, k)["response"]) for k in ("b", "a", "c")]
-        assert await statements.fetchmany(record_returned, []) == []
+        returned = await statements.fetchmany(returning, [values(partner.id, k) for k in keys])
+        assert returned == [(k, values(partner.id, k)["response"]) for k in keys]
+        assert await statements.fetchmany(returning, []) == []
         with pytest.raises(IntegrityError):
-            await statements.fetchmany(
-                record_returned, [values(partner.id, k) for k in ("new", "a")]
-            )
+            await statements.fetchmany(returning, [values(partner.id, k) for k in ("new", "a")])
         moved = await statements.fetchmany(
             record_moved, [{"key": k, "moved_to": f"/{k}"} for k in ("c", "missing", "a")]
         )
     assert [location for _, location, _ in moved] == ["/c", "/a"]
     assert await scalar(engine, "SELECT count(*) FROM idempotency_keys WHERE key = 'new'") == 0
-    assert await scalar(engine, "SELECT count(*) FROM idempotency_keys") == 3
+    assert await scalar(engine, "SELECT count(*) FROM idempotency_keys") == len(keys)
 
 
 async def test_a_value_the_statement_has_no_column_for_is_refused_not_left_out(
