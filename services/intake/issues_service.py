@@ -33,6 +33,7 @@ from shared.db.base import table_of, utcnow
 from shared.db.direct import Direct, DirectStatements
 from shared.db.models import Issue
 from shared.events.models import IssueReceived
+from shared.ids import new_id
 from shared.vocabulary import IssueStatus
 
 SERVICE = "intake"
@@ -128,7 +129,7 @@ def _received(
 ) -> IssueReceived:
     """The event announcing the issue, filled in from its customer when it names one."""
     return IssueReceived(
-        issue_id=uuid.uuid4(),
+        issue_id=new_id(),
         partner_id=principal.partner_id,
         customer_id=customer["id"] if customer else None,
         tenant_id=body.tenant_id or (customer["tenant_id"] if customer else None),

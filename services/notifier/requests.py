@@ -29,6 +29,7 @@ from shared.db.staged import joined, stage
 from shared.db.uow import UnitOfWork
 from shared.db.upsert import insert_ignoring, insert_or_get
 from shared.events.models import IssueClassified
+from shared.ids import new_id
 from shared.observability import metrics
 from shared.vocabulary import Outcome
 
@@ -95,7 +96,7 @@ async def open_microsoft_request(
     )
     now = utcnow()
     values = {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "partner_id": partner.id,
         "dedupe_key": key,
         "title": title,

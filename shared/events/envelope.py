@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +14,7 @@ from cloudevents.core.v1.event import CloudEvent
 from pydantic import ValidationError
 
 from shared.events.models import EVENT_TYPES, Event
+from shared.ids import new_id
 
 SOURCE = "/csp-escalation"
 
@@ -81,7 +81,7 @@ def encode(
 ) -> tuple[str, bytes, list[tuple[str, bytes]]]:
     """Return ``(event_id, value, headers)`` of the structured-mode Kafka record."""
     attributes: dict[str, object] = {
-        "id": event_id or str(uuid.uuid4()),
+        "id": event_id or str(new_id()),
         "source": f"{SOURCE}/{service}",
         "type": event.TYPE,
         "subject": event.key(),

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db.base import Base, BigIntId, new_id, utcnow
+from shared.db.base import Base, BigIntId, utcnow
+from shared.ids import new_id
 
 
 class Customer(Base):

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db.base import Base, new_id, utcnow
+from shared.db.base import Base, utcnow
+from shared.ids import new_id
 
 
 class MicrosoftRequest(Base):
