@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.exc import DBAPIError
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.db.direct import Direct, DirectStatements
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
-from shared.events.envelope import Envelope
+from shared.events.envelope import Envelope, encode
 from shared.events.models import IssueUpdated
 from shared.kafka import outbox
 from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
@@ -389,3 +390,42 @@ async def test_a_poison_record_read_again_is_parked_once_and_a_replay_of_it_agai
     assert sources == ["7", "8"]
     markers = "SELECT count(*) FROM inbox WHERE consumer = 'probe.dlq'"
     assert await scalar(engine, markers) == 2
+
+
+async def test_each_event_handled_logs_one_line_with_its_ids_together_or_alone(
+    engine: AsyncEngine, topic_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
+        return None
+
+    names = TopicNames(topic_prefix)
+    processor = EventProcessor(
+        ConsumerSpec("lines", "issues.updated", handler),
+        uow_factory=UnitOfWorkFactory(create_session_factory(engine)),
+        settings=ConsumerSettings(),
+        names=names,
+        group_id="lines",
+        beat=lambda: None,
+    )
+    events = [updated_event(uuid.uuid4()) for _ in range(3)]
+
+    def record(offset: int, event: IssueUpdated) -> ConsumerRecord[bytes, bytes]:
+        _, value, headers = encode(event, service="test", event_id=f"line-{offset}")
+        return ConsumerRecord(
+            names("issues.updated"), 0, offset, 1_700_000_000_000, 0, event.key().encode(),
+            value, None, 1, len(value), headers,
+        )  # fmt: skip
+
+    records = [record(n, event) for n, event in enumerate(events)]
+    stop = asyncio.Event()
+    dlq = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9")  # never started: nothing is parked
+    with caplog.at_level(logging.INFO, logger="shared.kafka.processing"):
+        await processor.process(records[:2], dlq=dlq, stop=stop)  # together
+        await processor.process(records[2:], dlq=dlq, stop=stop)  # alone
+        await processor.process(records[:1], dlq=dlq, stop=stop)  # alone, seen before
+    lines = [vars(r) for r in caplog.records if r.msg == "event %s"]
+    ids = ("args", "event_id", "issue_id", "partner_id")
+    assert [tuple(line[key] for key in ids) for line in lines] == [
+        (("processed",), f"line-{n}", str(event.issue_id), str(event.partner_id))
+        for n, event in enumerate(events)
+    ] + [(("duplicate",), "line-0", str(events[0].issue_id), str(events[0].partner_id))]
