@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, func, insert, select
+from sqlalchemy import Insert, Integer, bindparam, cast, func, insert, select
 from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from services.intake.idempotency import insert_record
 from shared.db.base import table_of
+from shared.db.columnar import ORDINAL, by_column
 from shared.db.direct import Direct, DirectStatements, DirectWork, bound
 from shared.db.listed import among, listed_ids
 from shared.db.models import Issue, OutboxMessage
@@ -222,7 +224,8 @@ def _issues_among(dialect: str) -> ClauseElement:
 
 def _insert_all(dialect: str) -> ClauseElement:
     """How many issues were inserted (0 or 1) and the id of the outbox row (None without an
-    issue); the step and the outbox row only with one."""
+    issue); the step and the outbox row only with one. The accepts of a batch go as one
+    statement on PostgreSQL (:func:`_insert_every`)."""
     issues = table_of(Issue)
     added = _insert_issue(dialect).returning(issues.c.id).cte("added")
     steps = table_of(TimelineEntry)
@@ -231,20 +234,64 @@ def _insert_all(dialect: str) -> ClauseElement:
         select(added.c.id, *_params(steps, _STEP_COLUMNS, _STEP)),
     )
     outbox = table_of(OutboxMessage)
-    columns = (*OUTBOX_COLUMNS, "created_at")
     queued = (
         insert(outbox)
         .from_select(
-            list(columns),
-            select(*_params(outbox, columns, _QUEUED)).where(select(added.c.id).exists()),
+            list(_QUEUED_COLUMNS),
+            select(*_params(outbox, _QUEUED_COLUMNS, _QUEUED)).where(select(added.c.id).exists()),
         )
         .returning(outbox.c.id)
         .cte("queued")
     )
-    return select(
+    statement = select(
         select(func.count()).select_from(added).scalar_subquery(),
         select(queued.c.id).scalar_subquery(),
     ).add_cte(step.cte("step"), queued)
+    return by_column(statement, _insert_every)
+
+
+_QUEUED_COLUMNS = (*OUTBOX_COLUMNS, "created_at")
+
+
+def _insert_every(_one: object, rows: TableValuedAlias) -> ClauseElement:
+    """:func:`_insert_all` for every accept of ``rows`` at once: for each, in their order, how
+    many issues it inserted and its outbox row's id. A ticket given twice is stored by the
+    first (the issues are inserted in the order given)."""
+    given = select(rows).cte("given")
+    issues = table_of(Issue)
+    added = (
+        insert_ignoring("postgresql", issues, ("partner_id", "external_ref"))
+        .from_select(
+            list(ISSUE_COLUMNS),
+            select(*(given.c[name] for name in ISSUE_COLUMNS)).order_by(given.c[ORDINAL]),
+        )
+        .returning(issues.c.id)
+        .cte("added")
+    )
+    stored = select(given).join(added, added.c.id == given.c.id).subquery("stored")
+    steps = table_of(TimelineEntry)
+    step = insert(steps).from_select(
+        ["issue_id", *_STEP_COLUMNS],
+        select(stored.c.id, *(stored.c[_STEP + name] for name in _STEP_COLUMNS)),
+    )
+    outbox = table_of(OutboxMessage)
+    queued = (
+        insert(outbox)
+        .from_select(
+            list(_QUEUED_COLUMNS),
+            select(*(stored.c[_QUEUED + name] for name in _QUEUED_COLUMNS)).order_by(
+                stored.c[ORDINAL]
+            ),
+        )
+        .returning(outbox.c.id, outbox.c.event_id)
+        .cte("queued")
+    )
+    return (
+        select(cast(queued.c.id.is_not(None), Integer), queued.c.id)
+        .select_from(given.outerjoin(queued, queued.c.event_id == given.c[_QUEUED + "event_id"]))
+        .order_by(given.c[ORDINAL])
+        .add_cte(step.cte("step"), queued)
+    )
 
 
 def _params(table: Any, columns: tuple[str, ...], prefix: str) -> list[Any]:

@@ -88,7 +88,7 @@ class Prepared:
                 for column in _returned(statement)
             ),
             accepts=frozenset(names).union(key for key, _ in defaults),
-            columnar=columnar_sql(statement, names, dialect),
+            columnar=columnar_sql(compiled, dialect),
         )
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:

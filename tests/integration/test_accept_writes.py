@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.intake.accept_writes import AcceptRows, accept_rows, one_statement, store
+from services.intake.accept_writes import (
+    AcceptRows,
+    _insert_all,
+    accept_rows,
+    one_statement,
+    store,
+    store_many,
+)
 from services.intake.accepts import Accepts
+from shared.db.base import utcnow
 from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
 from shared.db.models import IdempotencyRecord, Issue, IssueEvent, OutboxMessage
@@ -194,3 +203,43 @@ def _keyed(event: IssueReceived, partner_id: uuid.UUID, key: str) -> AcceptRows:
         "created_at": event.received_at,
     }
     return accept_rows(event, service="intake", detail="x", record=record)
+
+
+async def test_a_batch_written_at_once_answers_each_accept_with_its_own_outbox_row(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """On PostgreSQL a batch is one statement, its accepts passed as arrays: what it answers
+    for each accept, in their order, is that accept's outbox row, the one the relay is handed
+    (and marks sent by that id)."""
+    direct = Direct(engine)
+    if one_statement(direct.dialect):
+        assert direct.prepared(_insert_all).columnar is not None
+    partner = await seed_partner(database_url)
+    events = [received_event(partner.id, ref) for ref in ("B-1", "B-2", "B-1", "B-3", "B-2")]
+    batch = [accept_rows(e, service="intake", detail="x") for e in events]
+    relay = HandedTo()
+    stored = await store_many(direct, batch, relay)  # type: ignore[arg-type]
+
+    assert stored == [True, True, False, True, False]
+    async with create_session_factory(engine)() as session:
+        rows = dict((await session.execute(select(OutboxMessage.id, OutboxMessage.event_id))).all())
+    kept = [accept for accept, was in zip(batch, stored, strict=True) if was]
+    expected = [accept.queued["event_id"] for accept in kept]
+    if one_statement(direct.dialect):
+        assert [rows[row_id] for row_id, _ in relay.handed] == expected
+        assert [queued["event_id"] for _, queued in relay.handed] == expected
+    else:
+        assert sorted(rows.values()) == sorted(expected)
+
+
+class HandedTo:
+    """What a relay is leased and handed, as :func:`store_many` uses one."""
+
+    def __init__(self) -> None:
+        self.handed: list[tuple[int, dict[str, object]]] = []
+
+    def lease(self) -> datetime:
+        return utcnow() + timedelta(minutes=1)
+
+    def hand(self, rows: list[tuple[int, dict[str, object]]]) -> None:
+        self.handed.extend(rows)
