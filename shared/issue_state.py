@@ -15,14 +15,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of
-from shared.db.columnar import inserted
-from shared.db.direct import bound
+from shared.db.columnar import inserted, updated
 from shared.db.listed import keyed, listed_ids
 from shared.db.loaded import get, loaded
 from shared.db.models import Issue, Partner
@@ -197,11 +195,8 @@ def _move(
 
 
 def _update_issue(dialect: str) -> ClauseElement:
-    issues = table_of(Issue)
-    return (
-        update(issues)
-        .where(issues.c.id == bindparam("issue_id"))
-        .values(**bound("status", "updated_at", *WRITTEN_WITH_STATUS))
+    return updated(
+        table_of(Issue), "id", "status", "updated_at", *WRITTEN_WITH_STATUS, by="issue_id"
     )
 
 

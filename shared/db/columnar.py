@@ -8,17 +8,30 @@ number: about a quarter less of PostgreSQL's time per row written, for the same 
 A statement goes so when it says how (:func:`by_column`): a function that builds, from the
 rows as a table (:data:`ORDINAL` numbering them in the order given), the statement that does
 for all of them what the statement does for one, and returns what it returns, a row per run
-in that order. :func:`inserted` makes INSERTs that do. The direct statements
-(:mod:`shared.db.direct`) use it wherever such a statement has several runs to make.
+in that order. :func:`inserted` makes INSERTs that do, :func:`updated` UPDATEs of a row by its
+key. The direct statements (:mod:`shared.db.direct`) use it wherever such a statement has
+several runs to make.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Table, bindparam, func, insert, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    Insert,
+    Table,
+    Update,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
@@ -54,6 +67,56 @@ def _insert_all(statement: Insert, rows: TableValuedAlias) -> ClauseElement:
     bulk = insert(table).from_select(names, source)
     returned = list(statement.exported_columns)  # its RETURNING columns
     return bulk.returning(*returned) if returned else bulk
+
+
+def updated(table: Table, key: str, *columns: str, by: str) -> Update:
+    """``UPDATE`` of ``columns`` (each passed by name) in the row whose ``key``, a unique
+    column, is parameter ``by``; several rows at once go as one statement on PostgreSQL, where
+    a row given twice ends as the later run leaves it, as when they run one after the other.
+
+    There each row is found as one look-up in ``key``'s index and changed where that look-up
+    found it (its ``ctid``), whatever the table's size when PostgreSQL planned the statement:
+    matched as a join, the rows were planned as a scan of a table that was empty then. So the
+    caller's transaction must hold the rows locked (``FOR UPDATE``), as the issue lifecycle's
+    callers do: a row another transaction changed meanwhile would be left as it was."""
+    values: dict[str, Any] = {column: bindparam(column) for column in columns}
+    statement = update(table).where(table.c[key] == bindparam(by)).values(**values)
+    return by_column(statement, partial(_update_every, table, key, by))
+
+
+def _update_every(
+    table: Table,
+    key: str,
+    by: str,
+    _one: Update,
+    rows: TableValuedAlias,
+) -> ClauseElement:
+    latest = (
+        select(rows)
+        .ext(distinct_on(rows.c[by]))
+        .order_by(rows.c[by], rows.c[ORDINAL].desc())
+        .subquery("latest")
+    )
+    target = table.alias("found_row")
+    found = (
+        select(literal_column(f"{target.name}.ctid").label("tid"))
+        .select_from(target)
+        .where(target.c[key] == latest.c[by])
+        .limit(literal_column("1"))  # one look-up each, never merged into a join
+        .lateral("found")
+    )
+    # Every column the single row's statement sets: those named, and any it sets by itself.
+    columns = tuple(column.key for column in rows.c if column.key not in (by, ORDINAL))
+    pairs = (
+        select(*(latest.c[column] for column in columns), found.c.tid)
+        .select_from(latest.join(found, true()))
+        .subquery("pairs")
+    )
+    return (
+        update(table)
+        .values({column: pairs.c[column] for column in columns})
+        .where(literal_column(f"{table.name}.ctid") == pairs.c.tid)
+    )
 
 
 def columnar_sql(compiled: SQLCompiler, dialect: Dialect) -> str | None:

@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import ClauseElement
 
 from shared.db.base import table_of, utcnow
-from shared.db.columnar import inserted
+from shared.db.columnar import inserted, updated
 from shared.db.direct import Build, Direct, bound
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.errors import database_unavailable
-from shared.db.models import IdempotencyRecord, OutboxMessage
+from shared.db.models import IdempotencyRecord, OutboxMessage, Partner
 from shared.events.models import IssueUpdated
 from shared.kafka.outbox import insert_outbox, outbox_row
 from shared.settings import DatabaseSettings
@@ -116,6 +116,39 @@ INSERTS = pytest.mark.parametrize(
     [(record_insert, record_returned), (record_inserted, record_inserted_returned)],
     ids=["row by row", "by column"],
 )
+
+
+def partner_renamed(dialect: str) -> ClauseElement:
+    return updated(table_of(Partner), "id", "name", "locale", by="partner_id")
+
+
+async def test_rows_updated_together_end_as_one_run_after_another_would_leave_them(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """A row given twice ends as the later run leaves it; a key no row has changes nothing."""
+    direct = Direct(engine)
+    assert (direct.prepared(partner_renamed).columnar is not None) is (
+        engine.dialect.name == "postgresql"
+    )
+    first, second, third = [(await seed_partner(database_url)).id for _ in range(3)]
+    at = {"updated_at": utcnow()}  # partners stamp it on every update: direct writes say so
+    async with direct.work() as work:
+        await work.executemany(
+            partner_renamed,
+            [
+                {"partner_id": first, "name": "first, then", "locale": "de", **at},
+                {"partner_id": second, "name": "second", "locale": "fr", **at},
+                {"partner_id": uuid.uuid4(), "name": "nobody", "locale": "es", **at},
+                {"partner_id": first, "name": "first, at last", "locale": "es", **at},
+            ],
+        )
+        await work.commit()
+    async with create_session_factory(engine)() as session:
+        named = {p.id: (p.name, p.locale) for p in await session.scalars(select(Partner))}
+    assert named[first] == ("first, at last", "es")
+    assert named[second] == ("second", "fr")
+    assert named[third][1] == "en"
+    assert len(named) == 3
 
 
 async def test_only_inserts_made_to_go_by_column_do_so_and_only_on_postgresql(

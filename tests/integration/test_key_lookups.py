@@ -17,7 +17,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from services.intake import customer_lookups
+from services.intake import accept_writes, customer_lookups
 from services.notifier import requests as notifier_requests
 from shared import issue_state
 from shared.db.base import table_of
@@ -163,3 +163,31 @@ async def test_a_plan_made_on_an_empty_table_looks_keys_up_in_the_index(
         await connection.rollback()
     assert "Seq Scan" not in plan, plan
     assert "Index" in plan, plan
+
+
+@pytest.mark.parametrize(
+    "build",
+    [issue_state._update_issue, accept_writes._insert_all, outbox.insert_leased],
+    ids=["issues moved", "accepts", "outbox rows"],
+)
+async def test_a_plan_for_many_rows_at_once_made_on_an_empty_table_scans_none(
+    engine: AsyncEngine, build: Any
+) -> None:
+    """The statements that take a batch's rows as arrays (shared.db.columnar): an UPDATE looks
+    each row up in its key's index, and nothing scans a table."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's kept plans")
+    sql = Direct(engine).prepared(build).columnar
+    assert sql is not None
+    arguments = ", ".join(["NULL"] * len(set(re.findall(r"\$\d+", sql))))
+    async with engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.execute("SET plan_cache_mode = force_generic_plan")
+        await raw.execute(f"PREPARE kept AS {sql}")
+        plan = "\n".join(row[0] for row in await raw.fetch(f"EXPLAIN EXECUTE kept({arguments})"))
+        await connection.rollback()
+    assert "Seq Scan" not in plan, plan
+    if build is issue_state._update_issue:
+        assert "Index Scan" in plan, plan
+        assert "Tid Scan" in plan, plan
