@@ -22,7 +22,7 @@ from shared.events.models import IssueUpdated
 from shared.kafka import outbox
 from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
 from shared.kafka.outbox import BrokerUnavailable, OutboxRelay, enqueue
-from shared.kafka.processing import EventProcessor
+from shared.kafka.processing import EventProcessor, Handler
 from shared.kafka.producer import create_producer
 from shared.kafka.topics import TopicNames, ensure_topics
 from shared.reconciler import reconcile_once
@@ -358,14 +358,7 @@ async def test_a_poison_record_read_again_is_parked_once_and_a_replay_of_it_agai
         raise AssertionError("a poison record never reaches the handler")
 
     names = TopicNames(topic_prefix)
-    processor = EventProcessor(
-        ConsumerSpec("probe", "issues.updated", handler),
-        uow_factory=UnitOfWorkFactory(create_session_factory(engine)),
-        settings=ConsumerSettings(),
-        names=names,
-        group_id="probe",
-        beat=lambda: None,
-    )
+    processor = updates_processor(engine, names, "probe", handler)
 
     def poison(offset: int) -> ConsumerRecord[bytes, bytes]:
         value = b"not an event"
@@ -399,14 +392,7 @@ async def test_each_event_handled_logs_one_line_with_its_ids_together_or_alone(
         return None
 
     names = TopicNames(topic_prefix)
-    processor = EventProcessor(
-        ConsumerSpec("lines", "issues.updated", handler),
-        uow_factory=UnitOfWorkFactory(create_session_factory(engine)),
-        settings=ConsumerSettings(),
-        names=names,
-        group_id="lines",
-        beat=lambda: None,
-    )
+    processor = updates_processor(engine, names, "lines", handler)
     events = [updated_event(uuid.uuid4()) for _ in range(3)]
 
     def record(offset: int, event: IssueUpdated) -> ConsumerRecord[bytes, bytes]:
@@ -429,3 +415,17 @@ async def test_each_event_handled_logs_one_line_with_its_ids_together_or_alone(
         (("processed",), f"line-{n}", str(event.issue_id), str(event.partner_id))
         for n, event in enumerate(events)
     ] + [(("duplicate",), "line-0", str(events[0].issue_id), str(events[0].partner_id))]
+
+
+def updates_processor(
+    engine: AsyncEngine, names: TopicNames, name: str, handler: Handler
+) -> EventProcessor:
+    """A consumer ``name`` of ``issues.updated`` whose records a test hands it itself."""
+    return EventProcessor(
+        ConsumerSpec(name, "issues.updated", handler),
+        uow_factory=UnitOfWorkFactory(create_session_factory(engine)),
+        settings=ConsumerSettings(),
+        names=names,
+        group_id=name,
+        beat=lambda: None,
+    )

@@ -153,16 +153,22 @@ async def test_a_plan_made_on_an_empty_table_looks_keys_up_in_the_index(
         pytest.skip("PostgreSQL's kept plans")
     compiled = statement(engine.dialect).compile(dialect=engine.dialect)
     assert isinstance(compiled, SQLCompiler)
-    arguments = ", ".join(["NULL"] * len(set(re.findall(r"\$\d+", compiled.string))))
+    plan = await kept_plan(engine, compiled.string)
+    assert "Seq Scan" not in plan, plan
+    assert "Index" in plan, plan
+
+
+async def kept_plan(engine: AsyncEngine, sql: str) -> str:
+    """The plan PostgreSQL keeps for ``sql`` made now (its tables empty), every value NULL."""
+    arguments = ", ".join(["NULL"] * len(set(re.findall(r"\$\d+", sql))))
     async with engine.connect() as connection:
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
         await raw.execute("SET plan_cache_mode = force_generic_plan")
-        await raw.execute(f"PREPARE kept AS {compiled.string}")
+        await raw.execute(f"PREPARE kept AS {sql}")
         plan = "\n".join(row[0] for row in await raw.fetch(f"EXPLAIN EXECUTE kept({arguments})"))
         await connection.rollback()
-    assert "Seq Scan" not in plan, plan
-    assert "Index" in plan, plan
+    return plan
 
 
 @pytest.mark.parametrize(
@@ -179,14 +185,7 @@ async def test_a_plan_for_many_rows_at_once_made_on_an_empty_table_scans_none(
         pytest.skip("PostgreSQL's kept plans")
     sql = Direct(engine).prepared(build).columnar
     assert sql is not None
-    arguments = ", ".join(["NULL"] * len(set(re.findall(r"\$\d+", sql))))
-    async with engine.connect() as connection:
-        raw = (await connection.get_raw_connection()).driver_connection
-        assert raw is not None
-        await raw.execute("SET plan_cache_mode = force_generic_plan")
-        await raw.execute(f"PREPARE kept AS {sql}")
-        plan = "\n".join(row[0] for row in await raw.fetch(f"EXPLAIN EXECUTE kept({arguments})"))
-        await connection.rollback()
+    plan = await kept_plan(engine, sql)
     assert "Seq Scan" not in plan, plan
     if build is issue_state._update_issue:
         assert "Index Scan" in plan, plan
