@@ -1,5 +1,6 @@
-"""issues lose their index on partner_id alone: the unique (partner_id, external_ref) index
-serves the same look-ups, and each issue written or moved kept both up to date
+"""issues lose the index on partner_id alone: the unique (partner_id, external_ref) one covers it
+
+Every issue written or moved kept both up to date.
 
 Revision ID: 0010
 Revises: 0009
