@@ -223,10 +223,10 @@ def _announce(
     status = IssueStatus(issue.status)
     step = {"issue_id": issue.id, "status": status, "detail": detail, "at": at}
     stage(session, insert_step, step)
-    updated = IssueUpdated(
+    lifecycle = IssueUpdated(
         issue_id=issue.id, partner_id=issue.partner_id, status=status, note=note, updated_at=at
     )
     if event is None:
-        enqueue(session, updated, service=service)
+        enqueue(session, lifecycle, service=service)
     else:
-        enqueue(session, event, service=service, companion=updated)
+        enqueue(session, event, service=service, companion=lifecycle)

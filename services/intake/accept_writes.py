@@ -59,6 +59,8 @@ ISSUE_COLUMNS = (
     "created_at",
     "updated_at",
 )
+# A partner's PSA ticket is one issue: the key two accepts of it conflict on.
+_TICKET = ("partner_id", "external_ref")
 _STEP_COLUMNS = ("status", "detail", "at")
 # The step's and the outbox row's parameters are prefixed: their columns share names with the
 # issue's, and one statement carries all three.
@@ -211,9 +213,7 @@ def _issue_row(event: IssueReceived) -> dict[str, Any]:
 
 def _insert_issue(dialect: str) -> Insert:
     """The database decides between two concurrent requests for the same ticket."""
-    return insert_ignoring(dialect, table_of(Issue), ("partner_id", "external_ref")).values(
-        **bound(*ISSUE_COLUMNS)
-    )
+    return insert_ignoring(dialect, table_of(Issue), _TICKET).values(**bound(*ISSUE_COLUMNS))
 
 
 def _issues_among(dialect: str) -> ClauseElement:
@@ -260,7 +260,7 @@ def _insert_every(_one: object, rows: TableValuedAlias) -> ClauseElement:
     given = select(rows).cte("given")
     issues = table_of(Issue)
     added = (
-        insert_ignoring("postgresql", issues, ("partner_id", "external_ref"))
+        insert_ignoring("postgresql", issues, _TICKET)
         .from_select(
             list(ISSUE_COLUMNS),
             select(*(given.c[name] for name in ISSUE_COLUMNS)).order_by(given.c[ORDINAL]),

@@ -225,16 +225,7 @@ def _claim_next(dialect: str) -> ClauseElement:
         update(outbox)
         .where(outbox.c.id.in_(due.scalar_subquery()))
         .values(claimed_until=bindparam("lease"), attempts=outbox.c.attempts + 1)
-        .returning(
-            outbox.c.id,
-            outbox.c.topic,
-            outbox.c.key,
-            outbox.c.value,
-            outbox.c.headers,
-            outbox.c.companion_topic,
-            outbox.c.companion_value,
-            outbox.c.companion_headers,
-        )
+        .returning(*(outbox.c[name] for name in _Claimed._fields))
     )
 
 
