@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from shared.db.base import utcnow
 from shared.events import schema
-from shared.events.envelope import encode
+from shared.events.envelope import encode, sdk_encoded
 from shared.events.models import (
     EVENT_TYPES,
     Event,
@@ -144,6 +144,29 @@ def test_an_encoded_event_with_every_field_satisfies_its_committed_schema(event:
 @given(event=st.one_of(*(st.builds(cls) for cls in EVENT_TYPES.values())))
 def test_any_encodable_event_satisfies_its_committed_schema(event: Event) -> None:
     validate(event)
+
+
+def written_as_the_sdk_writes(event: Event) -> None:
+    """``encode`` writes records without the SDK (see its docstring): the same event by the
+    SDK's ``to_structured`` and its own JSON format must say the same, headers included."""
+    at = utcnow()
+    _, value, headers = encode(event, service="classifier", event_id="e-1", time=at)
+    sdk_value, sdk_headers = sdk_encoded(event, service="classifier", event_id="e-1", time=at)
+    assert orjson.loads(value) == json.loads(sdk_value)
+    assert headers == sdk_headers
+
+
+@pytest.mark.parametrize("event", full_events(), ids=lambda e: type(e).__name__)
+def test_an_event_with_every_field_is_written_as_the_cloudevents_sdk_writes_it(
+    event: Event,
+) -> None:
+    written_as_the_sdk_writes(event)
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(event=st.one_of(*(st.builds(cls) for cls in EVENT_TYPES.values())))
+def test_any_encodable_event_is_written_as_the_cloudevents_sdk_writes_it(event: Event) -> None:
+    written_as_the_sdk_writes(event)
 
 
 def test_the_committed_schema_refuses_a_record_the_consumers_would_dead_letter() -> None:
