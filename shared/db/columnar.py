@@ -76,9 +76,10 @@ def updated(table: Table, key: str, *columns: str, by: str) -> Update:
 
     There each row is found as one look-up in ``key``'s index and changed where that look-up
     found it (its ``ctid``), whatever the table's size when PostgreSQL planned the statement:
-    matched as a join, the rows were planned as a scan of a table that was empty then. So the
-    caller's transaction must hold the rows locked (``FOR UPDATE``), as the issue lifecycle's
-    callers do: a row another transaction changed meanwhile would be left as it was."""
+    matched as a join, the rows were planned as a scan of a table that was empty then. So a row
+    another transaction changed meanwhile is left as it was: the caller holds the rows locked
+    (``FOR UPDATE``), as the issue lifecycle's callers do, or can leave such a row to whoever
+    changed it, as the outbox relay can (see ``shared.kafka.outbox._changing``)."""
     values: dict[str, Any] = {column: bindparam(column) for column in columns}
     statement = update(table).where(table.c[key] == bindparam(by)).values(**values)
     return by_column(statement, partial(_update_every, table, key, by))

@@ -15,13 +15,13 @@ from typing import Any, NamedTuple
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.producer.message_accumulator import BatchBuilder
-from sqlalchemy import ColumnElement, Integer, Table, bindparam, func, select, update
+from sqlalchemy import Integer, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from shared.db.base import table_of, utcnow
-from shared.db.columnar import inserted
+from shared.db.columnar import inserted, updated
 from shared.db.direct import Build, Direct, DirectStatements
 from shared.db.errors import database_unavailable
 from shared.db.listed import among
@@ -229,40 +229,50 @@ def _claim_next(dialect: str) -> ClauseElement:
     )
 
 
-def _mark_sent(dialect: str) -> ClauseElement:
-    """The rows of :func:`_rows` were published."""
-    outbox = table_of(OutboxMessage)
-    return (
-        update(outbox)
-        .where(_rows(outbox, dialect))
-        .values(sent_at=bindparam("sent_at"), claimed_until=None)
-    )
-
-
-def _release(dialect: str) -> ClauseElement:
-    """The rows of :func:`_rows` were not published: leased to no one again."""
-    outbox = table_of(OutboxMessage)
-    return update(outbox).where(_rows(outbox, dialect)).values(claimed_until=None)
-
-
-def _rows(outbox: Table, dialect: str) -> ColumnElement[bool]:
-    """A batch's rows: on PostgreSQL one row by its ``id`` per call, the calls sent together;
-    elsewhere every row of the one ``ids`` parameter in one statement.
+def _changing(*columns: str) -> Build:
+    """The statement setting ``columns`` (each passed by name) in a batch's rows: on PostgreSQL
+    each row by its ``id``, the runs for a batch's rows sent as one statement
+    (:func:`shared.db.columnar.updated`); elsewhere every row of the one ``ids`` parameter.
 
     PostgreSQL plans a prepared statement once it has run a few times and keeps that plan. One
     whose table was nearly empty then (a new database, the outbox just swept) keeps scanning
     the whole table as it grows: a list matched against the outbox did, 6 ms per batch after
-    10,000 rows. ``id = $1`` is planned as a primary-key look-up at any size.
+    10,000 rows. Each row's own look-up in the primary key is planned so at any size.
+
+    The relay holds no lock on the rows, only their lease; a row that another relay claimed
+    meanwhile (its lease had ended) is left as that relay changed it, and that relay publishes
+    it again and marks it: a copy that consumers drop by its event id, as when the marking
+    came too late.
     """
-    if dialect == "postgresql":
-        return outbox.c.id == bindparam("id")
-    return among(outbox.c.id, "ids", dialect)
+
+    def build(dialect: str) -> ClauseElement:
+        outbox = table_of(OutboxMessage)
+        if dialect == "postgresql":
+            return updated(outbox, "id", *columns, by="id")
+        values: dict[str, Any] = {column: bindparam(column) for column in columns}
+        return update(outbox).where(among(outbox.c.id, "ids", dialect)).values(**values)
+
+    return build
+
+
+_mark_sent = _changing("sent_at", "claimed_until")
+_release = _changing("claimed_until")
+
+
+async def _mark(statements: DirectStatements, ids: list[int], at: datetime) -> None:
+    """The rows ``ids`` were published ``at``: sent, leased to no one."""
+    await _update_rows(statements, _mark_sent, ids, {"sent_at": at, "claimed_until": None})
+
+
+async def _unlease(statements: DirectStatements, ids: list[int]) -> None:
+    """The rows ``ids`` were not published: leased to no one again."""
+    await _update_rows(statements, _release, ids, {"claimed_until": None})
 
 
 async def _update_rows(
     statements: DirectStatements, build: Build, ids: list[int], values: dict[str, object]
 ) -> None:
-    """Run :func:`_mark_sent` or :func:`_release` for ``ids``: all rows or none."""
+    """Run ``build`` (:func:`_changing`) for ``ids`` with ``values``: all rows or none."""
     if statements.dialect == "postgresql":
         await statements.executemany(build, [{"id": row_id, **values} for row_id in ids])
     else:
@@ -526,7 +536,7 @@ class OutboxRelay:
         lease = now + timedelta(seconds=self._settings.lease_s)
         async with self._direct.statements() as statements:
             if self._unmarked:
-                await _update_rows(statements, _mark_sent, self._unmarked, {"sent_at": now})
+                await _mark(statements, self._unmarked, now)
                 self._unmarked = []
             claimed = await statements.fetch(
                 _claim_next, {"now": now, "lease": lease, "batch": self._settings.batch_size}
@@ -554,9 +564,9 @@ class OutboxRelay:
             with attempt:
                 async with self._direct.statements() as statements:
                     if sent:
-                        await _update_rows(statements, _mark_sent, sent, {"sent_at": now})
+                        await _mark(statements, sent, now)
                     if unsent:
-                        await _update_rows(statements, _release, unsent, {})
+                        await _unlease(statements, unsent)
         if unsent:
             # Back in the table: the next pass claims them.
             self._claim_due = True

@@ -94,7 +94,7 @@ async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not
     marks_refused = 0
 
     def busy_at_first(run: Any) -> Any:
-        # Marking runs one statement per batch, or one per row sent together (PostgreSQL).
+        # Marking runs one statement per batch (on PostgreSQL its rows go as arrays).
         async def refusing(self: DirectStatements, build: Any, values: Any) -> Any:
             nonlocal marks_refused
             if build is outbox._mark_sent and marks_refused < 2:

@@ -173,8 +173,14 @@ async def kept_plan(engine: AsyncEngine, sql: str) -> str:
 
 @pytest.mark.parametrize(
     "build",
-    [issue_state._update_issue, accept_writes._insert_all, outbox.insert_leased],
-    ids=["issues moved", "accepts", "outbox rows"],
+    [
+        issue_state._update_issue,
+        accept_writes._insert_all,
+        outbox.insert_leased,
+        outbox._mark_sent,
+        outbox._release,
+    ],
+    ids=["issues moved", "accepts", "outbox rows", "relay marks sent", "relay releases"],
 )
 async def test_a_plan_for_many_rows_at_once_made_on_an_empty_table_scans_none(
     engine: AsyncEngine, build: Any
@@ -187,6 +193,6 @@ async def test_a_plan_for_many_rows_at_once_made_on_an_empty_table_scans_none(
     assert sql is not None
     plan = await kept_plan(engine, sql)
     assert "Seq Scan" not in plan, plan
-    if build is issue_state._update_issue:
+    if build in (issue_state._update_issue, outbox._mark_sent, outbox._release):
         assert "Index Scan" in plan, plan
         assert "Tid Scan" in plan, plan
