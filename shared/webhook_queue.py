@@ -7,6 +7,7 @@ them back before its unit of work flushes.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -82,7 +83,7 @@ async def queue_deliveries(
     The body is Standard Webhooks' ``{"type", "timestamp", "data"}``; returns the delivery ids.
     """
     now = utcnow()
-    body = orjson.dumps({"type": webhook_type, "timestamp": now.isoformat(), "data": data}).decode()
+    body = ""  # written for the first subscription that wants it
     preloaded: dict[tuple[uuid.UUID, str], list[WebhookSubscription]] = session.info.get(
         BATCH_KEY, {}
     )
@@ -96,6 +97,7 @@ async def queue_deliveries(
         if subscription.event_types and webhook_type not in subscription.event_types:
             continue
         queued = delivery_id(subscription.id, event_id)
+        body = body or _body(webhook_type, now, data)
         row = {
             "id": queued,
             "subscription_id": subscription.id,
@@ -109,6 +111,10 @@ async def queue_deliveries(
         stage(session, _insert, row)
         ids.append(queued)
     return ids
+
+
+def _body(webhook_type: str, now: datetime, data: dict[str, Any]) -> str:
+    return orjson.dumps({"type": webhook_type, "timestamp": now.isoformat(), "data": data}).decode()
 
 
 def _insert(dialect: str) -> ClauseElement:
