@@ -447,17 +447,22 @@ class OutboxRelay:
         """``rows`` as the producer's record batches: each record of a row in its key's
         partition of its topic (the producer's own default partitioner, so an issue's events
         share one), in order, a new batch whenever one is full. Handing the producer whole
-        batches costs a fraction of one ``send`` per record."""
-        partitions: dict[str, list[int]] = {}
+        batches costs a fraction of one ``send`` per record. A row's records share its key, and
+        its partition where their topics have the same partitions: hashed once."""
+        partitions: dict[str, tuple[int, ...]] = {}
         filling: dict[tuple[str, int], _Batch] = {}
         batches: list[_Batch] = []
         for row in rows:
             key = row.key.encode()
+            placed: dict[tuple[int, ...], int] = {}
             for name, value, text_headers in row.records():
                 topic = self._names(name)
                 if topic not in partitions:
-                    partitions[topic] = sorted(await producer.partitions_for(topic))
-                partition = key_partition(key, partitions[topic])
+                    partitions[topic] = tuple(sorted(await producer.partitions_for(topic)))
+                among_partitions = partitions[topic]
+                partition = placed.get(among_partitions)
+                if partition is None:
+                    partition = placed[among_partitions] = key_partition(key, among_partitions)
                 headers = [(header, text.encode()) for header, text in text_headers]
                 batch = filling.get((topic, partition))
                 if batch is None or not batch.add(row, key, value, headers):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -10,7 +12,7 @@ from shared.settings import KafkaSettings
 _PARTITIONER = DefaultPartitioner()
 
 
-def key_partition(key: bytes, partitions: list[int]) -> int:
+def key_partition(key: bytes, partitions: Sequence[int]) -> int:
     """The partition of ``partitions`` (sorted) the producer itself gives a record keyed ``key``."""
     partition: int = _PARTITIONER(key, partitions, partitions)
     return partition
