@@ -11,9 +11,11 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.db.base import utcnow
 from shared.db.direct import Direct, DirectStatements
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
@@ -40,6 +42,7 @@ from tests.support.factories import (
     queued_updates,
     relay_all,
     relay_for,
+    rows,
     scalar,
     seed_partner,
     stuck_in_received,
@@ -114,6 +117,52 @@ async def test_published_rows_the_relay_cannot_mark_at_once_are_marked_later_not
     published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated")
     assert marks_refused == 2
     assert sorted(event_ids(published)) == sorted(ids)
+
+
+async def test_a_row_another_relay_claims_while_a_batch_is_marked_is_left_to_that_relay(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """A relay's marking waits for a row that another relay, whose claim came once the lease
+    ended, holds locked; when that claim commits, the row is left as it made it (leased to it,
+    to publish and mark), and the batch's other rows are marked sent."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL: other processes' relays claim rows while one marks")
+    _, _, ids = await queued_updates(engine, database_url, 3)
+    first, middle, last = [
+        row_id for (row_id,) in await rows(engine, "SELECT id FROM outbox ORDER BY id")
+    ]
+    at = utcnow()
+    async with engine.connect() as other:
+        await other.execute(
+            text(
+                "UPDATE outbox SET claimed_until = now() + interval '30 seconds', "
+                "attempts = attempts + 1 WHERE id = :id"
+            ),
+            {"id": middle},
+        )
+
+        async def marked() -> None:
+            async with Direct(engine).statements() as statements:
+                await outbox._mark(statements, [first, middle, last], at)
+
+        marking = asyncio.create_task(marked())
+
+        async def waiting() -> bool:
+            return bool(
+                await scalar(
+                    engine,
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND query LIKE 'UPDATE outbox%'",
+                )
+            )
+
+        await eventually(waiting, timeout=10, message="the marking never waited for the claim")
+        assert not marking.done()
+        await other.commit()
+        await asyncio.wait_for(marking, timeout=10)
+    states = await outbox_states(engine)
+    assert states[ids[0]] == states[ids[2]] == (True, False, 0), "sent, leased to no one"
+    assert states[ids[1]] == (False, True, 1), "left to the relay that claimed it"
 
 
 async def test_rows_whose_batch_the_broker_refused_are_released_and_the_rest_marked(
