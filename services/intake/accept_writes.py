@@ -62,6 +62,7 @@ ISSUE_COLUMNS = (
 # A partner's PSA ticket is one issue: the key two accepts of it conflict on.
 _TICKET = ("partner_id", "external_ref")
 _STEP_COLUMNS = ("status", "detail", "at")
+_QUEUED_COLUMNS = (*OUTBOX_COLUMNS, "created_at")
 # The step's and the outbox row's parameters are prefixed: their columns share names with the
 # issue's, and one statement carries all three.
 _STEP = "step_"
@@ -248,9 +249,6 @@ def _insert_all(dialect: str) -> ClauseElement:
         select(queued.c.id).scalar_subquery(),
     ).add_cte(step.cte("step"), queued)
     return by_column(statement, _insert_every)
-
-
-_QUEUED_COLUMNS = (*OUTBOX_COLUMNS, "created_at")
 
 
 def _insert_every(_one: object, rows: TableValuedAlias) -> ClauseElement:

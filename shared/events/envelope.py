@@ -83,11 +83,9 @@ def encode(
     (:func:`decode`) stays with the SDK, which checks what comes from outside.
     """
     eid = event_id or str(new_id())
-    document = {
-        **_attributes(event, service, eid),
-        "time": time or datetime.now(UTC),
-        "data": event.model_dump(mode="json"),
-    }
+    document = _attributes(event, service, eid)
+    document["time"] = time or datetime.now(UTC)
+    document["data"] = event.model_dump(mode="json")
     return eid, orjson.dumps(document, option=orjson.OPT_UTC_Z), [_CONTENT_TYPE]
 
 
