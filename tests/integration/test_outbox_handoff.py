@@ -25,6 +25,7 @@ from shared.db.direct import Direct
 from shared.kafka.outbox import BrokerUnavailable, OutboxRelay, enqueue
 from tests.support.broker import event_ids, read_topic, refuse_batches
 from tests.support.factories import (
+    eventually,
     outbox_states,
     received_event,
     relay_sessions,
@@ -33,18 +34,6 @@ from tests.support.factories import (
     seed_partner,
     updated_event,
 )
-
-
-async def _settled(
-    engine: AsyncEngine, expected: dict[str, tuple[bool, bool, int]], *, timeout: float = 10
-) -> None:
-    """Wait for the outbox rows to reach ``expected`` (see ``outbox_states``); an assertion
-    showing the difference if they have not within ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (states := await outbox_states(engine)) != expected:
-        if asyncio.get_running_loop().time() > deadline:
-            assert states == expected
-        await asyncio.sleep(0.05)
 
 
 async def _committed(
@@ -345,8 +334,17 @@ async def test_the_run_loop_defers_its_marks_on_sqlite_only(
         )
         marked = not database_url.startswith("sqlite")
         expected = {i: (marked, not marked, 1) for i in ids}
+        states: dict[str, tuple[bool, bool, int]] = {}
+
+        async def settled() -> bool:
+            states.clear()
+            states.update(await outbox_states(engine))
+            return states == expected
+
         # The marks follow the broker's acknowledgement, which the reader above may see first.
-        await _settled(engine, expected)
+        await eventually(
+            settled, timeout=10, interval=0.05, message=lambda: f"{states} != {expected}"
+        )
         if not marked:
             # Still leased a moment later: the loop waits to be woken for its next claim.
             await asyncio.sleep(0.3)
