@@ -52,7 +52,9 @@ LEXICON: dict[str, dict[Category, str]] = {
         "nobody can*2|no one can*2|can't log in*2|cannot log in*2|couldn't sign you in*2|"
         "can't connect*2|unreachable*2|outage|cannot be reached*2|nobody can sign in*2|"
         "not working|stopped working*2|isn't working|doesn't work|does not work|"
-        "not receiving*2|not syncing*2|won't sync*2|won't load*2|not loading*2|won't open*2|"
+        "not receiving*2|not getting email|not getting any email|not getting external|"
+        "not getting mail|not getting any mail|"
+        "not syncing*2|won't sync*2|won't load*2|not loading*2|won't open*2|"
         "blank page*2|cannot send*2|"
         "can't send*2|cannot reach*2|can't reach*2|times out*2|timing out*2|cannot access*2|"
         "can't access*2|cant access*2|bouncing*2|bounce back*2|delivery has failed*2|"
@@ -129,7 +131,11 @@ LEXICON: dict[str, dict[Category, str]] = {
         "ladt nicht*2|offnet nicht*2|leere seite*2|keine verbindung*2|startet nicht*2|"
         "nicht mehr offnen*2|nicht offnen*2|schlagen fehl*2|schlagt fehl*2|"
         "verbindet sich nicht*2|verbindet nicht*2|getrennt|kommen nicht an*2|kommen keine*2|"
-        "keine anmeldung*2|kein zugriff*2|nicht mehr anmelden*2|nicht anmelden*2",
+        "keine anmeldung*2|kein zugriff*2|nicht mehr anmelden*2|nicht anmelden*2|"
+        # The subject comes between the verb and "keine" ("empfangen alle Benutzer keine
+        # E-Mails"): the missing mail itself is the term.
+        "keine e-mail|keine mails|keine externen e-mail*2|keine externen mails*2|"
+        "keine neuen e-mail*2|keine neuen mails*2|keine eingehenden*2|keine nachrichten",
         C.BUG: "~fehler*2|~fehlermeldung*3|~absturz*2|sturzt*2|falsch angezeigt*2|bleibt hangen|"
         "erscheint zweimal*2|erscheint doppelt*2|doppelt angezeigt*2|doppelt|"
         "lasst sich nicht loschen*2|verschwind*2|verschwunden*2|findet nichts*2|"

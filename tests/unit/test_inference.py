@@ -211,6 +211,39 @@ def test_one_weak_word_of_a_failure_does_not_turn_a_how_to_into_it() -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "Seit heute Morgen empfangen alle Benutzer keine externen E-Mails",
+        "Seit 8 Uhr erhalten unsere Mitarbeiter keine E-Mails mehr",
+        "Wir bekommen seit gestern keine Mails von außen",
+        "Seit heute kommen bei uns keine Nachrichten mehr an",
+    ],
+)
+def test_german_mail_that_does_not_arrive_is_a_failure_whatever_stands_before_keine(
+    text: str,
+) -> None:
+    # German puts the subject between the verb and "keine": "empfangen keine" is not in it.
+    result = infer(text, "")
+    assert (result.category, result.language) == (Category.SERVICE_UNAVAILABLE, "de")
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Since this morning users are not getting external emails", Category.SERVICE_UNAVAILABLE),
+        ("Wie kann ich einstellen, dass keine E-Mails weitergeleitet werden?", Category.HOW_TO),
+        ("Wir möchten keine E-Mails an externe Empfänger weiterleiten", Category.CONFIGURATION),
+        ("How do we make sure users are not getting external emails from it?", Category.HOW_TO),
+    ],
+)
+def test_mail_that_does_not_come_is_a_weak_word_beside_a_question_or_a_setting(
+    text: str, category: Category
+) -> None:
+    # Alone it tells of a failure; beside a question or a setting it is what is wanted.
+    assert infer(text, "").category is category
+
+
+@pytest.mark.parametrize(
     ("text", "category", "evidence"),
     [
         ("Le client veut changer d'abonnement", Category.SUBSCRIPTION, "abonnement"),
