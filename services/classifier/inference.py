@@ -6,7 +6,9 @@ A term may carry a weight (``term*2``) when it is more telling than a single wor
 evidence for the language the term belongs to. The category counts the terms of the language
 the text is in, and English ones in any language (desks write "forwarding" and "outage" in all
 four): a word of another language's term ("imported" begins like Spanish "importe") is none.
-A German term marked ``~`` is found inside a word too, as the last noun of a compound. A how-to
+A German term marked ``~`` is found inside a word too, as the last noun of a compound, and a
+German clause whose verb of failure stands apart from its negation or particle ("Outlook öffnet
+bei allen Benutzern nicht mehr") is a hit of its own (``_CLAUSES_DE``). A how-to
 question yields to a failure the text also tells of ("How do we get mail back? Exchange is
 down"): that may be Microsoft's to fix, and the helpdesk would only answer the question.
 """
@@ -53,7 +55,9 @@ LEXICON: dict[str, dict[Category, str]] = {
         "can't connect*2|unreachable*2|outage|cannot be reached*2|nobody can sign in*2|"
         "not working|stopped working*2|isn't working|doesn't work|does not work|"
         "not receiving*2|not getting email|not getting any email|not getting external|"
-        "not getting mail|not getting any mail|"
+        "not getting mail|not getting any mail|does not open*2|doesn't open*2|"
+        "keeps dropping*2|keep dropping*2|calls drop|dropped calls|keeps disconnecting*2|"
+        "keep disconnecting*2|"
         "not syncing*2|won't sync*2|won't load*2|not loading*2|won't open*2|"
         "blank page*2|cannot send*2|"
         "can't send*2|cannot reach*2|can't reach*2|times out*2|timing out*2|cannot access*2|"
@@ -98,7 +102,8 @@ LEXICON: dict[str, dict[Category, str]] = {
         "no recibe*2|no sincroniza*2|dejo de sincronizar*2|dejaron de sincronizar*2|"
         "no conecta*2|no abre*2|no se abre*2|pagina en blanco*2|no carga*2|"
         "no se puede enviar*2|no podemos enviar*2|no responde*2|tiempo de espera*2|"
-        "no se pueden enviar*2|no pueden enviar*2|bandeja de salida*2",
+        "no se pueden enviar*2|no pueden enviar*2|bandeja de salida*2|se corta*2|"
+        "se desconecta*2",
         C.BUG: "fallo*2|mensaje de error*3|error|se bloquea*2|se cierra*2|se muestra mal*2|"
         "no aparece*2|no aparecen*2|"
         "duplica*2|dos veces*2|no se pueden borrar*2|no se puede borrar*2|desaparec*2|"
@@ -131,11 +136,13 @@ LEXICON: dict[str, dict[Category, str]] = {
         "ladt nicht*2|offnet nicht*2|leere seite*2|keine verbindung*2|startet nicht*2|"
         "nicht mehr offnen*2|nicht offnen*2|schlagen fehl*2|schlagt fehl*2|"
         "verbindet sich nicht*2|verbindet nicht*2|getrennt|kommen nicht an*2|kommen keine*2|"
+        "fehlschlag*2|"
         "keine anmeldung*2|kein zugriff*2|nicht mehr anmelden*2|nicht anmelden*2|"
         # The subject comes between the verb and "keine" ("empfangen alle Benutzer keine
         # E-Mails"): the missing mail itself is the term.
         "keine e-mail|keine mails|keine externen e-mail*2|keine externen mails*2|"
-        "keine neuen e-mail*2|keine neuen mails*2|keine eingehenden*2|keine nachrichten",
+        "keine neuen e-mail*2|keine neuen mails*2|keine neuen nachrichten*2|keine eingehenden*2|"
+        "keine nachrichten",
         C.BUG: "~fehler*2|~fehlermeldung*3|~absturz*2|sturzt*2|falsch angezeigt*2|bleibt hangen|"
         "erscheint zweimal*2|erscheint doppelt*2|doppelt angezeigt*2|doppelt|"
         "lasst sich nicht loschen*2|verschwind*2|verschwunden*2|findet nichts*2|"
@@ -171,7 +178,7 @@ LEXICON: dict[str, dict[Category, str]] = {
         "ne synchronise*2|ne se synchronise*2|ne sont plus synchronises*2|ne charge*2|"
         "ne se charge*2|ne s'ouvre*2|page blanche*2|impossible d'envoyer*2|"
         "impossible de se connecter*2|n'arrive pas a se connecter*2|ne se lance*2|ne demarre*2|"
-        "plus personne*2|impossible d'acceder*2",
+        "plus personne*2|impossible d'acceder*2|se coupe*2|se deconnecte*2",
         C.BUG: "erreur*2|message d'erreur*3|bogue*2|plante*2|plantage*2|defaut*2|se fige*2|"
         "n'apparai*2|"
         "se ferme*2|en double*2|deux fois*2|ne peut pas etre supprime*2|dispara*2|disparu*2|"
@@ -316,6 +323,91 @@ def _questions(raw: str, padded: str) -> list[Term]:
     return found
 
 
+# German keeps a verb apart from its negation: after it in a main clause ("Outlook öffnet bei
+# allen Benutzern nicht mehr"), before it after a modal or in a subordinate clause ("können
+# sich seit heute nicht mehr anmelden", "dass Teams nicht startet"), with any words between,
+# and a separable verb apart from its particle ("brechen nach Minuten ab"). No term of
+# adjacent words finds those. A verb of failure and a negation in one clause (no punctuation
+# or conjunction between them, a few words apart) is a hit for ``service_unavailable``:
+# weight 2 where the verb leads or a modal says "cannot"; 1 (a weak word) where only the
+# negation leads, as in a wish ("dass Teams nicht startet") that a how-to question does not
+# yield to. The generic verbs ("funktioniert", "geht", "läuft") are weak in any order, as
+# their adjacent terms are, and so is "fällt … aus" (a bill "fällt höher aus").
+_STRONG_DE = (
+    "offnet offnen ladt laden startet starten synchronisiert synchronisieren verbindet "
+    "verbinden reagiert reagieren anmelden einloggen hochladen herunterladen abrufen "
+    "zugreifen versenden"
+).split()
+_WEAK_DE = "funktioniert funktionieren geht gehen lauft laufen erreicht erreichen".split()
+# What a failure leaves undone, after its negation ("werden nicht zugestellt", "ist seit zehn
+# Uhr nicht aufrufbar"); weak, as any negation that leads.
+_UNDONE_DE = (
+    "zugestellt angezeigt aufrufbar erreichbar geladen geoffnet gesendet versendet verbunden "
+    "synchronisiert"
+).split()
+_MODAL_DE = "kann konnen konnte konnten".split()
+_NEGATION_DE = r"(nicht|kein[a-z]*|niemand[a-z]*)"
+# Words that begin another clause, which a gap does not cross.
+_CLAUSE_START_DE = r"(?:und|aber|oder|sondern|denn|dass|weil|wenn|ob|obwohl)"
+
+
+def _any(words: list[str]) -> str:
+    return f"({'|'.join(words)})"
+
+
+def _gap(most: int) -> str:
+    """Up to ``most`` words of the same clause."""
+    return rf"(?: (?!{_CLAUSE_START_DE} )[a-z0-9'-]+){{0,{most}}}"
+
+
+# Each pattern's groups are its term, joined by "…" ("offnet … nicht").
+_CLAUSES_DE = (
+    (rf" {_any(_STRONG_DE)}{_gap(10)} {_NEGATION_DE}(?= )", 2.0),
+    (rf" {_any(_MODAL_DE)}{_gap(4)} {_NEGATION_DE}{_gap(6)} {_any(_STRONG_DE)}(?= )", 2.0),
+    (rf" (bricht|brechen){_gap(10)} (ab)(?= )", 2.0),
+    (rf" (schlagt|schlagen){_gap(10)} (fehl)(?= )", 2.0),
+    (rf" (kommt|kommen){_gap(10)} {_NEGATION_DE}{_gap(4)} (an|rein|herein|durch)(?= )", 2.0),
+    (rf" (fallt|fallen){_gap(10)} (aus)(?= )", 1.0),
+    (rf" {_any(_WEAK_DE)}{_gap(10)} {_NEGATION_DE}(?= )", 1.0),
+    (rf" {_NEGATION_DE}{_gap(4)} {_any(_STRONG_DE + _WEAK_DE + _UNDONE_DE)}(?= )", 1.0),
+)
+# A text without one of these verbs has none of the clauses: most texts are not looked at.
+_CLAUSE_VERBS_DE = frozenset(
+    _STRONG_DE
+    + _WEAK_DE
+    + _UNDONE_DE
+    + _MODAL_DE
+    + "bricht brechen schlagt schlagen kommt kommen fallt fallen".split()
+)
+_CLAUSE_TOKEN = re.compile(r"[a-z0-9'-]+|[.,;:!?()]")
+
+
+@functools.cache
+def _clause_patterns() -> tuple[tuple[re.Pattern[str], float], ...]:
+    return tuple((re.compile(pattern), weight) for pattern, weight in _CLAUSES_DE)
+
+
+def _clauses(folded: str, words: list[str]) -> list[Term]:
+    """A ``service_unavailable`` hit for each German clause that tells of a failure apart from
+    its negation or particle (see ``_CLAUSES_DE``)."""
+    if _CLAUSE_VERBS_DE.isdisjoint(words):
+        return []
+    tokens = f" {' '.join(_CLAUSE_TOKEN.findall(folded))} "
+    return [
+        ("de", Category.SERVICE_UNAVAILABLE, _term(match), weight)
+        for pattern, weight in _clause_patterns()
+        for match in pattern.finditer(tokens)
+    ]
+
+
+def _term(match: re.Match[str]) -> str:
+    """A clause's term: its key words, "…" where others stood between them ("offnet …
+    nicht"); as written where none did, so that it is the same word as a lexicon term of
+    adjacent words ("geht nicht") and counts once with it."""
+    keys = match.groups()
+    return " ".join(keys) if len(match[0].split()) == len(keys) else " … ".join(keys)
+
+
 def infer(title: str, description: str, *, language_hint: str | None = None) -> Inference:
     """The most evident category and language, with the matched terms.
 
@@ -323,10 +415,11 @@ def infer(title: str, description: str, *, language_hint: str | None = None) -> 
     """
     raw = f"{title} {description}"
     named = _NAMES.sub(" ", raw) if "@" in raw or "://" in raw else raw
-    words = _WORD.findall(_unelide(fold(named)))
+    folded = _unelide(fold(named))
+    words = _WORD.findall(folded)
     padded = f" {' '.join(words)} "
     languages: defaultdict[str, float] = defaultdict(float)
-    hits = _hits(padded, words) + _questions(raw, padded)
+    hits = _hits(padded, words) + _questions(raw, padded) + _clauses(folded, words)
     for language, _, term, weight in hits:
         # A word that begins like a shorter term of another language ("cancelar", "cancel")
         # tells the longer term's language only, and one that several languages list alike

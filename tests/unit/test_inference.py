@@ -211,20 +211,47 @@ def test_one_weak_word_of_a_failure_does_not_turn_a_how_to_into_it() -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "evidence"),
     [
-        "Seit heute Morgen empfangen alle Benutzer keine externen E-Mails",
-        "Seit 8 Uhr erhalten unsere Mitarbeiter keine E-Mails mehr",
-        "Wir bekommen seit gestern keine Mails von außen",
-        "Seit heute kommen bei uns keine Nachrichten mehr an",
+        # The subject between the verb and "keine": the missing mail itself is the term.
+        (
+            "Seit heute Morgen empfangen alle Benutzer keine externen E-Mails",
+            "keine externen e-mail",
+        ),
+        ("Wir bekommen seit gestern keine Mails von außen", "keine mails"),
+        # A main clause: the verb leads, its negation comes late.
+        ("Outlook öffnet bei allen Benutzern nicht mehr", "offnet … nicht"),
+        ("Teams startet auf keinem Rechner mehr", "startet … keinem"),
+        # After a modal, and in a subordinate clause: the negation leads.
+        (
+            "Wir können seit heute keine Dateien in SharePoint hochladen",
+            "konnen … keine … hochladen",
+        ),
+        ("Der Kunde meldet, dass Nachrichten nicht zugestellt werden", "nicht zugestellt"),
+        # A separable verb apart from its particle, and joined in a subordinate clause.
+        ("Teams-Anrufe brechen seit heute nach wenigen Minuten ab", "brechen … ab"),
+        ("Mails kommen seit heute Morgen nicht mehr an", "kommen … nicht … an"),
+        ("Er meldet, dass der Versand seit heute fehlschlägt", "fehlschlag"),
     ],
 )
-def test_german_mail_that_does_not_arrive_is_a_failure_whatever_stands_before_keine(
-    text: str,
+def test_german_failures_are_found_whatever_stands_between_verb_and_negation(
+    text: str, evidence: str
 ) -> None:
-    # German puts the subject between the verb and "keine": "empfangen keine" is not in it.
     result = infer(text, "")
     assert (result.category, result.language) == (Category.SERVICE_UNAVAILABLE, "de")
+    assert evidence in result.evidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Das Meeting startet um zehn Uhr und keiner kommt",  # a conjunction ends the clause
+        "Teams startet schnell. Kein Problem sonst",  # so does a full stop
+        "Outlook startet, aber nicht alle Add-ins sind installiert",
+    ],
+)
+def test_a_german_verb_and_a_negation_in_different_clauses_are_no_failure(text: str) -> None:
+    assert infer(text, "").category is None
 
 
 @pytest.mark.parametrize(
@@ -232,14 +259,18 @@ def test_german_mail_that_does_not_arrive_is_a_failure_whatever_stands_before_ke
     [
         ("Since this morning users are not getting external emails", Category.SERVICE_UNAVAILABLE),
         ("Wie kann ich einstellen, dass keine E-Mails weitergeleitet werden?", Category.HOW_TO),
+        ("Wie richte ich ein, dass Teams beim Hochfahren nicht startet?", Category.HOW_TO),
         ("Wir möchten keine E-Mails an externe Empfänger weiterleiten", Category.CONFIGURATION),
         ("How do we make sure users are not getting external emails from it?", Category.HOW_TO),
+        ("How do we stop Teams calls dropping to voicemail?", Category.HOW_TO),
+        ("Die Zahlung fällt diesen Monat höher aus als erwartet", Category.BILLING),
+        ("Exchange fällt seit Montag mehrmals täglich aus", Category.SERVICE_UNAVAILABLE),
     ],
 )
-def test_mail_that_does_not_come_is_a_weak_word_beside_a_question_or_a_setting(
+def test_a_negation_that_leads_or_a_generic_verb_is_a_weak_word_beside_another_category(
     text: str, category: Category
 ) -> None:
-    # Alone it tells of a failure; beside a question or a setting it is what is wanted.
+    # Alone it tells of a failure; beside a question, a setting or a bill it is what is wanted.
     assert infer(text, "").category is category
 
 
