@@ -6,9 +6,9 @@ A term may carry a weight (``term*2``) when it is more telling than a single wor
 evidence for the language the term belongs to. The category counts the terms of the language
 the text is in, and English ones in any language (desks write "forwarding" and "outage" in all
 four): a word of another language's term ("imported" begins like Spanish "importe") is none.
-A German term marked ``~`` is found inside a word too, as the last noun of a compound, and a
-German clause whose verb of failure stands apart from its negation or particle ("Outlook öffnet
-bei allen Benutzern nicht mehr") is a hit of its own (``_CLAUSES_DE``). A how-to
+A German term marked ``~`` is found inside a word too, as the last noun of a compound. A
+failure told with its negation apart from its verb ("Outlook öffnet bei allen Benutzern nicht
+mehr", "users can no longer sign in") is found by :mod:`services.classifier.clauses`. A how-to
 question yields to a failure the text also tells of ("How do we get mail back? Exchange is
 down"): that may be Microsoft's to fix, and the helpdesk would only answer the question.
 """
@@ -20,6 +20,7 @@ import re
 import unicodedata
 from collections import defaultdict
 
+from services.classifier.clauses import clause_hits
 from services.classifier.facts import Inference
 from shared.vocabulary import MICROSOFT_TECHNICAL_CATEGORIES, Category
 
@@ -50,7 +51,7 @@ LEXICON: dict[str, dict[Category, str]] = {
         "where are*2|where is*2|where do*2|where can*3|can't find|cannot find",
         C.UNDOCUMENTED_BEHAVIOR: "undocumented*3|not documented*3|as documented*3|documented*2|"
         "service description*2|documentation*2",
-        C.SERVICE_UNAVAILABLE: "down*2|unavailable*2|not available*2|cannot connect*2|"
+        C.SERVICE_UNAVAILABLE: "down *2|downtime*2|unavailable*2|not available*2|cannot connect*2|"
         "nobody can*2|no one can*2|can't log in*2|cannot log in*2|couldn't sign you in*2|"
         "can't connect*2|unreachable*2|outage|cannot be reached*2|nobody can sign in*2|"
         "not working|stopped working*2|isn't working|doesn't work|does not work|"
@@ -99,6 +100,7 @@ LEXICON: dict[str, dict[Category, str]] = {
         "descripcion del servicio*2|como dice*2",
         C.SERVICE_UNAVAILABLE: "no disponible*2|caido*2|caida|sin servicio*2|no funciona*2|"
         "nadie puede*2|ningun usuario puede*2|dejo de funcionar*2|dejaron de funcionar*2|"
+        "dejado de*2|deja de*2|dejan de*2|"
         "no recibe*2|no sincroniza*2|dejo de sincronizar*2|dejaron de sincronizar*2|"
         "no conecta*2|no abre*2|no se abre*2|pagina en blanco*2|no carga*2|"
         "no se puede enviar*2|no podemos enviar*2|no responde*2|tiempo de espera*2|"
@@ -323,91 +325,6 @@ def _questions(raw: str, padded: str) -> list[Term]:
     return found
 
 
-# German keeps a verb apart from its negation: after it in a main clause ("Outlook öffnet bei
-# allen Benutzern nicht mehr"), before it after a modal or in a subordinate clause ("können
-# sich seit heute nicht mehr anmelden", "dass Teams nicht startet"), with any words between,
-# and a separable verb apart from its particle ("brechen nach Minuten ab"). No term of
-# adjacent words finds those. A verb of failure and a negation in one clause (no punctuation
-# or conjunction between them, a few words apart) is a hit for ``service_unavailable``:
-# weight 2 where the verb leads or a modal says "cannot"; 1 (a weak word) where only the
-# negation leads, as in a wish ("dass Teams nicht startet") that a how-to question does not
-# yield to. The generic verbs ("funktioniert", "geht", "läuft") are weak in any order, as
-# their adjacent terms are, and so is "fällt … aus" (a bill "fällt höher aus").
-_STRONG_DE = (
-    "offnet offnen ladt laden startet starten synchronisiert synchronisieren verbindet "
-    "verbinden reagiert reagieren anmelden einloggen hochladen herunterladen abrufen "
-    "zugreifen versenden"
-).split()
-_WEAK_DE = "funktioniert funktionieren geht gehen lauft laufen erreicht erreichen".split()
-# What a failure leaves undone, after its negation ("werden nicht zugestellt", "ist seit zehn
-# Uhr nicht aufrufbar"); weak, as any negation that leads.
-_UNDONE_DE = (
-    "zugestellt angezeigt aufrufbar erreichbar geladen geoffnet gesendet versendet verbunden "
-    "synchronisiert"
-).split()
-_MODAL_DE = "kann konnen konnte konnten".split()
-_NEGATION_DE = r"(nicht|kein[a-z]*|niemand[a-z]*)"
-# Words that begin another clause, which a gap does not cross.
-_CLAUSE_START_DE = r"(?:und|aber|oder|sondern|denn|dass|weil|wenn|ob|obwohl)"
-
-
-def _any(words: list[str]) -> str:
-    return f"({'|'.join(words)})"
-
-
-def _gap(most: int) -> str:
-    """Up to ``most`` words of the same clause."""
-    return rf"(?: (?!{_CLAUSE_START_DE} )[a-z0-9'-]+){{0,{most}}}"
-
-
-# Each pattern's groups are its term, joined by "…" ("offnet … nicht").
-_CLAUSES_DE = (
-    (rf" {_any(_STRONG_DE)}{_gap(10)} {_NEGATION_DE}(?= )", 2.0),
-    (rf" {_any(_MODAL_DE)}{_gap(4)} {_NEGATION_DE}{_gap(6)} {_any(_STRONG_DE)}(?= )", 2.0),
-    (rf" (bricht|brechen){_gap(10)} (ab)(?= )", 2.0),
-    (rf" (schlagt|schlagen){_gap(10)} (fehl)(?= )", 2.0),
-    (rf" (kommt|kommen){_gap(10)} {_NEGATION_DE}{_gap(4)} (an|rein|herein|durch)(?= )", 2.0),
-    (rf" (fallt|fallen){_gap(10)} (aus)(?= )", 1.0),
-    (rf" {_any(_WEAK_DE)}{_gap(10)} {_NEGATION_DE}(?= )", 1.0),
-    (rf" {_NEGATION_DE}{_gap(4)} {_any(_STRONG_DE + _WEAK_DE + _UNDONE_DE)}(?= )", 1.0),
-)
-# A text without one of these verbs has none of the clauses: most texts are not looked at.
-_CLAUSE_VERBS_DE = frozenset(
-    _STRONG_DE
-    + _WEAK_DE
-    + _UNDONE_DE
-    + _MODAL_DE
-    + "bricht brechen schlagt schlagen kommt kommen fallt fallen".split()
-)
-_CLAUSE_TOKEN = re.compile(r"[a-z0-9'-]+|[.,;:!?()]")
-
-
-@functools.cache
-def _clause_patterns() -> tuple[tuple[re.Pattern[str], float], ...]:
-    return tuple((re.compile(pattern), weight) for pattern, weight in _CLAUSES_DE)
-
-
-def _clauses(folded: str, words: list[str]) -> list[Term]:
-    """A ``service_unavailable`` hit for each German clause that tells of a failure apart from
-    its negation or particle (see ``_CLAUSES_DE``)."""
-    if _CLAUSE_VERBS_DE.isdisjoint(words):
-        return []
-    tokens = f" {' '.join(_CLAUSE_TOKEN.findall(folded))} "
-    return [
-        ("de", Category.SERVICE_UNAVAILABLE, _term(match), weight)
-        for pattern, weight in _clause_patterns()
-        for match in pattern.finditer(tokens)
-    ]
-
-
-def _term(match: re.Match[str]) -> str:
-    """A clause's term: its key words, "…" where others stood between them ("offnet …
-    nicht"); as written where none did, so that it is the same word as a lexicon term of
-    adjacent words ("geht nicht") and counts once with it."""
-    keys = match.groups()
-    return " ".join(keys) if len(match[0].split()) == len(keys) else " … ".join(keys)
-
-
 def infer(title: str, description: str, *, language_hint: str | None = None) -> Inference:
     """The most evident category and language, with the matched terms.
 
@@ -419,7 +336,7 @@ def infer(title: str, description: str, *, language_hint: str | None = None) -> 
     words = _WORD.findall(folded)
     padded = f" {' '.join(words)} "
     languages: defaultdict[str, float] = defaultdict(float)
-    hits = _hits(padded, words) + _questions(raw, padded) + _clauses(folded, words)
+    hits = _hits(padded, words) + _questions(raw, padded) + clause_hits(folded, words)
     for language, _, term, weight in hits:
         # A word that begins like a shorter term of another language ("cancelar", "cancel")
         # tells the longer term's language only, and one that several languages list alike
@@ -461,8 +378,19 @@ def infer(title: str, description: str, *, language_hint: str | None = None) -> 
 
 
 def _within(term: str, other: str) -> bool:
-    """Whether ``term`` is found at the start of a word of ``other``."""
-    return f" {other}".find(f" {term}") >= 0
+    """Whether ``term`` is found at the start of a word of ``other``; a clause's term (see
+    :mod:`services.classifier.clauses`) where its parts are, in order ("nicht … synchronisiert"
+    in "nicht mehr synchronisiert")."""
+    padded = f" {other}"
+    if " … " not in term:
+        return padded.find(f" {term}") >= 0
+    at = 0
+    for part in term.split(" … "):
+        at = padded.find(f" {part}", at)
+        if at < 0:
+            return False
+        at += len(part) + 1
+    return True
 
 
 @functools.cache
