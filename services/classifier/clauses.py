@@ -4,7 +4,8 @@ The lexicon's terms are adjacent words ("öffnet nicht", "not syncing", "no carg
 s'ouvre"); desks write the negation and the verb apart: "Outlook öffnet bei allen Benutzern
 nicht mehr", "users can no longer sign in", "no nos llegan los correos", "n'est plus
 accessible pour personne". Here a verb of failure and a negation in one clause (no punctuation
-or conjunction between them, a few words apart) is a hit for ``service_unavailable``.
+or conjunction between them, a few words apart) is a hit for ``service_unavailable`` (one
+German separable verb, "zeigt … falsch an", for ``bug``).
 
 Weights follow the lexicon's: 1, a weak word, where the words could as well tell what is
 wanted ("dass Teams nicht startet", "make sure guests cannot sign in"), so a how-to question,
@@ -41,6 +42,7 @@ class _Clause:
     # Words the text must have, one of each set, for the pattern to be tried at all: most
     # texts have none of a language's verbs or negations, and are not looked at.
     needs: tuple[frozenset[str], ...]
+    category: Category = Category.SERVICE_UNAVAILABLE
 
 
 def _words(spec: str) -> list[str]:
@@ -103,6 +105,13 @@ def _de() -> list[_Clause]:
             _needs(["kommt", "kommen"], _DE_NEGATIONS),
         ),
         _Clause(rf" (fallt|fallen){gap(10)} (aus)", 1.0, _needs(["fallt", "fallen"], ["aus"])),
+        # Shown wrongly: a bug ("zeigt Umlaute seit dem Update falsch an").
+        _Clause(
+            rf" (zeigt|zeigen){gap(10)} (falsch|doppelt|fehlerhaft) (an)",
+            2.0,
+            _needs(["zeigt", "zeigen"], ["falsch", "doppelt", "fehlerhaft"]),
+            Category.BUG,
+        ),
         _Clause(rf" {_any(_DE_WEAK)}{gap(10)} {neg}", 1.0, _needs(_DE_WEAK, _DE_NEGATIONS)),
         _Clause(rf" {neg}{gap(4)} {_any(every)}", 1.0, _needs(_DE_NEGATIONS, every)),
     ]
@@ -201,7 +210,7 @@ class _Grammar:
     groups they need (a clause names its groups by position)."""
 
     groups: tuple[frozenset[str], ...]
-    clauses: tuple[tuple[str, re.Pattern[str], float, tuple[int, ...]], ...]
+    clauses: tuple[tuple[str, Category, re.Pattern[str], float, tuple[int, ...]], ...]
     # Every group's words: a text with none of them has no clause to look for.
     words: frozenset[str]
 
@@ -215,13 +224,13 @@ def _grammar() -> _Grammar:
         for clause in grammar():
             needs = tuple(groups.setdefault(group, len(groups)) for group in clause.needs)
             pattern = re.compile(f"{clause.pattern}(?= )")
-            clauses.append((language, pattern, clause.weight, needs))
+            clauses.append((language, clause.category, pattern, clause.weight, needs))
     return _Grammar(tuple(groups), tuple(clauses), frozenset().union(*groups))
 
 
 def clause_hits(folded: str, words: list[str]) -> list[ClauseHit]:
-    """A ``service_unavailable`` hit for each clause of ``folded`` (its words ``words``) that
-    tells of a failure with its negation apart from its verb."""
+    """A hit for each clause of ``folded`` (its words ``words``) that tells of a failure with
+    its negation (or particle) apart from its verb."""
     grammar = _grammar()
     present = set(grammar.words.intersection(words))
     if "n't" in folded:
@@ -231,15 +240,14 @@ def clause_hits(folded: str, words: list[str]) -> list[ClauseHit]:
     met = [not present.isdisjoint(group) for group in grammar.groups]
     found: list[ClauseHit] = []
     tokens = ""
-    for language, pattern, weight, needs in grammar.clauses:
+    for language, category, pattern, weight, needs in grammar.clauses:
         for group in needs:
             if not met[group]:
                 break
         else:
             tokens = tokens or f" {' '.join(_TOKEN.findall(folded))} "
             found.extend(
-                (language, Category.SERVICE_UNAVAILABLE, _term(match), weight)
-                for match in pattern.finditer(tokens)
+                (language, category, _term(match), weight) for match in pattern.finditer(tokens)
             )
     return found
 

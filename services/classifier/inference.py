@@ -68,6 +68,7 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.BUG: "bug*2|error message*2|error|crash*2|glitch*2|broken*2|stuck on*2|stuck in*2|"
         "don't appear*2|doesn't appear*2|do not appear*2|does not appear*2|"
         "displays wrong*2|wrong time|wrong presence|duplicate*2|appears twice*2|appear twice*2|"
+        "show up twice*2|shows up twice*2|shown twice*2|showing twice*2|"
         "cannot be deleted*2|can't be deleted*2|wrong total*2|shows wrong*2|incorrect total*2|"
         "different total*2|disappear*2|vanish*2|wrong person*2|wrong user*2|"
         "no results*2|hour off*2|hour later*2|hour behind*2",

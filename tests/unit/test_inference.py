@@ -288,6 +288,17 @@ def test_a_clause_and_the_lexicon_term_of_the_same_words_count_once() -> None:
     assert result.evidence == ("nicht mehr synchronisiert",)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Excel Online zeigt Umlaute in CSV-Dateien seit dem Update falsch an",
+        "Meetings created in Teams show up twice in Outlook",
+    ],
+)
+def test_something_shown_wrongly_or_twice_is_a_bug(text: str) -> None:
+    assert infer(text, "").category is Category.BUG
+
+
 def test_down_is_a_word_not_the_start_of_download() -> None:
     assert infer("How do we let users download the app?", "").category is Category.HOW_TO
     assert infer("Exchange is down", "").category is Category.SERVICE_UNAVAILABLE
