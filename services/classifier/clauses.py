@@ -123,7 +123,8 @@ _EN_VERBS = _words(
     "open|opening|load|loading|start|starting|sync|syncing|synchronize|synchronizing|connect|"
     "connecting|send|sending|receive|receiving|arrive|arriving|reach|reachable|accessible|"
     "respond|responding|deliver|delivered|delivering|join|joining|launch|launching|work|"
-    "working|download|downloading|upload|uploading|save|saving|sign in|signing in|log in|"
+    "working|download|downloading|upload|uploading|save|saving|opens|loads|starts|syncs|"
+    "connects|sends|receives|arrives|responds|works|launches|sign in|signing in|log in|"
     "logging in|get into|get in"
 )
 _EN_STOPPED = _words(
@@ -204,6 +205,49 @@ def _fr() -> list[_Clause]:
     ]
 
 
+# A wish, not a failure: a negation beside a word that asks for it ("interns should not be
+# able to send", "der Praktikant soll keine Mails senden können", "los becarios no deben
+# poder enviar", "les invités ne doivent pas pouvoir télécharger") is a setting the partner
+# makes, weight 3, so the failure its verb would tell of (1, or a lexicon term's 2) does not
+# send it to Microsoft. The two may stand a few words apart, in either order, within one
+# clause; "that", "dass", "que" do not end it here, a wish runs across them.
+_WISHES = {
+    "en": (
+        "should|shouldn't|must|mustn't|shall|ensure|sure|allowed",
+        r"not|[a-z]+n't|never|nobody|no one|cannot",
+        "and|but|or|because|while|although|so",
+    ),
+    "de": (
+        "soll|sollen|sollte|sollten|darf|durfen|sicherstellen|sorgen|verhindern",
+        "nicht|kein|keine|keinen|keinem|keiner|keines|niemand|niemandem|niemanden",
+        "und|aber|oder|sondern|denn|weil|obwohl",
+    ),
+    "es": (
+        "debe|deben|deberia|deberian|queremos|quiero|quieren|evitar|impedir|asegurar|asegurarse",
+        "no|nadie|ningun|ninguna|ninguno",
+        "y|e|pero|o|porque|aunque",
+    ),
+    "fr": (
+        "doit|doivent|devrait|devraient|voulons|veut|voudrions|souhaitons|souhaite|empecher|"
+        "eviter|assurer",
+        "ne|n'|personne|aucun|aucune",
+        "et|mais|ou|car|parce",
+    ),
+}
+
+
+def _wishes(language: str) -> list[_Clause]:
+    markers, negations, starts = (_words(spec) for spec in _WISHES[language])
+    # Nor does a comma before "dass", "que" or "that": German writes one before every "dass".
+    word = rf"(?:, (?:dass|que|qu'|that)|(?!(?:{'|'.join(starts)}) )[a-z0-9'-]+)"
+    gap = rf"(?: {word}){{0,8}}"
+    needs = _needs(markers, ["n't" if "n't" in word else word for word in negations])
+    return [
+        _Clause(rf" {_any(markers)}{gap} {_any(negations)}", 3.0, needs, Category.CONFIGURATION),
+        _Clause(rf" {_any(negations)}{gap} {_any(markers)}", 3.0, needs, Category.CONFIGURATION),
+    ]
+
+
 @dataclass(frozen=True)
 class _Grammar:
     """Every language's clauses compiled, each ending at a word's end, and the distinct word
@@ -221,7 +265,7 @@ def _grammar() -> _Grammar:
     groups: dict[frozenset[str], int] = {}
     clauses = []
     for language, grammar in grammars.items():
-        for clause in grammar():
+        for clause in grammar() + _wishes(language):
             needs = tuple(groups.setdefault(group, len(groups)) for group in clause.needs)
             pattern = re.compile(f"{clause.pattern}(?= )")
             clauses.append((language, clause.category, pattern, clause.weight, needs))

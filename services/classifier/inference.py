@@ -40,7 +40,8 @@ LEXICON: dict[str, dict[Category, str]] = {
         "locked out*2|unblock*2|new starter*2|new joiner*2|new user*2|new employee*2|onboarding*2|"
         "offboarding*2|leaver*2|send-as*2|send as*2|mailbox access*2|create a mailbox*2|"
         "create an account*2|alias*2|signature*2|intune|prevent users*2|stop users*2|"
-        "block users*2|block access*2|external sharing*2|sharing settings*2|inbox rule*2|"
+        "block users*2|block access*2|don't want users*2|do not want users*2|don't want guests*2|"
+        "do not want guests*2|external sharing*2|sharing settings*2|inbox rule*2|"
         "transport rule*2|mail flow rule*2|legacy auth*2|basic auth*2|disable|enable|turn off",
         C.HOW_TO: "how do*3|how to*3|how can*3|asks how*3|explain how*3|"
         "is there a way*3|there is a way*2|is it possible to*2|steps to*2|the steps*2|"

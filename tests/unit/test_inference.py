@@ -281,6 +281,35 @@ def test_a_negated_verb_is_a_weak_word_beside_a_question_a_setting_or_a_bill(
     assert infer(text, "").category is category
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Users should not be able to download files on unmanaged devices",
+        "Please make sure the intern can't send email outside the company",
+        "Der Praktikant soll keine Mails nach extern senden können",
+        "Bitte sorgen Sie dafür, dass OneDrive private Konten nicht synchronisiert",
+        "Queremos que los invitados no puedan descargar archivos",
+        "Les stagiaires ne doivent pas pouvoir envoyer de mails à l'extérieur",
+    ],
+)
+def test_a_negation_that_is_wished_for_is_a_setting_not_a_failure(text: str) -> None:
+    # Not sent to Microsoft: the partner sets it up.
+    assert infer(text, "").category is Category.CONFIGURATION
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Outlook should open, but it does not open for anyone",
+        "Teams sollte eigentlich starten, aber es startet bei niemandem",
+        "Users can't sign in to Teams, they should be able to",
+        "Mail should arrive but nobody receives anything since 9am",
+    ],
+)
+def test_a_wish_word_in_another_clause_leaves_the_failure_a_failure(text: str) -> None:
+    assert infer(text, "").category is Category.SERVICE_UNAVAILABLE
+
+
 def test_a_clause_and_the_lexicon_term_of_the_same_words_count_once() -> None:
     # "nicht mehr synchronisiert" is a lexicon term and a clause ("nicht … synchronisiert"):
     # one word, with the term's weight.
