@@ -16,6 +16,10 @@ nicht … anmelden"), a German separable verb apart from its particle ("brechen 
 where other words stood between them ("offnet … nicht"), else as written, so that it is the
 same word as a lexicon term of adjacent words ("geht nicht") and counts once with it.
 
+A negation that is asked for ("should not be able to send", "soll keine Mails senden können",
+"no deben poder enviar", "ne doivent pas pouvoir envoyer") is a ``configuration`` hit of weight
+3 (see ``_WISHES``): a setting the partner makes, which outweighs the failure its verb tells of.
+
 Patterns read the accent- and case-folded text (see ``inference.fold``), French elisions apart
 ("n' arrivent").
 """
