@@ -57,6 +57,12 @@ def _any(words: Iterable[str]) -> str:
     return f"({'|'.join(words)})"
 
 
+def _negation(words: Iterable[str]) -> str:
+    """``_any`` of negations, "n't" standing for every contraction ("doesn't", "won't"; a text
+    with one has "n't" among its words in :func:`clause_hits`)."""
+    return _any(r"[a-z]+n't" if word == "n't" else word for word in words)
+
+
 def _gap(most: int, clause_starts: str) -> str:
     """Up to ``most`` words of the same clause: none of ``clause_starts`` among them."""
     return rf"(?: (?!(?:{clause_starts}) )[a-z0-9'-]+){{0,{most}}}"
@@ -78,9 +84,8 @@ _DE_STRONG = _words(
 _DE_WEAK = _words("funktioniert|funktionieren|geht|gehen|lauft|laufen|erreicht|erreichen")
 # What a failure leaves undone, after its negation ("werden nicht zugestellt").
 _DE_UNDONE = _words(
-    "zugestellt|angezeigt|aufrufbar|erreichbar|geladen|geoffnet|gesendet|versendet|verbunden|"
-    "synchronisiert"
-)
+    "zugestellt|angezeigt|aufrufbar|erreichbar|geladen|geoffnet|gesendet|versendet|verbunden"
+)  # and "synchronisiert", a verb of _DE_STRONG
 _DE_MODAL = _words("kann|konnen|konnte|konnten")
 _DE_NEGATIONS = _words("nicht|kein|keine|keinen|keinem|keiner|keines|niemand|niemandem|niemanden")
 _DE_STARTS = "und|aber|oder|sondern|denn|dass|weil|wenn|ob|obwohl"
@@ -135,16 +140,15 @@ _EN_STOPPED = _words(
     "syncing|loading|sending|receiving|responding|opening|connecting|launching|starting|"
     "delivering|arriving"
 )
-# "n't" stands for every contraction ("doesn't", "won't"): see clause_hits.
+# "n't" stands for every contraction ("doesn't", "won't"): see _negation.
 _EN_NEGATIONS = _words("not|n't|cannot|no longer|unable to|nobody|no one|none of|never")
 _EN_STARTS = "and|but|or|because|while|although|so"
 
 
 def _en() -> list[_Clause]:
-    negation = r"(not|[a-z]+n't|cannot|no longer|unable to|nobody|no one|none of|never)"
     return [
         _Clause(
-            rf" {negation}{_gap(5, _EN_STARTS)} {_any(_EN_VERBS)}",
+            rf" {_negation(_EN_NEGATIONS)}{_gap(5, _EN_STARTS)} {_any(_EN_VERBS)}",
             1.0,
             _needs(_EN_NEGATIONS, _EN_VERBS),
         ),
@@ -215,40 +219,46 @@ def _fr() -> list[_Clause]:
 # makes, weight 3, so the failure its verb would tell of (1, or a lexicon term's 2) does not
 # send it to Microsoft. The two may stand a few words apart, in either order, within one
 # clause; "that", "dass", "que" do not end it here, a wish runs across them.
+# Per language: the words that ask, the negations, and the words that begin another clause.
 _WISHES = {
     "en": (
-        "should|shouldn't|must|mustn't|shall|ensure|sure|allowed",
-        r"not|[a-z]+n't|never|nobody|no one|cannot",
+        _words("should|shouldn't|must|mustn't|shall|ensure|sure|allowed"),
+        _words("not|n't|never|nobody|no one|cannot"),
         "and|but|or|because|while|although|so",
     ),
     "de": (
-        "soll|sollen|sollte|sollten|darf|durfen|sicherstellen|sorgen|verhindern",
-        "nicht|kein|keine|keinen|keinem|keiner|keines|niemand|niemandem|niemanden",
+        _words("soll|sollen|sollte|sollten|darf|durfen|sicherstellen|sorgen|verhindern"),
+        _DE_NEGATIONS,
         "und|aber|oder|sondern|denn|weil|obwohl",
     ),
     "es": (
-        "debe|deben|deberia|deberian|queremos|quiero|quieren|evitar|impedir|asegurar|asegurarse",
-        "no|nadie|ningun|ninguna|ninguno",
+        _words(
+            "debe|deben|deberia|deberian|queremos|quiero|quieren|evitar|impedir|asegurar|asegurarse"
+        ),
+        _ES_NEGATIONS,
         "y|e|pero|o|porque|aunque",
     ),
     "fr": (
-        "doit|doivent|devrait|devraient|voulons|veut|voudrions|souhaitons|souhaite|empecher|"
-        "eviter|assurer",
-        "ne|n'|personne|aucun|aucune",
+        _words(
+            "doit|doivent|devrait|devraient|voulons|veut|voudrions|souhaitons|souhaite|"
+            "empecher|eviter|assurer"
+        ),
+        _words("ne|n'|personne|aucun|aucune"),
         "et|mais|ou|car|parce",
     ),
 }
 
 
 def _wishes(language: str) -> list[_Clause]:
-    markers, negations, starts = (_words(spec) for spec in _WISHES[language])
+    markers, negations, starts = _WISHES[language]
     # Nor does a comma before "dass", "que" or "that": German writes one before every "dass".
-    word = rf"(?:, (?:dass|que|qu'|that)|(?!(?:{'|'.join(starts)}) )[a-z0-9'-]+)"
+    word = rf"(?:, (?:dass|que|qu'|that)|(?!(?:{starts}) )[a-z0-9'-]+)"
     gap = rf"(?: {word}){{0,8}}"
-    needs = _needs(markers, ["n't" if "n't" in word else word for word in negations])
+    needs = _needs(markers, negations)
+    ask, negation = _any(markers), _negation(negations)
     return [
-        _Clause(rf" {_any(markers)}{gap} {_any(negations)}", 3.0, needs, Category.CONFIGURATION),
-        _Clause(rf" {_any(negations)}{gap} {_any(markers)}", 3.0, needs, Category.CONFIGURATION),
+        _Clause(rf" {ask}{gap} {negation}", 3.0, needs, Category.CONFIGURATION),
+        _Clause(rf" {negation}{gap} {ask}", 3.0, needs, Category.CONFIGURATION),
     ]
 
 
