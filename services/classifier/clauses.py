@@ -224,7 +224,7 @@ _WISHES = {
     "en": (
         _words("should|shouldn't|must|mustn't|shall|ensure|sure|allowed"),
         _words("not|n't|never|nobody|no one|cannot"),
-        "and|but|or|because|while|although|so",
+        _EN_STARTS,
     ),
     "de": (
         _words("soll|sollen|sollte|sollten|darf|durfen|sicherstellen|sorgen|verhindern"),
