@@ -108,27 +108,30 @@ async def _database_rows(
     bootstrap = broker.bootstrap_servers
     intake_dir = workdir / f"{server.kind}-intake"
     intake_dir.mkdir()
-    # B and the intake take turns, a fresh database each time: this machine's speed drifts by
-    # tens of percent within minutes, and a ratio is fair only between neighbouring runs.
-    durable, intake = [], []
+    # B and the intake (without and with an Idempotency-Key on every request, as PSA
+    # integrations send them) take turns, a fresh database each time: this machine's speed
+    # drifts by tens of percent within minutes, and a ratio is fair only between neighbouring
+    # runs.
+    durable: list[dict[str, Any]] = []
+    intake: list[dict[str, Any]] = []
+    keyed: list[dict[str, Any]] = []
     for _ in range(rounds):
         durable.append(await rows.durable_accept(await server.new_database(), load))
-        intake.append(
-            await rows.intake_accept(
-                await server.new_database(), bootstrap, intake_dir, load, broker_pid=broker.pid
+        for runs, with_key in ((intake, False), (keyed, True)):
+            runs.append(
+                await rows.intake_accept(
+                    await server.new_database(),
+                    bootstrap,
+                    intake_dir,
+                    load,
+                    broker_pid=broker.pid,
+                    keyed=with_key,
+                )
             )
-        )
-    figures: dict[str, Any] = {**(rows.rounds(durable, intake) if rounds else {}), "pipeline": []}
-    if rounds:
-        # As PSA integrations send them, each request with an Idempotency-Key of its own.
-        figures["intake_keyed"] = await rows.intake_accept(
-            await server.new_database(),
-            bootstrap,
-            intake_dir,
-            load,
-            broker_pid=broker.pid,
-            keyed=True,
-        )
+    figures: dict[str, Any] = {
+        **(rows.rounds(durable, intake, keyed) if rounds else {}),
+        "pipeline": [],
+    }
     for rate in rates:
         run_dir = workdir / f"{server.kind}-pipeline-{int(rate)}"
         run_dir.mkdir(parents=True, exist_ok=True)

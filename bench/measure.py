@@ -100,10 +100,13 @@ def _cpu(process: psutil.Process) -> float:
 
 @dataclass
 class Machine:
-    """CPU seconds over a window: every CPU's busy time, and the processes around the services."""
+    """CPU seconds over a window: every CPU's busy time, the time the host ran something else
+    while a CPU of this machine had work (a virtual machine's steal), and the processes around
+    the services."""
 
     cpus: int = 1
     busy_s: float = 0.0
+    stolen_s: float = 0.0
     by_role: dict[str, float] = field(default_factory=dict)
 
 
@@ -114,13 +117,14 @@ def machine_cpu(pids: dict[str, int], *, database: str | None) -> Iterator[Machi
     those that exited inside it are left in the machine's total only)."""
     machine = Machine(cpus=psutil.cpu_count() or 1)
     processes = {name: psutil.Process(pid) for name, pid in pids.items()}
-    busy = _busy()
+    busy, stolen = _busy(), _stolen()
     before = {name: _cpu(p) for name, p in processes.items()}
     server = _named(database)
     try:
         yield machine
     finally:
         machine.busy_s = _busy() - busy
+        machine.stolen_s = _stolen() - stolen
         machine.by_role = {name: _cpu(p) - before[name] for name, p in processes.items()}
         if database:
             machine.by_role["database"] = sum(
@@ -131,9 +135,12 @@ def machine_cpu(pids: dict[str, int], *, database: str | None) -> Iterator[Machi
 def cpu_per(machine: Machine, seconds: float, count: int, *, rest: str) -> dict[str, Any]:
     """Where the machine's CPU went per item (a request, a routed issue), in ms, what nothing
     named used filed as ``rest``; and the rate every CPU busy at that cost would carry: the
-    ceiling this machine sets."""
+    ceiling this machine sets, were none of it stolen by the host (``stolen_pct``: the share of
+    the CPUs' time the host gave to others while they had work, which that ceiling does not
+    count on)."""
     figures: dict[str, Any] = {
-        "busy_pct": round(machine.busy_s / (seconds * machine.cpus) * 100, 1)
+        "busy_pct": round(machine.busy_s / (seconds * machine.cpus) * 100, 1),
+        "stolen_pct": round(machine.stolen_s / (seconds * machine.cpus) * 100, 1),
     }
     if not count:
         return figures
@@ -150,6 +157,10 @@ def cpu_per(machine: Machine, seconds: float, count: int, *, rest: str) -> dict[
 def _busy() -> float:
     t = psutil.cpu_times()
     return float(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0))
+
+
+def _stolen() -> float:
+    return float(getattr(psutil.cpu_times(), "steal", 0.0))
 
 
 def _named(name: str | None) -> dict[int, float]:

@@ -64,7 +64,7 @@ def _accept_rows(bare: dict[str, Any], databases: dict[str, Any]) -> list[str]:
             lines += [
                 f"{'   … with Idempotency-Key, ' + kind:<34}{keyed['rps']:>9}"
                 f"{keyed['p50_ms']:>9}{keyed['p99_ms']:>9}",
-                f"{'':<4}ours/B {_ratio(keyed['rps'], durable['rps'])} (B's median run)",
+                f"{'':<4}ours/B {_over_b(figures, 'intake_keyed', 'keyed_over_b')}",
             ]
     return [*lines, ""]
 
@@ -105,19 +105,20 @@ def _machine(machine: dict[str, Any] | None) -> str:
     if not machine or "ms_per_item" not in machine:
         return "-"
     parts = ", ".join(f"{name} {ms}" for name, ms in machine["ms_per_item"].items())
+    stolen = f" stolen {machine['stolen_pct']:>4}%" if "stolen_pct" in machine else ""
     return (
-        f"busy {machine['busy_pct']:>5}%  {machine['busy_ms_per_item']:>5} ms ({parts})"
+        f"busy {machine['busy_pct']:>5}%{stolen}  {machine['busy_ms_per_item']:>5} ms ({parts})"
         f" -> {machine['ceiling_per_s']}/s"
     )
 
 
-def _over_b(figures: dict[str, Any]) -> str:
-    """The median of the turns' ratios, and each turn's."""
+def _over_b(figures: dict[str, Any], run: str = "intake", ratio: str = "intake_over_b") -> str:
+    """The median of the turns' ratios of ``run`` to B, and each turn's."""
     turns = figures.get("rounds")
-    if not turns:
-        return _ratio(figures["intake"]["rps"], figures["durable_accept"]["rps"])
-    each = ", ".join(f"{turn['intake_over_b']:.2f}" for turn in turns)
-    return f"{figures['intake_over_b']:.2f} (median of {len(turns)} turns: {each})"
+    if not turns or ratio not in figures:
+        return _ratio(figures[run]["rps"], figures["durable_accept"]["rps"]) + " (B's median run)"
+    each = ", ".join(f"{turn[ratio]:.2f}" for turn in turns)
+    return f"{figures[ratio]:.2f} (median of {len(turns)} turns: {each})"
 
 
 def _ratio(ours: float, baseline: float) -> str:

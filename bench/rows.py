@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -148,22 +149,40 @@ async def bare_http(load: Load) -> dict[str, Any]:
         _stop(process)
 
 
-def rounds(durable: list[dict[str, Any]], intake: list[dict[str, Any]]) -> dict[str, Any]:
-    """B's and the intake's rows from turns taken in pairs: each the run with the median rate,
-    and intake/B as the median of each pair's ratio (the pairs ran minutes apart at most)."""
-    ratios = [
-        round(i["rps"] / d["rps"], 2) if d["rps"] else 0.0
-        for d, i in zip(durable, intake, strict=True)
+def rounds(
+    durable: list[dict[str, Any]],
+    intake: list[dict[str, Any]],
+    keyed: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """B's and the intake's rows from turns taken together: each the run with the median rate,
+    and intake/B as the median of each turn's own ratio (a turn's runs are minutes apart at
+    most). ``keyed``, the intake with an ``Idempotency-Key`` on every request, when it took
+    its turns too."""
+    ratios = _ratios(durable, intake)
+    turns = [
+        {"durable_accept_rps": d["rps"], "intake_rps": i["rps"], "intake_over_b": r}
+        for d, i, r in zip(durable, intake, ratios, strict=True)
     ]
-    return {
+    figures = {
         "durable_accept": _median_run(durable),
         "intake": _median_run(intake),
-        "rounds": [
-            {"durable_accept_rps": d["rps"], "intake_rps": i["rps"], "intake_over_b": r}
-            for d, i, r in zip(durable, intake, ratios, strict=True)
-        ],
+        "rounds": turns,
         "intake_over_b": statistics.median(ratios),
     }
+    if keyed:
+        keyed_ratios = _ratios(durable, keyed)
+        for turn, k, r in zip(turns, keyed, keyed_ratios, strict=True):
+            turn.update(keyed_rps=k["rps"], keyed_over_b=r)
+        figures["intake_keyed"] = _median_run(keyed)
+        figures["keyed_over_b"] = statistics.median(keyed_ratios)
+    return figures
+
+
+def _ratios(durable: list[dict[str, Any]], ours: list[dict[str, Any]]) -> list[float]:
+    return [
+        round(o["rps"] / d["rps"], 2) if d["rps"] else 0.0
+        for d, o in zip(durable, ours, strict=True)
+    ]
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -433,7 +452,7 @@ class _Window:
 
 def _machine_figures(window: _Window, routed: int) -> dict[str, Any]:
     services = sum(u.cpu_s for u in window.usage.values())
-    cpu = Machine(window.cpu.cpus, window.cpu.busy_s, {**window.cpu.by_role, "services": services})
+    cpu = dataclasses.replace(window.cpu, by_role={**window.cpu.by_role, "services": services})
     return cpu_per(cpu, window.ended - window.started, routed, rest="rest")
 
 

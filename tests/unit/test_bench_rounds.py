@@ -49,6 +49,31 @@ def test_the_table_shows_keyed_accepts_against_bs_median_run() -> None:
     assert "ours/B 0.50 (B's median run)" in text
 
 
+def test_keyed_accepts_take_their_turns_and_their_ratio_is_the_median_of_each_turns() -> None:
+    # B ran fastest in the last turn; the keyed run beside it is measured against that B alone.
+    figures = rounds(
+        [run(1000), run(1200), run(1800)],
+        [run(1100), run(1300), run(1900)],
+        [run(900), run(1000), run(1300)],
+    )
+    assert [turn["keyed_over_b"] for turn in figures["rounds"]] == [0.9, 0.83, 0.72]
+    assert [turn["keyed_rps"] for turn in figures["rounds"]] == [900, 1000, 1300]
+    assert figures["keyed_over_b"] == 0.83
+    assert figures["intake_keyed"]["rps"] == 1000
+    text = table({"bare_http": run(4000), "databases": {"sqlite": {**figures, "pipeline": []}}})
+    assert "ours/B 0.83 (median of 3 turns: 0.90, 0.83, 0.72)" in text
+    assert "… keyed" in text
+
+
+def test_without_keyed_turns_the_rounds_have_no_keyed_figures() -> None:
+    figures = rounds([run(1000)], [run(1100)])
+    assert "intake_keyed" not in figures
+    assert "keyed_over_b" not in figures
+    assert figures["rounds"] == [
+        {"durable_accept_rps": 1000, "intake_rps": 1100, "intake_over_b": 1.1}
+    ]
+
+
 def test_refused_requests_are_counted_by_the_status_they_got() -> None:
     outcomes = [
         Outcome(0.0, 0.1, 202, "a"),
@@ -75,6 +100,7 @@ def pipeline_run(offered: float, routed: float) -> dict[str, Any]:
         "services": {"intake": usage, "classifier": usage, "notifier": usage},
         "machine": {
             "busy_pct": 70.0,
+            "stolen_pct": 12.5,
             "busy_ms_per_item": 3.5,
             "ms_per_item": {"services": 2.5, "database": 1.0},
             "ceiling_per_s": 571,
@@ -91,4 +117,4 @@ def test_a_pipeline_only_table_has_the_end_to_end_rows_and_no_baselines() -> Non
     [row] = [line for line in text.splitlines() if line.startswith("postgresql ")]
     assert row.split()[1:3] == ["200", "199.5"]
     assert "e2e 200/s" in text
-    assert "3.5 ms (services 2.5, database 1.0) -> 571/s" in text
+    assert "busy  70.0% stolen 12.5%    3.5 ms (services 2.5, database 1.0) -> 571/s" in text
