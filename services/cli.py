@@ -15,6 +15,7 @@ from services import admin
 from services.cli_admin import keys_app, partners_app
 from services.cli_ops import dlq_app, schema_app, topics_app
 from services.cli_rules import rules_app
+from services.cli_webhooks import webhooks_app
 from services.settings import ServiceSettings
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.uow import UnitOfWorkFactory
@@ -40,6 +41,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(schema_app, name="schema")
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 class Which(StrEnum):

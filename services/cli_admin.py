@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -31,12 +32,23 @@ async def _uows() -> AsyncIterator[UnitOfWorkFactory]:
         await engine.dispose()
 
 
-def _run(work: Callable[[UnitOfWorkFactory], Awaitable[T]]) -> T:
+def run_with_database(work: Callable[[UnitOfWorkFactory], Awaitable[T]]) -> T:
+    """``work`` on the configured database (``DATABASE_URL``), in a loop of its own."""
+
     async def go() -> T:
         async with _uows() as uow_factory:
             return await work(uow_factory)
 
     return asyncio.run(go())
+
+
+async def partner_named(uows: UnitOfWorkFactory, ref: str) -> uuid.UUID:
+    """The partner ``ref`` names (an id or the exact name); exit 1 if there is none."""
+    partner_id = await admin.find_partner(uows, ref)
+    if partner_id is None:
+        typer.echo(f"no partner {ref!r}", err=True)
+        raise typer.Exit(1)
+    return partner_id
 
 
 @partners_app.command("create")
@@ -49,7 +61,7 @@ def partners_create(
     locale: Annotated[str, typer.Option(help="en, es, de or fr.")] = "en",
 ) -> None:
     """Create a partner and print its id."""
-    partner_id = _run(
+    partner_id = run_with_database(
         lambda uows: admin.create_partner(
             uows, name=name, csp_model=csp_model, vehicles=vehicle or [], locale=locale
         )
@@ -67,15 +79,12 @@ def keys_create(
     pepper = AppSettings().api_key_pepper.get_secret_value()
 
     async def work(uows: UnitOfWorkFactory) -> admin.CreatedKey:
-        partner_id = await admin.find_partner(uows, partner)
-        if partner_id is None:
-            typer.echo(f"no partner {partner!r}", err=True)
-            raise typer.Exit(1)
+        partner_id = await partner_named(uows, partner)
         return await admin.create_key(
             uows, partner_id=partner_id, role=role, label=label, pepper=pepper
         )
 
-    typer.echo(_run(work).plaintext)
+    typer.echo(run_with_database(work).plaintext)
 
 
 @keys_app.command("list")
@@ -83,13 +92,9 @@ def keys_list(partner: Annotated[str, typer.Option(help="Partner id or exact nam
     """The partner's keys: prefix, role, label, created, last used, revoked. Never the key."""
 
     async def work(uows: UnitOfWorkFactory) -> list[admin.KeyInfo]:
-        partner_id = await admin.find_partner(uows, partner)
-        if partner_id is None:
-            typer.echo(f"no partner {partner!r}", err=True)
-            raise typer.Exit(1)
-        return await admin.list_keys(uows, partner_id)
+        return await admin.list_keys(uows, await partner_named(uows, partner))
 
-    for key in _run(work):
+    for key in run_with_database(work):
         state = f"REVOKED {_when(key.revoked_at)}" if key.revoked_at else "active"
         typer.echo(
             f"csp_{key.prefix}_…  {key.role:<15} created {_when(key.created_at)}  "
@@ -103,7 +108,7 @@ def keys_revoke(
 ) -> None:
     """Revoke a key at once; requests with it answer 401 from then on."""
     wanted = parse_prefix(prefix) or prefix
-    if not _run(lambda uows: admin.revoke_key(uows, wanted)):
+    if not run_with_database(lambda uows: admin.revoke_key(uows, wanted)):
         typer.echo(f"no key with prefix {wanted!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked csp_{wanted}_…")

@@ -1,4 +1,5 @@
-"""Queue webhook deliveries in the caller's transaction; the notifier's dispatcher sends them.
+"""Queue webhook deliveries in the caller's transaction, or queue kept ones again; the notifier's
+dispatcher sends them.
 
 The rows are staged (:mod:`shared.db.staged`): the transaction that queues them does not read
 them back before its unit of work flushes.
@@ -11,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, select, true
+from sqlalchemy import ColumnElement, bindparam, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -129,3 +130,15 @@ def _insert(dialect: str) -> ClauseElement:
         "body",
         "next_attempt_at",
     )
+
+
+async def requeue(session: AsyncSession, *which: ColumnElement[bool]) -> int:
+    """Make the deliveries ``which`` selects pending again from their first attempt, each under
+    its own ``webhook-id``; how many."""
+    result = await session.execute(
+        update(WebhookDelivery)
+        .where(*which)
+        .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

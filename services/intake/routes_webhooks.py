@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import or_, select
 
 from services.intake.deps import Principal, RuntimeDep, UowDep, owned, require
 from services.intake.idempotency import IdempotencyDep, StoredAnswer
@@ -40,6 +40,7 @@ from shared.vocabulary import (
     CspModel,
     Role,
 )
+from shared.webhook_queue import requeue
 
 ROTATION_OVERLAP = timedelta(hours=24)
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -137,17 +138,6 @@ def _require_enabled(subscription: WebhookSubscription) -> None:
         raise Problem(409, f"The webhook is disabled ({subscription.disabled_reason}).")
 
 
-async def _requeue(uow: UnitOfWork, *which: ColumnElement[bool]) -> int:
-    """Make the deliveries ``which`` selects pending again from their first attempt; how many."""
-    result = await uow.session.execute(
-        update(WebhookDelivery)
-        .where(*which)
-        .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 async def _owned(
     uow: UnitOfWork, principal: Principal, webhook_id: uuid.UUID
 ) -> WebhookSubscription:
@@ -209,8 +199,8 @@ async def enable_webhook(
         if not subscription.enabled:
             subscription.enabled = True
             subscription.disabled_reason = None
-            requeued = await _requeue(
-                uow,
+            requeued = await requeue(
+                uow.session,
                 WebhookDelivery.subscription_id == subscription.id,
                 WebhookDelivery.status == "failed",
                 or_(
@@ -318,7 +308,7 @@ async def redeliver_many(
         if body.created_after is not None:
             chosen = chosen.where(WebhookDelivery.created_at > body.created_after)
         requeued = Requeued(
-            requeued=await _requeue(uow, WebhookDelivery.id.in_(chosen.scalar_subquery()))
+            requeued=await requeue(uow.session, WebhookDelivery.id.in_(chosen.scalar_subquery()))
         )
         return StoredAnswer(202, requeued.model_dump(mode="json"))
 
@@ -350,7 +340,7 @@ async def redeliver(
         _require_enabled(subscription)
         if delivery.status == "pending":
             raise Problem(409, "The delivery is still pending.")
-        await _requeue(uow, WebhookDelivery.id == delivery.id)
+        await requeue(uow.session, WebhookDelivery.id == delivery.id)
         await uow.session.refresh(delivery)
         attempts = await _attempts(uow, [delivery.id])
         detail = DeliveryDetail.model_validate(

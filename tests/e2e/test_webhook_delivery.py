@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -247,3 +251,50 @@ async def test_after_a_long_receiver_outage_every_exhausted_delivery_is_sent_aga
     ids = [r.headers["webhook-id"] for r in receiver.received]
     assert len(ids) == 6
     assert sorted(ids[3:]) == sorted(ids[:3]), "each message again under its own webhook-id"
+
+
+async def escalation(database_url: str, *args: str) -> str:
+    """The ``escalation`` command, as an operator runs it beside the services."""
+    command = Path(sys.executable).with_name("escalation")
+    process = await asyncio.create_subprocess_exec(
+        str(command),
+        *args,
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode()
+    return output.decode()
+
+
+async def test_after_an_outage_on_our_side_an_operator_sends_every_partners_deliveries_again(
+    stack: Stack, database_url: str
+) -> None:
+    partners = [await seed_partner(database_url) for _ in range(2)]
+    receiver = WebhookReceiver(status_code=503)
+    stack.extra_env["WEBHOOK_MAX_ATTEMPTS"] = "1"
+    await stack.start()
+    async with receiver.running():
+        hooks = []
+        for partner in partners:
+            async with api(stack, partner) as client:
+                hooks.append(await subscribe(client, receiver.url))
+                assert (await client.post("/v1/issues", json=issue_body())).status_code == 202
+                await settled(client, hooks[-1]["id"], "exhausted", stack)
+        receiver.status_code = 204
+
+        counted = await escalation(database_url, "webhooks", "redeliver", "--dry-run")
+        assert "would requeue 2 exhausted deliveries in all" in counted
+        listed = await escalation(database_url, "webhooks", "list")
+        assert listed.count("exhausted 1  failed 0  oldest kept") == 2, listed
+        assert all(hook["id"] in listed for hook in hooks)
+        done = await escalation(database_url, "webhooks", "redeliver")
+        assert "requeued 2 exhausted deliveries in all" in done
+
+        for partner, hook in zip(partners, hooks, strict=True):
+            async with api(stack, partner) as client:
+                await settled(client, hook["id"], "succeeded", stack)
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert len(ids) == 4
+    assert sorted(ids[2:]) == sorted(ids[:2]), "each message again under its own webhook-id"

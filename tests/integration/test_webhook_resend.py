@@ -1,5 +1,6 @@
 """Deliveries sent again: an endpoint a 410 disabled is enabled with what the disabling
-stopped, and kept deliveries are requeued in bulk after a receiver outage."""
+stopped, and kept deliveries are requeued in bulk after a receiver outage, by its partner
+(REST) or by the deployment's operators for every partner (``escalation webhooks``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services import admin_webhooks
 from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
 from shared.db.models import WebhookDelivery, WebhookSubscription
+from shared.db.uow import UnitOfWorkFactory
 from shared.vocabulary import WEBHOOK_NOT_SENT, Role
 from tests.support.factories import SeededPartner, seed_partner
 
@@ -210,3 +214,92 @@ async def test_sending_again_is_refused_for_a_disabled_endpoint_or_a_bad_request
     reader = await seed_partner(database_url, role=Role.READER)
     assert (await api.post(url, json={}, headers=reader.headers)).status_code == 403
     assert (await _statuses(engine, hook))["0exhausted"] == "exhausted/21"
+
+
+# ``escalation webhooks``: the deployment's operators, across partners.
+
+
+def _uows(engine: AsyncEngine) -> UnitOfWorkFactory:
+    return UnitOfWorkFactory(create_session_factory(engine))
+
+
+async def test_operators_list_every_partners_endpoints_with_their_deliveries_by_status(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    one, two = await seed_partner(database_url), await seed_partner(database_url)
+    kept = await _kept(engine, one, ["exhausted", "failed", "succeeded", "exhausted", "pending"])
+    disabled = await _disabled(engine, two)
+    deleted = await _kept(engine, two, ["exhausted"])
+    async with create_session_factory(engine)() as session:
+        (await session.get_one(WebhookSubscription, deleted)).deleted_at = utcnow()
+        await session.commit()
+
+    found = {e.id: e for e in await admin_webhooks.endpoints(_uows(engine))}
+
+    assert set(found) == {kept, disabled}, "a deleted endpoint is not listed"
+    assert found[kept].deliveries == {"exhausted": 2, "failed": 1, "succeeded": 1, "pending": 1}
+    assert found[kept].enabled is True
+    oldest = found[kept].oldest_kept
+    assert oldest is not None
+    assert timedelta(minutes=59) < utcnow() - oldest < timedelta(minutes=61)
+    assert found[disabled].enabled is False
+    assert found[disabled].disabled_reason == GONE
+    assert found[disabled].deliveries == {"failed": 3, "succeeded": 1}
+    only_two = await admin_webhooks.endpoints(_uows(engine), partner_id=two.id)
+    assert [e.id for e in only_two] == [disabled]
+
+
+async def test_operators_send_every_enabled_endpoints_kept_deliveries_again_in_batches(
+    database_url: str, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin_webhooks, "BATCH", 2)
+    one, two = await seed_partner(database_url), await seed_partner(database_url)
+    first = await _kept(engine, one, ["exhausted"] * 5 + ["failed", "succeeded", "pending"])
+    second = await _kept(engine, two, ["exhausted", "failed"])
+    disabled = await _disabled(engine, two)
+    uows = _uows(engine)
+
+    counted = await admin_webhooks.redeliver(uows, dry_run=True)
+    assert {r.endpoint.id: r.requeued for r in counted} == {first: 5, second: 1, disabled: 0}
+    assert (await _statuses(engine, first))["0exhausted"] == "exhausted/21", "a dry run"
+
+    done = await admin_webhooks.redeliver(uows)
+
+    assert {r.endpoint.id: r.requeued for r in done} == {first: 5, second: 1, disabled: 0}
+    assert await _statuses(engine, first) == {
+        **{f"{n}exhausted": "pending/0" for n in range(5)},
+        "5failed": "failed/21",
+        "6succeeded": "succeeded/21",
+        "7pending": "pending/21",
+    }
+    assert await _statuses(engine, second) == {"0exhausted": "pending/0", "1failed": "failed/21"}
+    assert (await _statuses(engine, disabled))["gone"] == "failed/3", "its partner enables it"
+    assert sum(r.requeued for r in await admin_webhooks.redeliver(uows)) == 0
+
+
+async def test_operators_choose_by_partner_endpoint_status_age_and_a_limit_oldest_first(
+    database_url: str, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin_webhooks, "BATCH", 2)
+    one, two = await seed_partner(database_url), await seed_partner(database_url)
+    hook = await _kept(engine, one, ["exhausted", "failed", "exhausted", "exhausted", "failed"])
+    other = await _kept(engine, two, ["exhausted"])
+    uows = _uows(engine)
+
+    await admin_webhooks.redeliver(uows, partner_id=one.id, limit=2)
+    assert await _statuses(engine, hook) == {
+        "0exhausted": "pending/0",
+        "1failed": "failed/21",
+        "2exhausted": "pending/0",
+        "3exhausted": "exhausted/21",
+        "4failed": "failed/21",
+    }
+    assert await _statuses(engine, other) == {"0exhausted": "exhausted/21"}
+
+    later = utcnow() - timedelta(minutes=57, seconds=30)
+    await admin_webhooks.redeliver(
+        uows, webhook_id=hook, status=admin_webhooks.Kept.FAILED, created_after=later
+    )
+    assert (await _statuses(engine, hook))["1failed"] == "failed/21", "older than that"
+    assert (await _statuses(engine, hook))["4failed"] == "pending/0"
+    assert await _statuses(engine, other) == {"0exhausted": "exhausted/21"}
