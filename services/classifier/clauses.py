@@ -79,15 +79,19 @@ def _needs(*groups: Iterable[str]) -> tuple[frozenset[str], ...]:
 _DE_STRONG = _words(
     "offnet|offnen|ladt|laden|startet|starten|synchronisiert|synchronisieren|verbindet|"
     "verbinden|reagiert|reagieren|anmelden|einloggen|hochladen|herunterladen|abrufen|"
-    "zugreifen|versenden"
+    "zugreifen|versenden|teilnehmen|beitreten"
 )
 _DE_WEAK = _words("funktioniert|funktionieren|geht|gehen|lauft|laufen|erreicht|erreichen")
 # What a failure leaves undone, after its negation ("werden nicht zugestellt").
 _DE_UNDONE = _words(
-    "zugestellt|angezeigt|aufrufbar|erreichbar|geladen|geoffnet|gesendet|versendet|verbunden"
+    "zugestellt|angezeigt|aufrufbar|erreichbar|geladen|geoffnet|gesendet|versendet|verbunden|"
+    "erkannt"
 )  # and "synchronisiert", a verb of _DE_STRONG
 _DE_MODAL = _words("kann|konnen|konnte|konnten")
 _DE_NEGATIONS = _words("nicht|kein|keine|keinen|keinem|keiner|keines|niemand|niemandem|niemanden")
+# Nobody as the subject, before the verb of a main clause ("Keiner … kann … teilnehmen").
+_DE_NOBODY = _words("niemand|keiner")
+_DE_INTO = "(an|rein|herein|durch|ins|in(?! frage))"  # not "kommt nicht in Frage"
 _DE_STARTS = "und|aber|oder|sondern|denn|dass|weil|wenn|ob|obwohl"
 
 
@@ -109,9 +113,19 @@ def _de() -> list[_Clause]:
             rf" (schlagt|schlagen){gap(10)} (fehl)", 2.0, _needs(["schlagt", "schlagen"], ["fehl"])
         ),
         _Clause(
-            rf" (kommt|kommen){gap(10)} {neg}{gap(4)} (an|rein|herein|durch)",
+            rf" (kommt|kommen){gap(10)} {neg}{gap(4)} {_DE_INTO}",
             2.0,
             _needs(["kommt", "kommen"], _DE_NEGATIONS),
+        ),
+        _Clause(
+            rf" {_any(_DE_NOBODY)}{gap(4)} (kommt|kommen){gap(6)} {_DE_INTO}",
+            2.0,
+            _needs(_DE_NOBODY, ["kommt", "kommen"]),
+        ),
+        _Clause(
+            rf" {_any(_DE_NOBODY)}{gap(6)} {_any(_DE_MODAL)}{gap(6)} {_any(_DE_STRONG)}",
+            2.0,
+            _needs(_DE_NOBODY, _DE_MODAL, _DE_STRONG),
         ),
         _Clause(rf" (fallt|fallen){gap(10)} (aus)", 1.0, _needs(["fallt", "fallen"], ["aus"])),
         # Shown wrongly: a bug ("zeigt Umlaute seit dem Update falsch an").
@@ -134,7 +148,8 @@ _EN_VERBS = _words(
     "respond|responding|deliver|delivered|delivering|join|joining|launch|launching|work|"
     "working|download|downloading|upload|uploading|save|saving|opens|loads|starts|syncs|"
     "connects|sends|receives|arrives|responds|works|launches|sign in|signing in|log in|"
-    "logging in|get into|get in"
+    "logging in|get into|get in|recognised|recognized|detected|showing|show up|showing up|"
+    "displayed|displaying"
 )
 _EN_STOPPED = _words(
     "syncing|loading|sending|receiving|responding|opening|connecting|launching|starting|"
@@ -166,7 +181,8 @@ _ES_VERBS = _words(
     "sincronizar|sincronizando|funciona|funcionan|funcionar|envia|envian|enviar|recibe|"
     "reciben|recibir|llega|llegan|llegar|accede|acceden|acceder|accesible|entra|entran|entrar|"
     "responde|responden|responder|arranca|arrancan|arrancar|consigue|consiguen|iniciar|"
-    "descargar|subir|guardar"
+    "descargar|subir|guardar|reconoce|reconocen|detecta|detectan|aparece|aparecen|muestra|"
+    "muestran"
 )
 _ES_NEGATIONS = _words("no|nadie|ningun|ninguna|ninguno")
 _ES_STARTS = "y|e|pero|o|porque|cuando|aunque|si|que"
@@ -189,7 +205,8 @@ _FR_VERBS = _words(
     "synchronisent|synchroniser|fonctionne|fonctionnent|marche|marchent|envoie|envoient|"
     "envoyer|recoit|recoivent|recevoir|arrive|arrivent|acceder|accede|accedent|accessible|"
     "demarre|demarrent|demarrer|lance|lancent|lancer|repond|repondent|repondre|affiche|"
-    "affichent|afficher|rejoindre|permet|telecharger|enregistrer"
+    "affichent|afficher|rejoindre|permet|telecharger|enregistrer|reconnu|reconnue|reconnus|"
+    "reconnues|detecte|detectee|detectes"
 )
 _FR_IMPOSSIBLE = _words(
     "ouvrir|charger|connecter|synchroniser|envoyer|recevoir|acceder|demarrer|lancer|"
@@ -241,7 +258,7 @@ _WISHES = {
     "fr": (
         _words(
             "doit|doivent|devrait|devraient|voulons|veut|voudrions|souhaitons|souhaite|"
-            "empecher|eviter|assurer"
+            "empecher|eviter|assurer|pour que"
         ),
         _words("ne|n'|personne|aucun|aucune"),
         "et|mais|ou|car|parce",

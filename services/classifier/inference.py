@@ -83,7 +83,8 @@ LEXICON: dict[str, dict[Category, str]] = {
     },
     "es": {
         C.BILLING: "factura*2|facturacion*2|cobro*2|cobraron*2|cobrado*2|reembolso*3|pago|"
-        "importe*2|cargo mensual*2|cargos*2|un cargo*2|tarjeta*2",
+        "importe*2|cargo mensual*2|cargos*2|un cargo*2|tarjeta*2|nota de credito*3|"
+        "notas de credito*3",
         C.SUBSCRIPTION: "suscripcion*2|licencias|licencia|renovar|renovacion|cancelar|plan de|"
         "puestos*2|contratar*2|cambio de plan*2|cambiar de plan*2|cambiar el plan*2",
         C.CONFIGURATION: "configurar*2|configuracion*2|ajuste|permiso|politica|directiva*2|"
@@ -159,7 +160,8 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.COMMERCIAL: "partnervertrag*3|incentive*3|marge*2|preisliste*2|bonus*2",
     },
     "fr": {
-        C.BILLING: "facture*2|facturation*2|factures*2|rembourse*2|paiement|montant*2|preleve*2",
+        C.BILLING: "facture*2|facturation*2|factures*2|rembourse*2|paiement|montant*2|preleve*2|"
+        "l'avoir*3|un avoir*3",
         C.SUBSCRIPTION: "abonnement*2|licences|licence|resili*2|renouvel|formule|"
         "postes de plus*2|postes supplementaires*2",
         C.CONFIGURATION: "configurer*2|parametr*2|autorisation*2|strategie*2|dns|"
@@ -371,10 +373,11 @@ def infer(title: str, description: str, *, language_hint: str | None = None) -> 
     failing = [
         (c, score) for c, score in rest if c in MICROSOFT_TECHNICAL_CATEGORIES and score >= 2
     ]
-    if best is Category.HOW_TO and failing:
+    if best is Category.HOW_TO and failing and scores.get(C.CONFIGURATION, 0) < failing[0][1]:
         # "How can we get Exchange back? Mail is down": a question about something that fails
         # is that failure, which may be Microsoft's, not a question of use for the helpdesk.
-        # One weak word is not a failure ("deleted by error").
+        # One weak word is not a failure ("deleted by error"), and a failure asked for is a
+        # setting to ask about ("how can we prevent OneDrive from syncing the desktop").
         (best, top), runner_up = failing[0], top
     return Inference(best, detected, tuple(evidence[best]), round(top / (top + runner_up), 2))
 

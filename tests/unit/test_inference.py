@@ -318,6 +318,106 @@ def test_a_clause_and_the_lexicon_term_of_the_same_words_count_once() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "evidence"),
+    [
+        # Nobody as the subject, before the modal or the verb of a main clause.
+        (
+            "Keiner unserer Benutzer kann über den Desktop-Client an Teams-Besprechungen "
+            "teilnehmen",
+            "keiner … kann … teilnehmen",
+        ),
+        ("Keiner im Team kommt seit dem Mittag in sein Postfach", "keiner … kommt … in"),
+        # "kommen … nicht … in" as "… an": not getting into something.
+        (
+            "Unsere Mitarbeiter kommen seit zehn Uhr nicht mehr in ihre Microsoft-365-Konten",
+            "kommen … nicht … in",
+        ),
+        # A participle of something not done, after its negation.
+        ("Die Kamera wird in Besprechungen bei niemandem im Büro erkannt", "niemandem … erkannt"),
+    ],
+)
+def test_german_failures_told_by_nobody_or_not_getting_in_are_found(
+    text: str, evidence: str
+) -> None:
+    result = infer(text, "")
+    assert (result.category, result.language) == (Category.SERVICE_UNAVAILABLE, "de")
+    assert evidence in result.evidence
+
+
+def test_kommt_nicht_in_frage_is_out_of_the_question_not_a_failure() -> None:
+    result = infer("Ein höherer Tarif kommt für uns nicht in Frage", "")
+    assert result.category is not Category.SERVICE_UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "evidence"),
+    [
+        (
+            "Since this morning the headset is not recognised by Teams on any PC",
+            "en",
+            "not recognised",
+        ),
+        (
+            "Files on SharePoint are no longer showing for any of my colleagues",
+            "en",
+            "no longer showing",
+        ),
+        ("Documents in the shared library are not displaying for anyone", "en", "not displaying"),
+        ("Teams no reconoce los auriculares en ningún equipo", "es", "no reconoce"),
+        ("Los archivos de SharePoint ya no le aparecen a ningún compañero", "es", "no … aparecen"),
+        ("Le casque n'est reconnu par Teams sur aucun poste", "fr", "n'… reconnu"),
+        ("La webcam n'est plus détectée dans Teams", "fr", "n'… detectee"),
+        ("Das Headset wird auf keinem Rechner mehr erkannt", "de", "keinem … erkannt"),
+    ],
+)
+def test_a_device_not_recognised_or_files_no_longer_shown_are_a_failure(
+    text: str, language: str, evidence: str
+) -> None:
+    result = infer(text, "")
+    assert (result.category, result.language) == (Category.SERVICE_UNAVAILABLE, language)
+    assert evidence in result.evidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Seguimos sin recibir la nota de crédito por las licencias canceladas",
+        "Un avoir pour les postes supprimés devait figurer ce mois-ci",
+        "Nous attendons toujours l'avoir pour les licences résiliées, il manque sur la facture",
+    ],
+)
+def test_a_credit_note_is_a_bill_in_spanish_and_french(text: str) -> None:
+    assert infer(text, "").category is Category.BILLING
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Wie kann man verhindern, dass OneDrive den Desktop-Ordner nicht mehr synchronisiert?",
+        "Comment faire pour que les utilisateurs ne reçoivent plus les notifications par mail ?",
+        "How can we make sure private appointments are not showing in the shared calendar?",
+    ],
+)
+def test_a_question_how_to_make_something_not_happen_is_a_how_to_not_that_failure(
+    text: str,
+) -> None:
+    assert infer(text, "").category is Category.HOW_TO
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Wie können wir das beheben? Outlook startet auf keinem Rechner mehr.",
+        "J'ai redémarré le poste pour que Teams se lance, mais il ne démarre toujours pas",
+    ],
+)
+def test_a_question_about_a_failure_or_a_wish_in_another_clause_stays_the_failure(
+    text: str,
+) -> None:
+    assert infer(text, "").category is Category.SERVICE_UNAVAILABLE
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "Excel Online zeigt Umlaute in CSV-Dateien seit dem Update falsch an",
