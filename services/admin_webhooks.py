@@ -31,6 +31,9 @@ class Kept(StrEnum):
     FAILED = "failed"  # refused at once (a 4xx), or stopped by a disabled endpoint
 
 
+_KEPT = frozenset(kept.value for kept in Kept)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     id: uuid.UUID
@@ -82,7 +85,7 @@ async def endpoints(
         oldest: dict[uuid.UUID, datetime] = {}
         for subscription_id, status, count, first in counted:
             counts.setdefault(subscription_id, {})[status] = count
-            if status in set(Kept) and first is not None:
+            if status in _KEPT and first is not None:
                 known = oldest.get(subscription_id)
                 oldest[subscription_id] = first if known is None else min(known, first)
         return [
