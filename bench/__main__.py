@@ -15,6 +15,7 @@ import psutil
 import typer
 
 from bench import rows
+from bench.measure import speed_probe
 from bench.report import table
 from shared.kafka.embedded import EmbeddedBroker
 from tests.support.database import LOCAL_POSTGRES, DatabaseServer
@@ -78,6 +79,7 @@ async def _run(
             "rates": rates,
             "backlog": backlog,
         },
+        "speed_probe_s": {"before": speed_probe()},
         "bare_http": await rows.bare_http(load) if rounds else None,
         "databases": {},
     }
@@ -92,6 +94,7 @@ async def _run(
                     )
                 finally:
                     await server.drop_all()
+    results["speed_probe_s"]["after"] = speed_probe()
     return results
 
 

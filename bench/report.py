@@ -42,6 +42,11 @@ def table(results: dict[str, Any]) -> str:
             )
         lines += catch_up_lines(figures.get("catch_up"))
     lines += ["", TARGETS]
+    if probe := results.get("speed_probe_s"):
+        lines.append(
+            f"machine speed: a 5-million-step Python loop took {probe['before']} s before the "
+            f"rows and {probe.get('after', '-')} s after (lower is faster; compare runs by it)"
+        )
     return "\n".join(lines)
 
 

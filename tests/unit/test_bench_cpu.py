@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.measure import Machine, cpu_per
+from bench.measure import Machine, cpu_per, speed_probe
 from bench.report import catch_up_lines
 
 
@@ -57,3 +57,7 @@ def test_the_table_shows_each_consumer_working_off_the_backlog_alone() -> None:
     assert "0.6 ms (classifier 0.41, database 0.13, rest 0.06) -> 3333/s" in lines[0]
     assert "(1957.1/s, backlog 10000)" in lines[0]
     assert catch_up_lines(None) == []
+
+
+def test_the_speed_probe_times_its_fastest_loop() -> None:
+    assert 0 < speed_probe(steps=200_000, tries=2) < 5

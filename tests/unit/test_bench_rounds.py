@@ -110,7 +110,14 @@ def pipeline_run(offered: float, routed: float) -> dict[str, Any]:
 
 def test_a_pipeline_only_table_has_the_end_to_end_rows_and_no_baselines() -> None:
     figures = {"pipeline": [pipeline_run(200, 199.5)]}
-    text = table({"bare_http": None, "databases": {"postgresql": figures}})
+    text = table(
+        {
+            "bare_http": None,
+            "databases": {"postgresql": figures},
+            "speed_probe_s": {"before": 0.33, "after": 0.71},
+        }
+    )
+    assert "loop took 0.33 s before the rows and 0.71 s after" in text
     assert "bare HTTP" not in text
     assert "B  durable accept" not in text
     assert "ours/B" not in text
