@@ -85,10 +85,12 @@ _DE_WEAK = _words("funktioniert|funktionieren|geht|gehen|lauft|laufen|erreicht|e
 # What a failure leaves undone, after its negation ("werden nicht zugestellt").
 _DE_UNDONE = _words(
     "zugestellt|angezeigt|aufrufbar|erreichbar|geladen|geoffnet|gesendet|versendet|verbunden|"
-    "erkannt"
+    "erkannt|hochgeladen|heruntergeladen|gespeichert"
 )  # and "synchronisiert", a verb of _DE_STRONG
 _DE_MODAL = _words("kann|konnen|konnte|konnten")
-_DE_NEGATIONS = _words("nicht|kein|keine|keinen|keinem|keiner|keines|niemand|niemandem|niemanden")
+_DE_NEGATIONS = _words(
+    "nicht|nie|niemals|kein|keine|keinen|keinem|keiner|keines|niemand|niemandem|niemanden"
+)
 # Nobody as the subject, before the verb of a main clause ("Keiner … kann … teilnehmen").
 _DE_NOBODY = _words("niemand|keiner")
 _DE_INTO = "(an|rein|herein|durch|ins|in(?! frage))"  # not "kommt nicht in Frage"
@@ -149,7 +151,7 @@ _EN_VERBS = _words(
     "working|download|downloading|upload|uploading|save|saving|opens|loads|starts|syncs|"
     "connects|sends|receives|arrives|responds|works|launches|sign in|signing in|log in|"
     "logging in|get into|get in|recognised|recognized|detected|showing|show up|showing up|"
-    "displayed|displaying"
+    "displayed|displaying|sent|received"
 )
 _EN_STOPPED = _words(
     "syncing|loading|sending|receiving|responding|opening|connecting|launching|starting|"
@@ -181,10 +183,10 @@ _ES_VERBS = _words(
     "sincronizar|sincronizando|funciona|funcionan|funcionar|envia|envian|enviar|recibe|"
     "reciben|recibir|llega|llegan|llegar|accede|acceden|acceder|accesible|entra|entran|entrar|"
     "responde|responden|responder|arranca|arrancan|arrancar|consigue|consiguen|iniciar|"
-    "descargar|subir|guardar|reconoce|reconocen|detecta|detectan|aparece|aparecen|muestra|"
+    "descargar|subir|sube|suben|guardar|reconoce|reconocen|detecta|detectan|aparece|aparecen|muestra|"
     "muestran"
 )
-_ES_NEGATIONS = _words("no|nadie|ningun|ninguna|ninguno")
+_ES_NEGATIONS = _words("no|nunca|jamas|nadie|ningun|ninguna|ninguno")
 _ES_STARTS = "y|e|pero|o|porque|cuando|aunque|si|que"
 
 
@@ -206,7 +208,8 @@ _FR_VERBS = _words(
     "envoyer|recoit|recoivent|recevoir|arrive|arrivent|acceder|accede|accedent|accessible|"
     "demarre|demarrent|demarrer|lance|lancent|lancer|repond|repondent|repondre|affiche|"
     "affichent|afficher|rejoindre|permet|telecharger|enregistrer|reconnu|reconnue|reconnus|"
-    "reconnues|detecte|detectee|detectes"
+    "reconnues|detecte|detectee|detectes|partent|partir|envoye|envoyes|envoyee|envoyees|recu|"
+    "recus|recue|recues"
 )
 _FR_IMPOSSIBLE = _words(
     "ouvrir|charger|connecter|synchroniser|envoyer|recevoir|acceder|demarrer|lancer|"

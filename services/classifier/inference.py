@@ -29,14 +29,16 @@ LEXICON: dict[str, dict[Category, str]] = {
     "en": {
         C.BILLING: "invoice*2|billing|billed|charge|refund*2|payment|credit note*2|overcharge|"
         "bill*2",
-        C.SUBSCRIPTION: "subscription*2|licence|license|seats|renewal|cancel|upgrade|"
+        C.SUBSCRIPTION: "subscription*2|licence|license|seats|renewal|cancel|upgrade|trial*2|"
+        "annual plan*2|"
         "annual commitment*3|annual term*2|monthly term*2|year term*2|business basic|"
         "business standard|business premium",
         C.CONFIGURATION: "configure*2|configured|configuration*2|setting|policy|permission|"
         "dkim|spf*2|dmarc*2|mx record*2|dns|retention policy|mfa|conditional access|"
         "forwarding*2|forward all*2|"
         "forward mail*2|forward email*2|shared mailbox*2|"
-        "full access*2|mailbox permission*2|distribution list*2|out of office*2|password|"
+        "full access*2|auto-accept*2|automatically accept*2|edit rights*2|access rights*2|"
+        "delegate*2|mailbox permission*2|distribution list*2|out of office*2|password|"
         "locked out*2|unblock*2|new starter*2|new joiner*2|new user*2|new employee*2|onboarding*2|"
         "offboarding*2|leaver*2|send-as*2|send as*2|mailbox access*2|create a mailbox*2|"
         "create an account*2|alias*2|signature*2|intune|prevent users*2|stop users*2|"
@@ -49,7 +51,7 @@ LEXICON: dict[str, dict[Category, str]] = {
         "best way*2|what's the way*3|what is the way*3|how does*3|how should*3|"
         "what do we need*3|what do i need*3|what should we*3|recommend*2|best practice*2|"
         "asks if*3|asking if*3|wondering if*3|wonders if*3|needs to know*2|need to know*2|"
-        "where are*2|where is*2|where do*2|where can*3|can't find|cannot find",
+        "where are*2|where is*2|where do*2|where do i*3|where can*3|can't find|cannot find",
         C.UNDOCUMENTED_BEHAVIOR: "undocumented*3|not documented*3|as documented*3|documented*2|"
         "service description*2|documentation*2",
         C.SERVICE_UNAVAILABLE: "down *2|downtime*2|unavailable*2|not available*2|cannot connect*2|"
@@ -64,16 +66,22 @@ LEXICON: dict[str, dict[Category, str]] = {
         "blank page*2|cannot send*2|"
         "can't send*2|cannot reach*2|can't reach*2|times out*2|timing out*2|cannot access*2|"
         "can't access*2|cant access*2|bouncing*2|bounce back*2|delivery has failed*2|"
+        # A server error answered (HTTP 500, 502, 503, 504): the service fails, whatever the
+        # word "error" says alone (a bug).
+        "error 500*3|error 502*3|error 503*3|error 504*3|500 error*3|502 error*3|503 error*3|"
+        "504 error*3|bad gateway*3|"
         "undeliverable*2|not responding*2|not opening*2|couldn't open*2|can't open*2|"
-        "cannot open*2",
+        "cannot open*2|outbox*2|stuck in the outbox*3|stuck in outbox*3",
         C.BUG: "bug*2|error message*2|error|crash*2|glitch*2|broken*2|stuck on*2|stuck in*2|"
         "don't appear*2|doesn't appear*2|do not appear*2|does not appear*2|"
-        "displays wrong*2|wrong time|wrong presence|duplicate*2|appears twice*2|appear twice*2|"
+        "displays wrong*2|wrong time|wrong presence|shows the wrong|show the wrong|"
+        "showing the wrong|"
+        "wrong date*2|duplicate*2|appears twice*2|appear twice*2|"
         "show up twice*2|shows up twice*2|shown twice*2|showing twice*2|"
         "cannot be deleted*2|can't be deleted*2|wrong total*2|shows wrong*2|incorrect total*2|"
         "different total*2|disappear*2|vanish*2|wrong person*2|wrong user*2|"
         "no results*2|hour off*2|hour later*2|hour behind*2",
-        C.NETWORK_OUTAGE: "network*2|packet loss*3|latency*2|expressroute|routes",
+        C.NETWORK_OUTAGE: "network*2|packet loss*3|latency*3|jitter*3|expressroute|routes",
         C.REGIONAL_MULTITENANT: "tenants*2|multi-tenant*3|regional*2|region|same time|at once|"
         "simultaneous|several customer*2|many customers*2|customers across*2|several of our*2|"
         "multiple clients*2|multiple customers*2|different customers*2|several clients*2|"
@@ -86,6 +94,7 @@ LEXICON: dict[str, dict[Category, str]] = {
         "importe*2|cargo mensual*2|cargos*2|un cargo*2|tarjeta*2|nota de credito*3|"
         "notas de credito*3",
         C.SUBSCRIPTION: "suscripcion*2|licencias|licencia|renovar|renovacion|cancelar|plan de|"
+        "periodo de prueba*2|version de prueba*2|la prueba de*2|plan anual*2|"
         "puestos*2|contratar*2|cambio de plan*2|cambiar de plan*2|cambiar el plan*2",
         C.CONFIGURATION: "configurar*2|configuracion*2|ajuste|permiso|politica|directiva*2|"
         "acceso condicional*2|dns|reglas de|"
@@ -102,6 +111,8 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.UNDOCUMENTED_BEHAVIOR: "no documentado*3|no esta documentado*3|documentacion*2|"
         "descripcion del servicio*2|como dice*2",
         C.SERVICE_UNAVAILABLE: "no disponible*2|caido*2|caida|sin servicio*2|no funciona*2|"
+        "error 500*3|error 502*3|error 503*3|error 504*3|500 error*3|502 error*3|503 error*3|"
+        "504 error*3|"
         "nadie puede*2|ningun usuario puede*2|dejo de funcionar*2|dejaron de funcionar*2|"
         "dejado de*2|deja de*2|dejan de*2|"
         "no recibe*2|no sincroniza*2|dejo de sincronizar*2|dejaron de sincronizar*2|"
@@ -112,8 +123,9 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.BUG: "fallo*2|mensaje de error*3|error|se bloquea*2|se cierra*2|se muestra mal*2|"
         "no aparece*2|no aparecen*2|"
         "duplica*2|dos veces*2|no se pueden borrar*2|no se puede borrar*2|desaparec*2|"
-        "hora incorrecta*2|hora mal*2|hora equivocada*2",
-        C.NETWORK_OUTAGE: "red *2|perdida de paquetes*3|latencia*2|expressroute",
+        "hora incorrecta*2|hora mal*2|hora equivocada*2|fecha equivocada*2|fecha incorrecta*2|"
+        "equivocada|equivocado",
+        C.NETWORK_OUTAGE: "red *2|perdida de paquetes*3|latencia*3|jitter*3|expressroute",
         C.REGIONAL_MULTITENANT: "inquilinos*2|multiinquilino*3|regional*2|region|a la vez|"
         "simultaneamente|varios clientes*2|muchos clientes*2|distintos clientes*2",
         C.COMMERCIAL: "acuerdo de partner*3|incentivo*3|margen*2|lista de precios*2|bonificacion*3",
@@ -122,9 +134,12 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.BILLING: "~rechnung*2|~gutschrift*2|berechnet|zahlung|betrag*2|bezahlt*2|"
         "doppelt berechnet*3|doppelt abgebucht*3|"
         "belastet*2|abgebucht*2",
-        C.SUBSCRIPTION: "abonnement*2|~lizenz|kundig*2|verlanger|wechsel|platze*2",
+        C.SUBSCRIPTION: "abonnement*2|~lizenz|kundig*2|verlanger|wechsel|platze*2|~testversion*2|"
+        "~testphase*2|~jahresabo*2",
         C.CONFIGURATION: "konfigur*2|~einstellung*2|~berechtigung*2|~richtlinie*2|mfa|dns|"
-        "weiterleit*2|freigegebenes postfach*2|vollzugriff*2|verteilerliste*2|"
+        "weiterleit*2|einrichten|automatisch annehmen*2|freigegebenes postfach*2|vollzugriff*2|"
+        "verteilerliste*2|bearbeitungsrecht*2|"
+        "~zugriffsrecht*2|leserecht*2|schreibrecht*2|"
         "abwesenheitsnotiz*2|~passwort|entsperr*2|neuer mitarbeiter*2|neue mitarbeiterin*2|"
         "neuen mitarbeiter*2|postfach anlegen*2|anlegen|zur gruppe*2|hinzufugen|"
         "freigabe fur externe*2|~freigabe|~authentifizierung|deaktivier|aktivier|abschalten",
@@ -136,12 +151,13 @@ LEXICON: dict[str, dict[Category, str]] = {
         C.UNDOCUMENTED_BEHAVIOR: "nicht dokumentiert*3|dokumentiert*2|dokumentation*2|"
         "dienstbeschreibung*2",
         C.SERVICE_UNAVAILABLE: "nicht verfugbar*2|~ausfall*2|nicht erreichbar*2|niemand kann*2|"
+        "fehler 500*3|fehler 502*3|fehler 503*3|fehler 504*3|"
         "kann niemand*2|kein benutzer kann*2|funktioniert nicht|geht nicht|empfangt keine*2|"
         "empfangen keine*2|synchronisiert nicht*2|nicht mehr synchronisiert*2|laden nicht*2|"
         "ladt nicht*2|offnet nicht*2|leere seite*2|keine verbindung*2|startet nicht*2|"
         "nicht mehr offnen*2|nicht offnen*2|schlagen fehl*2|schlagt fehl*2|"
         "verbindet sich nicht*2|verbindet nicht*2|getrennt|kommen nicht an*2|kommen keine*2|"
-        "fehlschlag*2|"
+        "fehlschlag*2|postausgang*2|"
         "keine anmeldung*2|kein zugriff*2|nicht mehr anmelden*2|nicht anmelden*2|"
         # The subject comes between the verb and "keine" ("empfangen alle Benutzer keine
         # E-Mails"): the missing mail itself is the term.
@@ -149,11 +165,13 @@ LEXICON: dict[str, dict[Category, str]] = {
         "keine neuen e-mail*2|keine neuen mails*2|keine neuen nachrichten*2|keine eingehenden*2|"
         "keine nachrichten",
         C.BUG: "~fehler*2|~fehlermeldung*3|~absturz*2|sturzt*2|falsch angezeigt*2|bleibt hangen|"
-        "erscheint zweimal*2|erscheint doppelt*2|doppelt angezeigt*2|doppelt|"
+        "erscheint zweimal*2|erscheint doppelt*2|doppelt angezeigt*2|doppelt|zeigt das falsche|"
+        "zeigt die falsche|zeigt den falschen|zeigen das falsche|zeigen die falsche|"
+        "zeigen den falschen|falsches datum*2|"
         "lasst sich nicht loschen*2|verschwind*2|verschwunden*2|findet nichts*2|"
         "keine ergebnisse*2|liefert keine*2|falsch dargestellt*2|"
         "erscheinen nicht*2|erscheint nicht*2",
-        C.NETWORK_OUTAGE: "~netzwerk*2|paketverlust*3|latenz*2|expressroute|routen",
+        C.NETWORK_OUTAGE: "~netzwerk*2|paketverlust*3|latenz*3|jitter*3|expressroute|routen",
         C.REGIONAL_MULTITENANT: "tenants*2|mandantenubergreifend*3|regional*2|region|"
         "gleichzeitig|mehrere kunden*2|mehreren kunden*2|mehrere unserer kunden*2|"
         "mehreren unserer kunden*2|viele kunden*2|drei kunden*2",
@@ -162,34 +180,41 @@ LEXICON: dict[str, dict[Category, str]] = {
     "fr": {
         C.BILLING: "facture*2|facturation*2|factures*2|rembourse*2|paiement|montant*2|preleve*2|"
         "l'avoir*3|un avoir*3",
-        C.SUBSCRIPTION: "abonnement*2|licences|licence|resili*2|renouvel|formule|"
+        C.SUBSCRIPTION: "abonnement*2|licences|licence|resili*2|renouvel|formule|essai*2|"
         "postes de plus*2|postes supplementaires*2",
         C.CONFIGURATION: "configurer*2|parametr*2|autorisation*2|strategie*2|dns|"
         "transfert des mails*2|transferer les mails*2|transferer tous les mails*2|redirection*2|"
         "boite partagee*2|boite aux lettres partagee*2|acces complet*2|liste de distribution*2|"
         "reponse automatique*2|mot de passe|reinitialiser*2|debloqu*2|nouvel arrivant*2|"
         "nouvelle arrivante*2|nouveau collaborateur*2|nouvel utilisateur*2|creer une boite*2|"
-        "creer un compte*2|droits sur*2|droits d'acces*2|regle de*2|regles de*2|une regle*2|"
+        "creer un compte*2|droits sur*2|droits d'acces*2|droits de modification*2|"
+        "droits de lecture*2|droits d'edition*2|droits d'ecriture*2|regle de*2|regles de*2|"
+        "une regle*2|"
         "authentification de base*2|authentification heritee*2|desactiver|activer",
         C.HOW_TO: "comment faire*3|comment puis*3|demande comment*3|comment restaurer*3|"
         "savoir comment*3|comment ajouter*3|est-il possible*2|peut-on*3|existe-t-il*2|"
         "un moyen*2|procedure pour*2|comment *2|les etapes*2|meilleure solution*3|"
         "meilleure facon*3|meilleur moyen*3|que faut-il*3|recommand*2|conseill*2|"
-        "savoir s'il*3|voudrait savoir*3|aimerait savoir*3|souhaite savoir*3",
+        "savoir s'il*3|voudrait savoir*3|aimerait savoir*3|souhaite savoir*3|ou se trouve*3|"
+        "ou trouver*3",
         C.UNDOCUMENTED_BEHAVIOR: "non documente*3|documente*2|documentation*2|"
         "description du service*2",
         C.SERVICE_UNAVAILABLE: "indisponible*2|panne*2|hors service*2|aucun mail*2|inaccessible*2|"
+        "erreur 500*3|erreur 502*3|erreur 503*3|erreur 504*3|500 erreur*3|502 erreur*3|"
+        "503 erreur*3|504 erreur*3|"
         "ne fonctionne*2|"
         "personne ne peut*2|aucun utilisateur ne*2|ne marche|ne recoit*2|ne recoivent*2|"
         "ne synchronise*2|ne se synchronise*2|ne sont plus synchronises*2|ne charge*2|"
         "ne se charge*2|ne s'ouvre*2|page blanche*2|impossible d'envoyer*2|"
         "impossible de se connecter*2|n'arrive pas a se connecter*2|ne se lance*2|ne demarre*2|"
-        "plus personne*2|impossible d'acceder*2|se coupe*2|se deconnecte*2",
+        "plus personne*2|impossible d'acceder*2|se coupe*2|se deconnecte*2|boite d'envoi*2",
         C.BUG: "erreur*2|message d'erreur*3|bogue*2|plante*2|plantage*2|defaut*2|se fige*2|"
         "n'apparai*2|"
         "se ferme*2|en double*2|deux fois*2|ne peut pas etre supprime*2|dispara*2|disparu*2|"
-        "decale*2|dates incorrectes*2",
-        C.NETWORK_OUTAGE: "reseau*2|perte de paquets*3|latence*2|expressroute|routes",
+        "decale*2|dates incorrectes*2|mauvaise date*2|mauvaise heure*2|affiche une mauvaise|"
+        "affichent une mauvaise|affiche la mauvaise|affichent la mauvaise",
+        C.NETWORK_OUTAGE: "reseau*2|perte de paquets*3|latence*3|gigue*3|jitter*3|"
+        "expressroute|routes",
         C.REGIONAL_MULTITENANT: "locataires*2|multi-locataires*3|regional*2|region|"
         "en meme temps|simultanement|plusieurs clients*2|nombreux clients*2",
         C.COMMERCIAL: "accord partenaire*3|contrat partenaire*3|remise partenaire*3|"
@@ -315,7 +340,7 @@ def _hits(padded: str, words: list[str]) -> list[Term]:
 _QUESTIONS = (
     ("es", re.compile(r"\b(?:cómo|dónde)\b|¿\s*(?:se puede|es posible)"), False),
     ("fr", re.compile(r"\boù\b"), False),
-    ("de", re.compile(r" wie [a-z]+ (?:ich|wir|man|er) "), True),
+    ("de", re.compile(r" wie [a-z]+ (?:ich|wir|man|er|sie|es|du|ihr) "), True),
 )
 
 

@@ -522,3 +522,73 @@ def test_addresses_and_links_are_names_not_evidence(
     title: str, description: str, category: Category | None
 ) -> None:
     assert infer(title, description).category is category
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        # Jitter and latency are the network's, even beside calls that drop.
+        (
+            "Calls from our Frankfurt office have heavy jitter and drop-outs",
+            Category.NETWORK_OUTAGE,
+        ),
+        ("Las llamadas se cortan y tienen mucha latencia", Category.NETWORK_OUTAGE),
+        # Mail that stays in the outbox does not leave: the service, not a bug "stuck in".
+        ("Emails to external recipients are stuck in the outbox", Category.SERVICE_UNAVAILABLE),
+        ("E-Mails bleiben bei allen im Postausgang hängen", Category.SERVICE_UNAVAILABLE),
+        ("Les mails restent bloqués dans la boîte d'envoi", Category.SERVICE_UNAVAILABLE),
+        # Never sent, in four languages.
+        ("Chat messages in Teams are never sent", Category.SERVICE_UNAVAILABLE),
+        ("Los mensajes del chat nunca se envían", Category.SERVICE_UNAVAILABLE),
+        ("Chatnachrichten werden nie gesendet", Category.SERVICE_UNAVAILABLE),
+        ("Les messages du chat ne partent jamais", Category.SERVICE_UNAVAILABLE),
+        # A server error answered is the service failing, not a bug.
+        ("Our Bookings page returns an error 503 for every visitor", Category.SERVICE_UNAVAILABLE),
+        ("La página devuelve un error 503 a todos", Category.SERVICE_UNAVAILABLE),
+        ("Die Seite liefert jedem Besucher einen Fehler 503", Category.SERVICE_UNAVAILABLE),
+        ("La page renvoie une erreur 503 à tous les visiteurs", Category.SERVICE_UNAVAILABLE),
+        ("Excel shows an error when we paste", Category.BUG),
+    ],
+)
+def test_failures_of_the_network_and_the_service_in_everyday_words(
+    text: str, category: Category
+) -> None:
+    assert infer(text, "").category is category
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Can you give Sarah edit rights on the reception calendar?", Category.CONFIGURATION),
+        ("Könnt ihr Frau Weber Bearbeitungsrechte auf den Kalender geben?", Category.CONFIGURATION),
+        ("Donnez à Claire les droits de modification sur le calendrier", Category.CONFIGURATION),
+        ("The boardroom should auto-accept bookings from staff", Category.CONFIGURATION),
+        (
+            "The Copilot trial ends next week, convert it to a paid annual plan",
+            Category.SUBSCRIPTION,
+        ),
+        (
+            "La prueba de Copilot termina, quiere pasarla a un plan anual de pago",
+            Category.SUBSCRIPTION,
+        ),
+        ("Die Testversion endet, er möchte ein bezahltes Jahresabo", Category.SUBSCRIPTION),
+        ("L'essai de Copilot se termine la semaine prochaine", Category.SUBSCRIPTION),
+        ("Tasks in Planner show the wrong due date", Category.BUG),
+        ("Las tareas muestran la fecha de vencimiento equivocada", Category.BUG),
+        ("Aufgaben zeigen das falsche Fälligkeitsdatum", Category.BUG),
+        ("Les tâches affichent une mauvaise date d'échéance", Category.BUG),
+        # Something shown wrongly on a bill is the bill's.
+        ("Invoice shows the wrong VAT number", Category.BILLING),
+        ("Wie bekommt sie die Version vom Montag zurück?", Category.HOW_TO),
+    ],
+)
+def test_rights_trials_wrong_dates_and_questions_in_everyday_words(
+    text: str, category: Category
+) -> None:
+    assert infer(text, "").category is category
+
+
+def test_something_shown_wrongly_is_a_weak_word_beside_the_bill_it_is_on() -> None:
+    # Not a tie the order of the lexicon settles: "shows the wrong" weighs less than "invoice".
+    result = infer("Invoice shows the wrong VAT number", "")
+    assert (result.category, result.confidence) == (Category.BILLING, 0.67)
