@@ -59,9 +59,12 @@ def webhooks_redeliver(
         bool, typer.Option("--dry-run", help="Count what would be sent again; change nothing.")
     ] = False,
 ) -> None:
-    """Send kept deliveries again, oldest first, each from its first attempt and under its own
-    webhook-id (receivers dedupe on it): after an outage on this side, every partner's at once.
-    Disabled endpoints are skipped; their partner enables them (POST /v1/webhooks/{id}/enable)."""
+    """Send kept deliveries again, after an outage on this side: every partner's at once.
+
+    Oldest first, each from its first attempt and under its own webhook-id (receivers dedupe on
+    it). Disabled endpoints are skipped; their partner enables them (POST
+    /v1/webhooks/{id}/enable).
+    """
     created_after = _moment(since)
 
     async def work(uows: UnitOfWorkFactory) -> list[admin_webhooks.Redelivered]:
