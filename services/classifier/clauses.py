@@ -73,6 +73,16 @@ def _needs(*groups: Iterable[str]) -> tuple[frozenset[str], ...]:
     return tuple(frozenset(word.split()[0] for word in group) for group in groups)
 
 
+def _negated(negations: list[str], most: int, clause_starts: str, verbs: list[str]) -> _Clause:
+    """A negation, then up to ``most`` words of its clause, then one of ``verbs``: a weak word,
+    as the words could as well say what is wanted."""
+    return _Clause(
+        rf" {_negation(negations)}{_gap(most, clause_starts)} {_any(verbs)}",
+        1.0,
+        _needs(negations, verbs),
+    )
+
+
 # German: the negation after the verb in a main clause, before it after a modal or in a
 # subordinate clause; separable verbs apart from their particle. The generic verbs are weak in
 # any order, as their adjacent terms are, and so is "fällt … aus" (a bill "fällt höher aus").
@@ -138,7 +148,7 @@ def _de() -> list[_Clause]:
             Category.BUG,
         ),
         _Clause(rf" {_any(_DE_WEAK)}{gap(10)} {neg}", 1.0, _needs(_DE_WEAK, _DE_NEGATIONS)),
-        _Clause(rf" {neg}{gap(4)} {_any(every)}", 1.0, _needs(_DE_NEGATIONS, every)),
+        _negated(_DE_NEGATIONS, 4, _DE_STARTS, every),
     ]
 
 
@@ -164,11 +174,7 @@ _EN_STARTS = "and|but|or|because|while|although|so"
 
 def _en() -> list[_Clause]:
     return [
-        _Clause(
-            rf" {_negation(_EN_NEGATIONS)}{_gap(5, _EN_STARTS)} {_any(_EN_VERBS)}",
-            1.0,
-            _needs(_EN_NEGATIONS, _EN_VERBS),
-        ),
+        _negated(_EN_NEGATIONS, 5, _EN_STARTS, _EN_VERBS),
         _Clause(
             rf" (stopped){_gap(1, _EN_STARTS)} {_any(_EN_STOPPED)}",
             2.0,
@@ -183,21 +189,15 @@ _ES_VERBS = _words(
     "sincronizar|sincronizando|funciona|funcionan|funcionar|envia|envian|enviar|recibe|"
     "reciben|recibir|llega|llegan|llegar|accede|acceden|acceder|accesible|entra|entran|entrar|"
     "responde|responden|responder|arranca|arrancan|arrancar|consigue|consiguen|iniciar|"
-    "descargar|subir|sube|suben|guardar|reconoce|reconocen|detecta|detectan|aparece|aparecen|muestra|"
-    "muestran"
+    "descargar|subir|sube|suben|guardar|reconoce|reconocen|detecta|detectan|aparece|aparecen|"
+    "muestra|muestran"
 )
 _ES_NEGATIONS = _words("no|nunca|jamas|nadie|ningun|ninguna|ninguno")
 _ES_STARTS = "y|e|pero|o|porque|cuando|aunque|si|que"
 
 
 def _es() -> list[_Clause]:
-    return [
-        _Clause(
-            rf" {_any(_ES_NEGATIONS)}{_gap(4, _ES_STARTS)} {_any(_ES_VERBS)}",
-            1.0,
-            _needs(_ES_NEGATIONS, _ES_VERBS),
-        )
-    ]
+    return [_negated(_ES_NEGATIONS, 4, _ES_STARTS, _ES_VERBS)]
 
 
 # French: "ne"/"n'" before the verb, a pronoun or a modal between ("ne nous permet plus",
@@ -220,11 +220,7 @@ _FR_STARTS = "et|mais|ou|car|quand|lorsque|si|que|qu'|parce"
 
 def _fr() -> list[_Clause]:
     return [
-        _Clause(
-            rf" (ne|n'){_gap(3, _FR_STARTS)} {_any(_FR_VERBS)}",
-            1.0,
-            _needs(["ne", "n'"], _FR_VERBS),
-        ),
+        _negated(["ne", "n'"], 3, _FR_STARTS, _FR_VERBS),
         _Clause(
             rf" (impossible (?:de|d')(?: se| s')?) {_any(_FR_IMPOSSIBLE)}",
             2.0,
