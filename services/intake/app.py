@@ -25,6 +25,7 @@ from services.intake import (
 )
 from services.intake.accepts import Accepts
 from services.intake.customer_lookups import CustomerLookups
+from services.intake.fast_accept import FastAccept
 from services.intake.guard import RequestGuard
 from services.intake.key_checks import KeyChecks
 from services.intake.ratelimit import KeyRateLimiter
@@ -83,6 +84,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.rate_limiter = KeyRateLimiter(
         settings.api.rate_limit_per_minute, settings.api.rate_limit_burst
     )
+    # Inside the guard: a plain accept is answered there, the rest goes on to the routes.
+    app.add_middleware(FastAccept)
     app.add_middleware(RequestGuard, settings=settings.api)
     # A request tries the routes in the order they were added, and each router it passes costs
     # (the operations router about 80 function calls): the issues first, accepts being most.

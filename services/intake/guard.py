@@ -49,7 +49,7 @@ class RequestGuard:
         if problem is not None:
             await self._refuse(scope, receive, send, *problem)
             return
-        await self._app(scope, _replay(body, receive), send)
+        await self._app(scope, replay(body, receive), send)
 
     def _check(self, content_type: str, body: bytes) -> tuple[int, str] | None:
         if not body:
@@ -108,17 +108,18 @@ async def _read(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` giving ``body`` first, as one message, then what the client sends next."""
     sent = False
 
-    async def replay() -> Message:
+    async def replayed() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return replay
+    return replayed
 
 
 def _depth_exceeds(body: bytes, limit: int) -> bool:
