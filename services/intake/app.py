@@ -84,8 +84,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.rate_limiter = KeyRateLimiter(
         settings.api.rate_limit_per_minute, settings.api.rate_limit_burst
     )
-    # Inside the guard: a plain accept is answered there, the rest goes on to the routes.
-    app.add_middleware(FastAccept)
+    if not settings.tracing.exporting:
+        # Inside the guard: a plain accept is answered there, the rest goes on to the routes.
+        # FastAPI names and fills its server span in its routing: with spans exported, every
+        # request is routed.
+        app.add_middleware(FastAccept)
     app.add_middleware(RequestGuard, settings=settings.api)
     # A request tries the routes in the order they were added, and each router it passes costs
     # (the operations router about 80 function calls): the issues first, accepts being most.

@@ -16,7 +16,9 @@ dependency), so the answer, the checks and their order are the route's:
   the route's would be.
 
 It sits inside the request guard, so the body it reads is checked and within its limit, and
-inside the request metrics (labelled with the route's template) and the request's trace.
+inside the request metrics (labelled with the route's template) and the request's trace. The
+app leaves it out while it exports spans (``OTEL_EXPORTER_OTLP_ENDPOINT``): FastAPI names its
+server span after the route, and fills it, as it routes the request.
 """
 
 from __future__ import annotations
