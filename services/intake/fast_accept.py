@@ -35,7 +35,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.intake import idempotency, routes_issues
-from services.intake.guard import replay
+from services.intake.guard import read_body, replay
 from services.intake.schemas import IssueCreate
 
 ACCEPT_PATH = "/v1/issues"
@@ -57,7 +57,8 @@ class FastAccept:
         if not _plain_accept(scope) or scope["app"].dependency_overrides:
             await self._app(scope, receive, send)
             return
-        body = await _read(receive)
+        # The request guard has read it (within its limit) and hands it on as one message.
+        body = await read_body(receive)
         issue = _issue(body)
         if issue is None:
             await self._app(scope, replay(body, receive), send)
@@ -84,19 +85,6 @@ def _plain_accept(scope: Scope) -> bool:
     if scope["path"] != scope.get("root_path", "") + ACCEPT_PATH:
         return False
     return all(name != _KEY_HEADER for name, _ in scope["headers"])
-
-
-async def _read(receive: Receive) -> bytes:
-    """The whole body (the request guard has read it and hands it on as one message)."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 def _issue(body: bytes) -> IssueCreate | None:

@@ -41,7 +41,7 @@ class RequestGuard:
             await self._refuse(scope, receive, send, 413, f"The body exceeds {limit} bytes.")
             return
         try:
-            body = await _read(receive, limit)
+            body = await read_body(receive, limit)
         except BodyTooLarge:
             await self._refuse(scope, receive, send, 413, f"The body exceeds {limit} bytes.")
             return
@@ -91,7 +91,8 @@ def _content_headers(scope: Scope) -> tuple[str | None, str]:
     return length, media
 
 
-async def _read(receive: Receive, limit: int) -> bytes:
+async def read_body(receive: Receive, limit: int | None = None) -> bytes:
+    """The whole body; :class:`BodyTooLarge` past ``limit`` bytes, if one is given."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -100,7 +101,7 @@ async def _read(receive: Receive, limit: int) -> bytes:
             break
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > limit:
+        if limit is not None and size > limit:
             raise BodyTooLarge
         chunks.append(chunk)
         if not message.get("more_body", False):
