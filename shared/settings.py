@@ -61,6 +61,12 @@ class KafkaSettings(BaseSettings):
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     rebalance_timeout_ms: int = Field(default=30_000, ge=1_000)
     request_timeout_ms: int = Field(default=15_000, ge=1_000)
+    # The largest record batch a producer builds (a relay's pass is cut into one per partition
+    # while they fit). aiokafka's 16 KiB default held about eight events: a pass of a thousand
+    # rows went out as hundreds of batches, each one work for the client and the broker. Keep
+    # it under the broker's message.max.bytes (1 MiB by default); one record larger than this
+    # goes out alone in its batch.
+    producer_batch_bytes: int = Field(default=256 * 1024, ge=16 * 1024, le=8 * 1024 * 1024)
 
     @model_validator(mode="after")
     def _heartbeat_below_session(self) -> KafkaSettings:

@@ -26,6 +26,7 @@ def create_producer(settings: KafkaSettings, *, service: str) -> AIOKafkaProduce
         acks="all",
         enable_idempotence=False,
         linger_ms=5,
+        max_batch_size=settings.producer_batch_bytes,
         request_timeout_ms=settings.request_timeout_ms,
         compression_type=None,
     )

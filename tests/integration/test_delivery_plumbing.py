@@ -210,8 +210,8 @@ async def test_rows_whose_batch_the_broker_refused_are_released_and_the_rest_mar
 async def test_a_pass_larger_than_a_record_batch_goes_out_as_several_in_order(
     engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
 ) -> None:
-    """One issue's 150 events fill several of the producer's 16 KiB batches in one partition:
-    all are published, in the order they were written."""
+    """One issue's 150 events fill several of the producer's batches (16 KiB here, the least
+    allowed) in one partition: all are published, in the order they were written."""
     partner = await seed_partner(database_url)
     uows = UnitOfWorkFactory(create_session_factory(engine))
     issue_id = uuid.uuid4()
@@ -225,7 +225,10 @@ async def test_a_pass_larger_than_a_record_batch_goes_out_as_several_in_order(
             for _ in range(150)
         ]
         await uow.commit()
-    relay = relay_for(engine, uows, kafka(bootstrap_servers, topic_prefix))
+    small = kafka(bootstrap_servers, topic_prefix).model_copy(
+        update={"producer_batch_bytes": 16 * 1024}
+    )
+    relay = relay_for(engine, uows, small)
     producer = await relay._ensure_producer()
     batches: list[int] = []
     send_batch = producer.send_batch
