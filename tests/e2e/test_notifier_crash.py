@@ -20,6 +20,9 @@ async def test_killing_the_notifier_mid_burst_loses_and_duplicates_no_request(
     stack: Stack, database_url: str, reader: AsyncEngine
 ) -> None:
     engine = reader
+    # Batches of fewer events than the burst, so that the kill lands with a batch in hand and
+    # more behind it (the default batch would take the whole burst in one transaction).
+    stack.extra_env["CONSUMER_BATCH_SIZE"] = "50"
     partner = await seed_partner(database_url, vehicles=(Vehicle.PARTNER_CLOUD_SUPPORT,))
     await stack.start("intake", "classifier")
     async with (
