@@ -18,7 +18,7 @@ from tests.support.factories import (
     seed_partner,
 )
 from tests.support.receiver import WebhookReceiver
-from tests.support.stack import Stack
+from tests.support.stack import SMALL_BATCHES_ENV, Stack
 
 ISSUES = 200
 CATEGORIES = ("bug", "billing", "service_unavailable", "commercial", "configuration")
@@ -28,9 +28,7 @@ async def test_killing_the_classifier_mid_batch_loses_and_duplicates_nothing(
     stack: Stack, database_url: str, reader: AsyncEngine
 ) -> None:
     engine = reader
-    # Batches of fewer events than the burst, so that the kill lands with a batch in hand and
-    # more behind it (the default batch would take the whole burst in one transaction).
-    stack.extra_env["CONSUMER_BATCH_SIZE"] = "50"
+    stack.extra_env.update(SMALL_BATCHES_ENV)
     partner = await seed_partner(database_url, vehicles=(Vehicle.ADVANCED_SUPPORT_FOR_PARTNERS,))
     await stack.start("intake", "notifier")
     async with (

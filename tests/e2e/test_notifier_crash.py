@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.vocabulary import Vehicle
 from tests.support.factories import eventually, issue_body, rows, scalar, seed_partner
 from tests.support.receiver import WebhookReceiver
-from tests.support.stack import Stack
+from tests.support.stack import SMALL_BATCHES_ENV, Stack
 
 ISSUES = 150
 CATEGORIES = ("bug", "service_unavailable", "commercial")
@@ -20,9 +20,7 @@ async def test_killing_the_notifier_mid_burst_loses_and_duplicates_no_request(
     stack: Stack, database_url: str, reader: AsyncEngine
 ) -> None:
     engine = reader
-    # Batches of fewer events than the burst, so that the kill lands with a batch in hand and
-    # more behind it (the default batch would take the whole burst in one transaction).
-    stack.extra_env["CONSUMER_BATCH_SIZE"] = "50"
+    stack.extra_env.update(SMALL_BATCHES_ENV)
     partner = await seed_partner(database_url, vehicles=(Vehicle.PARTNER_CLOUD_SUPPORT,))
     await stack.start("intake", "classifier")
     async with (

@@ -40,6 +40,10 @@ FAST_ENV = {
     "API_RATE_LIMIT_BURST": "100000",
     "ESCALATION_LOG_LEVEL": "INFO",
 }
+# For a test that kills a consumer during a burst of a few hundred issues: batches smaller than
+# the burst, so that the kill lands with a batch in hand and more behind it (the default batch
+# would take the whole burst in one transaction).
+SMALL_BATCHES_ENV = {"CONSUMER_BATCH_SIZE": "50"}
 
 
 @dataclass
