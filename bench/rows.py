@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import orjson
 
+from bench.batches import batch_tally, mean_sizes
 from bench.driver import Outcome, bodies, offer
 from bench.measure import Machine, Usage, cpu_per, machine_cpu, reading_routed, sampling
 from shared.ports import free_port
@@ -268,6 +269,8 @@ async def pipeline(
             if await _drain(routed, warm_ids, timeout_s=120) is None:
                 raise RuntimeError("the warm-up's issues were not all routed within 120 s")
             around = _with_broker({"load driver": os.getpid()}, broker_pid)
+            ports = {n: s.port for n, s in stack.services.items()}
+            tallied = await batch_tally(ports)
             with machine_cpu(around, database=_database(database_url)) as cpu:
                 async with sampling(pids) as usage:
                     started = time.time()
@@ -275,12 +278,14 @@ async def pipeline(
                         stack.intake_url, auth, rate=rate, duration_s=seconds, payloads=payloads
                     )
                     window = _Window(started, time.time(), usage, cpu)
+            batches = mean_sizes(tallied, await batch_tally(ports))
             accepted = {o.issue_id: o for o in outcomes if o.issue_id}
             backlog = sum(1 for i in accepted if routed.first(i) is None)
             drained = await _drain(routed, set(accepted), timeout_s=120)
-            return _pipeline_figures(
+            figures = _pipeline_figures(
                 rate, seconds, outcomes, accepted, routed.at, window, backlog, drained
             )
+            return {**figures, "mean_batch": batches}
     finally:
         await stack.stop()
 

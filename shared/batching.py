@@ -7,6 +7,8 @@ lone item at once, so a quiet service waits no longer than before; a busy one pa
 trip, one pooled connection and (on PostgreSQL) one commit per batch instead of per request.
 With ``linger_s``, a batch that would start under ``linger_s`` after the last write ended (the
 batcher is busy, but its items come one at a time) first waits ``linger_s`` for company.
+Each batch's size is observed in ``escalation_batch_size`` (stage ``group``, the batcher's
+``name``), so an operator sees how much company the requests find.
 
 ``handle`` returns one result per item, in order; a result that is an exception is raised to
 that item's request alone. An exception ``handle`` raises is raised to every request of the
@@ -20,6 +22,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from shared.observability import metrics
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 Handle = Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]]
@@ -27,13 +31,14 @@ Handle = Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]]
 
 class Batcher(Generic[Item, Result]):
     def __init__(
-        self, handle: Handle[Item, Result], *, max_batch: int, linger_s: float = 0.0
+        self, handle: Handle[Item, Result], *, name: str, max_batch: int, linger_s: float = 0.0
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if linger_s < 0:
             raise ValueError("linger_s must not be negative")
         self._handle = handle
+        self._sizes = metrics.BATCH_SIZE.labels("group", name)
         self._max_batch = max_batch
         self._linger_s = linger_s
         self._wrote_at = -1.0
@@ -79,6 +84,7 @@ class Batcher(Generic[Item, Result]):
             self._writer = None
 
     async def _answer(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        self._sizes.observe(len(batch))
         try:
             results = await self._handle([item for item, _ in batch])
             if len(results) != len(batch):

@@ -31,7 +31,7 @@ class Accepts:
         self._direct = direct
         self._relay = relay
         self._batcher: Batcher[AcceptRows, bool] = Batcher(
-            self._write, max_batch=max_batch, linger_s=linger_s
+            self._write, name="accepts", max_batch=max_batch, linger_s=linger_s
         )
 
     async def store(self, rows: AcceptRows) -> bool:

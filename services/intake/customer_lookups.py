@@ -35,7 +35,7 @@ class CustomerLookups:
     def __init__(self, direct: Direct, *, max_batch: int, linger_s: float = 0.0) -> None:
         self._direct = direct
         self._batcher: Batcher[Named, dict[str, Any] | None] = Batcher(
-            self._find_all, max_batch=max_batch, linger_s=linger_s
+            self._find_all, name="customer_lookups", max_batch=max_batch, linger_s=linger_s
         )
 
     async def find(self, named: Named) -> dict[str, Any] | None:

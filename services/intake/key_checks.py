@@ -59,7 +59,7 @@ class KeyChecks:
         self._reads = reads or direct
         self._pepper = pepper
         self._batcher: Batcher[_Presented, Key | None] = Batcher(
-            self._check_all, max_batch=max_batch, linger_s=linger_s
+            self._check_all, name="key_checks", max_batch=max_batch, linger_s=linger_s
         )
 
     async def check(self, prefix: str, token: str) -> Key | None:

@@ -38,7 +38,7 @@ class RecordedKeys:
     def __init__(self, reads: Direct, *, max_batch: int, linger_s: float = 0.0) -> None:
         self._reads = reads
         self._batcher: Batcher[tuple[uuid.UUID, str], Recorded | None] = Batcher(
-            self._find_all, max_batch=max_batch, linger_s=linger_s
+            self._find_all, name="recorded_keys", max_batch=max_batch, linger_s=linger_s
         )
 
     async def find(self, partner_id: uuid.UUID, key: str) -> Recorded | None:

@@ -305,6 +305,7 @@ class OutboxRelay:
         self._kafka = kafka
         self._settings = settings
         self._service = service
+        self._batch_sizes = metrics.BATCH_SIZE.labels("relay", service)
         self._names = TopicNames(kafka.topic_prefix)
         self._producer: AIOKafkaProducer | None = None
         self._handed: deque[_Handed] = deque()
@@ -412,6 +413,7 @@ class OutboxRelay:
         rows = await self._next_batch()
         if not rows:
             return 0
+        self._batch_sizes.observe(len(rows))
         batches: list[_Batch] = []
         futures: list[asyncio.Future[object]] = []
         results: list[object] = []

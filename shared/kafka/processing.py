@@ -94,10 +94,12 @@ class EventProcessor:
             for result in ("processed", "duplicate")
         }
         self._processing = metrics.PROCESSING_SECONDS.labels(spec.name)
+        self._batch_sizes = metrics.BATCH_SIZE.labels("consume", spec.name)
 
     async def process(
         self, records: list[ConsumerRecord], *, dlq: AIOKafkaProducer, stop: asyncio.Event
     ) -> None:
+        self._batch_sizes.observe(len(records))
         events = [
             event for record in records if (event := await self._decoded(record, dlq)) is not None
         ]

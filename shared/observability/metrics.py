@@ -13,6 +13,13 @@ HTTP_LATENCY = Histogram(
 EVENTS_CONSUMED = Counter(
     "escalation_events_consumed_total", "Events consumed", ["consumer", "topic", "result"]
 )
+BATCH_SIZE = Histogram(
+    "escalation_batch_size",
+    "Items handled together: a consumer's records in one transaction, a relay pass's rows, "
+    "the requests of one intake group read or write",
+    ["stage", "name"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+)
 PROCESSING_SECONDS = Histogram(
     "escalation_event_processing_seconds", "Time to process one event", ["consumer"]
 )

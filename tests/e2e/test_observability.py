@@ -35,7 +35,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def value(
-    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, /, **labels: str
 ) -> float:
     """Sum of the samples called ``name`` whose labels include ``labels``."""
     return sum(
@@ -209,3 +209,14 @@ async def test_every_service_reports_its_metrics(
     assert value(notifier, "escalation_microsoft_requests_opened_total") == 1
     assert value(notifier, http, service="notifier", route="/healthz") >= 1
     assert value(classifier, "escalation_dlq_records_total") == 0
+
+    # Batch sizes: the intake's group reads and writes, each consumer's fetches, every relay
+    # pass; every item counted once.
+    sizes = "escalation_batch_size_sum"
+    assert value(intake, sizes, stage="group", name="accepts") == 2
+    assert value(intake, sizes, stage="group", name="key_checks") == 3
+    assert value(classifier, sizes, stage="consume", name="classifier") == 2
+    assert value(notifier, sizes, stage="consume", name="notifier") == 2
+    relayed = sum(value(m, sizes, stage="relay") for m in (intake, classifier, notifier))
+    published = "escalation_outbox_published_total"
+    assert relayed == sum(value(m, published) for m in (intake, classifier, notifier)) >= 6

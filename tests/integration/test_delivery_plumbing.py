@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -239,15 +240,29 @@ async def test_a_pass_larger_than_a_record_batch_goes_out_as_several_in_order(
         return accepted
 
     producer.send_batch = counting
+    passes = _batch_sizes("relay", "test")
     try:
         assert await relay.relay_once() == 150
     finally:
         await relay._close_producer()
     assert len(batches) > 2
+    # One pass of 150 rows, whatever number of record batches it went out in.
+    assert _batch_sizes("relay", "test") == (passes[0] + 1, passes[1] + 150)
     assert set(batches) == {_partition(str(issue_id))}
     published = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated", expected=150)
     in_order = sorted(published, key=lambda r: r.offset)
     assert event_ids(in_order) == ids
+
+
+def _batch_sizes(stage: str, name: str) -> tuple[float, float]:
+    """How many batches ``escalation_batch_size`` has seen for ``stage`` and ``name`` in this
+    process, and their items."""
+    labels = {"stage": stage, "name": name}
+    count, items = (
+        REGISTRY.get_sample_value(f"escalation_batch_size_{sample}", labels) or 0.0
+        for sample in ("count", "sum")
+    )
+    return count, items
 
 
 def _partition(key: str) -> int:
@@ -387,6 +402,7 @@ async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_th
     )
     dlq = TopicNames(topic_prefix).dlq("issues.updated")
     stop = asyncio.Event()
+    fetched = _batch_sizes("consume", "probe")
     consuming = asyncio.create_task(loop.run(stop))
     try:
         await eventually(lambda: consumed(loop, 11), timeout=30)
@@ -395,6 +411,10 @@ async def test_a_batch_with_one_failing_event_keeps_the_others_once_and_parks_th
         stop.set()
         await consuming
     assert "failed together" in caplog.text
+    # Each record was fetched once, in batches of several, handled alone after the failure.
+    batches, records = _batch_sizes("consume", "probe")
+    assert records - fetched[1] == 12
+    assert 1 <= batches - fetched[0] < 12
     assert await scalar(engine, "SELECT count(*) FROM inbox WHERE consumer = 'probe'") == 11
     effects = "SELECT count(*) FROM outbox WHERE event_id LIKE 'effect-%'"
     assert await scalar(engine, effects) == 11
