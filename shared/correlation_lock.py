@@ -1,8 +1,18 @@
-"""The per-key row lock that serialises everyone who correlates on (partner, service, region)."""
+"""The per-key row lock that serialises everyone who correlates on (partner, service, region).
+
+A batch transaction may need several keys. Taken as its events come, two batches could each
+hold a key the other waits for (the classifier's, correlating reports, and the notifier's,
+reading the clusters it opens requests for): PostgreSQL then aborts one of them, and its events
+are handled again one transaction each. So a batch takes every key it may need before it locks
+its issues, all in one order (:func:`lock_correlation_keys`), and a key its transaction already
+holds is not locked again.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,15 +20,46 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db.models import CorrelationKey
 from shared.db.upsert import insert_if_absent
 
+Key = tuple[uuid.UUID, str, str]  # partner id, service key, region key
+# The keys the session's current transaction holds, with that transaction.
+_HELD = "correlation_lock.held"
+
 
 def correlation_key(service: str, region: str) -> tuple[str, str]:
     return service.strip().casefold(), region.strip().casefold()
 
 
+async def lock_correlation_keys(session: AsyncSession, keys: Iterable[Key]) -> None:
+    """Hold every one of ``keys`` until the transaction ends, taken in their sort order."""
+    for key in sorted(set(keys)):
+        await lock_correlation_key(session, *key)
+
+
 async def lock_correlation_key(
     session: AsyncSession, partner_id: uuid.UUID, service_key: str, region_key: str
 ) -> None:
-    """Hold the key's row until the transaction ends (SQLite: its write lock already does)."""
+    """Hold the key's row until the transaction ends (SQLite: its write lock already does);
+    nothing to do if this transaction holds it already."""
+    key = (partner_id, service_key, region_key)
+    if key in _held(session):
+        return
+    await _lock(session, *key)
+    _held(session).add(key)
+
+
+def _held(session: AsyncSession) -> set[Key]:
+    """The keys the session's current transaction holds (none in a new one)."""
+    transaction = session.sync_session.get_transaction()
+    owner, held = session.info.get(_HELD, (None, None))
+    if transaction is None or owner is not transaction:
+        held = set[Key]()
+        session.info[_HELD] = (transaction, held)
+    return cast(set[Key], held)
+
+
+async def _lock(
+    session: AsyncSession, partner_id: uuid.UUID, service_key: str, region_key: str
+) -> None:
     values = {"partner_id": partner_id, "service_key": service_key, "region_key": region_key}
     await insert_if_absent(session, CorrelationKey, values, conflict=list(values))
     await session.execute(

@@ -28,6 +28,7 @@ from services.classifier.health import (
 )
 from services.classifier.partner_facts import partner_facts
 from services.classifier.rulebook import RuleBook
+from shared.correlation_lock import correlation_key, lock_correlation_keys
 from shared.db.base import table_of, utcnow
 from shared.db.columnar import inserted
 from shared.db.models import Classification, Issue, Partner
@@ -70,7 +71,17 @@ class IssueClassifier:
         )
 
     async def preload(self, uow: UnitOfWork, envelopes: list[Envelope]) -> object:
-        """A batch's issues, partners and local incidents in three queries."""
+        """A batch's issues, partners and local incidents in three queries; before them, the
+        correlation keys any of its reports may take (see :mod:`shared.correlation_lock`)."""
+        received = [e.data for e in envelopes if isinstance(e.data, IssueReceived)]
+        await lock_correlation_keys(
+            uow.session,
+            (
+                (event.partner_id, *correlation_key(event.service, event.region))
+                for event in received
+                if event.tenant_id is not None and event.region
+            ),
+        )
         loaded = await preload_issues(uow, envelopes)
         partners = {e.data.partner_id for e in envelopes if isinstance(e.data, IssueReceived)}
         if partners:

@@ -103,13 +103,15 @@ async def handle_issue_classified(
 async def preload_batch(uow: UnitOfWork, envelopes: list[Envelope]) -> object:
     """A batch's issues, partners, decisions, webhook subscriptions, cluster signals and own
     Microsoft requests in six queries."""
-    issues = await preload_issues(uow, envelopes)
     events = [e.data for e in envelopes if isinstance(e.data, IssueClassified)]
+    # First: it takes the signals' correlation keys, which go before the issues' locks.
+    requests = await preload_requests(uow.session, events) if events else ()
+    issues = await preload_issues(uow, envelopes)
     if not events:
         return issues
     await preload_decisions(uow.session, events)
     await preload_subscriptions(uow.session, {e.partner_id for e in events})
-    return issues, await preload_requests(uow.session, events)
+    return issues, requests
 
 
 def _timeline_detail(event: IssueClassified, request_id: uuid.UUID | None, deliveries: int) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from services.notifier import microsoft
 from services.notifier.connector import SubmissionPolicy
-from shared.correlation_lock import lock_correlation_key
+from shared.correlation_lock import lock_correlation_key, lock_correlation_keys
 from shared.db.base import table_of, utcnow
 from shared.db.columnar import inserted
 from shared.db.direct import bound
@@ -47,6 +47,11 @@ async def preload_requests(session: AsyncSession, events: list[IssueClassified])
         _signals_of_issues, {"keys": listed_ids(issue_ids, statements.dialect)}
     )
     signals = loaded(session, ClusterSignal, rows)
+    # Every key the batch's clusters may need, before its issues are locked (see
+    # shared.correlation_lock); each issue's cluster is read again once its key is held.
+    await lock_correlation_keys(
+        session, ((s.partner_id, s.service_key, s.region_key) for s in signals)
+    )
     known = {signal.issue_id: signal for signal in signals}
     session.info[SIGNALS_KEY] = {issue_id: known.get(issue_id) for issue_id in issue_ids}
     own = [microsoft.dedupe_key(e.issue_id, None) for e in events if _escalated(e)]
