@@ -157,6 +157,18 @@ async def open_microsoft_request(
     return record
 
 
+def _note_kept(record: MicrosoftRequest, kept_id: uuid.UUID, now: datetime) -> None:
+    """Note on the cluster's ``record`` a member's request that stays (filed, or being filed):
+    once, although it stays unsuperseded and every later member's absorb finds it again."""
+    text = f"related request already filed: {kept_id}"
+    if any(note.get("text") == text for note in record.notes):
+        return
+    record.notes = [
+        *record.notes,
+        {"at": now.isoformat(), "author": "csp-escalation", "text": text},
+    ]
+
+
 def _count_request(uow: UnitOfWork, vehicle: str) -> None:
     """Counted when the request is, at commit: a batch that fails together is rolled back
     and handled again one event at a time."""
@@ -258,12 +270,5 @@ async def _absorb(
                 .values(microsoft_request_id=record.id)
             )
         else:
-            record.notes = [
-                *record.notes,
-                {
-                    "at": now.isoformat(),
-                    "author": "csp-escalation",
-                    "text": f"related request already filed: {request.id}",
-                },
-            ]
+            _note_kept(record, request.id, now)
         record.issue_ids = sorted({*record.issue_ids, *request.issue_ids})

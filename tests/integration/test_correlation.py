@@ -169,14 +169,38 @@ async def test_a_cluster_request_leaves_a_member_request_being_filed_by_the_conn
     assert cluster_id is not None
 
     third = (await _issue_ids(uows, partner.id))[-1]
+    cluster_request = await _escalated(uows, partner.id, third, cluster_id)
+    assert any(str(in_flight) in note["text"] for note in cluster_request.notes)
+
+    superseded = await scalar(
+        engine,
+        "SELECT count(*) FROM microsoft_requests WHERE superseded_by_id IS NOT NULL",
+    )
+    assert superseded == 0, "the request in Partner Center's hands right now is kept"
+
+    # Members joining later leave the kept request as it is, and note it no more.
+    for tenant, minutes in (("t4", 3), ("t5", 4)):
+        joined = await report(uows, partner.id, tenant=tenant, at=T0 + timedelta(minutes=minutes))
+        assert joined == cluster_id
+        latest = (await _issue_ids(uows, partner.id))[-1]
+        cluster_request = await _escalated(uows, partner.id, latest, cluster_id)
+    kept = [note for note in cluster_request.notes if str(in_flight) in note["text"]]
+    assert len(kept) == 1, cluster_request.notes
+
+
+async def _escalated(
+    uows: UnitOfWorkFactory, partner_id: uuid.UUID, issue_id: uuid.UUID, cluster_id: str
+) -> MicrosoftRequest:
+    """The notifier opens (or joins) the Microsoft request of ``issue_id``, a member of
+    ``cluster_id``, escalated; the cluster's request as committed."""
     async with uows() as uow:
-        partner_row = await uow.session.get(Partner, partner.id)
-        issue = await uow.session.get(Issue, third)
+        partner_row = await uow.session.get(Partner, partner_id)
+        issue = await uow.session.get(Issue, issue_id)
         assert partner_row is not None
         assert issue is not None
         event = IssueClassified(
             issue_id=issue.id,
-            partner_id=partner.id,
+            partner_id=partner_id,
             external_ref=issue.external_ref,
             category=Category.SERVICE_UNAVAILABLE,
             category_source="given",
@@ -190,7 +214,7 @@ async def test_a_cluster_request_leaves_a_member_request_being_filed_by_the_conn
             service=issue.service,
             classified_at=utcnow(),
         )
-        cluster_request = await open_microsoft_request(
+        request = await open_microsoft_request(
             uow,
             issue=issue,
             partner=partner_row,
@@ -199,13 +223,7 @@ async def test_a_cluster_request_leaves_a_member_request_being_filed_by_the_conn
             policy=SubmissionPolicy(False, frozenset(), frozenset()),
         )
         await uow.commit()
-        assert any(str(in_flight) in note["text"] for note in cluster_request.notes)
-
-    superseded = await scalar(
-        engine,
-        "SELECT count(*) FROM microsoft_requests WHERE superseded_by_id IS NOT NULL",
-    )
-    assert superseded == 0, "the request in Partner Center's hands right now is kept"
+    return request
 
 
 async def _issue_ids(uows: UnitOfWorkFactory, partner_id: uuid.UUID) -> list[uuid.UUID]:
