@@ -15,6 +15,14 @@ from services.settings import ServiceSettings
 from shared.settings import DatabaseSettings, KafkaSettings, ReconcilerSettings
 
 
+@pytest.fixture
+def postgresql_only(database_url: str) -> None:
+    """For tests of transactions running at once: SQLite runs one writer at a time (``BEGIN
+    IMMEDIATE``), so nothing is written meanwhile and no row lock is waited for."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one writer at a time: no transactions at once")
+
+
 def intake_settings(
     database_url: str, bootstrap_servers: str, topic_prefix: str, **overrides: Any
 ) -> ServiceSettings:

@@ -42,12 +42,6 @@ from tests.support.factories import (
 Consumer = tuple[Preload, Handler]
 
 
-@pytest.fixture
-def postgresql_only(database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE): no concurrent moves")
-
-
 @pytest.mark.usefixtures("postgresql_only")
 async def test_a_close_during_classification_waits_and_is_kept(
     engine: AsyncEngine, database_url: str

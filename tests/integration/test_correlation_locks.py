@@ -30,12 +30,6 @@ from tests.support.factories import accepted_issues, classified_event, eventuall
 Preload = Callable[[UnitOfWork, list[Envelope]], Awaitable[object]]
 
 
-@pytest.fixture
-def postgresql_only(database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite runs one writer at a time: its transactions wait for no row lock")
-
-
 @pytest.mark.usefixtures("postgresql_only")
 async def test_keys_are_taken_in_one_order_whatever_order_a_batch_asks_for_them(
     engine: AsyncEngine, database_url: str

@@ -204,12 +204,6 @@ async def test_a_request_written_meanwhile_fails_the_batch(
         assert issue.status == IssueStatus.CLASSIFIED, "nothing of the batch was kept"
 
 
-@pytest.fixture
-def postgresql_only(database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite runs one writer at a time: nothing is written meanwhile")
-
-
 async def _classified_issues(
     engine: AsyncEngine, uows: UnitOfWorkFactory, partner_id: uuid.UUID, refs: list[str]
 ) -> list[uuid.UUID]:
