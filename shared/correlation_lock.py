@@ -44,6 +44,7 @@ async def lock_correlation_key(
     if key in _held(session):
         return
     await _lock(session, *key)
+    # Looked up again: a transaction that had not begun has begun with the lock.
     _held(session).add(key)
 
 

@@ -83,7 +83,7 @@ class IssueClassifier:
             ),
         )
         loaded = await preload_issues(uow, envelopes)
-        partners = {e.data.partner_id for e in envelopes if isinstance(e.data, IssueReceived)}
+        partners = {event.partner_id for event in received}
         if partners:
             await preload_incidents(uow.session, partners)
         return loaded

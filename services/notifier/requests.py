@@ -163,10 +163,12 @@ def _note_kept(record: MicrosoftRequest, kept_id: uuid.UUID, now: datetime) -> N
     text = f"related request already filed: {kept_id}"
     if any(note.get("text") == text for note in record.notes):
         return
-    record.notes = [
-        *record.notes,
-        {"at": now.isoformat(), "author": "csp-escalation", "text": text},
-    ]
+    record.notes = [*record.notes, _note(text, now)]
+
+
+def _note(text: str, now: datetime) -> dict[str, str]:
+    """A note this service writes on a Microsoft request record."""
+    return {"at": now.isoformat(), "author": "csp-escalation", "text": text}
 
 
 def _count_request(uow: UnitOfWork, vehicle: str) -> None:
@@ -256,14 +258,7 @@ async def _absorb(
         if request.status == "none" and request.microsoft_id is None and not in_flight:
             request.superseded_by_id = record.id
             request.status = "closed"
-            request.notes = [
-                *request.notes,
-                {
-                    "at": now.isoformat(),
-                    "author": "csp-escalation",
-                    "text": f"merged into request {record.id}",
-                },
-            ]
+            request.notes = [*request.notes, _note(f"merged into request {record.id}", now)]
             await session.execute(
                 update(Issue)
                 .where(Issue.microsoft_request_id == request.id)
