@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.models import MicrosoftRequest
+from shared.db.models import MicrosoftRequest, MicrosoftRequestIssue
 from shared.webhook_queue import queue_deliveries
 
 STATUSES = ("none", "open", "closed", "attention_needed")
@@ -74,7 +76,25 @@ def is_overdue(request: MicrosoftRequest, now: datetime) -> bool:
     )
 
 
-def view(request: MicrosoftRequest, now: datetime) -> dict[str, Any]:
+async def issue_ids_of(
+    session: AsyncSession, request_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    """The issues each of the requests is for, sorted, in one query."""
+    found: dict[uuid.UUID, list[str]] = {request_id: [] for request_id in request_ids}
+    if found:
+        rows = await session.execute(
+            select(MicrosoftRequestIssue.request_id, MicrosoftRequestIssue.issue_id).where(
+                MicrosoftRequestIssue.request_id.in_(found)
+            )
+        )
+        for request_id, issue_id in rows:
+            found[request_id].append(str(issue_id))
+    for issue_ids in found.values():
+        issue_ids.sort()
+    return found
+
+
+def view(request: MicrosoftRequest, now: datetime, issue_ids: list[str]) -> dict[str, Any]:
     return {
         "id": str(request.id),
         "microsoft_id": request.microsoft_id,
@@ -82,7 +102,7 @@ def view(request: MicrosoftRequest, now: datetime) -> dict[str, Any]:
         "severity": request.severity,
         "vehicle": request.vehicle,
         "title": request.title,
-        "issue_ids": request.issue_ids,
+        "issue_ids": issue_ids,
         "cluster_id": request.cluster_id,
         "filed_at": request.filed_at.isoformat() if request.filed_at else None,
         "first_response_due_at": (
@@ -102,7 +122,8 @@ async def announce(
 ) -> list[str]:
     """Queue ``microsoft_request.updated`` for the partner's subscriptions."""
     event_id = f"mr-{request.id}-{uuid.uuid4().hex[:12]}"
-    data = {**view(request, now), "changed": changed}
+    issue_ids = (await issue_ids_of(session, [request.id]))[request.id]
+    data = {**view(request, now, issue_ids), "changed": changed}
     return await queue_deliveries(
         session, partner_id=request.partner_id, webhook_type=UPDATED, data=data, event_id=event_id
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.classifier.facts import ClusterFacts
@@ -134,16 +134,21 @@ async def correlate(session: AsyncSession, report: Report, policy: Policy) -> Co
 async def _join(
     session: AsyncSession, cluster: OutageCluster, signals: list[ClusterSignal]
 ) -> ClusterFacts:
-    for signal in signals:
+    joining = [signal for signal in signals if signal.cluster_id != cluster.id]
+    if joining:
+        # A cluster of an outage can hold thousands of tenants: counted as they join, by
+        # asking only whether the joining ones are there already.
+        tenants = {signal.tenant_key for signal in joining}
+        present = await session.scalars(
+            select(ClusterSignal.tenant_key)
+            .where(ClusterSignal.cluster_id == cluster.id, ClusterSignal.tenant_key.in_(tenants))
+            .distinct()
+        )
+        cluster.tenants += len(tenants.difference(present))
+    for signal in joining:
         signal.cluster_id = cluster.id
+        signal.absorbed = False  # the notifier has this member's own request to look at
         cluster.first_seen_at = min(cluster.first_seen_at, signal.observed_at)
         cluster.last_seen_at = max(cluster.last_seen_at, signal.observed_at)
     await session.flush()
-    # Counted by the database: a cluster of an outage can hold thousands of tenants.
-    tenants = await session.scalar(
-        select(func.count(distinct(ClusterSignal.tenant_key))).where(
-            ClusterSignal.cluster_id == cluster.id
-        )
-    )
-    cluster.tenants = tenants or 0
     return ClusterFacts(id=cluster.id, size=cluster.tenants)

@@ -27,13 +27,21 @@ Readers = Annotated[Principal, Depends(require(Role.HELPDESK_AGENT, Role.READER)
 Admin = Annotated[Principal, Depends(require())]
 
 
-def _view(request: MicrosoftRequest) -> MicrosoftRequestView:
-    fields = {
-        name: getattr(request, name)
-        for name in MicrosoftRequestView.model_fields
-        if name != "overdue"
-    }
-    return MicrosoftRequestView(**fields, overdue=lifecycle.is_overdue(request, utcnow()))
+_OWN_FIELDS = tuple(
+    name for name in MicrosoftRequestView.model_fields if name not in {"overdue", "issue_ids"}
+)
+
+
+def _view(request: MicrosoftRequest, issue_ids: list[str]) -> MicrosoftRequestView:
+    fields = {name: getattr(request, name) for name in _OWN_FIELDS}
+    return MicrosoftRequestView(
+        **fields, issue_ids=issue_ids, overdue=lifecycle.is_overdue(request, utcnow())
+    )
+
+
+async def _viewed(uow: UnitOfWork, request: MicrosoftRequest) -> MicrosoftRequestView:
+    issue_ids = await lifecycle.issue_ids_of(uow.session, [request.id])
+    return _view(request, issue_ids[request.id])
 
 
 async def _owned(uow: UnitOfWork, principal: Principal, request_id: uuid.UUID) -> MicrosoftRequest:
@@ -72,7 +80,9 @@ async def list_requests(
             cursor=cursor,
             id_type=uuid.UUID,
         )
-        return MicrosoftRequestPage(items=[_view(r) for r in page], next_cursor=next_cursor)
+        issue_ids = await lifecycle.issue_ids_of(uow.session, [r.id for r in page])
+        items = [_view(r, issue_ids[r.id]) for r in page]
+        return MicrosoftRequestPage(items=items, next_cursor=next_cursor)
 
 
 @router.get(
@@ -85,7 +95,7 @@ async def get_request(
     request_id: uuid.UUID, principal: Readers, uow: UowDep
 ) -> MicrosoftRequestView:
     async with uow:
-        return _view(await _owned(uow, principal, request_id))
+        return await _viewed(uow, await _owned(uow, principal, request_id))
 
 
 @router.patch(
@@ -114,6 +124,6 @@ async def patch_request(
         )
         if changed:
             await lifecycle.announce(uow.session, request, now=now, changed=changed)
-        view = _view(request)
+        view = await _viewed(uow, request)
         await uow.commit()
         return view

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Insert, select, update
+from sqlalchemy import Insert, Uuid, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -24,7 +24,7 @@ from shared.db.columnar import inserted
 from shared.db.direct import bound
 from shared.db.listed import keyed, listed_ids
 from shared.db.loaded import loaded
-from shared.db.models import ClusterSignal, Issue, MicrosoftRequest, Partner
+from shared.db.models import ClusterSignal, Issue, MicrosoftRequest, MicrosoftRequestIssue, Partner
 from shared.db.staged import joined, stage
 from shared.db.uow import UnitOfWork
 from shared.db.upsert import insert_ignoring, insert_or_get
@@ -112,7 +112,6 @@ async def open_microsoft_request(
         "primary_contact": contact,
         "notes": [],
         "vehicle": event.vehicle.value,
-        "issue_ids": [str(issue.id)],
         "cluster_id": cluster_id,
         "agent_locale": microsoft.agent_locale(partner),
         "partner_center_payload": microsoft.partner_center_payload(
@@ -128,12 +127,14 @@ async def open_microsoft_request(
         "created_at": now,
         "updated_at": now,
     }
+    member = {"request_id": values["id"], "issue_id": issue.id}
     own: dict[str, bool] = uow.session.info.get(OWN_KEY, {})
     if cluster_id is None and own.get(key) is False:
         # Read as missing with the batch, under its issue's lock: written with the batch.
         # Its issue's row points at it, so it goes in before the issues' updates.
         own[key] = True
         stage(uow.session, _insert_new_request, values, before_others=True)
+        stage(uow.session, _insert_new_member, member)
         _count_request(uow, event.vehicle.value)
         return MicrosoftRequest(**values)  # the row as it will be written
     if cluster_id is None and key not in own:
@@ -141,6 +142,7 @@ async def open_microsoft_request(
         # row is exactly ``values`` and nothing else is done with it.
         statements = await joined(uow.session)
         if await statements.execute(_insert_request, values):
+            stage(uow.session, _insert_new_member, member)
             _count_request(uow, event.vehicle.value)
             return MicrosoftRequest(**values)  # the row as written, not attached to the session
     # Neither statement reads what earlier events of the batch left pending, so that is
@@ -151,7 +153,8 @@ async def open_microsoft_request(
         )
     if inserted:
         _count_request(uow, event.vehicle.value)
-    record.issue_ids = sorted({*record.issue_ids, str(issue.id)})
+    # The issue may be one of the request's already (its event handled again).
+    stage(uow.session, _insert_member, {"request_id": record.id, "issue_id": issue.id})
     if cluster_id is not None:
         await _absorb(uow, record, cluster_id, now)
     return record
@@ -187,6 +190,18 @@ def _insert_new_request(dialect: str) -> Insert:
     return inserted(table_of(MicrosoftRequest), *REQUEST_COLUMNS)
 
 
+def _insert_new_member(dialect: str) -> Insert:
+    """An issue of a request this transaction inserted."""
+    return inserted(table_of(MicrosoftRequestIssue), "request_id", "issue_id")
+
+
+def _insert_member(dialect: str) -> Insert:
+    members = table_of(MicrosoftRequestIssue)
+    return insert_ignoring(dialect, members, ("request_id", "issue_id")).values(
+        **bound("request_id", "issue_id")
+    )
+
+
 # What a new request's row is given; the other columns keep their defaults.
 REQUEST_COLUMNS = (
     "id",
@@ -200,7 +215,6 @@ REQUEST_COLUMNS = (
     "primary_contact",
     "notes",
     "vehicle",
-    "issue_ids",
     "cluster_id",
     "agent_locale",
     "partner_center_payload",
@@ -230,40 +244,78 @@ async def _current_cluster(uow: UnitOfWork, issue: Issue) -> str | None:
 async def _absorb(
     uow: UnitOfWork, record: MicrosoftRequest, cluster_id: str, now: datetime
 ) -> None:
-    """Fold the cluster members' own requests into the cluster's: unfiled ones are closed as
-    superseded and their issues re-pointed; ones already filed, or being filed by the Partner
-    Center connector right now, stay, and are noted."""
+    """Fold into the cluster's request the own requests of the members it has not looked at
+    yet: unfiled ones are closed as superseded and their issues re-pointed; ones already filed,
+    or being filed by the Partner Center connector right now, stay, and are noted. A member is
+    looked at once (one being filed, until it is through), so an absorb costs what joined the
+    cluster since the last one, not the whole cluster again."""
     session = uow.session
-    # The issues this batch pointed at their own requests, so that re-pointing finds them.
-    await uow.flush()
-    members = list(
+    pending = list(
         await session.scalars(
-            select(ClusterSignal.issue_id).where(ClusterSignal.cluster_id == cluster_id)
+            select(ClusterSignal.issue_id).where(
+                ClusterSignal.cluster_id == cluster_id,
+                ClusterSignal.cluster_id.is_not(None),  # the partial index's terms, in full
+                ClusterSignal.absorbed.is_(False),
+            )
         )
     )
-    own = await session.scalars(
-        select(MicrosoftRequest)
-        .where(
-            MicrosoftRequest.dedupe_key.in_([microsoft.dedupe_key(m, None) for m in members]),
-            MicrosoftRequest.superseded_by_id.is_(None),
-            MicrosoftRequest.id != record.id,
+    if not pending:
+        return
+    member_of = {microsoft.dedupe_key(m, None): m for m in pending}
+    own = list(
+        await session.scalars(
+            select(MicrosoftRequest)
+            .where(
+                MicrosoftRequest.dedupe_key.in_(member_of),
+                MicrosoftRequest.superseded_by_id.is_(None),
+                MicrosoftRequest.id != record.id,
+            )
+            # Waits for a connector claim in progress, then sees its lease.
+            .with_for_update()
         )
-        # Waits for a connector claim in progress, then sees its lease.
-        .with_for_update()
     )
+    settled = set(pending)
     for request in own:
         in_flight = (
             request.submission_claimed_until is not None and request.submission_claimed_until > now
         )
         if request.status == "none" and request.microsoft_id is None and not in_flight:
-            request.superseded_by_id = record.id
-            request.status = "closed"
-            request.notes = [*request.notes, _note(f"merged into request {record.id}", now)]
-            await session.execute(
-                update(Issue)
-                .where(Issue.microsoft_request_id == request.id)
-                .values(microsoft_request_id=record.id)
-            )
+            await _supersede(uow, request, record, now)
         else:
             _note_kept(record, request.id, now)
-        record.issue_ids = sorted({*record.issue_ids, *request.issue_ids})
+        if in_flight:
+            settled.discard(member_of[request.dedupe_key])  # looked at again until it is through
+    if own:
+        dialect = session.get_bind().dialect.name
+        await session.execute(_copy_members(dialect, record.id, [r.id for r in own]))
+    await session.execute(
+        update(ClusterSignal)
+        .where(ClusterSignal.issue_id.in_(settled))
+        .values(absorbed=True)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _supersede(
+    uow: UnitOfWork, request: MicrosoftRequest, record: MicrosoftRequest, now: datetime
+) -> None:
+    """Close a member's unfiled own ``request`` as merged into the cluster's ``record``."""
+    request.superseded_by_id = record.id
+    request.status = "closed"
+    request.notes = [*request.notes, _note(f"merged into request {record.id}", now)]
+    await uow.flush()  # the batch's pending issue rows first, so that re-pointing sees them
+    await uow.session.execute(
+        update(Issue)
+        .where(Issue.microsoft_request_id == request.id)
+        .values(microsoft_request_id=record.id)
+    )
+
+
+def _copy_members(dialect: str, request_id: uuid.UUID, sources: list[uuid.UUID]) -> Insert:
+    """The issues of the ``sources`` requests become issues of request ``request_id`` too."""
+    members = table_of(MicrosoftRequestIssue)
+    issues = select(literal(request_id, Uuid), members.c.issue_id).where(
+        members.c.request_id.in_(sources)
+    )
+    ignoring = insert_ignoring(dialect, members, ("request_id", "issue_id"))
+    return ignoring.from_select(["request_id", "issue_id"], issues)

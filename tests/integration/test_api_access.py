@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services import admin
 from shared.db.engine import create_session_factory
-from shared.db.models import MicrosoftRequest, WebhookDelivery
+from shared.db.models import MicrosoftRequest, MicrosoftRequestIssue, WebhookDelivery
 from shared.db.uow import UnitOfWorkFactory
 from shared.vocabulary import Role
 from tests.support.factories import issue_body, seed_partner
@@ -89,8 +89,10 @@ async def make_tenant(api: httpx.AsyncClient, database_url: str, uows: UnitOfWor
                 description="d",
                 severity="moderate",
                 vehicle="partner_cloud_support",
-                issue_ids=[issue["id"]],
             )
+        )
+        uow.session.add(
+            MicrosoftRequestIssue(request_id=request_id, issue_id=uuid.UUID(issue["id"]))
         )
         uow.session.add(
             WebhookDelivery(

@@ -13,9 +13,10 @@ from services.notifier.connector import SubmissionPolicy
 from services.notifier.requests import open_microsoft_request
 from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
-from shared.db.models import Issue, MicrosoftRequest, Partner
+from shared.db.models import Issue, MicrosoftRequest, MicrosoftRequestIssue, Partner
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueClassified
+from shared.microsoft_requests import issue_ids_of
 from shared.vocabulary import Category, Outcome, Severity, Vehicle
 from tests.support.factories import scalar, seed_partner
 
@@ -158,11 +159,11 @@ async def test_a_cluster_request_leaves_a_member_request_being_filed_by_the_conn
                 description="down",
                 severity="critical",
                 vehicle="partner_cloud_support",
-                issue_ids=[str(issue_ids[0])],
                 submission="queued",
                 submission_claimed_until=utcnow() + timedelta(minutes=5),
             )
         )
+        uow.session.add(MicrosoftRequestIssue(request_id=in_flight, issue_id=issue_ids[0]))
         await uow.commit()
     await report(uows, partner.id, tenant="t2", at=T0 + timedelta(minutes=1))
     cluster_id = await report(uows, partner.id, tenant="t3", at=T0 + timedelta(minutes=2))
@@ -186,10 +187,74 @@ async def test_a_cluster_request_leaves_a_member_request_being_filed_by_the_conn
         cluster_request = await _escalated(uows, partner.id, latest, cluster_id)
     kept = [note for note in cluster_request.notes if str(in_flight) in note["text"]]
     assert len(kept) == 1, cluster_request.notes
+    assert await _unabsorbed(engine) == 1, "the member being filed is looked at again"
+
+    # The connector gave up its claim without filing it: the next member's absorb merges it.
+    async with uows() as uow:
+        kept_request = await uow.session.get(MicrosoftRequest, in_flight)
+        assert kept_request is not None
+        kept_request.submission_claimed_until = utcnow() - timedelta(minutes=1)
+        await uow.commit()
+    await report(uows, partner.id, tenant="t6", at=T0 + timedelta(minutes=5))
+    latest = (await _issue_ids(uows, partner.id))[-1]
+    cluster_request = await _escalated(uows, partner.id, latest, cluster_id)
+    async with uows() as uow:
+        superseded_by = await uow.session.scalar(
+            select(MicrosoftRequest.superseded_by_id).where(MicrosoftRequest.id == in_flight)
+        )
+    assert superseded_by == cluster_request.id
+    assert await _unabsorbed(engine) == 0
+
+
+async def test_a_cluster_request_lists_every_escalated_member_and_looks_at_each_once(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    assert await report(uows, partner.id, tenant="t1", at=T0) is None
+    first = (await _issue_ids(uows, partner.id))[-1]
+    own = await _escalated(uows, partner.id, first, None)  # before the outage is seen
+    await report(uows, partner.id, tenant="t2", at=T0 + timedelta(minutes=1))
+    cluster_id = await report(uows, partner.id, tenant="t3", at=T0 + timedelta(minutes=2))
+    assert cluster_id is not None
+    assert await _unabsorbed(engine) == 3, "the cluster's members, all still to look at"
+
+    third = (await _issue_ids(uows, partner.id))[-1]
+    cluster_request = await _escalated(uows, partner.id, third, cluster_id)
+    assert await _unabsorbed(engine) == 0
+    for tenant, minutes in (("t4", 3), ("t1", 4)):  # a new tenant, then a second report
+        await report(uows, partner.id, tenant=tenant, at=T0 + timedelta(minutes=minutes))
+        assert await _unabsorbed(engine) == 1, "only what joined since the last absorb"
+        latest = (await _issue_ids(uows, partner.id))[-1]
+        again = await _escalated(uows, partner.id, latest, cluster_id)
+        assert again.id == cluster_request.id
+        assert await _unabsorbed(engine) == 0
+
+    members = await _issue_ids(uows, partner.id)
+    async with uows() as uow:
+        listed = await issue_ids_of(uow.session, [own.id, cluster_request.id])
+        merged = await uow.session.get(MicrosoftRequest, own.id)
+        assert merged is not None
+        merged_as = (merged.status, merged.superseded_by_id)
+    # Every escalated member (not t2's, which was not escalated), the merged one's among them.
+    escalated = [members[0], *members[2:]]
+    assert listed[cluster_request.id] == sorted(str(i) for i in escalated)
+    assert listed[own.id] == [str(first)], "the merged request still says whose it was"
+    assert merged_as == ("closed", cluster_request.id)
+    assert await scalar(engine, "SELECT tenants FROM outage_clusters") == 4
+
+
+async def _unabsorbed(engine: AsyncEngine) -> int:
+    """Cluster members whose own requests the cluster's request has still to look at."""
+    found = await scalar(
+        engine,
+        "SELECT count(*) FROM cluster_signals WHERE cluster_id IS NOT NULL AND NOT absorbed",
+    )
+    return int(found)
 
 
 async def _escalated(
-    uows: UnitOfWorkFactory, partner_id: uuid.UUID, issue_id: uuid.UUID, cluster_id: str
+    uows: UnitOfWorkFactory, partner_id: uuid.UUID, issue_id: uuid.UUID, cluster_id: str | None
 ) -> MicrosoftRequest:
     """The notifier opens (or joins) the Microsoft request of ``issue_id``, a member of
     ``cluster_id``, escalated; the cluster's request as committed."""

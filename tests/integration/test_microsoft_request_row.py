@@ -15,6 +15,7 @@ from shared.db.engine import create_session_factory
 from shared.db.models import Issue, MicrosoftRequest, Partner
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.models import IssueClassified
+from shared.microsoft_requests import issue_ids_of
 from shared.vocabulary import Category, Outcome, Severity, Vehicle
 from tests.support.factories import seed_partner
 
@@ -38,10 +39,11 @@ async def test_a_request_opened_twice_for_one_issue_is_one_row_as_first_returned
 
     first, again = opened
     assert again == first, "the second time returns the row the first one wrote"
-    assert first["issue_ids"] == [str(issue_id)]
     assert first["partner_center_payload"]["SupportTopicId"] == "32444"
     async with uows() as uow:
         assert await uow.session.scalar(select(func.count()).select_from(MicrosoftRequest)) == 1
+        listed = await issue_ids_of(uow.session, [first["id"]])
+    assert listed == {first["id"]: [str(issue_id)]}, "the issue is the request's, once"
 
 
 async def test_a_request_is_counted_when_its_transaction_commits_and_only_then(

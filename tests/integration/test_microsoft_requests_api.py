@@ -29,7 +29,6 @@ async def seed_request(uows: UnitOfWorkFactory, partner_id: uuid.UUID) -> uuid.U
                 description="…",
                 severity="critical",
                 vehicle="partner_cloud_support",
-                issue_ids=[],
                 partner_center_payload={"Title": "x"},
             )
         )

@@ -22,6 +22,7 @@ from shared.db.models import (
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.envelope import Envelope, decode, encode
 from shared.events.models import IssueClassified
+from shared.microsoft_requests import issue_ids_of
 from shared.vocabulary import IssueStatus, Outcome
 from tests.support.factories import accepted_issues, classified_event, seed_partner
 
@@ -55,18 +56,10 @@ async def test_a_batch_routes_each_issue_with_its_request_and_webhooks(
         issues = dict(
             (await session.execute(select(Issue.id, Issue.status).where(Issue.id.in_(ids)))).all()
         )
-        pointed: dict[uuid.UUID, list[str]] = dict(
-            (
-                await session.execute(
-                    select(Issue.id, MicrosoftRequest.issue_ids)
-                    .join(MicrosoftRequest, Issue.microsoft_request_id == MicrosoftRequest.id)
-                    .where(Issue.id.in_(ids))
-                )
-            ).all()
-        )
         queued = (
             await session.execute(select(WebhookDelivery.issue_id, WebhookDelivery.event_type))
         ).all()
+    pointed = {i: listed for i, listed in (await _requests_of(uows)).items() if i in ids}
     assert issues == dict.fromkeys(ids, IssueStatus.ROUTED)
     assert pointed == {ids[0]: [str(ids[0])], ids[2]: [str(ids[2])]}
     assert sorted(queued) == sorted(
@@ -250,8 +243,10 @@ async def _requests_of(uows: UnitOfWorkFactory) -> dict[uuid.UUID, list[str]]:
     """Each issue pointing at a request: the issues that request lists."""
     async with uows() as uow:
         rows = await uow.session.execute(
-            select(Issue.id, MicrosoftRequest.issue_ids).join(
-                MicrosoftRequest, Issue.microsoft_request_id == MicrosoftRequest.id
+            select(Issue.id, Issue.microsoft_request_id).where(
+                Issue.microsoft_request_id.is_not(None)
             )
         )
-        return {issue_id: issue_ids for issue_id, issue_ids in rows}
+        pointing = {issue_id: request_id for issue_id, request_id in rows if request_id}
+        listed = await issue_ids_of(uow.session, set(pointing.values()))
+        return {issue_id: listed[request_id] for issue_id, request_id in pointing.items()}

@@ -75,7 +75,6 @@ class Harness:
             "severity": "critical",
             "support_topic_id": "32569836",
             "vehicle": "partner_cloud_support",
-            "issue_ids": [],
             "agent_locale": "de-DE",
             "partner_center_payload": PAYLOAD,
             "submission": "queued",

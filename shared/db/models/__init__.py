@@ -5,7 +5,7 @@ from shared.db.models.health import HealthIncident
 from shared.db.models.issues import Classification, Customer, Issue, IssueEvent
 from shared.db.models.messaging import IdempotencyRecord, InboxRecord, OutboxMessage
 from shared.db.models.partners import ApiKey, Partner
-from shared.db.models.routing import MicrosoftRequest, ProviderHandoff
+from shared.db.models.routing import MicrosoftRequest, MicrosoftRequestIssue, ProviderHandoff
 from shared.db.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Issue",
     "IssueEvent",
     "MicrosoftRequest",
+    "MicrosoftRequestIssue",
     "OutageCluster",
     "OutboxMessage",
     "Partner",

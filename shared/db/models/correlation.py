@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base, utcnow
@@ -63,6 +63,15 @@ class ClusterSignal(Base):
             "region_key",
             "observed_at",
         ),
+        # Whether a tenant is new to its cluster, read without counting the cluster.
+        Index("ix_cluster_signals_cluster_tenant", "cluster_id", "tenant_key"),
+        # The members whose own requests the cluster's request has still to absorb.
+        Index(
+            "ix_cluster_signals_unabsorbed",
+            "cluster_id",
+            postgresql_where=text("cluster_id IS NOT NULL AND NOT absorbed"),
+            sqlite_where=text("cluster_id IS NOT NULL AND NOT absorbed"),
+        ),
     )
 
     issue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("issues.id"), primary_key=True)
@@ -71,6 +80,7 @@ class ClusterSignal(Base):
     service_key: Mapped[str] = mapped_column(String(128))
     region_key: Mapped[str] = mapped_column(String(64))
     observed_at: Mapped[datetime] = mapped_column()
-    cluster_id: Mapped[str | None] = mapped_column(
-        ForeignKey("outage_clusters.id"), default=None, index=True
-    )
+    cluster_id: Mapped[str | None] = mapped_column(ForeignKey("outage_clusters.id"), default=None)
+    # Set by the notifier once the cluster's Microsoft request has folded in this member's own
+    # (or found it had none); reset when the signal joins a cluster.
+    absorbed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

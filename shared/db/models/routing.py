@@ -36,7 +36,6 @@ class MicrosoftRequest(Base):
     primary_contact: Mapped[dict[str, Any]] = mapped_column(default=dict)
     notes: Mapped[list[Any]] = mapped_column(default=list)
     vehicle: Mapped[str] = mapped_column(String(40))
-    issue_ids: Mapped[list[Any]] = mapped_column(default=list)
     cluster_id: Mapped[str | None] = mapped_column(String(64), default=None)
     agent_locale: Mapped[str] = mapped_column(String(16), default="en-US")
     microsoft_id: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -58,6 +57,19 @@ class MicrosoftRequest(Base):
     polled_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MicrosoftRequestIssue(Base):
+    """An issue a Microsoft request is for: its own, or one of its cluster's members (those
+    whose own requests it absorbed among them). A row each, so a cluster that grows by a
+    thousand tenants adds a thousand small rows rather than rewriting one list a thousand times."""
+
+    __tablename__ = "microsoft_request_issues"
+
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("microsoft_requests.id"), primary_key=True
+    )
+    issue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("issues.id"), primary_key=True)
 
 
 class ProviderHandoff(Base):
