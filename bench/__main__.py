@@ -15,6 +15,7 @@ import psutil
 import typer
 
 from bench import rows
+from bench.driver import REGIONS
 from bench.measure import speed_probe
 from bench.report import table
 from shared.kafka.embedded import EmbeddedBroker
@@ -37,6 +38,12 @@ def main(
         help="Only the end-to-end rows (and the catch-up rows, unless --backlog 0): no baselines "
         "and no intake under wrk. A few minutes instead of ten, to compare two versions.",
     ),
+    regions: int = typer.Option(
+        0,
+        min=0,
+        max=len(REGIONS),
+        help="Regions the pipeline's issues name, in turn (0: none, so no outage correlation).",
+    ),
     databases: str = typer.Option("postgresql,sqlite"),
     postgres: str = typer.Option(LOCAL_POSTGRES, envvar="BENCH_POSTGRES_URL"),
     out: Path = typer.Option(RESULTS / "latest.json"),
@@ -50,6 +57,7 @@ def main(
             postgres=postgres,
             rounds=0 if pipeline_only else rounds,
             backlog=backlog,
+            regions=regions,
         )
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +75,7 @@ async def _run(
     postgres: str,
     rounds: int,
     backlog: int,
+    regions: int,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -78,6 +87,7 @@ async def _run(
             "rounds": rounds,
             "rates": rates,
             "backlog": backlog,
+            "regions": regions,
         },
         "speed_probe_s": {"before": speed_probe()},
         "bare_http": await rows.bare_http(load) if rounds else None,
@@ -90,7 +100,7 @@ async def _run(
                 server = DatabaseServer(kind, postgres if kind == "postgresql" else None, workdir)
                 try:
                     results["databases"][kind] = await _database_rows(
-                        server, broker, workdir, load, rates, seconds, rounds, backlog
+                        server, broker, workdir, load, rates, seconds, rounds, backlog, regions
                     )
                 finally:
                     await server.drop_all()
@@ -107,6 +117,7 @@ async def _database_rows(
     seconds: float,
     rounds: int,
     backlog: int,
+    regions: int,
 ) -> dict[str, Any]:
     bootstrap = broker.bootstrap_servers
     intake_dir = workdir / f"{server.kind}-intake"
@@ -145,6 +156,7 @@ async def _database_rows(
                 run_dir,
                 rate=rate,
                 seconds=seconds,
+                regions=regions,
                 broker_pid=broker.pid,
             )
         )

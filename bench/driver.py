@@ -63,22 +63,26 @@ class _Connection:
 
 SERVICES = ("Microsoft Teams", "Exchange Online", "SharePoint Online", "Microsoft Entra ID")
 TENANTS = [str(uuid.UUID(int=n + 1)) for n in range(500)]
+REGIONS = ("westeurope", "northeurope", "eastus", "westus2", "southeastasia", "uksouth")
 
 
-def bodies(corpus: Sequence[dict[str, Any]], prefix: str) -> Iterator[bytes]:
+def bodies(corpus: Sequence[dict[str, Any]], prefix: str, *, regions: int = 0) -> Iterator[bytes]:
     """Issue bodies cycling through the corpus (four languages, every category) and 500
-    customer tenants, each with a new PSA ticket id."""
+    customer tenants, each with a new PSA ticket id; with ``regions``, each names one of that
+    many regions in turn, so that failures reported from several tenants form outage clusters
+    (one per service and region that occur together)."""
     for n, item in enumerate(itertools.cycle(corpus)):
-        yield orjson.dumps(
-            {
-                "external_ref": f"{prefix}-{n}",
-                "tenant_id": TENANTS[n % len(TENANTS)],
-                "title": item["title"],
-                "description": item["description"],
-                "service": SERVICES[n % len(SERVICES)],
-                "severity": "moderate",
-            }
-        )
+        body = {
+            "external_ref": f"{prefix}-{n}",
+            "tenant_id": TENANTS[n % len(TENANTS)],
+            "title": item["title"],
+            "description": item["description"],
+            "service": SERVICES[n % len(SERVICES)],
+            "severity": "moderate",
+        }
+        if regions:
+            body["region"] = REGIONS[n % regions]
+        yield orjson.dumps(body)
 
 
 async def offer(

@@ -19,6 +19,8 @@ def table(results: dict[str, Any]) -> str:
         f"{'backlog':>8}{'drain s':>8}{'dup':>5}  cpu% / peak MB / growth MB"
     )
     lines += _pipeline_rows(results["databases"])
+    if regions := results.get("settings", {}).get("regions"):
+        lines.append(f"(the pipeline's issues name {regions} regions: outage correlation ran)")
     lines += [
         "",
         "where the machine's CPU went, ms per request or routed issue -> the rate it caps:",

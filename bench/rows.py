@@ -245,14 +245,16 @@ async def pipeline(
     *,
     rate: float,
     seconds: float,
+    regions: int = 0,
     broker_pid: int | None = None,
 ) -> dict[str, Any]:
-    """Issues offered at ``rate``/s for ``seconds`` through all three services."""
+    """Issues offered at ``rate``/s for ``seconds`` through all three services; naming
+    ``regions`` regions, if any (see :func:`bench.driver.bodies`)."""
     auth = (await seed(database_url)).headers["Authorization"]
     prefix = f"b{uuid.uuid4().hex[:6]}."
     stack = Stack(database_url, bootstrap, prefix, workdir, timings=BENCH_ENV)
     await stack.start()
-    payloads = _payloads("e")
+    payloads = _payloads("e", regions)
     pids = {n: s.process.pid for n, s in stack.services.items() if s.process is not None}
     try:
         async with reading_routed(bootstrap, f"{prefix}issues.routed") as routed:
@@ -365,10 +367,10 @@ async def _worked_off(
     }
 
 
-def _payloads(tag: str) -> Iterator[bytes]:
+def _payloads(tag: str, regions: int = 0) -> Iterator[bytes]:
     """Request bodies from the labelled corpus, their PSA ticket ids new to this run."""
     corpus = [orjson.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
-    return bodies(corpus, f"{tag}{uuid.uuid4().hex[:6]}")
+    return bodies(corpus, f"{tag}{uuid.uuid4().hex[:6]}", regions=regions)
 
 
 def _with_broker(pids: dict[str, int], broker_pid: int | None) -> dict[str, int]:
