@@ -11,17 +11,22 @@ holds is not locked again.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from typing import cast
+from collections.abc import Collection, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import ClauseElement
 
-from shared.db.models import CorrelationKey
+from shared.db.base import table_of
+from shared.db.listed import keyed, listed_ids
+from shared.db.loaded import loaded
+from shared.db.models import ClusterSignal, CorrelationKey
+from shared.db.scoped import transaction_scoped
+from shared.db.staged import joined
 from shared.db.upsert import insert_if_absent
 
 Key = tuple[uuid.UUID, str, str]  # partner id, service key, region key
-# The keys the session's current transaction holds, with that transaction.
+# The keys the session's current transaction holds.
 _HELD = "correlation_lock.held"
 
 
@@ -50,12 +55,7 @@ async def lock_correlation_key(
 
 def _held(session: AsyncSession) -> set[Key]:
     """The keys the session's current transaction holds (none in a new one)."""
-    transaction = session.sync_session.get_transaction()
-    owner, held = session.info.get(_HELD, (None, None))
-    if transaction is None or owner is not transaction:
-        held = set[Key]()
-        session.info[_HELD] = (transaction, held)
-    return cast(set[Key], held)
+    return transaction_scoped(session, _HELD, set[Key])
 
 
 async def _lock(
@@ -72,3 +72,29 @@ async def _lock(
         )
         .with_for_update()
     )
+
+
+async def keys_of_signals(session: AsyncSession, issue_ids: Collection[uuid.UUID]) -> list[Key]:
+    """The keys of the cluster signals of ``issue_ids``, in one direct statement."""
+    statements = await joined(session)
+    keys = {"keys": listed_ids(issue_ids, statements.dialect)}
+    return [(p, s, r) for p, s, r in await statements.fetch(_keys_of_signals, keys)]
+
+
+async def held_signals(
+    session: AsyncSession, issue_ids: Collection[uuid.UUID]
+) -> list[ClusterSignal]:
+    """The cluster signals of ``issue_ids``, in one direct statement, as instances of the
+    session. Read once their keys are held, they stay as read until the transaction ends."""
+    statements = await joined(session)
+    keys = {"keys": listed_ids(issue_ids, statements.dialect)}
+    return loaded(session, ClusterSignal, await statements.fetch(_signals, keys))
+
+
+def _keys_of_signals(dialect: str) -> ClauseElement:
+    columns = ("partner_id", "service_key", "region_key")
+    return keyed(table_of(ClusterSignal), "issue_id", dialect, columns=columns)
+
+
+def _signals(dialect: str) -> ClauseElement:
+    return keyed(table_of(ClusterSignal), "issue_id", dialect)

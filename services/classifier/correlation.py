@@ -8,6 +8,7 @@ they are processed, so issues arriving out of order correlate the same way.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,10 +17,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.classifier.facts import ClusterFacts
-from shared.correlation_lock import correlation_key, lock_correlation_key
+from shared.correlation_lock import Key, correlation_key, held_signals, lock_correlation_key
 from shared.db.models import ClusterSignal, OutageCluster, Partner
+from shared.db.scoped import transaction_scoped
 from shared.settings import ClassifierSettings
 from shared.vocabulary import Category
+
+# What a transaction read, or wrote, under its keys' locks (see shared.db.scoped).
+_SIGNALS = "correlation.signals"  # issue id -> its report, or None: it made none yet
+_OPEN = "correlation.open_clusters"  # key -> its open cluster, or None
+_TENANTS = "correlation.cluster_tenants"  # cluster id -> tenants known to be in it
 
 FAILURE_CATEGORIES = frozenset(
     {
@@ -64,36 +71,32 @@ class Report:
     observed_at: datetime
 
 
-async def correlate(session: AsyncSession, report: Report, policy: Policy) -> Correlated | None:
-    """Record the report; return the cluster it belongs to, forming one if N tenants agree."""
-    service_key, region_key = correlation_key(report.service, report.region)
-    await lock_correlation_key(session, report.partner_id, service_key, region_key)
-    # An issue classified again (the PSA gave a category or new text) reported once already.
-    signal = await session.get(ClusterSignal, report.issue_id)
-    if signal is None:
-        signal = ClusterSignal(
-            issue_id=report.issue_id,
-            partner_id=report.partner_id,
-            tenant_key=report.tenant,
-            service_key=service_key,
-            region_key=region_key,
-            observed_at=report.observed_at,
-        )
-        session.add(signal)
-        await session.flush()
+async def preload_signals(session: AsyncSession, issue_ids: Collection[uuid.UUID]) -> None:
+    """The reports a batch's issues made before (classified again), in one query, read once
+    the batch holds their keys: :func:`correlate` then finds them, or that there are none,
+    without a query each."""
+    if not issue_ids:
+        return
+    known = {signal.issue_id: signal for signal in await held_signals(session, issue_ids)}
+    signals = transaction_scoped(session, _SIGNALS, dict[uuid.UUID, ClusterSignal | None])
+    signals.update({issue_id: known.get(issue_id) for issue_id in issue_ids})
 
-    cluster = await session.scalar(
-        select(OutageCluster).where(
-            OutageCluster.partner_id == report.partner_id,
-            OutageCluster.service_key == service_key,
-            OutageCluster.region_key == region_key,
-            OutageCluster.status == "open",
-        )
-    )
+
+async def correlate(session: AsyncSession, report: Report, policy: Policy) -> Correlated | None:
+    """Record the report; return the cluster it belongs to, forming one if N tenants agree.
+
+    What this transaction read under the key's lock stays true until it ends: the key's open
+    cluster and the tenants known to be in it are read once per transaction, not per report.
+    """
+    service_key, region_key = correlation_key(report.service, report.region)
+    key = (report.partner_id, service_key, region_key)
+    await lock_correlation_key(session, *key)
+    signal = await _signal(session, report, service_key, region_key)
+    cluster = await _open_cluster(session, key)
     if cluster is not None and report.observed_at > cluster.last_seen_at + policy.window:
         cluster.status = "closed"  # quiet for a whole window: that outage is over
-        await session.flush()
-        cluster = None
+        await session.flush()  # before another opens: one open cluster per key
+        cluster = _open_clusters(session)[key] = None
     if cluster is not None and report.observed_at >= cluster.first_seen_at - policy.window:
         return Correlated(await _join(session, cluster, [signal]), ())
     if cluster is not None:
@@ -126,29 +129,81 @@ async def correlate(session: AsyncSession, report: Report, policy: Policy) -> Co
         last_seen_at=max(s.observed_at for s in nearby),
     )
     session.add(cluster)
-    await session.flush()
+    await session.flush()  # before its members refer to it
+    _open_clusters(session)[key] = cluster
     facts = await _join(session, cluster, nearby)
     return Correlated(facts, tuple(s.issue_id for s in nearby if s.issue_id != report.issue_id))
+
+
+async def _signal(
+    session: AsyncSession, report: Report, service_key: str, region_key: str
+) -> ClusterSignal:
+    """The issue's report: the one it made before (classified again), or a new one, written
+    with the transaction's next flush."""
+    signals = transaction_scoped(session, _SIGNALS, dict[uuid.UUID, ClusterSignal | None])
+    if report.issue_id in signals:
+        signal = signals[report.issue_id]
+    else:
+        signal = await session.get(ClusterSignal, report.issue_id)
+    if signal is None:
+        signal = ClusterSignal(
+            issue_id=report.issue_id,
+            partner_id=report.partner_id,
+            tenant_key=report.tenant,
+            service_key=service_key,
+            region_key=region_key,
+            observed_at=report.observed_at,
+        )
+        session.add(signal)
+        signals[report.issue_id] = signal
+    return signal
+
+
+def _open_clusters(session: AsyncSession) -> dict[Key, OutageCluster | None]:
+    return transaction_scoped(session, _OPEN, dict[Key, OutageCluster | None])
+
+
+async def _open_cluster(session: AsyncSession, key: Key) -> OutageCluster | None:
+    clusters = _open_clusters(session)
+    if key not in clusters:
+        partner_id, service_key, region_key = key
+        clusters[key] = await session.scalar(
+            select(OutageCluster).where(
+                OutageCluster.partner_id == partner_id,
+                OutageCluster.service_key == service_key,
+                OutageCluster.region_key == region_key,
+                OutageCluster.status == "open",
+            )
+        )
+    return clusters[key]
 
 
 async def _join(
     session: AsyncSession, cluster: OutageCluster, signals: list[ClusterSignal]
 ) -> ClusterFacts:
     joining = [signal for signal in signals if signal.cluster_id != cluster.id]
-    if joining:
-        # A cluster of an outage can hold thousands of tenants: counted as they join, by
-        # asking only whether the joining ones are there already.
-        tenants = {signal.tenant_key for signal in joining}
-        present = await session.scalars(
-            select(ClusterSignal.tenant_key)
-            .where(ClusterSignal.cluster_id == cluster.id, ClusterSignal.tenant_key.in_(tenants))
-            .distinct()
-        )
-        cluster.tenants += len(tenants.difference(present))
+    # A cluster of an outage can hold thousands of tenants: counted as they join, asking only
+    # whether the joining ones are in it already. Those that joined in this transaction are
+    # remembered, as may not be written yet.
+    known = transaction_scoped(session, _TENANTS, dict[str, set[str]]).setdefault(cluster.id, set())
+    unknown = {signal.tenant_key for signal in joining} - known
+    if unknown:
+        with session.no_autoflush:
+            present = set(
+                await session.scalars(
+                    select(ClusterSignal.tenant_key)
+                    .where(
+                        ClusterSignal.cluster_id == cluster.id,
+                        ClusterSignal.tenant_key.in_(unknown),
+                    )
+                    .distinct()
+                )
+            )
+        cluster.tenants += len(unknown - present)
+        known |= unknown
     for signal in joining:
         signal.cluster_id = cluster.id
         signal.absorbed = False  # the notifier has this member's own request to look at
         cluster.first_seen_at = min(cluster.first_seen_at, signal.observed_at)
         cluster.last_seen_at = max(cluster.last_seen_at, signal.observed_at)
-    await session.flush()
     return ClusterFacts(id=cluster.id, size=cluster.tenants)

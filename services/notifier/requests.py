@@ -10,7 +10,9 @@ is handled again one event at a time, when the look-up finds it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Insert, Uuid, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,13 +20,18 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from services.notifier import microsoft
 from services.notifier.connector import SubmissionPolicy
-from shared.correlation_lock import lock_correlation_key, lock_correlation_keys
+from shared.correlation_lock import (
+    held_signals,
+    keys_of_signals,
+    lock_correlation_key,
+    lock_correlation_keys,
+)
 from shared.db.base import table_of, utcnow
 from shared.db.columnar import inserted
 from shared.db.direct import bound
-from shared.db.listed import keyed, listed_ids
-from shared.db.loaded import loaded
+from shared.db.listed import keyed
 from shared.db.models import ClusterSignal, Issue, MicrosoftRequest, MicrosoftRequestIssue, Partner
+from shared.db.scoped import transaction_scoped
 from shared.db.staged import joined, stage
 from shared.db.uow import UnitOfWork
 from shared.db.upsert import insert_ignoring, insert_or_get
@@ -33,7 +40,10 @@ from shared.ids import new_id
 from shared.observability import metrics
 from shared.vocabulary import Outcome
 
-SIGNALS_KEY = "notifier.cluster_signals"
+# What a batch's transaction read or wrote under its keys' locks (see shared.db.scoped).
+SIGNALS_KEY = "notifier.cluster_signals"  # issue id -> its cluster signal, or None
+CLUSTER_REQUESTS = "notifier.cluster_requests"  # dedupe key -> the cluster's request
+_Signals = dict[uuid.UUID, ClusterSignal | None]
 # Own dedupe key -> whether its request existed when the batch was read.
 OWN_KEY = "notifier.own_requests"
 
@@ -42,20 +52,18 @@ async def preload_requests(session: AsyncSession, events: list[IssueClassified])
     """The cluster signals of a batch's issues, and which of its escalated issues already have
     their own request, in two queries; the signals are returned to be held."""
     issue_ids = {e.issue_id for e in events}
-    statements = await joined(session)
-    rows = await statements.fetch(
-        _signals_of_issues, {"keys": listed_ids(issue_ids, statements.dialect)}
-    )
-    signals = loaded(session, ClusterSignal, rows)
     # Every key the batch's clusters may need, before its issues are locked (see
-    # shared.correlation_lock); each issue's cluster is read again once its key is held.
-    await lock_correlation_keys(
-        session, ((s.partner_id, s.service_key, s.region_key) for s in signals)
-    )
+    # shared.correlation_lock); then the signals, their clusters as they stay while the keys
+    # are held.
+    keys = await keys_of_signals(session, issue_ids)
+    await lock_correlation_keys(session, keys)
+    signals = await held_signals(session, issue_ids) if keys else []
     known = {signal.issue_id: signal for signal in signals}
-    session.info[SIGNALS_KEY] = {issue_id: known.get(issue_id) for issue_id in issue_ids}
+    preloaded = transaction_scoped(session, SIGNALS_KEY, _Signals)
+    preloaded.update({issue_id: known.get(issue_id) for issue_id in issue_ids})
     own = [microsoft.dedupe_key(e.issue_id, None) for e in events if _escalated(e)]
     if own:
+        statements = await joined(session)
         existing = {key for (key,) in await statements.fetch(_own_requests, {"keys": own})}
         session.info[OWN_KEY] = {key: key in existing for key in own}
     return signals
@@ -63,10 +71,6 @@ async def preload_requests(session: AsyncSession, events: list[IssueClassified])
 
 def _escalated(event: IssueClassified) -> bool:
     return event.outcome is Outcome.ESCALATED_TO_MICROSOFT and event.vehicle is not None
-
-
-def _signals_of_issues(dialect: str) -> ClauseElement:
-    return keyed(table_of(ClusterSignal), "issue_id", dialect)
 
 
 def _own_requests(dialect: str) -> ClauseElement:
@@ -145,6 +149,24 @@ async def open_microsoft_request(
             stage(uow.session, _insert_new_member, member)
             _count_request(uow, event.vehicle.value)
             return MicrosoftRequest(**values)  # the row as written, not attached to the session
+    record = await _request_of(uow, values, event.vehicle.value, cached=cluster_id is not None)
+    # The issue may be one of the request's already (its event handled again).
+    stage(uow.session, _insert_member, {"request_id": record.id, "issue_id": issue.id})
+    if cluster_id is not None:
+        await _absorb(uow, record, cluster_id, now)
+    return record
+
+
+async def _request_of(
+    uow: UnitOfWork, values: dict[str, Any], vehicle: str, *, cached: bool
+) -> MicrosoftRequest:
+    """The request of ``values["dedupe_key"]``, inserted as ``values`` unless it exists. A
+    cluster's (``cached``) is looked up once per transaction: the transaction holds its
+    correlation key, and every member's request is the cluster's."""
+    known = transaction_scoped(uow.session, CLUSTER_REQUESTS, dict[str, MicrosoftRequest])
+    record = known.get(values["dedupe_key"]) if cached else None
+    if record is not None:
+        return record
     # Neither statement reads what earlier events of the batch left pending, so that is
     # flushed once at commit, together, rather than before each request.
     with uow.session.no_autoflush:
@@ -152,11 +174,9 @@ async def open_microsoft_request(
             uow.session, MicrosoftRequest, values, conflict=["dedupe_key"]
         )
     if inserted:
-        _count_request(uow, event.vehicle.value)
-    # The issue may be one of the request's already (its event handled again).
-    stage(uow.session, _insert_member, {"request_id": record.id, "issue_id": issue.id})
-    if cluster_id is not None:
-        await _absorb(uow, record, cluster_id, now)
+        _count_request(uow, vehicle)
+    if cached:
+        known[values["dedupe_key"]] = record
     return record
 
 
@@ -227,11 +247,12 @@ REQUEST_COLUMNS = (
 
 
 async def _current_cluster(uow: UnitOfWork, issue: Issue) -> str | None:
-    preloaded: dict[uuid.UUID, ClusterSignal | None] = uow.session.info.get(SIGNALS_KEY, {})
+    preloaded = transaction_scoped(uow.session, SIGNALS_KEY, _Signals)
     if issue.id in preloaded:
-        signal = preloaded[issue.id]
-    else:
-        signal = await uow.session.get(ClusterSignal, issue.id)
+        # Read with the batch once its keys were held: as it stays until the commit.
+        preloaded_signal = preloaded[issue.id]
+        return preloaded_signal.cluster_id if preloaded_signal else None
+    signal = await uow.session.get(ClusterSignal, issue.id)
     if signal is None:
         return None
     await lock_correlation_key(
@@ -250,31 +271,25 @@ async def _absorb(
     looked at once (one being filed, until it is through), so an absorb costs what joined the
     cluster since the last one, not the whole cluster again."""
     session = uow.session
-    pending = list(
-        await session.scalars(
-            select(ClusterSignal.issue_id).where(
+    # The members not looked at yet, and the request each issue points at: its own, if the
+    # issue was escalated before it joined.
+    pending = (
+        await session.execute(
+            select(ClusterSignal.issue_id, Issue.microsoft_request_id)
+            .join(Issue, Issue.id == ClusterSignal.issue_id)
+            .where(
                 ClusterSignal.cluster_id == cluster_id,
                 ClusterSignal.cluster_id.is_not(None),  # the partial index's terms, in full
                 ClusterSignal.absorbed.is_(False),
             )
         )
-    )
+    ).all()
     if not pending:
         return
-    member_of = {microsoft.dedupe_key(m, None): m for m in pending}
-    own = list(
-        await session.scalars(
-            select(MicrosoftRequest)
-            .where(
-                MicrosoftRequest.dedupe_key.in_(member_of),
-                MicrosoftRequest.superseded_by_id.is_(None),
-                MicrosoftRequest.id != record.id,
-            )
-            # Waits for a connector claim in progress, then sees its lease.
-            .with_for_update()
-        )
-    )
-    settled = set(pending)
+    member_of = {request_id: issue_id for issue_id, request_id in pending if request_id}
+    member_of.pop(record.id, None)
+    own = await _own_requests_of(session, member_of) if member_of else []
+    settled = {issue_id for issue_id, _ in pending}
     for request in own:
         in_flight = (
             request.submission_claimed_until is not None and request.submission_claimed_until > now
@@ -284,7 +299,7 @@ async def _absorb(
         else:
             _note_kept(record, request.id, now)
         if in_flight:
-            settled.discard(member_of[request.dedupe_key])  # looked at again until it is through
+            settled.discard(member_of[request.id])  # looked at again until it is through
     if own:
         dialect = session.get_bind().dialect.name
         await session.execute(_copy_members(dialect, record.id, [r.id for r in own]))
@@ -293,6 +308,24 @@ async def _absorb(
         .where(ClusterSignal.issue_id.in_(settled))
         .values(absorbed=True)
         .execution_options(synchronize_session=False)
+    )
+
+
+async def _own_requests_of(
+    session: AsyncSession, request_ids: Collection[uuid.UUID]
+) -> list[MicrosoftRequest]:
+    """Of ``request_ids``, the issues' own requests (not another cluster's) not merged yet."""
+    return list(
+        await session.scalars(
+            select(MicrosoftRequest)
+            .where(
+                MicrosoftRequest.id.in_(request_ids),
+                MicrosoftRequest.cluster_id.is_(None),
+                MicrosoftRequest.superseded_by_id.is_(None),
+            )
+            # Waits for a connector claim in progress, then sees its lease.
+            .with_for_update()
+        )
     )
 
 

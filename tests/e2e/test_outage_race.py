@@ -110,6 +110,21 @@ async def test_a_burst_from_many_tenants_makes_one_cluster_and_one_microsoft_req
         )
         == WEST
     )
+    listed = await rows(
+        engine,
+        "SELECT m.issue_id FROM microsoft_request_issues m "
+        "JOIN microsoft_requests r ON r.id = m.request_id WHERE r.dedupe_key = :k",
+        k=f"cluster:{cluster_id}",
+    )
+    assert len(listed) == WEST, "the cluster's request is for every issue of the cluster"
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM cluster_signals WHERE cluster_id = :c AND NOT absorbed",
+            c=cluster_id,
+        )
+        == 0
+    ), "every member looked at"
     print(f"cluster {cluster_id}: {WEST} issues, 1 active Microsoft request")
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.classifier.correlation import Policy, Report, correlate
+from services.classifier.correlation import Policy, Report, correlate, preload_signals
 from services.notifier.connector import SubmissionPolicy
 from services.notifier.requests import open_microsoft_request
 from shared.db.base import utcnow
@@ -24,6 +24,48 @@ T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 POLICY = Policy(enabled=True, min_tenants=3, window=timedelta(minutes=30))
 
 
+async def reports_together(
+    uows: UnitOfWorkFactory, partner_id: uuid.UUID, tenants: list[str], *, again: int = 0
+) -> tuple[list[str | None], list[uuid.UUID]]:
+    """Issues from ``tenants``, a minute apart, correlated in one transaction as a classifier
+    batch does (their earlier reports preloaded); with ``again``, that many issues already
+    reported are in the batch once more. The cluster ids, and the issues."""
+    previous = await _issue_ids(uows, partner_id)
+    async with uows() as uow:
+        issues = [_issue(partner_id, T0 + timedelta(minutes=n)) for n in range(len(tenants))]
+        uow.session.add_all(issues)
+        await uow.session.flush()
+        repeated = [(i, t) for i, t in zip(previous[:again], tenants[:again], strict=True)]
+        batch = [*((issue.id, tenant) for issue, tenant in zip(issues, tenants, strict=True))]
+        batch += repeated
+        await preload_signals(uow.session, [issue_id for issue_id, _ in batch])
+        found = []
+        for n, (issue_id, tenant) in enumerate(batch):
+            at = T0 + timedelta(minutes=n)
+            result = await correlate(
+                uow.session,
+                Report(issue_id, partner_id, tenant, "Exchange Online", "westeurope", at),
+                POLICY,
+            )
+            found.append(result.cluster.id if result else None)
+        await uow.commit()
+    return found, [issue.id for issue in issues]
+
+
+def _issue(partner_id: uuid.UUID, at: datetime, region: str = "westeurope") -> Issue:
+    return Issue(
+        id=uuid.uuid4(),
+        partner_id=partner_id,
+        external_ref=uuid.uuid4().hex,
+        title="down",
+        service="Exchange Online",
+        region=region,
+        status="received",
+        created_at=at,
+        updated_at=at,
+    )
+
+
 async def report(
     uows: UnitOfWorkFactory,
     partner_id: uuid.UUID,
@@ -34,17 +76,7 @@ async def report(
 ) -> str | None:
     """Record one issue and correlate it, in its own transaction; the cluster id, if any."""
     async with uows() as uow:
-        issue = Issue(
-            id=uuid.uuid4(),
-            partner_id=partner_id,
-            external_ref=uuid.uuid4().hex,
-            title="down",
-            service="Exchange Online",
-            region=region,
-            status="received",
-            created_at=at,
-            updated_at=at,
-        )
+        issue = _issue(partner_id, at, region)
         uow.session.add(issue)
         await uow.session.flush()
         result = await correlate(
@@ -75,6 +107,28 @@ async def test_the_third_distinct_tenant_forms_a_cluster_that_includes_the_first
     assert later == cluster, "a later issue joins the open cluster"
     assert await report(uows, partner.id, tenant="a", at=T0 + timedelta(minutes=21)) == cluster
     assert await scalar(engine, "SELECT tenants FROM outage_clusters") == 4, "tenants, not issues"
+
+
+async def test_reports_correlated_in_one_transaction_add_up_as_one_at_a_time_would(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    found, _ = await reports_together(uows, partner.id, ["a", "b", "a", "c", "d", "c"])
+    cluster = found[3]
+    assert found[:3] == [None, None, None]
+    assert cluster is not None
+    assert found[4:] == [cluster, cluster]
+    assert await scalar(engine, "SELECT tenants FROM outage_clusters") == 4
+    assert await scalar(engine, "SELECT count(*) FROM cluster_signals") == 6
+
+    # The next batch: two tenants already in the cluster, a new one, and two issues of the
+    # first batch classified again (reported once each still).
+    found, _ = await reports_together(uows, partner.id, ["b", "e", "d"], again=2)
+    assert found == [cluster] * 5
+    assert await scalar(engine, "SELECT tenants FROM outage_clusters") == 5
+    assert await scalar(engine, "SELECT count(*) FROM cluster_signals") == 9
+    assert await scalar(engine, "SELECT count(*) FROM outage_clusters") == 1
 
 
 async def test_an_issue_classified_again_is_reported_once(
@@ -164,6 +218,10 @@ async def test_a_cluster_request_leaves_a_member_request_being_filed_by_the_conn
             )
         )
         uow.session.add(MicrosoftRequestIssue(request_id=in_flight, issue_id=issue_ids[0]))
+        await uow.session.flush()
+        await uow.session.execute(
+            update(Issue).where(Issue.id == issue_ids[0]).values(microsoft_request_id=in_flight)
+        )
         await uow.commit()
     await report(uows, partner.id, tenant="t2", at=T0 + timedelta(minutes=1))
     cluster_id = await report(uows, partner.id, tenant="t3", at=T0 + timedelta(minutes=2))
@@ -287,6 +345,7 @@ async def _escalated(
             support_topic_id="1",
             policy=SubmissionPolicy(False, frozenset(), frozenset()),
         )
+        issue.microsoft_request_id = request.id  # as the notifier's handler records it
         await uow.commit()
     return request
 

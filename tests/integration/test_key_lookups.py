@@ -19,7 +19,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from services.intake import accept_writes, customer_lookups
 from services.notifier import requests as notifier_requests
-from shared import issue_state
+from shared import correlation_lock, issue_state
 from shared.db.base import table_of
 from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
@@ -126,7 +126,8 @@ def _built(build: Any) -> Any:
     [
         _built(issue_state._issues_by_id),
         _built(issue_state._partners_by_id),
-        _built(notifier_requests._signals_of_issues),
+        _built(correlation_lock._signals),
+        _built(correlation_lock._keys_of_signals),
         _built(notifier_requests._own_requests),
         _built(customer_lookups._by_id),
         _built(customer_lookups._by_tenant),
@@ -138,6 +139,7 @@ def _built(build: Any) -> Any:
         "issues",
         "partners",
         "cluster signals",
+        "cluster signals' keys",
         "own microsoft requests",
         "customers by id",
         "customers by tenant",
