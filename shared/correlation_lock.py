@@ -74,26 +74,16 @@ async def _lock(
     )
 
 
-async def keys_of_signals(session: AsyncSession, issue_ids: Collection[uuid.UUID]) -> list[Key]:
-    """The keys of the cluster signals of ``issue_ids``, in one direct statement."""
-    statements = await joined(session)
-    keys = {"keys": listed_ids(issue_ids, statements.dialect)}
-    return [(p, s, r) for p, s, r in await statements.fetch(_keys_of_signals, keys)]
-
-
-async def held_signals(
-    session: AsyncSession, issue_ids: Collection[uuid.UUID]
+async def read_signals(
+    session: AsyncSession, issue_ids: Collection[uuid.UUID], *, again: bool = False
 ) -> list[ClusterSignal]:
     """The cluster signals of ``issue_ids``, in one direct statement, as instances of the
-    session. Read once their keys are held, they stay as read until the transaction ends."""
+    session (``again``: read again, as they are now). Read while their keys are held, their
+    clusters stay as read until the transaction ends."""
     statements = await joined(session)
     keys = {"keys": listed_ids(issue_ids, statements.dialect)}
-    return loaded(session, ClusterSignal, await statements.fetch(_signals, keys))
-
-
-def _keys_of_signals(dialect: str) -> ClauseElement:
-    columns = ("partner_id", "service_key", "region_key")
-    return keyed(table_of(ClusterSignal), "issue_id", dialect, columns=columns)
+    rows = await statements.fetch(_signals, keys)
+    return loaded(session, ClusterSignal, rows, again=again)
 
 
 def _signals(dialect: str) -> ClauseElement:

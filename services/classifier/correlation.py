@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.classifier.facts import ClusterFacts
-from shared.correlation_lock import Key, correlation_key, held_signals, lock_correlation_key
+from shared.correlation_lock import Key, correlation_key, lock_correlation_key, read_signals
 from shared.db.models import ClusterSignal, OutageCluster, Partner
 from shared.db.scoped import transaction_scoped
 from shared.settings import ClassifierSettings
@@ -77,7 +77,7 @@ async def preload_signals(session: AsyncSession, issue_ids: Collection[uuid.UUID
     without a query each."""
     if not issue_ids:
         return
-    known = {signal.issue_id: signal for signal in await held_signals(session, issue_ids)}
+    known = {signal.issue_id: signal for signal in await read_signals(session, issue_ids)}
     signals = transaction_scoped(session, _SIGNALS, dict[uuid.UUID, ClusterSignal | None])
     signals.update({issue_id: known.get(issue_id) for issue_id in issue_ids})
 

@@ -20,12 +20,7 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from services.notifier import microsoft
 from services.notifier.connector import SubmissionPolicy
-from shared.correlation_lock import (
-    held_signals,
-    keys_of_signals,
-    lock_correlation_key,
-    lock_correlation_keys,
-)
+from shared.correlation_lock import lock_correlation_key, lock_correlation_keys, read_signals
 from shared.db.base import table_of, utcnow
 from shared.db.columnar import inserted
 from shared.db.direct import bound
@@ -52,12 +47,17 @@ async def preload_requests(session: AsyncSession, events: list[IssueClassified])
     """The cluster signals of a batch's issues, and which of its escalated issues already have
     their own request, in two queries; the signals are returned to be held."""
     issue_ids = {e.issue_id for e in events}
-    # Every key the batch's clusters may need, before its issues are locked (see
-    # shared.correlation_lock); then the signals, their clusters as they stay while the keys
-    # are held.
-    keys = await keys_of_signals(session, issue_ids)
-    await lock_correlation_keys(session, keys)
-    signals = await held_signals(session, issue_ids) if keys else []
+    signals = await read_signals(session, issue_ids)
+    # A signal in a cluster stays in it: its issue's request is the cluster's, whatever the
+    # classifier does meanwhile. One in none yet may be joining one right now: its key is
+    # taken (before the batch's issues, see shared.correlation_lock), so that no cluster
+    # forms around it until this batch commits, and the signal is read again under it.
+    forming = [signal for signal in signals if signal.cluster_id is None]
+    if forming:
+        await lock_correlation_keys(
+            session, ((s.partner_id, s.service_key, s.region_key) for s in forming)
+        )
+        await read_signals(session, [signal.issue_id for signal in forming], again=True)
     known = {signal.issue_id: signal for signal in signals}
     preloaded = transaction_scoped(session, SIGNALS_KEY, _Signals)
     preloaded.update({issue_id: known.get(issue_id) for issue_id in issue_ids})
@@ -182,7 +182,7 @@ async def _request_of(
 
 def _note_kept(record: MicrosoftRequest, kept_id: uuid.UUID, now: datetime) -> None:
     """Note on the cluster's ``record`` a member's request that stays (filed, or being filed):
-    once, although it stays unsuperseded and every later member's absorb finds it again."""
+    once, although one being filed is looked at again by later members' absorbs."""
     text = f"related request already filed: {kept_id}"
     if any(note.get("text") == text for note in record.notes):
         return
@@ -249,7 +249,7 @@ REQUEST_COLUMNS = (
 async def _current_cluster(uow: UnitOfWork, issue: Issue) -> str | None:
     preloaded = transaction_scoped(uow.session, SIGNALS_KEY, _Signals)
     if issue.id in preloaded:
-        # Read with the batch once its keys were held: as it stays until the commit.
+        # Read with the batch, in a cluster or under its key: as it stays until the commit.
         preloaded_signal = preloaded[issue.id]
         return preloaded_signal.cluster_id if preloaded_signal else None
     signal = await uow.session.get(ClusterSignal, issue.id)
@@ -282,6 +282,8 @@ async def _absorb(
                 ClusterSignal.cluster_id.is_not(None),  # the partial index's terms, in full
                 ClusterSignal.absorbed.is_(False),
             )
+            # Another notifier absorbing them now has them: they are its to look at.
+            .with_for_update(of=ClusterSignal, skip_locked=True)
         )
     ).all()
     if not pending:
@@ -289,6 +291,10 @@ async def _absorb(
     member_of = {request_id: issue_id for issue_id, request_id in pending if request_id}
     member_of.pop(record.id, None)
     own = await _own_requests_of(session, member_of) if member_of else []
+    if own:
+        # Its notes, as they are, and kept so: another notifier may be noting on it too.
+        await uow.flush()
+        await session.refresh(record, ["notes"], with_for_update=True)
     settled = {issue_id for issue_id, _ in pending}
     for request in own:
         in_flight = (

@@ -16,15 +16,19 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 M = TypeVar("M", bound=DeclarativeBase)
 
 
-def loaded(session: AsyncSession, model: type[M], rows: Iterable[Sequence[Any]]) -> list[M]:
+def loaded(
+    session: AsyncSession, model: type[M], rows: Iterable[Sequence[Any]], *, again: bool = False
+) -> list[M]:
     """``rows``, each of all the columns of ``model``'s table in their order (``select(table)``),
     as instances in ``session``; a row whose instance the session already holds gives that
-    instance, as a query would."""
+    instance, as a query would, and with ``again`` its values as read now (as a query with
+    ``populate_existing`` would: a change not flushed yet is lost)."""
     keys = _attributes(model)
     key_of = _primary_key_positions(model)
     new_instance = inspect(model).class_manager.new_instance
@@ -33,6 +37,9 @@ def loaded(session: AsyncSession, model: type[M], rows: Iterable[Sequence[Any]])
     for row in rows:
         present = held.get(identity_key(model, tuple(row[i] for i in key_of)))
         if present is not None:
+            if again:
+                for key, value in zip(keys, row, strict=True):
+                    set_committed_value(present, key, value)
             found.append(present)
             continue
         # As the ORM's own loading does: the values go straight into the instance's dict, not

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.classifier.correlation import Policy, Report, correlate, preload_signals
@@ -356,3 +358,28 @@ async def _issue_ids(uows: UnitOfWorkFactory, partner_id: uuid.UUID) -> list[uui
             select(Issue.id).where(Issue.partner_id == partner_id).order_by(Issue.created_at)
         )
         return list(found)
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_an_absorb_leaves_members_another_notifier_is_absorbing_to_it(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    for tenant, minutes in (("t1", 0), ("t2", 1)):
+        await report(uows, partner.id, tenant=tenant, at=T0 + timedelta(minutes=minutes))
+    cluster_id = await report(uows, partner.id, tenant="t3", at=T0 + timedelta(minutes=2))
+    assert cluster_id is not None
+    first, _, third = await _issue_ids(uows, partner.id)
+    async with engine.connect() as other:
+        await other.execute(
+            text("SELECT 1 FROM cluster_signals WHERE issue_id = :i FOR UPDATE"), {"i": first}
+        )
+        # Not waited for: the member is the other transaction's to look at.
+        await asyncio.wait_for(_escalated(uows, partner.id, third, cluster_id), timeout=5)
+        assert await _unabsorbed(engine) == 1
+        await other.rollback()
+    await report(uows, partner.id, tenant="t4", at=T0 + timedelta(minutes=3))
+    fourth = (await _issue_ids(uows, partner.id))[-1]
+    await _escalated(uows, partner.id, fourth, cluster_id)
+    assert await _unabsorbed(engine) == 0, "looked at by the next absorb"

@@ -19,7 +19,7 @@ from services.notifier.handler import preload_batch
 from shared.correlation_lock import Key, lock_correlation_key, lock_correlation_keys
 from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
-from shared.db.models import ClusterSignal
+from shared.db.models import ClusterSignal, OutageCluster
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope, decode, encode
 from shared.events.models import IssueEvent
@@ -97,15 +97,20 @@ async def test_a_classifier_batch_takes_its_reports_keys_before_it_locks_its_iss
 
 
 @pytest.mark.usefixtures("postgresql_only")
-async def test_a_notifier_batch_takes_its_clusters_keys_before_it_locks_its_issues(
+async def test_a_notifier_batch_takes_the_keys_of_clusters_forming_before_it_locks_its_issues(
     engine: AsyncEngine, database_url: str
 ) -> None:
     partner = await seed_partner(database_url)
     received = await accepted_issues(engine, partner.id, ["n-1", "n-2", "n-3"])
-    keys = [(partner.id, "exchange online", "westeurope"), (partner.id, "teams", "eastus")]
+    forming = [(partner.id, "exchange online", "westeurope"), (partner.id, "teams", "eastus")]
+    formed = (partner.id, "sharepoint online", "northeurope")
     uows = UnitOfWorkFactory(create_session_factory(engine))
     async with uows() as uow:
-        for event_, (_, service_key, region_key) in zip(received, keys, strict=False):
+        uow.session.add(_open_cluster(formed))
+        await uow.session.flush()
+        for event_, (_, service_key, region_key), cluster_id in zip(
+            received, [*forming, formed], [None, None, "cl_formed"], strict=True
+        ):
             uow.session.add(
                 ClusterSignal(
                     issue_id=event_.issue_id,
@@ -114,14 +119,30 @@ async def test_a_notifier_batch_takes_its_clusters_keys_before_it_locks_its_issu
                     service_key=service_key,
                     region_key=region_key,
                     observed_at=utcnow(),
+                    cluster_id=cluster_id,
                 )
             )
         await uow.commit()
     events = [
         classified_event(e.issue_id, partner.id, Outcome.ESCALATED_TO_MICROSOFT) for e in received
     ]
+    # The cluster that formed is not waited for: its members' request is the cluster's.
     await _keys_taken_while_an_issue_is_locked(
-        engine, preload_batch, events, set(keys), received[-1].issue_id
+        engine, preload_batch, events, set(forming), received[-1].issue_id, not_taken={formed}
+    )
+
+
+def _open_cluster(key: Key) -> OutageCluster:
+    partner_id, service_key, region_key = key
+    return OutageCluster(
+        id="cl_formed",
+        partner_id=partner_id,
+        service_key=service_key,
+        region_key=region_key,
+        service=service_key,
+        region=region_key,
+        first_seen_at=utcnow(),
+        last_seen_at=utcnow(),
     )
 
 
@@ -131,13 +152,15 @@ async def _keys_taken_while_an_issue_is_locked(
     events: list[Any],
     keys: set[Key],
     locked_issue: uuid.UUID,
+    *,
+    not_taken: frozenset[Key] | set[Key] = frozenset(),
 ) -> None:
     """Another transaction holds ``locked_issue``'s row; ``preload`` of ``events`` waits for it
-    holding every one of ``keys`` already. (The keys' rows are written first, so that another
-    transaction can see them to find them locked.)"""
+    holding every one of ``keys`` already, and none of ``not_taken``. (The keys' rows are
+    written first, so that another transaction can see them to find them locked.)"""
     uows = UnitOfWorkFactory(create_session_factory(engine))
     async with uows() as uow:
-        await lock_correlation_keys(uow.session, keys)
+        await lock_correlation_keys(uow.session, keys | set(not_taken))
         await uow.commit()
     envelopes = [_envelope(e) for e in events]
     async with engine.connect() as other:
@@ -153,6 +176,8 @@ async def _keys_taken_while_an_issue_is_locked(
         try:
             await eventually(lambda: _all_held(engine, keys), timeout=10)
             assert not batch.done()
+            for key in not_taken:
+                assert not await _held_elsewhere(engine, key), f"{key} was taken"
         finally:
             await other.rollback()
         await asyncio.wait_for(batch, timeout=10)

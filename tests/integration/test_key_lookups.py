@@ -25,7 +25,7 @@ from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
 from shared.db.listed import listed_ids
 from shared.db.loaded import get, loaded
-from shared.db.models import Issue
+from shared.db.models import Issue, Partner
 from shared.db.staged import joined
 from shared.kafka import outbox
 from tests.support.factories import accepted_issues, seed_partner
@@ -82,6 +82,31 @@ async def test_rows_read_directly_are_the_sessions_own(
         assert (await session.get(Issue, ids[0])).title == "changed"  # type: ignore[union-attr]
 
 
+@pytest.mark.usefixtures("postgresql_only")  # SQLite: the first transaction has the writes
+async def test_rows_read_again_update_the_instances_the_session_holds(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    partner = await seed_partner(database_url)
+    sessions = create_session_factory(engine)
+    async with sessions() as session:
+        statements = await joined(session)
+        keys = {"keys": listed_ids([partner.id], statements.dialect)}
+        (held,) = loaded(
+            session, Partner, await statements.fetch(issue_state._partners_by_id, keys)
+        )
+        async with sessions() as other:  # another transaction changes the row meanwhile
+            changed = await other.get(Partner, partner.id)
+            assert changed is not None
+            changed.name = "changed elsewhere"
+            await other.commit()
+        rows = await statements.fetch(issue_state._partners_by_id, keys)
+        assert loaded(session, Partner, rows) == [held]
+        assert held.name != "changed elsewhere", "as a query would: the instance as it was"
+        assert loaded(session, Partner, rows, again=True) == [held]
+        assert held.name == "changed elsewhere"
+        assert not session.dirty, "read, not changed"
+
+
 async def test_get_takes_a_loaded_instance_from_the_session_without_asking_it(
     database_url: str, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,7 +152,6 @@ def _built(build: Any) -> Any:
         _built(issue_state._issues_by_id),
         _built(issue_state._partners_by_id),
         _built(correlation_lock._signals),
-        _built(correlation_lock._keys_of_signals),
         _built(notifier_requests._own_requests),
         _built(customer_lookups._by_id),
         _built(customer_lookups._by_tenant),
@@ -139,7 +163,6 @@ def _built(build: Any) -> Any:
         "issues",
         "partners",
         "cluster signals",
-        "cluster signals' keys",
         "own microsoft requests",
         "customers by id",
         "customers by tenant",
