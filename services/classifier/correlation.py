@@ -8,7 +8,6 @@ they are processed, so issues arriving out of order correlate the same way.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,17 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.classifier import correlation_memory as memory
 from services.classifier.facts import ClusterFacts
-from shared.correlation_lock import Key, correlation_key, lock_correlation_key, read_signals
+from shared.correlation_lock import Key, correlation_key, lock_correlation_key
 from shared.db.models import ClusterSignal, OutageCluster, Partner
-from shared.db.scoped import transaction_scoped
 from shared.settings import ClassifierSettings
 from shared.vocabulary import Category
-
-# What a transaction read, or wrote, under its keys' locks (see shared.db.scoped).
-_SIGNALS = "correlation.signals"  # issue id -> its report, or None: it made none yet
-_OPEN = "correlation.open_clusters"  # key -> its open cluster, or None
-_TENANTS = "correlation.cluster_tenants"  # cluster id -> tenants known to be in it
 
 FAILURE_CATEGORIES = frozenset(
     {
@@ -71,23 +65,10 @@ class Report:
     observed_at: datetime
 
 
-async def preload_signals(session: AsyncSession, issue_ids: Collection[uuid.UUID]) -> None:
-    """The reports a batch's issues made before (classified again), in one query, read once
-    the batch holds their keys: :func:`correlate` then finds them, or that there are none,
-    without a query each."""
-    if not issue_ids:
-        return
-    known = {signal.issue_id: signal for signal in await read_signals(session, issue_ids)}
-    signals = transaction_scoped(session, _SIGNALS, dict[uuid.UUID, ClusterSignal | None])
-    signals.update({issue_id: known.get(issue_id) for issue_id in issue_ids})
-
-
 async def correlate(session: AsyncSession, report: Report, policy: Policy) -> Correlated | None:
     """Record the report; return the cluster it belongs to, forming one if N tenants agree.
-
-    What this transaction read under the key's lock stays true until it ends: the key's open
-    cluster and the tenants known to be in it are read once per transaction, not per report.
-    """
+    What the transaction knows already under the key's lock is not read again (see
+    :mod:`services.classifier.correlation_memory`)."""
     service_key, region_key = correlation_key(report.service, report.region)
     key = (report.partner_id, service_key, region_key)
     await lock_correlation_key(session, *key)
@@ -96,7 +77,7 @@ async def correlate(session: AsyncSession, report: Report, policy: Policy) -> Co
     if cluster is not None and report.observed_at > cluster.last_seen_at + policy.window:
         cluster.status = "closed"  # quiet for a whole window: that outage is over
         await session.flush()  # before another opens: one open cluster per key
-        cluster = _open_clusters(session)[key] = None
+        cluster = memory.open_clusters(session)[key] = None
     if cluster is not None and report.observed_at >= cluster.first_seen_at - policy.window:
         return Correlated(await _join(session, cluster, [signal]), ())
     if cluster is not None:
@@ -130,7 +111,8 @@ async def correlate(session: AsyncSession, report: Report, policy: Policy) -> Co
     )
     session.add(cluster)
     await session.flush()  # before its members refer to it
-    _open_clusters(session)[key] = cluster
+    memory.open_clusters(session)[key] = cluster
+    memory.members(session, cluster.id).asked = None  # new: nobody is in it yet
     facts = await _join(session, cluster, nearby)
     return Correlated(facts, tuple(s.issue_id for s in nearby if s.issue_id != report.issue_id))
 
@@ -140,7 +122,7 @@ async def _signal(
 ) -> ClusterSignal:
     """The issue's report: the one it made before (classified again), or a new one, written
     with the transaction's next flush."""
-    signals = transaction_scoped(session, _SIGNALS, dict[uuid.UUID, ClusterSignal | None])
+    signals = memory.signals(session)
     if report.issue_id in signals:
         signal = signals[report.issue_id]
     else:
@@ -159,12 +141,8 @@ async def _signal(
     return signal
 
 
-def _open_clusters(session: AsyncSession) -> dict[Key, OutageCluster | None]:
-    return transaction_scoped(session, _OPEN, dict[Key, OutageCluster | None])
-
-
 async def _open_cluster(session: AsyncSession, key: Key) -> OutageCluster | None:
-    clusters = _open_clusters(session)
+    clusters = memory.open_clusters(session)
     if key not in clusters:
         partner_id, service_key, region_key = key
         clusters[key] = await session.scalar(
@@ -183,24 +161,27 @@ async def _join(
 ) -> ClusterFacts:
     joining = [signal for signal in signals if signal.cluster_id != cluster.id]
     # A cluster of an outage can hold thousands of tenants: counted as they join, asking only
-    # whether the joining ones are in it already. Those that joined in this transaction are
-    # remembered, as may not be written yet.
-    known = transaction_scoped(session, _TENANTS, dict[str, set[str]]).setdefault(cluster.id, set())
-    unknown = {signal.tenant_key for signal in joining} - known
-    if unknown:
+    # whether the joining ones are in it already, unless the transaction knows. Those that
+    # joined in it are remembered, as they may not be written yet.
+    known = memory.members(session, cluster.id)
+    tenants = {signal.tenant_key for signal in joining} - known.present
+    unsure = set() if known.asked is None else tenants - known.asked
+    if unsure:
         with session.no_autoflush:
             present = set(
                 await session.scalars(
                     select(ClusterSignal.tenant_key)
                     .where(
                         ClusterSignal.cluster_id == cluster.id,
-                        ClusterSignal.tenant_key.in_(unknown),
+                        ClusterSignal.tenant_key.in_(unsure),
                     )
                     .distinct()
                 )
             )
-        cluster.tenants += len(unknown - present)
-        known |= unknown
+        tenants -= present
+        known.present |= present
+    cluster.tenants += len(tenants)
+    known.present |= tenants
     for signal in joining:
         signal.cluster_id = cluster.id
         signal.absorbed = False  # the notifier has this member's own request to look at

@@ -17,8 +17,8 @@ from services.classifier.correlation import (
     Report,
     correlate,
     policy_for,
-    preload_signals,
 )
+from services.classifier.correlation_memory import preload_reports
 from services.classifier.engine import Facts, evaluate, gather, with_cluster
 from services.classifier.facts import Decision, HealthView, IssueFacts
 from services.classifier.health import (
@@ -74,17 +74,15 @@ class IssueClassifier:
     async def preload(self, uow: UnitOfWork, envelopes: list[Envelope]) -> object:
         """A batch's issues, partners and local incidents in three queries; before them, the
         correlation keys any of its reports may take (see :mod:`shared.correlation_lock`) and
-        the reports its issues made before."""
+        what it knows of their correlation (see :mod:`services.classifier.correlation_memory`)."""
         received = [e.data for e in envelopes if isinstance(e.data, IssueReceived)]
-        reporting = [e for e in received if e.tenant_id is not None and e.region]
-        await lock_correlation_keys(
-            uow.session,
-            (
-                (event.partner_id, *correlation_key(event.service, event.region or ""))
-                for event in reporting
-            ),
-        )
-        await preload_signals(uow.session, [event.issue_id for event in reporting])
+        reports = [
+            (e.issue_id, (e.partner_id, *correlation_key(e.service, e.region)), str(e.tenant_id))
+            for e in received
+            if e.tenant_id is not None and e.region
+        ]
+        await lock_correlation_keys(uow.session, (key for _, key, _ in reports))
+        await preload_reports(uow.session, reports)
         loaded = await preload_issues(uow, envelopes)
         partners = {event.partner_id for event in received}
         if partners:

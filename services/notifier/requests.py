@@ -38,6 +38,7 @@ from shared.vocabulary import Outcome
 # What a batch's transaction read or wrote under its keys' locks (see shared.db.scoped).
 SIGNALS_KEY = "notifier.cluster_signals"  # issue id -> its cluster signal, or None
 CLUSTER_REQUESTS = "notifier.cluster_requests"  # dedupe key -> the cluster's request
+ABSORBED = "notifier.absorbed_clusters"  # the clusters whose members were looked at
 _Signals = dict[uuid.UUID, ClusterSignal | None]
 # Own dedupe key -> whether its request existed when the batch was read.
 OWN_KEY = "notifier.own_requests"
@@ -152,8 +153,11 @@ async def open_microsoft_request(
     record = await _request_of(uow, values, event.vehicle.value, cached=cluster_id is not None)
     # The issue may be one of the request's already (its event handled again).
     stage(uow.session, _insert_member, {"request_id": record.id, "issue_id": issue.id})
-    if cluster_id is not None:
+    absorbed = transaction_scoped(uow.session, ABSORBED, set[str])
+    if cluster_id is not None and cluster_id not in absorbed:
+        # Once per transaction: what joined since is visible to the next one.
         await _absorb(uow, record, cluster_id, now)
+        absorbed.add(cluster_id)
     return record
 
 

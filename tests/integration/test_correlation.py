@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.classifier.correlation import Policy, Report, correlate, preload_signals
+from services.classifier.correlation import Policy, Report, correlate
+from services.classifier.correlation_memory import preload_reports
 from services.notifier.connector import SubmissionPolicy
 from services.notifier.requests import open_microsoft_request
 from shared.db.base import utcnow
@@ -40,7 +42,8 @@ async def reports_together(
         repeated = [(i, t) for i, t in zip(previous[:again], tenants[:again], strict=True)]
         batch = [*((issue.id, tenant) for issue, tenant in zip(issues, tenants, strict=True))]
         batch += repeated
-        await preload_signals(uow.session, [issue_id for issue_id, _ in batch])
+        key = (partner_id, "exchange online", "westeurope")
+        await preload_reports(uow.session, [(issue_id, key, tenant) for issue_id, tenant in batch])
         found = []
         for n, (issue_id, tenant) in enumerate(batch):
             at = T0 + timedelta(minutes=n)
@@ -116,21 +119,42 @@ async def test_reports_correlated_in_one_transaction_add_up_as_one_at_a_time_wou
 ) -> None:
     partner = await seed_partner(database_url)
     uows = UnitOfWorkFactory(create_session_factory(engine))
-    found, _ = await reports_together(uows, partner.id, ["a", "b", "a", "c", "d", "c"])
-    cluster = found[3]
-    assert found[:3] == [None, None, None]
-    assert cluster is not None
-    assert found[4:] == [cluster, cluster]
-    assert await scalar(engine, "SELECT tenants FROM outage_clusters") == 4
-    assert await scalar(engine, "SELECT count(*) FROM cluster_signals") == 6
+    with _TenantQuestions(engine) as asked:
+        found, _ = await reports_together(uows, partner.id, ["a", "b", "a", "c", "d", "c"])
+        cluster = found[3]
+        assert found[:3] == [None, None, None]
+        assert cluster is not None
+        assert found[4:] == [cluster, cluster]
+        assert await scalar(engine, "SELECT tenants FROM outage_clusters") == 4
+        assert await scalar(engine, "SELECT count(*) FROM cluster_signals") == 6
 
-    # The next batch: two tenants already in the cluster, a new one, and two issues of the
-    # first batch classified again (reported once each still).
-    found, _ = await reports_together(uows, partner.id, ["b", "e", "d"], again=2)
-    assert found == [cluster] * 5
-    assert await scalar(engine, "SELECT tenants FROM outage_clusters") == 5
-    assert await scalar(engine, "SELECT count(*) FROM cluster_signals") == 9
-    assert await scalar(engine, "SELECT count(*) FROM outage_clusters") == 1
+        # The next batch: two tenants already in the cluster, a new one, and two issues of
+        # the first batch classified again (reported once each still).
+        found, _ = await reports_together(uows, partner.id, ["b", "e", "d"], again=2)
+        assert found == [cluster] * 5
+        assert await scalar(engine, "SELECT tenants FROM outage_clusters") == 5
+        assert await scalar(engine, "SELECT count(*) FROM cluster_signals") == 9
+        assert await scalar(engine, "SELECT count(*) FROM outage_clusters") == 1
+    assert asked == [], "what the batches knew already was not asked report by report"
+
+
+class _TenantQuestions(list[str]):
+    """The statements that ask, report by report, whether a tenant is in a cluster."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__()
+        self._engine = engine.sync_engine
+
+    def _sent(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "DISTINCT cluster_signals.tenant_key" in statement:
+            self.append(statement)
+
+    def __enter__(self) -> _TenantQuestions:
+        event.listen(self._engine, "before_cursor_execute", self._sent)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._sent)
 
 
 async def test_an_issue_classified_again_is_reported_once(

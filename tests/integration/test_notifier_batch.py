@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifier.connector import SubmissionPolicy
 from services.notifier.handler import IssueRouter, preload_batch
+from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
 from shared.db.models import (
     Classification,
+    ClusterSignal,
     Issue,
     MicrosoftRequest,
+    OutageCluster,
     WebhookDelivery,
     WebhookSubscription,
 )
@@ -250,3 +254,68 @@ async def _requests_of(uows: UnitOfWorkFactory) -> dict[uuid.UUID, list[str]]:
         pointing = {issue_id: request_id for issue_id, request_id in rows if request_id}
         listed = await issue_ids_of(uow.session, set(pointing.values()))
         return {issue_id: listed[request_id] for issue_id, request_id in pointing.items()}
+
+
+async def test_a_batch_looks_at_a_clusters_members_once_and_files_one_request_for_them(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    refs = [f"member-{n}" for n in range(4)]
+    members = await _classified_issues(engine, uows, partner.id, refs)
+    async with uows() as uow:
+        uow.session.add(
+            OutageCluster(
+                id="cl_batch",
+                partner_id=partner.id,
+                service_key="exchange online",
+                region_key="westeurope",
+                service="Exchange Online",
+                region="westeurope",
+                first_seen_at=utcnow(),
+                last_seen_at=utcnow(),
+            )
+        )
+        await uow.session.flush()
+        uow.session.add_all(
+            ClusterSignal(
+                issue_id=member,
+                partner_id=partner.id,
+                tenant_key=f"tenant-{n}",
+                service_key="exchange online",
+                region_key="westeurope",
+                observed_at=utcnow(),
+                cluster_id="cl_batch",
+            )
+            for n, member in enumerate(members)
+        )
+        await uow.commit()
+    escalated = [
+        _enveloped(
+            classified_event(m, partner.id, Outcome.ESCALATED_TO_MICROSOFT).model_copy(
+                update={"cluster_id": "cl_batch"}
+            )
+        )
+        for m in members
+    ]
+    looked: list[str] = []
+
+    def absorbs(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "absorbed" in statement and statement.lstrip().upper().startswith("SELECT"):
+            looked.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", absorbs)
+    try:
+        await _route(uows, escalated)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", absorbs)
+
+    assert len(looked) == 1, "the cluster's members looked at once in the batch"
+    requests = await _requests_of(uows)
+    assert set(requests) == set(members)
+    assert all(listed == sorted(str(m) for m in members) for listed in requests.values())
+    async with uows() as uow:
+        unabsorbed = await uow.session.scalar(
+            select(func.count()).where(ClusterSignal.absorbed.is_(False))
+        )
+    assert unabsorbed == 0
