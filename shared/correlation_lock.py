@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -23,11 +23,12 @@ from shared.db.loaded import loaded
 from shared.db.models import ClusterSignal, CorrelationKey
 from shared.db.scoped import transaction_scoped
 from shared.db.staged import joined
-from shared.db.upsert import insert_if_absent
+from shared.db.upsert import insert_if_absent, insert_ignoring
 
 Key = tuple[uuid.UUID, str, str]  # partner id, service key, region key
 # The keys the session's current transaction holds.
 _HELD = "correlation_lock.held"
+_KEY_COLUMNS = ("partner_id", "service_key", "region_key")
 
 
 def correlation_key(service: str, region: str) -> tuple[str, str]:
@@ -35,9 +36,28 @@ def correlation_key(service: str, region: str) -> tuple[str, str]:
 
 
 async def lock_correlation_keys(session: AsyncSession, keys: Iterable[Key]) -> None:
-    """Hold every one of ``keys`` until the transaction ends, taken in their sort order."""
-    for key in sorted(set(keys)):
-        await lock_correlation_key(session, *key)
+    """Hold every one of ``keys`` until the transaction ends, taken in the database's sort
+    order; two statements however many there are (their rows written where absent, then
+    locked), none for keys the transaction holds already."""
+    wanted = sorted(set(keys) - _held(session))
+    if len(wanted) <= 1:
+        for key in wanted:
+            await lock_correlation_key(session, *key)
+        return
+    table = table_of(CorrelationKey)
+    dialect = session.get_bind().dialect.name
+    rows = [dict(zip(_KEY_COLUMNS, key, strict=True)) for key in wanted]
+    await session.execute(insert_ignoring(dialect, table, _KEY_COLUMNS), rows)
+    columns = [table.c[name] for name in _KEY_COLUMNS]
+    # Locked as the sort returns them, in the order the rows were written (Python's: bytes).
+    order = [c.collate("C") if dialect == "postgresql" else c for c in columns[1:]]
+    await session.execute(
+        select(table.c.partner_id)
+        .where(tuple_(*columns).in_(wanted))
+        .order_by(table.c.partner_id, *order)
+        .with_for_update()
+    )
+    _held(session).update(wanted)
 
 
 async def lock_correlation_key(

@@ -55,6 +55,38 @@ async def test_keys_are_taken_in_one_order_whatever_order_a_batch_asks_for_them(
     await asyncio.wait_for(waiting, timeout=10)
 
 
+@pytest.mark.usefixtures("postgresql_only")
+async def test_keys_written_before_are_locked_in_one_order_too(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    partner = await seed_partner(database_url)
+    keys = [(partner.id, "exchange online", region) for region in ("Ä-north", "b", "a", "B")]
+    uows = UnitOfWorkFactory(create_session_factory(engine))
+    async with uows() as uow:
+        for key in keys:  # the rows there already, stored in no particular order
+            await lock_correlation_key(uow.session, *key)
+            await uow.commit()
+    first, last = min(keys), max(keys)
+    async with uows() as holder:
+        await lock_correlation_key(holder.session, *first)
+
+        async def asking_for_all() -> None:
+            async with uows() as batch:
+                # Whatever plan PostgreSQL picks: a scan of the table meets them as stored.
+                for setting in ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan"):
+                    await batch.session.execute(text(f"SET LOCAL {setting} = off"))
+                await lock_correlation_keys(batch.session, reversed(keys))
+                await batch.commit()
+
+        waiting = asyncio.create_task(asking_for_all())
+        await eventually(lambda: _waits_for_a_lock(engine), timeout=10)
+        # The batch waits for the first key holding none of the others.
+        await asyncio.wait_for(lock_correlation_key(holder.session, *last), timeout=5)
+        assert not waiting.done()
+        await holder.commit()
+    await asyncio.wait_for(waiting, timeout=10)
+
+
 async def test_a_key_the_transaction_holds_is_not_locked_again(
     engine: AsyncEngine, database_url: str
 ) -> None:
@@ -71,6 +103,11 @@ async def test_a_key_the_transaction_holds_is_not_locked_again(
         async with uows() as uow:
             await lock_correlation_key(uow.session, *one)  # a new transaction holds nothing
         assert len(sent) == 6
+        many = [(partner.id, "teams", f"region-{n}") for n in range(6)]
+        async with uows() as uow:
+            await lock_correlation_keys(uow.session, [*many, one])
+            await uow.commit()
+        assert len(sent) == 8, "a batch's keys: written where absent, then locked, together"
 
 
 @pytest.mark.usefixtures("postgresql_only")
