@@ -2,10 +2,10 @@
 
 A batch transaction may need several keys. Taken as its events come, two batches could each
 hold a key the other waits for (the classifier's, correlating reports, and the notifier's,
-reading the clusters it opens requests for): PostgreSQL then aborts one of them, and its events
-are handled again one transaction each. So a batch takes every key it may need before it locks
-its issues, all in one order (:func:`lock_correlation_keys`), and a key its transaction already
-holds is not locked again.
+reading whether a cluster is forming around an issue it escalates): PostgreSQL then aborts one
+of them, and its events are handled again one transaction each. So a batch takes every key it
+may need before it locks its issues, all in one order (:func:`lock_correlation_keys`), and a key
+its transaction already holds is not locked again.
 """
 
 from __future__ import annotations

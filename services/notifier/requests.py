@@ -35,7 +35,7 @@ from shared.ids import new_id
 from shared.observability import metrics
 from shared.vocabulary import Outcome
 
-# What a batch's transaction read or wrote under its keys' locks (see shared.db.scoped).
+# What a batch's transaction read or wrote, kept until it ends (see shared.db.scoped).
 SIGNALS_KEY = "notifier.cluster_signals"  # issue id -> its cluster signal, or None
 CLUSTER_REQUESTS = "notifier.cluster_requests"  # dedupe key -> the cluster's request
 ABSORBED = "notifier.absorbed_clusters"  # the clusters whose members were looked at
@@ -46,7 +46,8 @@ OWN_KEY = "notifier.own_requests"
 
 async def preload_requests(session: AsyncSession, events: list[IssueClassified]) -> object:
     """The cluster signals of a batch's issues, and which of its escalated issues already have
-    their own request, in two queries; the signals are returned to be held."""
+    their own request, in two queries (two more, and two to take keys, when a cluster may be
+    forming around some of them); the signals are returned to be held."""
     issue_ids = {e.issue_id for e in events}
     signals = await read_signals(session, issue_ids)
     # A signal in a cluster stays in it: its issue's request is the cluster's, whatever the
