@@ -297,7 +297,9 @@ async def _absorb(
     member_of.pop(record.id, None)
     own = await _own_requests_of(session, member_of) if member_of else []
     if own:
-        # Its notes, as they are, and kept so: another notifier may be noting on it too.
+        # The batch's pending rows first: the issues' so that re-pointing sees them, the
+        # record's so that reading its notes again keeps them. Then its notes as they are, and
+        # kept so: another notifier may be noting on it too.
         await uow.flush()
         await session.refresh(record, ["notes"], with_for_update=True)
     settled = {issue_id for issue_id, _ in pending}
@@ -343,11 +345,11 @@ async def _own_requests_of(
 async def _supersede(
     uow: UnitOfWork, request: MicrosoftRequest, record: MicrosoftRequest, now: datetime
 ) -> None:
-    """Close a member's unfiled own ``request`` as merged into the cluster's ``record``."""
+    """Close a member's unfiled own ``request`` as merged into the cluster's ``record``, its
+    issues re-pointed (the batch's pending rows flushed already, by :func:`_absorb`)."""
     request.superseded_by_id = record.id
     request.status = "closed"
     request.notes = [*request.notes, _note(f"merged into request {record.id}", now)]
-    await uow.flush()  # the batch's pending issue rows first, so that re-pointing sees them
     await uow.session.execute(
         update(Issue)
         .where(Issue.microsoft_request_id == request.id)

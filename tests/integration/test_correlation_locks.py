@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import pytest
@@ -19,15 +19,22 @@ from services.notifier.handler import preload_batch
 from shared.correlation_lock import Key, lock_correlation_key, lock_correlation_keys
 from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
-from shared.db.models import ClusterSignal, OutageCluster
+from shared.db.models import ClusterSignal
 from shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from shared.events.envelope import Envelope, decode, encode
 from shared.events.models import IssueEvent
 from shared.settings import ClassifierSettings
 from shared.vocabulary import Outcome
-from tests.support.factories import accepted_issues, classified_event, eventually, seed_partner
+from tests.support.factories import (
+    accepted_issues,
+    classified_event,
+    eventually,
+    open_cluster,
+    seed_partner,
+)
 
 Preload = Callable[[UnitOfWork, list[Envelope]], Awaitable[object]]
+_INDEX_SCANS = ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan")
 
 
 @pytest.mark.usefixtures("postgresql_only")
@@ -36,23 +43,7 @@ async def test_keys_are_taken_in_one_order_whatever_order_a_batch_asks_for_them(
 ) -> None:
     partner = await seed_partner(database_url)
     first, second = (partner.id, "exchange online", "a"), (partner.id, "exchange online", "b")
-    uows = UnitOfWorkFactory(create_session_factory(engine))
-    async with uows() as holder:
-        await lock_correlation_key(holder.session, *first)
-
-        async def asking_in_reverse() -> None:
-            async with uows() as batch:
-                await lock_correlation_keys(batch.session, [second, first])
-                await batch.commit()
-
-        waiting = asyncio.create_task(asking_in_reverse())
-        await eventually(lambda: _waits_for_a_lock(engine), timeout=10)
-        # The waiting batch holds nothing yet: taking the second key here does not close a
-        # cycle (PostgreSQL would abort one of the two as deadlocked).
-        await asyncio.wait_for(lock_correlation_key(holder.session, *second), timeout=5)
-        assert not waiting.done()
-        await holder.commit()
-    await asyncio.wait_for(waiting, timeout=10)
+    await _batch_waits_holding_nothing(engine, [second, first])
 
 
 @pytest.mark.usefixtures("postgresql_only")
@@ -66,21 +57,37 @@ async def test_keys_written_before_are_locked_in_one_order_too(
         for key in keys:  # the rows there already, stored in no particular order
             await lock_correlation_key(uow.session, *key)
             await uow.commit()
+    # Whatever plan PostgreSQL picks: a scan of the table meets them as stored.
+    await _batch_waits_holding_nothing(engine, reversed(keys), table_scan=True)
+
+
+async def _batch_waits_holding_nothing(
+    engine: AsyncEngine, asked: Iterable[Key], *, table_scan: bool = False
+) -> None:
+    """Another transaction holds the first of the keys (in sort order); a batch asking for
+    them in the order ``asked`` waits for it holding none of the others, so that the other
+    transaction taking the last one closes no cycle (PostgreSQL would abort one of the two as
+    deadlocked). ``table_scan``: the batch's plans may not use an index."""
+    keys = list(asked)
     first, last = min(keys), max(keys)
+    uows = UnitOfWorkFactory(create_session_factory(engine))
     async with uows() as holder:
         await lock_correlation_key(holder.session, *first)
 
-        async def asking_for_all() -> None:
+        async def asking() -> None:
             async with uows() as batch:
-                # Whatever plan PostgreSQL picks: a scan of the table meets them as stored.
-                for setting in ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan"):
-                    await batch.session.execute(text(f"SET LOCAL {setting} = off"))
-                await lock_correlation_keys(batch.session, reversed(keys))
+                if table_scan:
+                    for setting in (
+                        "enable_indexscan",
+                        "enable_bitmapscan",
+                        "enable_indexonlyscan",
+                    ):
+                        await batch.session.execute(text(f"SET LOCAL {setting} = off"))
+                await lock_correlation_keys(batch.session, keys)
                 await batch.commit()
 
-        waiting = asyncio.create_task(asking_for_all())
+        waiting = asyncio.create_task(asking())
         await eventually(lambda: _waits_for_a_lock(engine), timeout=10)
-        # The batch waits for the first key holding none of the others.
         await asyncio.wait_for(lock_correlation_key(holder.session, *last), timeout=5)
         assert not waiting.done()
         await holder.commit()
@@ -143,7 +150,7 @@ async def test_a_notifier_batch_takes_the_keys_of_clusters_forming_before_it_loc
     formed = (partner.id, "sharepoint online", "northeurope")
     uows = UnitOfWorkFactory(create_session_factory(engine))
     async with uows() as uow:
-        uow.session.add(_open_cluster(formed))
+        uow.session.add(open_cluster("cl_formed", formed))
         await uow.session.flush()
         for event_, (_, service_key, region_key), cluster_id in zip(
             received, [*forming, formed], [None, None, "cl_formed"], strict=True
@@ -166,20 +173,6 @@ async def test_a_notifier_batch_takes_the_keys_of_clusters_forming_before_it_loc
     # The cluster that formed is not waited for: its members' request is the cluster's.
     await _keys_taken_while_an_issue_is_locked(
         engine, preload_batch, events, set(forming), received[-1].issue_id, not_taken={formed}
-    )
-
-
-def _open_cluster(key: Key) -> OutageCluster:
-    partner_id, service_key, region_key = key
-    return OutageCluster(
-        id="cl_formed",
-        partner_id=partner_id,
-        service_key=service_key,
-        region_key=region_key,
-        service=service_key,
-        region=region_key,
-        first_seen_at=utcnow(),
-        last_seen_at=utcnow(),
     )
 
 

@@ -19,7 +19,6 @@ from shared.db.models import (
     ClusterSignal,
     Issue,
     MicrosoftRequest,
-    OutageCluster,
     WebhookDelivery,
     WebhookSubscription,
 )
@@ -28,7 +27,7 @@ from shared.events.envelope import Envelope, decode, encode
 from shared.events.models import IssueClassified
 from shared.microsoft_requests import issue_ids_of
 from shared.vocabulary import IssueStatus, Outcome
-from tests.support.factories import accepted_issues, classified_event, seed_partner
+from tests.support.factories import accepted_issues, classified_event, open_cluster, seed_partner
 
 
 async def test_a_batch_routes_each_issue_with_its_request_and_webhooks(
@@ -264,18 +263,8 @@ async def test_a_batch_looks_at_a_clusters_members_once_and_files_one_request_fo
     refs = [f"member-{n}" for n in range(4)]
     members = await _classified_issues(engine, uows, partner.id, refs)
     async with uows() as uow:
-        uow.session.add(
-            OutageCluster(
-                id="cl_batch",
-                partner_id=partner.id,
-                service_key="exchange online",
-                region_key="westeurope",
-                service="Exchange Online",
-                region="westeurope",
-                first_seen_at=utcnow(),
-                last_seen_at=utcnow(),
-            )
-        )
+        key = (partner.id, "exchange online", "westeurope")
+        uow.session.add(open_cluster("cl_batch", key))
         await uow.session.flush()
         uow.session.add_all(
             ClusterSignal(

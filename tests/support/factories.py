@@ -17,7 +17,7 @@ from services.intake.accept_writes import accept_rows, store_many
 from shared.db.base import utcnow
 from shared.db.direct import Direct
 from shared.db.engine import create_engine, create_session_factory
-from shared.db.models import Issue, OutboxMessage
+from shared.db.models import Issue, OutageCluster, OutboxMessage
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueClassified, IssueReceived, IssueUpdated
 from shared.kafka.outbox import RELAY, OutboxRelay, enqueue
@@ -284,3 +284,19 @@ async def stuck_in_received(
         )
         await uow.commit()
     return uows, issue_id
+
+
+def open_cluster(cluster_id: str, key: tuple[uuid.UUID, str, str]) -> OutageCluster:
+    """An open outage cluster on correlation key (partner id, service key, region key), seen
+    just now."""
+    partner_id, service_key, region_key = key
+    return OutageCluster(
+        id=cluster_id,
+        partner_id=partner_id,
+        service_key=service_key,
+        region_key=region_key,
+        service=service_key,
+        region=region_key,
+        first_seen_at=utcnow(),
+        last_seen_at=utcnow(),
+    )
