@@ -27,6 +27,7 @@ from bench.measure import Machine, Usage, cpu_per, machine_cpu, reading_routed, 
 from shared.ports import free_port
 from shared.vocabulary import Vehicle
 from tests.support.factories import SeededPartner, seed_partner
+from tests.support.launch import Exec
 from tests.support.stack import Stack
 
 HERE = Path(__file__).parent
@@ -219,7 +220,9 @@ async def intake_accept(
     keyed: bool = False,
 ) -> dict[str, Any]:
     auth = (await seed(database_url)).headers["Authorization"]
-    stack = Stack(database_url, bootstrap, f"b{uuid.uuid4().hex[:6]}.", workdir, timings=BENCH_ENV)
+    stack = Stack(
+        database_url, bootstrap, f"b{uuid.uuid4().hex[:6]}.", workdir, Exec(), timings=BENCH_ENV
+    )
     await stack.start("intake")
     try:
         intake = stack.services["intake"].process
@@ -252,7 +255,7 @@ async def pipeline(
     ``regions`` regions, if any (see :func:`bench.driver.bodies`)."""
     auth = (await seed(database_url)).headers["Authorization"]
     prefix = f"b{uuid.uuid4().hex[:6]}."
-    stack = Stack(database_url, bootstrap, prefix, workdir, timings=BENCH_ENV)
+    stack = Stack(database_url, bootstrap, prefix, workdir, Exec(), timings=BENCH_ENV)
     await stack.start()
     payloads = _payloads("e", regions)
     pids = {n: s.process.pid for n, s in stack.services.items() if s.process is not None}
@@ -307,7 +310,7 @@ async def catch_up(
     left out); nothing else of the pipeline runs meanwhile."""
     auth = (await seed(database_url)).headers["Authorization"]
     prefix = f"c{uuid.uuid4().hex[:6]}."
-    stack = Stack(database_url, bootstrap, prefix, workdir, timings=BENCH_ENV)
+    stack = Stack(database_url, bootstrap, prefix, workdir, Exec(), timings=BENCH_ENV)
     await stack.start("intake")
     payloads = _payloads("c")
     figures: dict[str, Any] = {"backlog": 0}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ from shared.settings import DatabaseSettings
 from tests.support.broker import any_broker
 from tests.support.database import DatabaseServer, database_server, take_selection
 from tests.support.faults import SUMMARY_KEY, summary_table
+from tests.support.forkserver import ForkServer
+from tests.support.launch import ESCALATION
 from tests.support.stack import Stack
 
 
@@ -68,6 +70,14 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def forks(workdir: Path) -> Iterator[ForkServer]:
+    """Forks this test process's service processes (started when a test first needs one)."""
+    server = ForkServer(workdir, ESCALATION)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
 async def bootstrap_servers(workdir: Path) -> AsyncIterator[str]:
     async with any_broker(workdir) as servers:
         yield servers
@@ -113,10 +123,10 @@ def topic_prefix() -> str:
 
 @pytest.fixture
 async def stack(
-    database_url: str, bootstrap_servers: str, topic_prefix: str, tmp_path: Path
+    database_url: str, bootstrap_servers: str, topic_prefix: str, tmp_path: Path, forks: ForkServer
 ) -> AsyncIterator[Stack]:
     """All three services against this test's database and topics; stopped afterwards."""
-    stack = Stack(database_url, bootstrap_servers, topic_prefix, tmp_path)
+    stack = Stack(database_url, bootstrap_servers, topic_prefix, tmp_path, forks)
     try:
         yield stack
     finally:

@@ -15,18 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.kafka.embedded import EmbeddedBroker
 from tests.support.factories import eventually, issue_body, routed_issues, scalar, seed_partner
+from tests.support.forkserver import ForkServer
 from tests.support.stack import Stack
 
 DURING_OUTAGE = 50
 
 
 async def test_issues_accepted_while_the_broker_is_down_are_all_routed_after_it_returns(
-    database_url: str, engine: AsyncEngine, topic_prefix: str, tmp_path: Path
+    database_url: str, engine: AsyncEngine, topic_prefix: str, tmp_path: Path, forks: ForkServer
 ) -> None:
     partner = await seed_partner(database_url)
     broker = EmbeddedBroker(log_path=tmp_path / "broker.log")
     await broker.start()
-    stack = Stack(database_url, broker.bootstrap_servers, topic_prefix, tmp_path)
+    stack = Stack(database_url, broker.bootstrap_servers, topic_prefix, tmp_path, forks)
     try:
         await stack.start()
         async with httpx.AsyncClient(

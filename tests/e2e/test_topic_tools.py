@@ -22,7 +22,8 @@ from tests.support.factories import (
     routed_issues,
     seed_partner,
 )
-from tests.support.stack import ESCALATION, Stack
+from tests.support.launch import ESCALATION
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.single_db
 

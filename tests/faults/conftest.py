@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.kafka.embedded import EmbeddedBroker
 from tests.faults.scenario import Fault, Runner, exercise
 from tests.support.faults import Reconciliation
+from tests.support.forkserver import ForkServer
 from tests.support.stack import Stack
 
 
@@ -24,10 +25,14 @@ async def broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
 
 @pytest.fixture
 async def fault_stack(
-    broker: EmbeddedBroker, database_url: str, topic_prefix: str, tmp_path: Path
+    broker: EmbeddedBroker,
+    database_url: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    forks: ForkServer,
 ) -> AsyncIterator[Stack]:
     """The three services on the scenario's own broker; stopped afterwards."""
-    stack = Stack(database_url, broker.bootstrap_servers, topic_prefix, tmp_path)
+    stack = Stack(database_url, broker.bootstrap_servers, topic_prefix, tmp_path, forks)
     try:
         yield stack
     finally:

@@ -84,9 +84,12 @@ class DatabaseServer:
         return self._url(await self._create(f"csp_empty_{uuid.uuid4().hex[:12]}"))
 
     async def drop_all(self) -> None:
-        for name in reversed(self._created):
-            await self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self._created.clear()
+        """All at once: each ``DROP DATABASE`` waits for a checkpoint, and drops waiting together
+        share one."""
+        names, self._created = self._created, []
+        await asyncio.gather(
+            *(self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)') for name in names)
+        )
 
     async def _create(self, name: str, *, template: str | None = None) -> str:
         clause = f' TEMPLATE "{template}"' if template else ""

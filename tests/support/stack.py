@@ -1,4 +1,5 @@
-"""The three services as real subprocesses (``escalation run X``), so tests can kill -9 them."""
+"""The three services as processes of their own (``escalation run X``), so tests can kill -9
+them; started by a :class:`~tests.support.launch.Launcher`."""
 
 from __future__ import annotations
 
@@ -6,16 +7,14 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import httpx
 
 from shared.ports import free_port
+from tests.support.launch import ESCALATION, Launcher, Process
 
-ESCALATION = str(Path(sys.executable).with_name("escalation"))
 SERVICES = ("intake", "classifier", "notifier")
 
 # Short timings so crashes, rebalances and re-drives resolve within a test's patience.
@@ -52,8 +51,7 @@ class Service:
     port: int
     log_path: Path
     command: str = ""
-    process: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
+    process: Process | None = None
 
 
 @dataclass
@@ -62,6 +60,7 @@ class Stack:
     bootstrap_servers: str
     topic_prefix: str
     workdir: Path
+    launcher: Launcher
     extra_env: dict[str, str] = field(default_factory=dict)
     timings: dict[str, str] = field(default_factory=lambda: dict(FAST_ENV))
     services: dict[str, Service] = field(default_factory=dict)
@@ -115,14 +114,7 @@ class Stack:
             service = self.services[name]
             env = self.env()
             env[f"HTTP_{service.command.upper()}_PORT"] = str(service.port)
-            service._log = open(service.log_path, "ab")  # noqa: SIM115 - closed in _reap
-            service.process = subprocess.Popen(
-                [ESCALATION, "run", service.command],
-                env=env,
-                stdout=service._log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+            service.process = self.launcher.start(["run", service.command], env, service.log_path)
         await asyncio.gather(*(self._wait_healthy(self.services[n]) for n in names or SERVICES))
 
     async def _wait_healthy(self, service: Service, timeout_s: float = 30) -> None:
@@ -163,7 +155,7 @@ class Stack:
         if service.process is not None and service.process.poll() is None:
             service.process.send_signal(sig)
             service.process.wait(timeout=20)
-        self._reap(service)
+        service.process = None
 
     async def stop(self) -> None:
         for service in self.services.values():
@@ -176,13 +168,7 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     service.process.kill()
                     service.process.wait()
-            self._reap(service)
-
-    def _reap(self, service: Service) -> None:
-        service.process = None
-        if service._log is not None:
-            service._log.close()
-            service._log = None
+            service.process = None
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.services[name].log_path
