@@ -2,7 +2,7 @@
 services once, so each start forks instead of importing everything again.
 
 Importing the services costs about 1.3 s of CPU per process on the 2-core machine: most of what
-a service spends before it answers. The end-to-end and fault tests start some 250 service
+a service spends before it answers. The end-to-end and fault tests start some 220 service
 processes per run of the suite. A forked process runs the same command line as the console
 script (``services.cli.app`` with its arguments), with its own environment, log file and
 process id, so a test can still kill it with SIGKILL.
