@@ -127,10 +127,12 @@ async def owned(
     what: str,
     *,
     hidden: Callable[[Owned], bool] | None = None,
+    lock: bool = False,
 ) -> Owned:
     """The partner's row; another partner's, or one ``hidden`` from this key, answers 404
-    exactly like a row that does not exist."""
-    row = await uow.session.get(model, key)
+    exactly like a row that does not exist. ``lock``: held until the transaction ends, for a
+    change computed from what is read (PostgreSQL; on SQLite the write gate serializes)."""
+    row = await uow.session.get(model, key, with_for_update=lock or None)
     if row is None or row.partner_id != principal.partner_id or (hidden and hidden(row)):
         raise Problem(404, f"No {what} {key}.")
     if isinstance(row, Issue):

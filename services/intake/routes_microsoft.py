@@ -44,8 +44,10 @@ async def _viewed(uow: UnitOfWork, request: MicrosoftRequest) -> MicrosoftReques
     return _view(request, issue_ids[request.id])
 
 
-async def _owned(uow: UnitOfWork, principal: Principal, request_id: uuid.UUID) -> MicrosoftRequest:
-    return await owned(uow, principal, MicrosoftRequest, request_id, "Microsoft request")
+async def _owned(
+    uow: UnitOfWork, principal: Principal, request_id: uuid.UUID, *, lock: bool = False
+) -> MicrosoftRequest:
+    return await owned(uow, principal, MicrosoftRequest, request_id, "Microsoft request", lock=lock)
 
 
 @router.get(
@@ -112,7 +114,9 @@ async def patch_request(
     except ValueError as exc:
         raise invalid_field("body.status", str(exc), "enum") from exc
     async with uow:
-        request = await _owned(uow, principal, request_id)
+        # Locked: the notes are rewritten whole, and the notifier and the Partner Center
+        # connector append to them too.
+        request = await _owned(uow, principal, request_id, lock=True)
         now = utcnow()
         changed = lifecycle.apply_update(
             request,

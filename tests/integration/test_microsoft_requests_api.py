@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -84,6 +86,37 @@ async def test_filing_a_request_by_hand_starts_the_first_response_clock_and_tell
     bad = await api.patch(url, headers=partner.headers, json={"status": "resolved"})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "body.status"
+
+
+@pytest.mark.usefixtures("postgresql_only")
+async def test_a_note_written_by_hand_keeps_the_note_the_notifier_is_appending(
+    api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
+) -> None:
+    """The notes are rewritten whole: a PATCH that read them while the notifier was appending
+    one (its row lock held) would write them back without the notifier's."""
+    partner = await seed_partner(database_url)
+    sessions = create_session_factory(engine)
+    request_id = await seed_request(UnitOfWorkFactory(sessions), partner.id)
+    async with sessions() as notifier, notifier.begin():
+        record = await notifier.get(MicrosoftRequest, request_id, with_for_update=True)
+        assert record is not None
+        record.notes = [*record.notes, {"at": "t", "author": "notifier", "text": "kept"}]
+        await notifier.flush()
+        patching = asyncio.create_task(
+            api.patch(
+                f"/v1/microsoft-requests/{request_id}",
+                headers=partner.headers,
+                json={"note": "called the customer back"},
+            )
+        )
+        await asyncio.sleep(0.5)  # the PATCH is waiting for the row by now
+        assert not patching.done()
+    patched = await patching
+    assert patched.status_code == 200, patched.text
+    assert [note["text"] for note in patched.json()["notes"]] == [
+        "kept",
+        "called the customer back",
+    ]
 
 
 async def test_a_filed_request_past_its_target_is_marked_overdue_once_until_answered(
