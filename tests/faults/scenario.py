@@ -75,11 +75,17 @@ async def exercise(
         async with loading(load) as task:
             await asyncio.sleep(1.5)
             cleared = await fault(Context(stack, broker, receiver, load, topic_prefix))
+            # The fault's backlog: the issues accepted until it was cleared. The load goes on
+            # after that, so the time to the last issue routed would measure the load's length.
+            backlog = asyncio.create_task(
+                wait_until_routed(engine, set(load.accepted.values()), timeout_s=SETTLE_S)
+            )
             await asyncio.wait_for(task, timeout=SETTLE_S)
         ids = set(load.accepted.values())
-        done = await wait_until_routed(engine, ids, timeout_s=SETTLE_S)
+        await wait_until_routed(engine, ids, timeout_s=SETTLE_S)
+        caught_up = await backlog
         await eventually(lambda: _settled(engine), timeout=SETTLE_S, message=lambda: stack.logs())
-        result = await _reconcile(name, engine, broker, topic_prefix, ids, cleared, done)
+        result = await _reconcile(name, engine, broker, topic_prefix, ids, cleared, caught_up)
         delivered = {r.headers["webhook-id"] for r in receiver.received}
     request.node.user_properties.append((SUMMARY_KEY, json.dumps(result.row())))
     print(json.dumps(result.row()))
@@ -112,7 +118,7 @@ async def _reconcile(
     topic_prefix: str,
     ids: set[str],
     cleared: float,
-    done: float | None,
+    caught_up: float | None,
 ) -> Reconciliation:
     routed = await routed_count(engine, ids)
     twice = await duplicates(engine)
@@ -123,7 +129,7 @@ async def _reconcile(
         routed=routed,
         duplicates=sum(twice.values()),
         lost=len(ids) - routed,
-        recovery_s=None if done is None else round(max(done - cleared, 0.0), 1),
+        recovery_s=None if caught_up is None else round(max(caught_up - cleared, 0.0), 1),
         dead_lettered=sum(len(records) for records in parked.values()),
         notes=[f"{kind}: {n}" for kind, n in twice.items() if n],
     )
