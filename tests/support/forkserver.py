@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 _REAP_EVERY_S = 0.05
 
@@ -40,7 +40,7 @@ def _preload() -> None:
     import services.serve  # noqa: F401
 
 
-def _child(request: dict[str, Any], inherited: list[socket.socket]) -> None:
+def _child(request: dict[str, Any], inherited: list[socket.socket]) -> NoReturn:
     """In the forked child: become ``escalation ARGS`` and never return."""
     code = 1
     try:
@@ -121,8 +121,8 @@ def serve(path: str) -> None:
 @dataclass
 class Forked:
     """A forked ``escalation`` process, answering as much of :class:`subprocess.Popen` as the
-    tests use. Signals go through a pidfd, so they never reach a later process with the same
-    pid."""
+    tests use. Signals go through a pidfd, so once it has ended they cannot reach a process
+    given its pid since (-1: it had ended before the pidfd was opened)."""
 
     args: list[str]
     pid: int
@@ -144,7 +144,7 @@ class Forked:
         return self.returncode
 
     def send_signal(self, number: int) -> None:
-        if self.poll() is None:
+        if self.poll() is None and self._pidfd >= 0:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._pidfd, number)
 
@@ -153,10 +153,11 @@ class Forked:
 
     def _finish(self) -> None:
         line = self._connection.makefile("rb").readline()
-        # The server itself gone: the child went with it, killed.
+        # No status: the server ended first (when stopped, it kills the children it has left).
         self.returncode = int(line) if line else -signal.SIGKILL
         self._connection.close()
-        os.close(self._pidfd)
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
 
 
 @dataclass
@@ -175,8 +176,13 @@ class ForkServer:
         self._ensure_running()
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         connection.connect(str(self._path))
-        request = {"argv0": self.argv0, "args": args, "env": env, "log": str(log)}
-        request["cwd"] = os.getcwd()
+        request = {
+            "argv0": self.argv0,
+            "args": args,
+            "env": env,
+            "log": str(log),
+            "cwd": os.getcwd(),
+        }
         connection.sendall(json.dumps(request).encode() + b"\n")
         line = b""
         while not line.endswith(b"\n"):
@@ -185,7 +191,11 @@ class ForkServer:
                 raise RuntimeError(f"fork server gave no pid: {self.log_tail()}")
             line += chunk
         pid = int(line)
-        return Forked([self.argv0, *args], pid, connection, os.pidfd_open(pid))
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:  # ended and reaped already; its status is on the way
+            pidfd = -1
+        return Forked([self.argv0, *args], pid, connection, pidfd)
 
     def _ensure_running(self) -> None:
         if self._process is not None and self._process.poll() is None:
