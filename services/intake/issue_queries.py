@@ -23,9 +23,11 @@ from shared.db.uow import UnitOfWork
 from shared.vocabulary import IssueStatus, Outcome
 
 
-async def owned_issue(uow: UnitOfWork, principal: Principal, issue_id: uuid.UUID) -> Issue:
+async def owned_issue(
+    uow: UnitOfWork, principal: Principal, issue_id: uuid.UUID, *, lock: bool = False
+) -> Issue:
     """The partner's issue, if this key's role may see its category; otherwise 404, the same
-    answer as for an issue that does not exist."""
+    answer as for an issue that does not exist. ``lock``: as :func:`owned`'s."""
     return await owned(
         uow,
         principal,
@@ -33,6 +35,7 @@ async def owned_issue(uow: UnitOfWork, principal: Principal, issue_id: uuid.UUID
         issue_id,
         "issue",
         hidden=lambda issue: not principal.may_handle(issue.category),
+        lock=lock,
     )
 
 

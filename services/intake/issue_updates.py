@@ -27,9 +27,8 @@ async def update_issue(
     uow: UnitOfWork, principal: Principal, issue_id: uuid.UUID, patch: IssuePatch
 ) -> IssueView:
     async with uow:
-        issue = await owned_issue(uow, principal, issue_id)
-        # Serialise with the classifier and notifier moving the same issue.
-        await uow.session.refresh(issue, with_for_update=True)
+        # Locked: serialised with the classifier and notifier moving the same issue.
+        issue = await owned_issue(uow, principal, issue_id, lock=True)
         now = utcnow()
         current = IssueStatus(issue.status)
         if patch.reclassifies:
