@@ -69,6 +69,9 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 class ConsumerLoop:
     """Runs one consumer group member until ``stop`` is set; restarts its client on broker loss."""
 
+    # How long a client told to stop may take before it is abandoned, and its consumer stopped.
+    _abandon_after_s = 5.0
+
     def __init__(
         self,
         spec: ConsumerSpec,
@@ -115,8 +118,9 @@ class ConsumerLoop:
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.5
         while not stop.is_set():
+            consumer = self._client()
             try:
-                await self._watched(asyncio.create_task(self._run_client(stop)))
+                await self._watched(asyncio.create_task(self._run_client(consumer, stop)), consumer)
                 backoff = 0.5
             except (KafkaError, OSError) as exc:
                 log.warning("consumer %s lost the broker: %s", self.spec.name, exc)
@@ -130,9 +134,12 @@ class ConsumerLoop:
         waits_ms = kafka.request_timeout_ms + kafka.rebalance_timeout_ms
         return self._settings.stall_after_s + (self._settings.poll_timeout_ms + waits_ms) / 1000
 
-    async def _watched(self, client: asyncio.Task[None]) -> None:
+    async def _watched(self, client: asyncio.Task[None], consumer: AIOKafkaConsumer) -> None:
         """Wait for ``client``; abandon it if its loop stops beating. aiokafka can wait forever
-        on a broker that came back without its data, in places no timeout reaches."""
+        on a broker that came back without its data, in places no timeout reaches. An abandoned
+        client's ``consumer`` is stopped here: its task may never reach its own stop, and the
+        consumer's group member would live on without it (seen in the fault suite: it kept a
+        partition through every rebalance after, and nobody read that partition again)."""
         self._beat = time.monotonic()
         try:
             while True:
@@ -150,9 +157,12 @@ class ConsumerLoop:
         finally:
             if not client.done():
                 client.cancel()
-                await asyncio.wait({client}, timeout=5.0)
+                await asyncio.wait({client}, timeout=self._abandon_after_s)
+            if not client.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(consumer.stop(), timeout=self._abandon_after_s)
 
-    async def _run_client(self, stop: asyncio.Event) -> None:
+    def _client(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._kafka.bootstrap_servers,
             client_id=f"{self._kafka.client_id}-{self.spec.name}",
@@ -167,6 +177,9 @@ class ConsumerLoop:
             fetch_max_wait_ms=self.spec.fetch_max_wait_ms or self._settings.fetch_max_wait_ms,
         )
         consumer.subscribe([self._names(self.spec.topic)], listener=_CommitOnRevoke(self))
+        return consumer
+
+    async def _run_client(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         dlq = create_producer(self._kafka, service=f"{self.spec.name}-dlq")
         await ensure_topics(self._kafka)
         await consumer.start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -38,5 +37,5 @@ async def test_a_fetch_waits_as_long_as_the_spec_says_else_as_the_settings_say(
         settings=ConsumerSettings(fetch_max_wait_ms=50),
     )
     with pytest.raises(_Built):
-        await loop._run_client(asyncio.Event())
+        loop._client()
     assert built["fetch_max_wait_ms"] == expected

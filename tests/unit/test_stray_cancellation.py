@@ -8,6 +8,9 @@ notifier never read ``issues.classified`` again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -64,4 +67,58 @@ async def test_a_consumer_client_ended_by_a_stray_cancellation_counts_as_a_lost_
         settings=ConsumerSettings(),
     )
     with pytest.raises(_TopologyLost, match="cancelled from inside"):
-        await loop._watched(asyncio.create_task(_stray_cancel()))
+        await loop._watched(asyncio.create_task(_stray_cancel()), _Consumer())
+
+
+class _Consumer:
+    """Stands in for the client's AIOKafkaConsumer: whether it was stopped."""
+
+    stopped = False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def _deaf_to_cancellation(released: asyncio.Event) -> None:
+    """A client task that does not end when cancelled (as aiokafka's, waiting where no
+    cancellation reaches), until ``released``."""
+    while not released.is_set():
+        with contextlib.suppress(asyncio.CancelledError):
+            await released.wait()
+
+
+async def _ends_when_cancelled(released: asyncio.Event) -> None:
+    await released.wait()
+
+
+@pytest.mark.parametrize(
+    ("client", "stopped"), [(_deaf_to_cancellation, True), (_ends_when_cancelled, False)]
+)
+async def test_a_hung_client_that_does_not_end_when_told_has_its_consumer_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+    client: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+    stopped: bool,
+) -> None:
+    """Its group member would otherwise outlive it and keep partitions nobody reads; a client
+    that ends stops its consumer itself, on its way out."""
+
+    async def handler(*_: object) -> None:
+        return None
+
+    loop = ConsumerLoop(
+        ConsumerSpec(name="t", topic="issues.received", handler=handler),
+        uow_factory=None,  # type: ignore[arg-type]  # never reached
+        kafka=KafkaSettings(),
+        settings=ConsumerSettings(),
+    )
+    monkeypatch.setattr(ConsumerLoop, "_hang_after_s", 0.0)
+    monkeypatch.setattr(ConsumerLoop, "_abandon_after_s", 0.2)
+    consumer, released = _Consumer(), asyncio.Event()
+    task = asyncio.create_task(client(released))
+    try:
+        with pytest.raises(_TopologyLost, match="no progress"):
+            await loop._watched(task, consumer)
+    finally:
+        released.set()
+        await asyncio.wait({task}, timeout=5)
+    assert consumer.stopped is stopped
