@@ -139,7 +139,7 @@ def _require_enabled(subscription: WebhookSubscription) -> None:
 
 
 async def _owned(
-    uow: UnitOfWork, principal: Principal, webhook_id: uuid.UUID
+    uow: UnitOfWork, principal: Principal, webhook_id: uuid.UUID, *, lock: bool = False
 ) -> WebhookSubscription:
     return await owned(
         uow,
@@ -148,6 +148,7 @@ async def _owned(
         webhook_id,
         "webhook",
         hidden=lambda subscription: subscription.deleted_at is not None,
+        lock=lock,
     )
 
 
@@ -226,7 +227,9 @@ async def rotate_secret(
     webhook_id: uuid.UUID, principal: Admin, runtime: RuntimeDep, idempotent: IdempotencyDep
 ) -> JSONResponse:
     async def produce(uow: UnitOfWork) -> StoredAnswer:
-        subscription = await _owned(uow, principal, webhook_id)
+        # Locked: a rotation running at the same time keeps what this one hands out as its
+        # previous secret, instead of both keeping the one before.
+        subscription = await _owned(uow, principal, webhook_id, lock=True)
         expires = utcnow() + ROTATION_OVERLAP
         subscription.previous_secret = subscription.secret
         subscription.previous_secret_expires_at = expires

@@ -15,9 +15,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +39,12 @@ __all__ = ["ConsumerLoop", "ConsumerSpec"]
 log = logging.getLogger(__name__)
 
 Offset = TypeVar("Offset")
+
+
+class _Stoppable(Protocol):
+    """A part of a consumer client that :meth:`ConsumerLoop._watched` stops if abandoned."""
+
+    async def stop(self) -> None: ...
 
 
 class _TopologyLost(KafkaError):  # type: ignore[misc]
@@ -119,8 +125,10 @@ class ConsumerLoop:
         backoff = 0.5
         while not stop.is_set():
             consumer = self._client()
+            dlq = create_producer(self._kafka, service=f"{self.spec.name}-dlq")
             try:
-                await self._watched(asyncio.create_task(self._run_client(consumer, stop)), consumer)
+                client = asyncio.create_task(self._run_client(consumer, dlq, stop))
+                await self._watched(client, consumer, dlq)
                 backoff = 0.5
             except (KafkaError, OSError) as exc:
                 log.warning("consumer %s lost the broker: %s", self.spec.name, exc)
@@ -134,12 +142,13 @@ class ConsumerLoop:
         waits_ms = kafka.request_timeout_ms + kafka.rebalance_timeout_ms
         return self._settings.stall_after_s + (self._settings.poll_timeout_ms + waits_ms) / 1000
 
-    async def _watched(self, client: asyncio.Task[None], consumer: AIOKafkaConsumer) -> None:
+    async def _watched(self, client: asyncio.Task[None], *parts: _Stoppable) -> None:
         """Wait for ``client``; abandon it if its loop stops beating. aiokafka can wait forever
         on a broker that came back without its data, in places no timeout reaches. An abandoned
-        client's ``consumer`` is stopped here: its task may never reach its own stop, and the
-        consumer's group member would live on without it (seen in the fault suite: it kept a
-        partition through every rebalance after, and nobody read that partition again)."""
+        client's ``parts`` (its consumer and its DLQ producer) are stopped here: its task may
+        never reach its own stop, and the consumer's group member would live on without it
+        (seen in the fault suite: it kept a partition through every rebalance after, and nobody
+        read that partition again); the producer's connections would wait for the collector."""
         self._beat = time.monotonic()
         try:
             while True:
@@ -159,8 +168,9 @@ class ConsumerLoop:
                 client.cancel()
                 await asyncio.wait({client}, timeout=self._abandon_after_s)
             if not client.done():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(consumer.stop(), timeout=self._abandon_after_s)
+                for part in parts:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(part.stop(), timeout=self._abandon_after_s)
 
     def _client(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
@@ -179,10 +189,15 @@ class ConsumerLoop:
         consumer.subscribe([self._names(self.spec.topic)], listener=_CommitOnRevoke(self))
         return consumer
 
-    async def _run_client(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
-        dlq = create_producer(self._kafka, service=f"{self.spec.name}-dlq")
-        await ensure_topics(self._kafka)
-        await consumer.start()
+    async def _run_client(
+        self, consumer: AIOKafkaConsumer, dlq: AIOKafkaProducer, stop: asyncio.Event
+    ) -> None:
+        try:
+            await ensure_topics(self._kafka)
+            await consumer.start()
+        except BaseException:
+            await dlq.stop()  # never started; its client is closed all the same
+            raise
         self._consumer = consumer
         self._fetched_at = self._client_started_at = time.monotonic()
         self._orphan_offsets = None

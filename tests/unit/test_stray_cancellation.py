@@ -67,11 +67,12 @@ async def test_a_consumer_client_ended_by_a_stray_cancellation_counts_as_a_lost_
         settings=ConsumerSettings(),
     )
     with pytest.raises(_TopologyLost, match="cancelled from inside"):
-        await loop._watched(asyncio.create_task(_stray_cancel()), _Consumer())
+        await loop._watched(asyncio.create_task(_stray_cancel()), _Part())
 
 
-class _Consumer:
-    """Stands in for the client's AIOKafkaConsumer: whether it was stopped."""
+class _Part:
+    """Stands in for the client's AIOKafkaConsumer or its DLQ producer: whether it was
+    stopped."""
 
     stopped = False
 
@@ -94,13 +95,13 @@ async def _ends_when_cancelled(released: asyncio.Event) -> None:
 @pytest.mark.parametrize(
     ("client", "stopped"), [(_deaf_to_cancellation, True), (_ends_when_cancelled, False)]
 )
-async def test_a_hung_client_that_does_not_end_when_told_has_its_consumer_stopped(
+async def test_a_hung_client_that_does_not_end_when_told_has_its_consumer_and_producer_stopped(
     monkeypatch: pytest.MonkeyPatch,
     client: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
     stopped: bool,
 ) -> None:
-    """Its group member would otherwise outlive it and keep partitions nobody reads; a client
-    that ends stops its consumer itself, on its way out."""
+    """Its group member would otherwise outlive it and keep partitions nobody reads, and its
+    producer's connections stay open; a client that ends stops both itself, on its way out."""
 
     async def handler(*_: object) -> None:
         return None
@@ -113,12 +114,41 @@ async def test_a_hung_client_that_does_not_end_when_told_has_its_consumer_stoppe
     )
     monkeypatch.setattr(ConsumerLoop, "_hang_after_s", 0.0)
     monkeypatch.setattr(ConsumerLoop, "_abandon_after_s", 0.2)
-    consumer, released = _Consumer(), asyncio.Event()
+    consumer, dlq, released = _Part(), _Part(), asyncio.Event()
     task = asyncio.create_task(client(released))
     try:
         with pytest.raises(_TopologyLost, match="no progress"):
-            await loop._watched(task, consumer)
+            await loop._watched(task, consumer, dlq)
     finally:
         released.set()
         await asyncio.wait({task}, timeout=5)
-    assert consumer.stopped is stopped
+    assert (consumer.stopped, dlq.stopped) == (stopped, stopped)
+
+
+async def test_a_client_whose_consumer_cannot_start_closes_its_producer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The DLQ producer is made with the consumer, before either starts; one the client never
+    started is closed all the same, not left to the collector (which reports it unclosed)."""
+
+    async def handler(*_: object) -> None:
+        return None
+
+    async def no_topics(*_: object) -> None:
+        return None
+
+    class _Unreachable(_Part):
+        async def start(self) -> None:
+            raise OSError("the broker does not answer")
+
+    monkeypatch.setattr("shared.kafka.consumer.ensure_topics", no_topics)
+    loop = ConsumerLoop(
+        ConsumerSpec(name="t", topic="issues.received", handler=handler),
+        uow_factory=None,  # type: ignore[arg-type]  # never reached
+        kafka=KafkaSettings(),
+        settings=ConsumerSettings(),
+    )
+    dlq = _Part()
+    with pytest.raises(OSError, match="does not answer"):
+        await loop._run_client(_Unreachable(), dlq, asyncio.Event())
+    assert dlq.stopped
