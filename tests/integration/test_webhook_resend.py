@@ -19,47 +19,9 @@ from shared.db.engine import create_session_factory
 from shared.db.models import WebhookDelivery, WebhookSubscription
 from shared.db.uow import UnitOfWorkFactory
 from shared.vocabulary import WEBHOOK_NOT_SENT, Role
-from tests.support.factories import SeededPartner, seed_partner
+from tests.support.factories import SeededPartner, seed_partner, seed_webhook
 
 GONE = "the endpoint answered 410 Gone"
-
-
-async def _seeded(
-    engine: AsyncEngine,
-    partner: SeededPartner,
-    deliveries: dict[str, dict[str, Any]],
-    *,
-    url: str = "https://8.8.8.8/hooks",
-    disabled_reason: str | None = None,
-) -> uuid.UUID:
-    """A subscription with one delivery per entry of ``deliveries`` (name: its columns)."""
-    subscription_id = uuid.uuid4()
-    async with create_session_factory(engine)() as session:
-        session.add(
-            WebhookSubscription(
-                id=subscription_id,
-                partner_id=partner.id,
-                url=url,
-                secret="whsec_" + "A" * 32,
-                enabled=disabled_reason is None,
-                disabled_reason=disabled_reason,
-            )
-        )
-        await session.flush()
-        for name, columns in deliveries.items():
-            session.add(
-                WebhookDelivery(
-                    id=f"msg_{name}_{subscription_id.hex}",
-                    subscription_id=subscription_id,
-                    partner_id=partner.id,
-                    event_id=f"evt_{name}_{uuid.uuid4().hex}",
-                    event_type="issue.escalated_to_microsoft",
-                    body="{}",
-                    **columns,
-                )
-            )
-        await session.commit()
-    return subscription_id
 
 
 async def _disabled(
@@ -75,7 +37,7 @@ async def _disabled(
     }
     for columns in deliveries.values():
         columns["attempts"] = 3
-    return await _seeded(engine, partner, deliveries, url=url, disabled_reason=GONE)
+    return await seed_webhook(engine, partner, deliveries, url=url, disabled_reason=GONE)
 
 
 async def _statuses(engine: AsyncEngine, subscription_id: uuid.UUID) -> dict[str, str]:
@@ -149,7 +111,7 @@ async def _kept(engine: AsyncEngine, partner: SeededPartner, statuses: list[str]
         f"{n}{status}": dict(status=status, attempts=21, created_at=start + timedelta(minutes=n))
         for n, status in enumerate(statuses)
     }
-    return await _seeded(engine, partner, deliveries)
+    return await seed_webhook(engine, partner, deliveries)
 
 
 async def test_kept_deliveries_are_sent_again_oldest_first_a_limit_at_a_time(

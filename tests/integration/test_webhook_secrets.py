@@ -14,25 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.db.base import utcnow
 from shared.db.engine import create_session_factory
 from shared.db.models import WebhookSubscription
-from tests.support.factories import SeededPartner, seed_partner
-
-FIRST = "whsec_" + "A" * 32
-
-
-async def _subscribed(engine: AsyncEngine, partner: SeededPartner) -> uuid.UUID:
-    subscription_id = uuid.uuid4()
-    async with create_session_factory(engine)() as session:
-        session.add(
-            WebhookSubscription(
-                id=subscription_id,
-                partner_id=partner.id,
-                url="https://8.8.8.8/hooks",
-                secret=FIRST,
-                enabled=True,
-            )
-        )
-        await session.commit()
-    return subscription_id
+from tests.support.factories import WEBHOOK_SECRET, seed_partner, seed_webhook
 
 
 async def _stored(engine: AsyncEngine, subscription_id: uuid.UUID) -> WebhookSubscription:
@@ -46,16 +28,16 @@ async def test_a_rotation_keeps_the_old_secret_signing_for_a_day(
     api: httpx.AsyncClient, database_url: str, engine: AsyncEngine
 ) -> None:
     partner = await seed_partner(database_url)
-    hook = await _subscribed(engine, partner)
+    hook = await seed_webhook(engine, partner)
 
     answer = await api.post(f"/v1/webhooks/{hook}/rotate-secret", headers=partner.headers)
 
     assert answer.status_code == 200, answer.text
     rotated = answer.json()
     assert rotated["secret"].startswith("whsec_")
-    assert rotated["secret"] != FIRST
+    assert rotated["secret"] != WEBHOOK_SECRET
     stored = await _stored(engine, hook)
-    assert (stored.secret, stored.previous_secret) == (rotated["secret"], FIRST)
+    assert (stored.secret, stored.previous_secret) == (rotated["secret"], WEBHOOK_SECRET)
     assert stored.previous_secret_expires_at is not None
     overlap = stored.previous_secret_expires_at - utcnow()
     assert timedelta(hours=23) < overlap <= timedelta(hours=24)
@@ -69,7 +51,7 @@ async def test_a_rotation_waits_for_one_under_way_and_keeps_its_secret_as_the_pr
     one's new secret signing. Read without a lock, it would keep the secret before both, and
     the receiver given the first one's secret would refuse every delivery from then on."""
     partner = await seed_partner(database_url)
-    hook = await _subscribed(engine, partner)
+    hook = await seed_webhook(engine, partner)
     sessions = create_session_factory(engine)
     async with sessions() as other, other.begin():
         row = await other.get(WebhookSubscription, hook, with_for_update=True)

@@ -17,7 +17,13 @@ from services.intake.accept_writes import accept_rows, store_many
 from shared.db.base import utcnow
 from shared.db.direct import Direct
 from shared.db.engine import create_engine, create_session_factory
-from shared.db.models import Issue, OutageCluster, OutboxMessage
+from shared.db.models import (
+    Issue,
+    OutageCluster,
+    OutboxMessage,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueClassified, IssueReceived, IssueUpdated
 from shared.kafka.outbox import RELAY, OutboxRelay, enqueue
@@ -135,6 +141,48 @@ async def seed_partner(
     finally:
         await engine.dispose()
     return SeededPartner(partner_id, key.plaintext)
+
+
+WEBHOOK_SECRET = "whsec_" + "A" * 32
+
+
+async def seed_webhook(
+    engine: AsyncEngine,
+    partner: SeededPartner,
+    deliveries: dict[str, dict[str, Any]] | None = None,
+    *,
+    url: str = "https://8.8.8.8/hooks",
+    disabled_reason: str | None = None,
+) -> uuid.UUID:
+    """A subscription signing with :data:`WEBHOOK_SECRET`, with one delivery per entry of
+    ``deliveries`` (name: its columns)."""
+    subscription_id = uuid.uuid4()
+    async with create_session_factory(engine)() as session:
+        session.add(
+            WebhookSubscription(
+                id=subscription_id,
+                partner_id=partner.id,
+                url=url,
+                secret=WEBHOOK_SECRET,
+                enabled=disabled_reason is None,
+                disabled_reason=disabled_reason,
+            )
+        )
+        await session.flush()
+        for name, columns in (deliveries or {}).items():
+            session.add(
+                WebhookDelivery(
+                    id=f"msg_{name}_{subscription_id.hex}",
+                    subscription_id=subscription_id,
+                    partner_id=partner.id,
+                    event_id=f"evt_{name}_{uuid.uuid4().hex}",
+                    event_type="issue.escalated_to_microsoft",
+                    body="{}",
+                    **columns,
+                )
+            )
+        await session.commit()
+    return subscription_id
 
 
 def issue_body(**overrides: Any) -> dict[str, Any]:

@@ -25,6 +25,20 @@ async def _stray_cancel() -> None:
     await never  # raises CancelledError without this task being cancelled
 
 
+async def _nothing(*_: object) -> None:
+    return None
+
+
+def _loop() -> ConsumerLoop:
+    """A consumer loop whose handler and database are never reached."""
+    return ConsumerLoop(
+        ConsumerSpec(name="t", topic="issues.received", handler=_nothing),
+        uow_factory=None,  # type: ignore[arg-type]  # never reached
+        kafka=KafkaSettings(),
+        settings=ConsumerSettings(),
+    )
+
+
 async def test_a_supervised_worker_ended_by_a_stray_cancellation_is_restarted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -57,15 +71,7 @@ async def test_a_supervised_worker_cancelled_from_outside_stays_cancelled() -> N
 
 
 async def test_a_consumer_client_ended_by_a_stray_cancellation_counts_as_a_lost_broker() -> None:
-    async def handler(*_: object) -> None:
-        return None
-
-    loop = ConsumerLoop(
-        ConsumerSpec(name="t", topic="issues.received", handler=handler),
-        uow_factory=None,  # type: ignore[arg-type]  # never reached
-        kafka=KafkaSettings(),
-        settings=ConsumerSettings(),
-    )
+    loop = _loop()
     with pytest.raises(_TopologyLost, match="cancelled from inside"):
         await loop._watched(asyncio.create_task(_stray_cancel()), _Part())
 
@@ -103,15 +109,7 @@ async def test_a_hung_client_that_does_not_end_when_told_has_its_consumer_and_pr
     """Its group member would otherwise outlive it and keep partitions nobody reads, and its
     producer's connections stay open; a client that ends stops both itself, on its way out."""
 
-    async def handler(*_: object) -> None:
-        return None
-
-    loop = ConsumerLoop(
-        ConsumerSpec(name="t", topic="issues.received", handler=handler),
-        uow_factory=None,  # type: ignore[arg-type]  # never reached
-        kafka=KafkaSettings(),
-        settings=ConsumerSettings(),
-    )
+    loop = _loop()
     monkeypatch.setattr(ConsumerLoop, "_hang_after_s", 0.0)
     monkeypatch.setattr(ConsumerLoop, "_abandon_after_s", 0.2)
     consumer, dlq, released = _Part(), _Part(), asyncio.Event()
@@ -131,23 +129,12 @@ async def test_a_client_whose_consumer_cannot_start_closes_its_producer(
     """The DLQ producer is made with the consumer, before either starts; one the client never
     started is closed all the same, not left to the collector (which reports it unclosed)."""
 
-    async def handler(*_: object) -> None:
-        return None
-
-    async def no_topics(*_: object) -> None:
-        return None
-
     class _Unreachable(_Part):
         async def start(self) -> None:
             raise OSError("the broker does not answer")
 
-    monkeypatch.setattr("shared.kafka.consumer.ensure_topics", no_topics)
-    loop = ConsumerLoop(
-        ConsumerSpec(name="t", topic="issues.received", handler=handler),
-        uow_factory=None,  # type: ignore[arg-type]  # never reached
-        kafka=KafkaSettings(),
-        settings=ConsumerSettings(),
-    )
+    monkeypatch.setattr("shared.kafka.consumer.ensure_topics", _nothing)
+    loop = _loop()
     dlq = _Part()
     with pytest.raises(OSError, match="does not answer"):
         await loop._run_client(_Unreachable(), dlq, asyncio.Event())
