@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.steady import SETTLE_S
+
+STEADY = (
+    "routed/s: from the first request due to the last answered; steady: from "
+    f"{SETTLE_S:.0f} s in, once the pipeline is full (its latency no longer counted against it)"
+)
 TARGETS = (
     "targets: intake >= 0.8 x durable accept; end to end >= 1,000 issues/s; "
     "p99 <= 250 ms at 200/s; no RSS growth after warm-up"
@@ -15,8 +21,8 @@ def table(results: dict[str, Any]) -> str:
     bare = results["bare_http"]
     lines = _accept_rows(bare, results["databases"]) if bare else []
     lines.append(
-        f"{'end to end':<24}{'offered':>8}{'routed/s':>9}{'p50':>7}{'p95':>7}{'p99 ms':>8}"
-        f"{'backlog':>8}{'drain s':>8}{'dup':>5}  cpu% / peak MB / growth MB"
+        f"{'end to end':<24}{'offered':>8}{'routed/s':>9}{'steady':>8}{'p50':>7}{'p95':>7}"
+        f"{'p99 ms':>8}{'backlog':>8}{'drain s':>8}{'dup':>5}  cpu% / peak MB / growth MB"
     )
     lines += _pipeline_rows(results["databases"])
     if regions := results.get("settings", {}).get("regions"):
@@ -45,7 +51,7 @@ def table(results: dict[str, Any]) -> str:
             if batches := run.get("mean_batch"):
                 lines.append(f"{'':<19}{mean_batch_line(batches)}")
         lines += catch_up_lines(figures.get("catch_up"))
-    lines += ["", TARGETS]
+    lines += ["", STEADY, TARGETS]
     if probe := results.get("speed_probe_s"):
         lines.append(
             f"machine speed: a 5-million-step Python loop took {probe['before']} s before the "
@@ -88,6 +94,7 @@ def _pipeline_rows(databases: dict[str, Any]) -> list[str]:
             )
             lines.append(
                 f"{kind:<24}{run['offered_rps']:>8.0f}{run['routed_rps']:>9}"
+                f"{_rate(run.get('sustained_rps')):>8}"
                 f"{_ms(run['e2e_p50_ms']):>7}{_ms(run['e2e_p95_ms']):>7}"
                 f"{_ms(run['e2e_p99_ms']):>8}{run['backlog_at_end']:>8}"
                 f"{_ms(run['drain_s']):>8}{run['duplicates']:>5}  {services}"
@@ -142,6 +149,10 @@ def _over_b(figures: dict[str, Any], run: str = "intake", ratio: str = "intake_o
 
 def _ratio(ours: float, baseline: float) -> str:
     return f"{ours / baseline:.2f}" if baseline else "-"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _ms(value: float | None) -> str:

@@ -24,6 +24,7 @@ import orjson
 from bench.batches import batch_tally, mean_sizes
 from bench.driver import Outcome, bodies, offer
 from bench.measure import Machine, Usage, cpu_per, machine_cpu, reading_routed, sampling
+from bench.steady import sustained_rate
 from shared.ports import free_port
 from shared.vocabulary import Vehicle
 from tests.support.factories import SeededPartner, seed_partner
@@ -411,7 +412,8 @@ def _pipeline_figures(
         min(routed_at[i]) - o.answered for i, o in accepted.items() if routed_at.get(i)
     )
     accept_ms = sorted((o.answered - o.due) * 1000 for o in outcomes if o.issue_id)
-    in_window = sum(1 for i in accepted if routed_at.get(i) and min(routed_at[i]) <= ended)
+    firsts = [min(routed_at[i]) for i in accepted if routed_at.get(i)]
+    in_window = sum(1 for at in firsts if at <= ended)
     return {
         "offered_rps": rate,
         "seconds": seconds,
@@ -422,6 +424,7 @@ def _pipeline_figures(
         "routed": sum(1 for i in accepted if routed_at.get(i)),
         "duplicates": sum(len(routed_at[i]) - 1 for i in accepted if routed_at.get(i)),
         "routed_rps": round(in_window / (ended - started), 1),
+        "sustained_rps": sustained_rate(firsts, outcomes, ended),
         "accept_p50_ms": _pct(accept_ms, 50),
         "accept_p99_ms": _pct(accept_ms, 99),
         "e2e_p50_ms": _pct([x * 1000 for x in latencies], 50),

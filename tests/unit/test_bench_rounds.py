@@ -86,11 +86,12 @@ def test_refused_requests_are_counted_by_the_status_they_got() -> None:
     assert list(refusals(outcomes)) == ["503", "0"]
 
 
-def pipeline_run(offered: float, routed: float) -> dict[str, Any]:
+def pipeline_run(offered: float, routed: float, steady: float | None = None) -> dict[str, Any]:
     usage = {"cpu_pct": 80.0, "peak_rss_mb": 110.0, "rss_growth_mb": 1.0}
     return {
         "offered_rps": offered,
         "routed_rps": routed,
+        "sustained_rps": steady,
         "e2e_p50_ms": 90.0,
         "e2e_p95_ms": 120.0,
         "e2e_p99_ms": 130.0,
@@ -109,7 +110,7 @@ def pipeline_run(offered: float, routed: float) -> dict[str, Any]:
 
 
 def test_a_pipeline_only_table_has_the_end_to_end_rows_and_no_baselines() -> None:
-    figures = {"pipeline": [pipeline_run(200, 199.5)]}
+    figures = {"pipeline": [pipeline_run(200, 199.5, 200.1)]}
     text = table(
         {
             "bare_http": None,
@@ -122,6 +123,15 @@ def test_a_pipeline_only_table_has_the_end_to_end_rows_and_no_baselines() -> Non
     assert "B  durable accept" not in text
     assert "ours/B" not in text
     [row] = [line for line in text.splitlines() if line.startswith("postgresql ")]
-    assert row.split()[1:3] == ["200", "199.5"]
+    assert row.split()[1:4] == ["200", "199.5", "200.1"]
+    assert "steady: from 5 s in" in text
     assert "e2e 200/s" in text
     assert "busy  70.0% stolen 12.5%    3.5 ms (services 2.5, database 1.0) -> 571/s" in text
+
+
+def test_a_run_measured_before_the_steady_rate_shows_none() -> None:
+    run = pipeline_run(1000, 942.0)
+    del run["sustained_rps"]
+    text = table({"bare_http": None, "databases": {"postgresql": {"pipeline": [run]}}})
+    [row] = [line for line in text.splitlines() if line.startswith("postgresql ")]
+    assert row.split()[1:4] == ["1000", "942.0", "-"]
