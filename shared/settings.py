@@ -94,6 +94,12 @@ class ConsumerSettings(BaseSettings):
     # Batches that are not full are at least this far apart, so that under load one
     # transaction serves many events; the first record after a quiet spell is handled at once.
     batch_linger_ms: int = Field(default=25, ge=0, le=5_000)
+    # ... and this far apart while events come in at ``loaded_events_per_s`` or faster
+    # (shared.spacing): at 1,000 issues/s on the 2-core benchmark machine, 50 and 40 ms (the
+    # relay's, OUTBOX_) in place of 25 and 20 took a few per cent off its CPU per issue; at
+    # 200/s, where the p99 target is, they would add to each hop's latency (README, Benchmark).
+    batch_linger_loaded_ms: int = Field(default=50, ge=0, le=5_000)
+    loaded_events_per_s: float = Field(default=500.0, gt=0)
     # While records keep coming, offsets are committed at most this often (an empty fetch
     # commits at once): one broker round trip a second instead of one per batch. After a crash
     # what was handled since is read again, and the inbox skips it.
@@ -127,6 +133,10 @@ class OutboxSettings(BaseSettings):
     # Passes are at least this far apart, so under load one produce and one marking carry every
     # row committed meanwhile instead of one each; an idle relay woken by a commit goes at once.
     linger_s: float = Field(default=0.02, ge=0, le=1)
+    # ... and this far apart while rows come in at ``loaded_rows_per_s`` or faster (see
+    # CONSUMER_BATCH_LINGER_LOADED_MS).
+    linger_loaded_s: float = Field(default=0.04, ge=0, le=1)
+    loaded_rows_per_s: float = Field(default=500.0, gt=0)
     lease_s: float = Field(default=30.0, gt=0)
     retention_h: float = Field(default=72.0, gt=0)
 

@@ -33,6 +33,7 @@ from shared.kafka.producer import create_producer
 from shared.kafka.topics import TopicNames, ensure_topics, group_id
 from shared.observability import metrics
 from shared.settings import ConsumerSettings, KafkaSettings
+from shared.spacing import Spacing
 
 __all__ = ["ConsumerLoop", "ConsumerSpec"]
 
@@ -96,6 +97,12 @@ class ConsumerLoop:
         self._committed_at = 0.0
         self._lag_reported_at = 0.0
         self._fetched_at = 0.0
+        self._spacing = Spacing(
+            settings.batch_linger_ms / 1000,
+            settings.batch_linger_loaded_ms / 1000,
+            settings.loaded_events_per_s,
+        )
+        self._next_batch = 0.0
         self._stall_checked_at = 0.0
         self._swept_at = float("-inf")  # the first sweep comes with the first batch
         self._beat = 0.0
@@ -207,11 +214,12 @@ class ConsumerLoop:
             while not stop.is_set():
                 self._beat = time.monotonic()
                 batch = await self._fetch(consumer)
-                if any(batch.values()):
+                records = [record for records in batch.values() for record in records]
+                if records:
                     self._fetched_at = time.monotonic()
+                    self._next_batch = self._spacing.next_start(self._fetched_at, len(records))
                 else:
                     await self._check_stalled(consumer)
-                records = [record for records in batch.values() for record in records]
                 if records:
                     await self._processor.process(records, dlq=dlq, stop=stop)
                 for partition, done in batch.items():
@@ -262,11 +270,11 @@ class ConsumerLoop:
 
     async def _linger(self) -> None:
         """After a batch that was not full, let the next one gather until ``batch_linger_ms``
-        after this one was fetched: under load a transaction, an inbox read and an offset commit
-        then serve many events instead of one each. A consumer that was idle handles its first
-        record at once."""
-        next_batch = self._fetched_at + self._settings.batch_linger_ms / 1000
-        await asyncio.sleep(max(0.0, next_batch - time.monotonic()))
+        after this one was fetched (``batch_linger_loaded_ms`` while events come in at
+        ``loaded_events_per_s`` or faster; :mod:`shared.spacing`): under load a transaction, an
+        inbox read and an offset commit then serve many events instead of one each. A consumer
+        that was idle handles its first record at once."""
+        await asyncio.sleep(max(0.0, self._next_batch - time.monotonic()))
 
     async def _fetch(
         self, consumer: AIOKafkaConsumer

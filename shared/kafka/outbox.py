@@ -36,6 +36,7 @@ from shared.kafka.topics import TopicNames, ensure_topics
 from shared.observability import metrics
 from shared.observability.tracing import trace_headers
 from shared.settings import KafkaSettings, OutboxSettings
+from shared.spacing import Spacing
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +313,9 @@ class OutboxRelay:
         self._claim_due = True
         self._last_claim = 0.0
         self._running = False
+        self._spacing = Spacing(
+            settings.linger_s, settings.linger_loaded_s, settings.loaded_rows_per_s
+        )
         # On SQLite the driver returns each inserted row's id by a call of its own, made under
         # the single writer's lock; one claim per pass reads a whole batch back in one.
         self._takes_handed = direct.dialect == "postgresql"
@@ -347,7 +351,7 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = self._settings.poll_interval_s
-        last_cleanup = last_gauge = last_pass = 0.0
+        last_cleanup = last_gauge = 0.0
         loop = asyncio.get_running_loop()
         self._running = True
         try:
@@ -355,9 +359,11 @@ class OutboxRelay:
                 if loop.time() - last_gauge > BACKLOG_REPORT_S:
                     await self._report_backlog()
                     last_gauge = loop.time()
+                last_pass = loop.time()
+                next_pass = last_pass + self._settings.linger_s
                 try:
-                    last_pass = loop.time()
                     sent = await self.relay_once(defer_marks=not self._takes_handed)
+                    next_pass = self._spacing.next_start(last_pass, sent)
                     backoff = self._settings.poll_interval_s
                     if loop.time() - last_cleanup > 60:
                         await self.delete_sent()
@@ -376,9 +382,9 @@ class OutboxRelay:
                     backoff = min(backoff * 2, 5.0)
                 if sent < self._settings.batch_size:
                     await _wait_either(self.wake, stop, backoff)
-                    # Passes are at least the linger apart: under load the commits landing
-                    # meanwhile share one produce and one marking; an idle relay goes at once.
-                    next_pass = last_pass + self._settings.linger_s
+                    # Passes are at least the linger apart (longer under load; shared.spacing):
+                    # the commits landing meanwhile share one produce and one marking; an idle
+                    # relay goes at once.
                     await asyncio.sleep(max(0.0, next_pass - loop.time()))
                     self.wake.clear()
             await self._drain()
