@@ -203,7 +203,12 @@ class ConsumerLoop:
             await ensure_topics(self._kafka)
             await consumer.start()
         except BaseException:
-            await dlq.stop()  # never started; its client is closed all the same
+            # A start that failed part way leaves the consumer's connections open (and its
+            # group coordinator, if it got that far); the DLQ producer was never started, and
+            # its client is closed all the same.
+            for part in (consumer, dlq):
+                with contextlib.suppress(Exception):
+                    await part.stop()
             raise
         self._consumer = consumer
         self._fetched_at = self._client_started_at = time.monotonic()

@@ -123,11 +123,13 @@ async def test_a_hung_client_that_does_not_end_when_told_has_its_consumer_and_pr
     assert (consumer.stopped, dlq.stopped) == (stopped, stopped)
 
 
-async def test_a_client_whose_consumer_cannot_start_closes_its_producer(
+async def test_a_client_whose_consumer_cannot_start_closes_it_and_its_producer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The DLQ producer is made with the consumer, before either starts; one the client never
-    started is closed all the same, not left to the collector (which reports it unclosed)."""
+    started is closed all the same, not left to the collector (which reports it unclosed).
+    The consumer is stopped too: a start that failed part way leaves its connections open,
+    and its group coordinator running if it got that far."""
 
     class _Unreachable(_Part):
         async def start(self) -> None:
@@ -135,7 +137,7 @@ async def test_a_client_whose_consumer_cannot_start_closes_its_producer(
 
     monkeypatch.setattr("shared.kafka.consumer.ensure_topics", _nothing)
     loop = _loop()
-    dlq = _Part()
+    consumer, dlq = _Unreachable(), _Part()
     with pytest.raises(OSError, match="does not answer"):
-        await loop._run_client(_Unreachable(), dlq, asyncio.Event())
-    assert dlq.stopped
+        await loop._run_client(consumer, dlq, asyncio.Event())
+    assert (consumer.stopped, dlq.stopped) == (True, True)
