@@ -421,7 +421,7 @@ def _pipeline_figures(
         "accepted": len(accepted),
         "refused": len(outcomes) - len(accepted),
         "refused_by_status": refusals(outcomes),
-        "routed": sum(1 for i in accepted if routed_at.get(i)),
+        "routed": len(firsts),
         "duplicates": sum(len(routed_at[i]) - 1 for i in accepted if routed_at.get(i)),
         "routed_rps": round(in_window / (ended - started), 1),
         "sustained_rps": sustained_rate(firsts, outcomes, ended),

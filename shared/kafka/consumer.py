@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Protocol, TypeVar
 
@@ -46,6 +46,14 @@ class _Stoppable(Protocol):
     """A part of a consumer client that :meth:`ConsumerLoop._watched` stops if abandoned."""
 
     async def stop(self) -> None: ...
+
+
+async def _stop_each(parts: Iterable[_Stoppable], *, within_s: float | None = None) -> None:
+    """Stop every part of a client that is being given up, each within ``within_s`` if given;
+    one that fails to stop does not keep the others running."""
+    for part in parts:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(part.stop(), timeout=within_s)
 
 
 class _TopologyLost(KafkaError):  # type: ignore[misc]
@@ -175,9 +183,7 @@ class ConsumerLoop:
                 client.cancel()
                 await asyncio.wait({client}, timeout=self._abandon_after_s)
             if not client.done():
-                for part in parts:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(part.stop(), timeout=self._abandon_after_s)
+                await _stop_each(parts, within_s=self._abandon_after_s)
 
     def _client(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
@@ -206,9 +212,7 @@ class ConsumerLoop:
             # A start that failed part way leaves the consumer's connections open (and its
             # group coordinator, if it got that far); the DLQ producer was never started, and
             # its client is closed all the same.
-            for part in (consumer, dlq):
-                with contextlib.suppress(Exception):
-                    await part.stop()
+            await _stop_each((consumer, dlq))
             raise
         self._consumer = consumer
         self._fetched_at = self._client_started_at = time.monotonic()
