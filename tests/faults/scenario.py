@@ -22,8 +22,10 @@ from tests.support.faults import (
     Reconciliation,
     dead_letters,
     duplicates,
+    group_report,
     half_written,
     loading,
+    not_routed,
     routed_count,
     wait_until_routed,
     webhooks_not_settled,
@@ -91,7 +93,12 @@ async def exercise(
     print(json.dumps(result.row()))
 
     assert len(ids) == load.total, "every issue the PSA sent was accepted in the end"
-    assert result.lost == 0, f"issues never routed; logs:\n{stack.logs()}"
+    if result.lost:
+        groups = await group_report(broker.bootstrap_servers, topic_prefix)
+        stuck = await not_routed(engine, ids)
+        raise AssertionError(
+            f"{result.lost} issues never routed: {stuck}\n{groups}\nlogs:\n{stack.logs()}"
+        )
     assert result.duplicates == 0, result.notes
     assert await scalar(engine, "SELECT count(*) FROM issues") == load.total, "phantom issues"
     assert await half_written(engine) == 0

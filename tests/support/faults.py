@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.broker import read_topic
@@ -101,6 +105,13 @@ class Reconciliation:
 async def routed_count(engine: AsyncEngine, ids: set[str]) -> int:
     routed = await rows(engine, "SELECT id FROM issues WHERE status = 'routed'")
     return len({_hex(r[0]) for r in routed} & {_hex(i) for i in ids})
+
+
+async def not_routed(engine: AsyncEngine, ids: set[str]) -> list[tuple[str, str, str]]:
+    """Of ``ids``, the issues not routed: id, status and when it last changed."""
+    found = await rows(engine, "SELECT id, status, updated_at FROM issues WHERE status <> 'routed'")
+    wanted = {_hex(i) for i in ids}
+    return [(_hex(i), status, str(at)) for i, status, at in found if _hex(i) in wanted]
 
 
 async def wait_until_routed(
@@ -211,3 +222,75 @@ def summary_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{r['lost']} | {recovery} | {r['dead_lettered']} |"
         )
     return lines
+
+
+# The consumer groups that move an issue on, each with the topic it takes its events from.
+GROUP_TOPICS = (("classifier", "issues.received"), ("notifier", "issues.classified"))
+
+
+async def group_report(bootstrap: str, prefix: str) -> str:
+    """For a failed reconciliation: each consumer group's members and their partitions, and per
+    partition the group's committed offset against the log's end. Says what it could not read
+    instead of raising: it is written into an assertion's message."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    lines: list[str] = []
+    try:
+        await admin.start()
+        await reader.start()
+        for consumer, topic in GROUP_TOPICS:
+            group = f"{prefix}csp-escalation.{consumer}"
+            lines.append(f"group {group}:")
+            lines.extend(await _members(admin, group))
+            lines.extend(await _offsets(admin, reader, group, f"{prefix}{topic}"))
+    except Exception as exc:  # a report about a broken broker must not hide the failure
+        lines.append(f"  (broker not readable: {exc!r})")
+    finally:
+        await reader.stop()
+        await admin.close()
+    return "\n".join(lines)
+
+
+async def _members(admin: AIOKafkaAdminClient, group: str) -> list[str]:
+    lines = []
+    for response in await admin.describe_consumer_groups([group]):
+        for described in response.groups:
+            _error, _group, state, _protocol_type, _protocol, members = described[:6]
+            lines.append(f"  state {state}, {len(members)} members")
+            for member in members:
+                member_id, client_host, raw = member[0], member[-3], member[-1]
+                lines.append(f"  member {member_id} ({client_host}): {_held(raw)}")
+    return lines
+
+
+def _held(raw: bytes) -> str:
+    """A member's partitions, from its assignment as the group's leader wrote it (the embedded
+    broker does not report it)."""
+    if not raw:
+        return "assignment not reported"
+    assignment = ConsumerProtocolMemberAssignment.decode(raw)
+    held = sorted(
+        (topic, partition)
+        for topic, partitions in assignment.assignment
+        for partition in partitions
+    )
+    return str(held)
+
+
+async def _offsets(
+    admin: AIOKafkaAdminClient, reader: AIOKafkaConsumer, group: str, topic: str
+) -> list[str]:
+    await reader.topics()  # fresh metadata
+    partitions = [
+        TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())
+    ]
+    committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    ends = await reader.end_offsets(partitions)
+    return [
+        f"  {tp.topic}/{tp.partition}: committed {_offset(committed.get(tp))}, log end {ends[tp]}"
+        for tp in partitions
+    ]
+
+
+def _offset(meta: OffsetAndMetadata | None) -> str:
+    return "none" if meta is None or meta.offset < 0 else str(meta.offset)
