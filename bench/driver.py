@@ -35,8 +35,8 @@ class Outcome:
 
 class _Exchange(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection with at most one request in flight, its answer parsed
-    in the event loop's callback as it arrives: no task per connection and no stream reader,
-    whose wake-ups cost the machine the services are measured on more than the requests do."""
+    in the event loop's callback as it arrives (see the module's docstring for what that
+    saves)."""
 
     def __init__(self, driver: _Driver) -> None:
         self._driver = driver
