@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.engine import create_session_factory
@@ -18,27 +17,11 @@ from shared.events.envelope import Envelope, encode
 from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
 from shared.kafka.inspect import list_dead_letters, replay_dead_letters
 from shared.kafka.topics import TopicNames, ensure_topics
-from shared.settings import ConsumerSettings, KafkaSettings
-from tests.support.broker import consumed, kafka
+from shared.settings import ConsumerSettings
+from tests.support.broker import consumed, kafka, one_batch
 from tests.support.factories import eventually, seed_partner, updated_event
 
 BATCH = 6
-
-
-Record = tuple[bytes, list[tuple[str, bytes]]]
-
-
-async def _one_batch(settings: KafkaSettings, topic: str, records: list[Record]) -> None:
-    """``records`` (value, headers) to partition 0 of ``topic`` in one produce request, as one
-    record batch."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=200)
-    await producer.start()
-    try:
-        sent = [await producer.send(topic, v, key=b"k", partition=0, headers=h) for v, h in records]
-        offsets = [(await s).offset for s in sent]
-    finally:
-        await producer.stop()
-    assert offsets == list(range(offsets[0], offsets[0] + len(records)))
 
 
 @pytest.mark.single_db
@@ -48,7 +31,7 @@ async def test_dlq_list_and_replay_see_every_record_of_the_batch_the_dlq_ends_wi
     settings = kafka(bootstrap_servers, topic_prefix)
     await ensure_topics(settings)
     dlq = TopicNames(topic_prefix).dlq("issues.updated")
-    await _one_batch(settings, dlq, [(f"parked {i}".encode(), []) for i in range(BATCH)])
+    await one_batch(settings, dlq, [(f"parked {i}".encode(), []) for i in range(BATCH)])
 
     listed = await list_dead_letters(settings, "issues.updated")
     assert [d.record.offset for d in listed] == list(range(BATCH))
@@ -65,7 +48,7 @@ async def test_an_idle_consumer_does_not_read_its_topic_again_after_a_batch_of_s
     settings = kafka(bootstrap_servers, topic_prefix)
     await ensure_topics(settings)
     events = [encode(updated_event(partner.id), service="test")[1:] for _ in range(BATCH)]
-    await _one_batch(settings, TopicNames(topic_prefix)("issues.updated"), events)
+    await one_batch(settings, TopicNames(topic_prefix)("issues.updated"), events)
 
     handled: list[str] = []
 

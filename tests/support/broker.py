@@ -87,6 +87,23 @@ async def read_topic(
         await consumer.stop()
 
 
+Record = tuple[bytes, list[tuple[str, bytes]]]
+
+
+async def one_batch(settings: KafkaSettings, topic: str, records: list[Record]) -> None:
+    """``records`` (value, headers) to partition 0 of ``topic`` in one produce request, as one
+    record batch: the embedded broker's offset query then answers short of the partition's end
+    (see :mod:`shared.kafka.offsets`)."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=200)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, v, key=b"k", partition=0, headers=h) for v, h in records]
+        offsets = [(await s).offset for s in sent]
+    finally:
+        await producer.stop()
+    assert offsets == list(range(offsets[0], offsets[0] + len(records)))
+
+
 def refuse_batches(
     monkeypatch: pytest.MonkeyPatch,
     producer: AIOKafkaProducer,

@@ -18,7 +18,10 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support.broker import read_topic
+from shared.kafka.offsets import log_ends
+from shared.kafka.topics import TopicNames, group_id
+from shared.reconciler import STUCK_STATES
+from tests.support.broker import kafka, read_topic
 from tests.support.factories import issue_body, rows, scalar
 
 CATEGORIES = ("bug", "billing", "service_unavailable", "commercial", "configuration")
@@ -224,25 +227,35 @@ def summary_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-# The consumer groups that move an issue on, each with the topic it takes its events from.
-GROUP_TOPICS = (("classifier", "issues.received"), ("notifier", "issues.classified"))
-
-
 async def group_report(bootstrap: str, prefix: str) -> str:
-    """For a failed reconciliation: each consumer group's members and their partitions, and per
-    partition the group's committed offset against the log's end. Says what it could not read
-    instead of raising: it is written into an assertion's message."""
+    """For a failed reconciliation: each consumer group that moves an issue on (the
+    reconciler's, :data:`shared.reconciler.STUCK_STATES`), its members and their partitions,
+    and per partition the group's committed offset against the log's end. Says what it could not
+    read instead of raising: it is written into an assertion's message."""
+    settings = kafka(bootstrap, prefix)
+    names = TopicNames(prefix)
+    groups = {
+        group_id(settings, consumer): names(event.TOPIC)
+        for event, consumer in STUCK_STATES.values()
+    }
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     lines: list[str] = []
     try:
         await admin.start()
         await reader.start()
-        for consumer, topic in GROUP_TOPICS:
-            group = f"{prefix}csp-escalation.{consumer}"
+        await reader.topics()  # fresh metadata
+        partitions = {
+            topic: [
+                TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())
+            ]
+            for topic in groups.values()
+        }
+        ends = await _fetched_ends(reader, [tp for tps in partitions.values() for tp in tps])
+        for group, topic in groups.items():
             lines.append(f"group {group}:")
             lines.extend(await _members(admin, group))
-            lines.extend(await _offsets(admin, reader, group, f"{prefix}{topic}"))
+            lines.extend(await _offsets(admin, group, topic, partitions[topic], ends))
     except Exception as exc:  # a report about a broken broker must not hide the failure
         lines.append(f"  (broker not readable: {exc!r})")
     finally:
@@ -278,18 +291,33 @@ def _held(raw: bytes) -> str:
 
 
 async def _offsets(
-    admin: AIOKafkaAdminClient, reader: AIOKafkaConsumer, group: str, topic: str
+    admin: AIOKafkaAdminClient,
+    group: str,
+    topic: str,
+    partitions: list[TopicPartition],
+    ends: dict[TopicPartition, int],
 ) -> list[str]:
-    await reader.topics()  # fresh metadata
-    partitions = [
-        TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())
-    ]
+    if not partitions:
+        return [f"  {topic}: not on the broker"]
     committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-    ends = await reader.end_offsets(partitions)
     return [
         f"  {tp.topic}/{tp.partition}: committed {_offset(committed.get(tp))}, log end {ends[tp]}"
         for tp in partitions
     ]
+
+
+async def _fetched_ends(
+    reader: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The partitions' ends as a fetch reports them: the embedded broker's answer to an offset
+    query is short of the end when the last batch holds several records
+    (:mod:`shared.kafka.offsets`)."""
+    if not partitions:
+        return {}
+    reader.assign(partitions)
+    await reader.seek_to_end(*partitions)
+    await reader.getmany(*partitions, timeout_ms=500)
+    return await log_ends(reader, partitions, fetched_within_s=30)
 
 
 def _offset(meta: OffsetAndMetadata | None) -> str:
