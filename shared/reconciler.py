@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import func, select, update
 
@@ -47,27 +48,30 @@ async def reconcile_once(
     timeout. With a ``backlog``, an issue whose event is still queued for its consumer (its
     group has not reached the records published since the issue's status change, see
     :mod:`shared.kafka.backlog`) waits instead: a consumer that is late is given no copies to
-    skip.
+    skip. It waits ``queued_wait_s`` at most: past that it is re-driven whatever the broker
+    says, so a broker that answers wrongly (one that muddled a partition on a restart, say)
+    delays an issue but cannot hold it for good.
     """
     cutoff = utcnow() - timedelta(seconds=settings.stuck_after_s)
+    overdue = cutoff - timedelta(seconds=settings.queued_wait_s)
     async with uow_factory() as uow:
         stuck = {
-            status: {
-                str(issue_id): updated_at
-                for issue_id, updated_at in await uow.session.execute(
-                    select(Issue.id, Issue.updated_at)
+            status: [
+                _Stuck(str(issue_id), updated_at, bool(late))
+                for issue_id, updated_at, late in await uow.session.execute(
+                    select(Issue.id, Issue.updated_at, Issue.updated_at < overdue)
                     .where(Issue.status == status, Issue.updated_at < cutoff)
                     .order_by(Issue.updated_at)
                     .limit(_BATCH)
                 )
-            }
+            ]
             for status in STUCK_STATES
         }
     due: dict[IssueStatus, list[str]] = {}
-    for status, since in stuck.items():
-        ids = list(since)
+    for status, issues in stuck.items():
+        ids = [issue.id for issue in issues]
         if ids and backlog is not None:
-            ids = await _not_queued(backlog, status, since)
+            ids = await _not_queued(backlog, status, issues)
         if ids:
             due[status] = ids
     if not due:
@@ -100,26 +104,43 @@ async def reconcile_once(
     return total
 
 
+class _Stuck(NamedTuple):
+    """An issue past the timeout: since when (no later than its event's publication), and
+    whether it has also waited out ``queued_wait_s``."""
+
+    id: str
+    since: datetime
+    overdue: bool
+
+
 async def _not_queued(
-    backlog: GroupBacklog, status: IssueStatus, since: dict[str, datetime]
+    backlog: GroupBacklog, status: IssueStatus, issues: list[_Stuck]
 ) -> list[str]:
-    """The issues of ``since`` (each with the moment it entered ``status``, no later than its
-    event's publication) whose event is not certainly still waiting for its consumer; all of
-    them when the broker cannot say."""
-    ids = list(since)
+    """Those of ``issues``, stuck in ``status``, whose event is not certainly still waiting for
+    its consumer, or that are overdue; all of them when the broker cannot say."""
     event, consumer = STUCK_STATES[status]
-    queued = await backlog.queued(event.TOPIC, consumer, since)
+    queued = await backlog.queued(event.TOPIC, consumer, {i.id: i.since for i in issues})
     if queued is None:
-        return ids
-    if queued:
-        metrics.RECONCILE_QUEUED.labels(status=status.value).inc(len(queued))
+        return [issue.id for issue in issues]
+    waited_out = {issue.id for issue in issues if issue.overdue and issue.id in queued}
+    waiting = len(queued) - len(waited_out)
+    if waiting:
+        metrics.RECONCILE_QUEUED.labels(status=status.value).inc(waiting)
         log.info(
             "%d issues stuck in %s are still queued for the %s consumer: not re-driven",
-            len(queued),
+            waiting,
             status.value,
             consumer,
         )
-    return [issue_id for issue_id in ids if issue_id not in queued]
+    if waited_out:
+        log.warning(
+            "%d issues stuck in %s have been queued for the %s consumer for too long: "
+            "re-driven anyway",
+            len(waited_out),
+            status.value,
+            consumer,
+        )
+    return [issue.id for issue in issues if issue.id not in queued or issue.id in waited_out]
 
 
 async def run_reconciler(

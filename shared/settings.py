@@ -149,6 +149,9 @@ class ReconcilerSettings(BaseSettings):
     enabled: bool = True
     stuck_after_s: float = Field(default=120.0, gt=0)
     interval_s: float = Field(default=15.0, gt=0)
+    # How long past ``stuck_after_s`` an issue waits on a consumer the broker says has not
+    # reached its event yet; then it is re-driven anyway (see shared.reconciler).
+    queued_wait_s: float = Field(default=600.0, gt=0)
 
 
 class HttpSettings(BaseSettings):
