@@ -135,7 +135,7 @@ async def _not_queued(
     if waited_out:
         log.warning(
             "%d issues stuck in %s have been queued for the %s consumer for too long: "
-            "re-driven anyway",
+            "waited for no longer",
             len(waited_out),
             status.value,
             consumer,
