@@ -112,6 +112,7 @@ class ConsumerLoop:
         )
         self._next_batch = 0.0
         self._stall_checked_at = 0.0
+        self._ends_checked_at = 0.0
         self._swept_at = float("-inf")  # the first sweep comes with the first batch
         self._beat = 0.0
         self._client_started_at = 0.0
@@ -215,7 +216,7 @@ class ConsumerLoop:
             await _stop_each((consumer, dlq))
             raise
         self._consumer = consumer
-        self._fetched_at = self._client_started_at = time.monotonic()
+        self._fetched_at = self._client_started_at = self._ends_checked_at = time.monotonic()
         self._orphan_offsets = None
         log.info("consumer %s joined group %s", self.spec.name, self.group_id)
         try:
@@ -227,8 +228,7 @@ class ConsumerLoop:
                 if records:
                     self._fetched_at = time.monotonic()
                     self._next_batch = self._spacing.next_start(self._fetched_at, len(records))
-                else:
-                    await self._check_stalled(consumer)
+                await self._check_positions(consumer)
                 if records:
                     await self._processor.process(records, dlq=dlq, stop=stop)
                 for partition, done in batch.items():
@@ -300,25 +300,37 @@ class ConsumerLoop:
             raise _TopologyLost("a fetch did not return") from exc
         return batch
 
-    async def _check_stalled(self, consumer: AIOKafkaConsumer) -> None:
-        """Raise :class:`_TopologyLost` (the client is rebuilt) when nothing has been fetched for
-        ``stall_after_s`` although a partition holds records past our position, or when a
-        partition ends before our position (the broker lost its log). Checked at most once per
-        ``stall_after_s``; an idle consumer at the end of its partitions is left alone."""
+    async def _check_positions(self, consumer: AIOKafkaConsumer) -> None:
+        """At most once per ``stall_after_s``, busy or not: a partition that ends before our
+        position (the broker lost its log) is read again from its start. The embedded broker
+        answers a fetch past a partition's end with nothing, not an error, so a consumer kept
+        busy by its other partitions would otherwise wait there while new records pile up
+        below its position. And when nothing has been fetched for ``stall_after_s`` although a
+        partition holds records past our position, or none is assigned while records wait,
+        :class:`_TopologyLost` (the client is rebuilt); an idle consumer at the end of its
+        partitions is left alone."""
         now = time.monotonic()
-        stall_after = self._settings.stall_after_s
-        if now - self._fetched_at < stall_after or now - self._stall_checked_at < stall_after:
+        every = self._settings.stall_after_s
+        stalled = now - self._fetched_at >= every and now - self._stall_checked_at >= every
+        if not stalled and now - self._ends_checked_at < every:
             return
-        self._stall_checked_at = now
+        self._ends_checked_at = now
+        if stalled:
+            self._stall_checked_at = now
         assigned = list(consumer.assignment())
         if not assigned:
-            await self._check_orphaned(consumer)
+            if stalled:
+                await self._check_orphaned(consumer)
             return
+        # While records come in, only ends from fetches: the embedded broker's answer to an
+        # offset query can fall short of the end, below a position inside the last batch.
         ends, positions = await self._ends_and(
-            consumer, assigned, consumer.position, fetched_within_s=stall_after
+            consumer, assigned, consumer.position, fetched_within_s=every, fetched_only=not stalled
         )
         behind = []
         for tp, position in positions.items():
+            if tp not in ends:
+                continue
             if ends[tp] < position:
                 # The log is shorter than what we read: the broker lost it and what is there now
                 # is new. Read it from the start; the inbox skips anything already processed.
@@ -331,9 +343,10 @@ class ConsumerLoop:
                     position,
                 )
                 await consumer.seek_to_beginning(tp)
+                self._pending.pop(tp, None)  # an offset from the lost log, not to be committed
             elif ends[tp] > position:
                 behind.append(f"{tp.topic}/{tp.partition} at {position} of {ends[tp]}")
-        if behind:
+        if behind and stalled:
             raise _TopologyLost(
                 f"nothing fetched for {now - self._fetched_at:.0f} s although " + ", ".join(behind)
             )
@@ -345,13 +358,20 @@ class ConsumerLoop:
         offset_of: Callable[[TopicPartition], Awaitable[Offset]],
         *,
         fetched_within_s: float = 0.0,
+        fetched_only: bool = False,
     ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, Offset]]:
         """The partitions' end offsets (:func:`log_ends`) and ``offset_of`` each, every query
         bounded by the request timeout: a client that cannot answer is rebuilt."""
         wait_s = self._kafka.request_timeout_ms / 1000
         try:
             ends = await asyncio.wait_for(
-                log_ends(consumer, partitions, fetched_within_s=fetched_within_s), timeout=wait_s
+                log_ends(
+                    consumer,
+                    partitions,
+                    fetched_within_s=fetched_within_s,
+                    fetched_only=fetched_only,
+                ),
+                timeout=wait_s,
             )
             offsets = {
                 tp: await asyncio.wait_for(offset_of(tp), timeout=wait_s) for tp in partitions

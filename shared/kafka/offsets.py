@@ -15,10 +15,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
 async def log_ends(
-    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], *, fetched_within_s: float
+    consumer: AIOKafkaConsumer,
+    partitions: Sequence[TopicPartition],
+    *,
+    fetched_within_s: float,
+    fetched_only: bool = False,
 ) -> dict[TopicPartition, int]:
     """Each partition's end offset: the high watermark of a fetch of it answered within
-    ``fetched_within_s``, else the broker's answer to an offset query (one for all of those)."""
+    ``fetched_within_s``, else the broker's answer to an offset query (one for all of those);
+    ``fetched_only``: no query, such partitions are left out."""
     oldest_ms = time.time() * 1000 - fetched_within_s * 1000
     assigned = consumer.assignment()
     ends: dict[TopicPartition, int] = {}
@@ -30,6 +35,6 @@ async def log_ends(
         if high is not None and fetched_ms is not None and fetched_ms >= oldest_ms:
             ends[tp] = high
     unfetched = [tp for tp in partitions if tp not in ends]
-    if unfetched:
+    if unfetched and not fetched_only:
         ends.update(await consumer.end_offsets(unfetched))
     return ends

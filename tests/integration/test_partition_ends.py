@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.engine import create_session_factory
@@ -74,3 +75,61 @@ async def test_an_idle_consumer_does_not_read_its_topic_again_after_a_batch_of_s
     assert len(handled) == BATCH
     # Read again, each would count (as a duplicate the inbox turned away).
     assert loop.processed == BATCH
+
+
+async def test_a_busy_consumer_reads_again_a_partition_that_ends_before_its_position(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    """As after a memory broker's restart: the log of a partition is shorter than what the
+    consumer had read. The embedded broker answers a fetch past the end with nothing, so the
+    consumer must notice by itself, also while its other partition keeps it busy."""
+    partner = await seed_partner(database_url)
+    settings = kafka(bootstrap_servers, topic_prefix)
+    await ensure_topics(settings)
+    topic = TopicNames(topic_prefix)("issues.updated")
+    handled: list[str] = []
+
+    async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
+        handled.append(envelope.id)
+
+    loop = ConsumerLoop(
+        ConsumerSpec("probe", "issues.updated", handler),
+        uow_factory=UnitOfWorkFactory(create_session_factory(engine)),
+        kafka=settings,
+        settings=ConsumerSettings(stall_after_s=0.3),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    await producer.start()
+
+    async def publish(partition: int) -> str:
+        event_id, value, headers = encode(updated_event(partner.id), service="test")
+        await producer.send_and_wait(topic, value, partition=partition, headers=headers)
+        return event_id
+
+    async def keep_busy() -> None:
+        while True:  # more often than stall_after_s: the consumer is never idle that long
+            await publish(1)
+            await asyncio.sleep(0.05)
+
+    stop = asyncio.Event()
+    consuming = asyncio.create_task(loop.run(stop))
+    busy: asyncio.Task[None] | None = None
+    try:
+        first = [await publish(0), await publish(1)]
+        await eventually(lambda: _handled(handled, first), timeout=30)
+        assert loop._consumer is not None
+        loop._consumer.seek(TopicPartition(topic, 0), 1_000)  # past the log's end
+        busy = asyncio.create_task(keep_busy())
+        below = await publish(0)  # lands at offset 1, below the consumer's position
+        await eventually(lambda: _handled(handled, [below]), timeout=20)
+        assert not busy.done()
+    finally:
+        if busy is not None:
+            busy.cancel()
+        stop.set()
+        await consuming
+        await producer.stop()
+
+
+async def _handled(handled: list[str], ids: list[str]) -> bool:
+    return set(ids) <= set(handled)
