@@ -9,7 +9,8 @@ time: the first record of the issue's partition published at or after a moment b
 event's (the issue's status change) sits at or before the event's own offset, so while the
 group's committed offset has not passed that record, the event is still ahead of it. Any other
 answer (nothing published since, no offset committed, the group past that record, no answer)
-re-drives, as the reconciler would without asking: at worst a copy its inbox skips.
+re-drives, as the reconciler would without asking: at worst a copy its inbox skips. The
+reconciler trusts a "still queued" for ``RECONCILER_QUEUED_WAIT_S`` only.
 
 Committed offsets are compared, so a group that has taken a record but not yet committed it
 counts as behind for up to ``CONSUMER_COMMIT_INTERVAL_MS``; timestamps are the producers'
