@@ -433,16 +433,35 @@ class ConsumerLoop:
             return
         offsets, self._pending = self._pending, {}
         self._committed_at = time.monotonic()
-        assigned = self._consumer.assignment()
+        consumer = self._consumer
+        assigned = consumer.assignment()
         offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
+        for tp, offset in list(offsets.items()):
+            if _beyond_end(consumer, tp, offset):
+                del offsets[tp]
+                log.warning(
+                    "consumer %s: not committing %s/%d at %d, past the end a fetch reported",
+                    self.spec.name,
+                    tp.topic,
+                    tp.partition,
+                    offset,
+                )
         if offsets:
             try:
                 # aiokafka retries a commit to an unknown topic forever; bound it.
                 await asyncio.wait_for(
-                    self._consumer.commit(offsets), timeout=self._kafka.request_timeout_ms / 1000
+                    consumer.commit(offsets), timeout=self._kafka.request_timeout_ms / 1000
                 )
             except (UnknownTopicOrPartitionError, TimeoutError) as exc:
                 raise _TopologyLost(f"offset commit did not complete: {exc!r}") from exc
             except KafkaError as exc:
                 # Safe to lose: the records are re-delivered and the inbox skips them.
                 log.warning("offset commit failed for %s: %s", self.spec.name, exc)
+
+
+def _beyond_end(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> bool:
+    """Whether ``offset`` lies past the end the last fetch of ``tp`` reported: an offset in a
+    log the broker has lost since (it restarted without its data). Committed, it would start
+    the group there after the next rebalance, past the new log's records up to it."""
+    high = consumer.highwater(tp)
+    return high is not None and offset > high

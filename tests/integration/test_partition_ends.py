@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.engine import create_session_factory
@@ -18,7 +19,7 @@ from shared.events.envelope import Envelope, encode
 from shared.kafka.consumer import ConsumerLoop, ConsumerSpec
 from shared.kafka.inspect import list_dead_letters, replay_dead_letters
 from shared.kafka.topics import TopicNames, ensure_topics
-from shared.settings import ConsumerSettings
+from shared.settings import ConsumerSettings, KafkaSettings
 from tests.support.broker import consumed, kafka, one_batch
 from tests.support.factories import eventually, seed_partner, updated_event
 
@@ -133,3 +134,48 @@ async def test_a_busy_consumer_reads_again_a_partition_that_ends_before_its_posi
 
 async def _handled(handled: list[str], ids: list[str]) -> bool:
     return set(ids) <= set(handled)
+
+
+async def test_an_offset_past_the_end_a_fetch_reported_is_not_committed(
+    engine: AsyncEngine, database_url: str, bootstrap_servers: str, topic_prefix: str
+) -> None:
+    """An offset from a log the broker has lost since: committed, it would start the group past
+    the new log's first records after the next rebalance."""
+    partner = await seed_partner(database_url)
+    settings = kafka(bootstrap_servers, topic_prefix)
+    await ensure_topics(settings)
+    topic = TopicNames(topic_prefix)("issues.updated")
+    tp = TopicPartition(topic, 0)
+
+    async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
+        return None
+
+    loop = ConsumerLoop(
+        ConsumerSpec("probe", "issues.updated", handler),
+        uow_factory=UnitOfWorkFactory(create_session_factory(engine)),
+        kafka=settings,
+        settings=ConsumerSettings(),
+    )
+    await one_batch(settings, topic, [encode(updated_event(partner.id), service="test")[1:]])
+    stop = asyncio.Event()
+    consuming = asyncio.create_task(loop.run(stop))
+    try:
+        await eventually(lambda: consumed(loop, 1), timeout=30)
+        await eventually(lambda: _committed(settings, loop.group_id, tp, 1), timeout=30)
+        loop._pending[tp] = 1_000  # read from a log longer than the one the fetch reported
+        await loop.commit_pending()
+        assert await _committed(settings, loop.group_id, tp, 1)
+    finally:
+        stop.set()
+        await consuming
+
+
+async def _committed(settings: KafkaSettings, group: str, tp: TopicPartition, offset: int) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group, partitions=[tp])
+    finally:
+        await admin.close()
+    found = committed.get(tp)
+    return found is not None and found.offset == offset
