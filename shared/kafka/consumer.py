@@ -329,8 +329,6 @@ class ConsumerLoop:
         )
         behind = []
         for tp, position in positions.items():
-            if tp not in ends:
-                continue
             if ends[tp] < position:
                 # The log is shorter than what we read: the broker lost it and what is there now
                 # is new. Read it from the start; the inbox skips anything already processed.
@@ -360,8 +358,9 @@ class ConsumerLoop:
         fetched_within_s: float = 0.0,
         fetched_only: bool = False,
     ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, Offset]]:
-        """The partitions' end offsets (:func:`log_ends`) and ``offset_of`` each, every query
-        bounded by the request timeout: a client that cannot answer is rebuilt."""
+        """The partitions' end offsets (:func:`log_ends`) and ``offset_of`` each partition with
+        one, every query bounded by the request timeout: a client that cannot answer is
+        rebuilt."""
         wait_s = self._kafka.request_timeout_ms / 1000
         try:
             ends = await asyncio.wait_for(
@@ -373,9 +372,7 @@ class ConsumerLoop:
                 ),
                 timeout=wait_s,
             )
-            offsets = {
-                tp: await asyncio.wait_for(offset_of(tp), timeout=wait_s) for tp in partitions
-            }
+            offsets = {tp: await asyncio.wait_for(offset_of(tp), timeout=wait_s) for tp in ends}
         except TimeoutError as exc:
             raise _TopologyLost("the broker did not answer an offset query") from exc
         return ends, offsets
