@@ -53,7 +53,7 @@ async def test_issues_accepted_while_the_broker_is_down_are_all_routed_after_it_
                 await eventually(lambda: _routed(engine, DURING_OUTAGE + 1), timeout=120)
             except AssertionError:
                 # What the broker holds and what it logged: the logs of the services alone
-                # did not tell why an issue stayed classified (once in about ten runs).
+                # did not tell why an issue stayed classified (once in four SQLite-stage runs).
                 groups = await group_report(broker.bootstrap_servers, topic_prefix)
                 told = (tmp_path / "broker.log").read_text(errors="replace")[-6000:]
                 raise AssertionError(

@@ -7,6 +7,8 @@ offset plus one; a fetch reports the end right. These tests end a topic with suc
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -24,6 +26,32 @@ from tests.support.broker import consumed, kafka, one_batch
 from tests.support.factories import eventually, seed_partner, updated_event
 
 BATCH = 6
+
+
+@asynccontextmanager
+async def _probe(
+    engine: AsyncEngine, settings: KafkaSettings, consumer_settings: ConsumerSettings
+) -> AsyncIterator[tuple[ConsumerLoop, list[str]]]:
+    """A consumer loop on ``issues.updated`` running for the block, and the ids of the events it
+    has handled, in order."""
+    handled: list[str] = []
+
+    async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
+        handled.append(envelope.id)
+
+    loop = ConsumerLoop(
+        ConsumerSpec("probe", "issues.updated", handler),
+        uow_factory=UnitOfWorkFactory(create_session_factory(engine)),
+        kafka=settings,
+        settings=consumer_settings,
+    )
+    stop = asyncio.Event()
+    consuming = asyncio.create_task(loop.run(stop))
+    try:
+        yield loop, handled
+    finally:
+        stop.set()
+        await consuming
 
 
 @pytest.mark.single_db
@@ -52,27 +80,11 @@ async def test_an_idle_consumer_does_not_read_its_topic_again_after_a_batch_of_s
     events = [encode(updated_event(partner.id), service="test")[1:] for _ in range(BATCH)]
     await one_batch(settings, TopicNames(topic_prefix)("issues.updated"), events)
 
-    handled: list[str] = []
-
-    async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
-        handled.append(envelope.id)
-
     # Idle this long and the loop asks the broker where its partitions end.
     consumer_settings = ConsumerSettings(stall_after_s=0.2)
-    loop = ConsumerLoop(
-        ConsumerSpec("probe", "issues.updated", handler),
-        uow_factory=UnitOfWorkFactory(create_session_factory(engine)),
-        kafka=settings,
-        settings=consumer_settings,
-    )
-    stop = asyncio.Event()
-    consuming = asyncio.create_task(loop.run(stop))
-    try:
+    async with _probe(engine, settings, consumer_settings) as (loop, handled):
         await eventually(lambda: consumed(loop, BATCH), timeout=30)
         await asyncio.sleep(10 * consumer_settings.stall_after_s)
-    finally:
-        stop.set()
-        await consuming
     assert len(handled) == BATCH
     # Read again, each would count (as a duplicate the inbox turned away).
     assert loop.processed == BATCH
@@ -88,17 +100,6 @@ async def test_a_busy_consumer_reads_again_a_partition_that_ends_before_its_posi
     settings = kafka(bootstrap_servers, topic_prefix)
     await ensure_topics(settings)
     topic = TopicNames(topic_prefix)("issues.updated")
-    handled: list[str] = []
-
-    async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
-        handled.append(envelope.id)
-
-    loop = ConsumerLoop(
-        ConsumerSpec("probe", "issues.updated", handler),
-        uow_factory=UnitOfWorkFactory(create_session_factory(engine)),
-        kafka=settings,
-        settings=ConsumerSettings(stall_after_s=0.3),
-    )
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
     await producer.start()
 
@@ -112,23 +113,23 @@ async def test_a_busy_consumer_reads_again_a_partition_that_ends_before_its_posi
             await publish(1)
             await asyncio.sleep(0.05)
 
-    stop = asyncio.Event()
-    consuming = asyncio.create_task(loop.run(stop))
     busy: asyncio.Task[None] | None = None
     try:
-        first = [await publish(0), await publish(1)]
-        await eventually(lambda: _handled(handled, first), timeout=30)
-        assert loop._consumer is not None
-        loop._consumer.seek(TopicPartition(topic, 0), 1_000)  # past the log's end
-        busy = asyncio.create_task(keep_busy())
-        below = await publish(0)  # lands at offset 1, below the consumer's position
-        await eventually(lambda: _handled(handled, [below]), timeout=20)
-        assert not busy.done()
+        async with _probe(engine, settings, ConsumerSettings(stall_after_s=0.3)) as (
+            loop,
+            handled,
+        ):
+            first = [await publish(0), await publish(1)]
+            await eventually(lambda: _handled(handled, first), timeout=30)
+            assert loop._consumer is not None
+            loop._consumer.seek(TopicPartition(topic, 0), 1_000)  # past the log's end
+            busy = asyncio.create_task(keep_busy())
+            below = await publish(0)  # lands at offset 1, below the consumer's position
+            await eventually(lambda: _handled(handled, [below]), timeout=20)
+            assert not busy.done()
     finally:
         if busy is not None:
             busy.cancel()
-        stop.set()
-        await consuming
         await producer.stop()
 
 
@@ -146,28 +147,13 @@ async def test_an_offset_past_the_end_a_fetch_reported_is_not_committed(
     await ensure_topics(settings)
     topic = TopicNames(topic_prefix)("issues.updated")
     tp = TopicPartition(topic, 0)
-
-    async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
-        return None
-
-    loop = ConsumerLoop(
-        ConsumerSpec("probe", "issues.updated", handler),
-        uow_factory=UnitOfWorkFactory(create_session_factory(engine)),
-        kafka=settings,
-        settings=ConsumerSettings(),
-    )
     await one_batch(settings, topic, [encode(updated_event(partner.id), service="test")[1:]])
-    stop = asyncio.Event()
-    consuming = asyncio.create_task(loop.run(stop))
-    try:
+    async with _probe(engine, settings, ConsumerSettings()) as (loop, _):
         await eventually(lambda: consumed(loop, 1), timeout=30)
         await eventually(lambda: _committed(settings, loop.group_id, tp, 1), timeout=30)
         loop._pending[tp] = 1_000  # read from a log longer than the one the fetch reported
         await loop.commit_pending()
         assert await _committed(settings, loop.group_id, tp, 1)
-    finally:
-        stop.set()
-        await consuming
 
 
 async def _committed(settings: KafkaSettings, group: str, tp: TopicPartition, offset: int) -> bool:
