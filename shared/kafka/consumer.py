@@ -173,6 +173,9 @@ class ConsumerLoop:
                     if client.cancelled():
                         # Nobody cancelled it: a CancelledError escaped aiokafka (seen when the
                         # broker drops a fetch's connection). Ending here would end the member.
+                        # The client's own way out may have been cut short the same way; its
+                        # parts are stopped here (stopping one twice does nothing).
+                        await _stop_each(parts, within_s=self._abandon_after_s)
                         raise _TopologyLost("the consumer client was cancelled from inside")
                     client.result()
                     return
@@ -247,8 +250,12 @@ class ConsumerLoop:
                 log.warning("consumer %s: topic gone from the broker, reconnecting", self.spec.name)
             finally:
                 self._consumer = None
-                await consumer.stop()
-                await dlq.stop()
+                try:
+                    await consumer.stop()
+                finally:
+                    # Also when the consumer's stop raised (a stray CancelledError from aiokafka
+                    # once the broker has gone): a producer never stopped is left open.
+                    await dlq.stop()
 
     async def _forget_handled(self) -> None:
         """Forget this consumer's inbox records (and parked-record markers) older than the

@@ -71,9 +71,14 @@ async def test_a_supervised_worker_cancelled_from_outside_stays_cancelled() -> N
 
 
 async def test_a_consumer_client_ended_by_a_stray_cancellation_counts_as_a_lost_broker() -> None:
+    """Its parts are stopped: the client's own way out may have been cut short by the same
+    stray cancellation, and a DLQ producer never stopped is reported unclosed by the collector
+    (seen on `make run` when the broker went away: one per consumer)."""
     loop = _loop()
+    consumer, dlq = _Part(), _Part()
     with pytest.raises(_TopologyLost, match="cancelled from inside"):
-        await loop._watched(asyncio.create_task(_stray_cancel()), _Part())
+        await loop._watched(asyncio.create_task(_stray_cancel()), consumer, dlq)
+    assert (consumer.stopped, dlq.stopped) == (True, True)
 
 
 class _Part:
@@ -141,3 +146,27 @@ async def test_a_client_whose_consumer_cannot_start_closes_it_and_its_producer(
     with pytest.raises(OSError, match="does not answer"):
         await loop._run_client(consumer, dlq, asyncio.Event())
     assert (consumer.stopped, dlq.stopped) == (True, True)
+
+
+async def test_a_client_whose_consumer_fails_to_stop_still_stops_its_producer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiokafka's consumer can let a stray CancelledError out of its stop when the broker has
+    gone; the DLQ producer is stopped all the same, and the error still ends the client."""
+
+    class _Started(_Part):
+        async def start(self) -> None:
+            return None
+
+    class _FailsToStop(_Started):
+        async def stop(self) -> None:
+            await _stray_cancel()
+
+    monkeypatch.setattr("shared.kafka.consumer.ensure_topics", _nothing)
+    loop = _loop()
+    dlq = _Started()
+    stop = asyncio.Event()
+    stop.set()
+    with pytest.raises(asyncio.CancelledError):
+        await loop._run_client(_FailsToStop(), dlq, stop)
+    assert dlq.stopped
