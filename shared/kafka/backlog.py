@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -116,12 +116,17 @@ class GroupBacklog:
         return self._admin, self._consumer
 
     async def close(self) -> None:
+        """Close both clients; one that fails to close does not leave the other open."""
         admin, consumer = self._admin, self._consumer
         self._admin = self._consumer = None
-        try:
-            if consumer is not None:
-                await consumer.stop()
-            if admin is not None:
-                await admin.close()
-        except Exception:
-            log.debug("closing the backlog's clients failed", exc_info=True)
+        if consumer is not None:
+            await _quietly(consumer.stop())
+        if admin is not None:
+            await _quietly(admin.close())
+
+
+async def _quietly(closing: Awaitable[None]) -> None:
+    try:
+        await closing
+    except Exception:
+        log.debug("closing the backlog's clients failed", exc_info=True)

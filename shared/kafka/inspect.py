@@ -363,8 +363,9 @@ async def _publish(kafka: KafkaSettings, target: str, records: list[ConsumerReco
     if not records:
         return
     producer = create_producer(kafka, service="dlq-replay")
-    await producer.start()
     try:
+        # Inside: a producer whose start failed is closed too, not reported unclosed later.
+        await producer.start()
         sends = [
             await producer.send(
                 target,
