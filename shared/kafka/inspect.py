@@ -210,8 +210,8 @@ async def tail(
     """
     physical = physical_topic(TopicNames(kafka.topic_prefix), topic)
     consumer = _consumer(kafka, group_id=None, earliest=from_beginning)
-    await consumer.start()
     try:
+        await consumer.start()
         assigned = await _assign_all(consumer, physical)
         if from_beginning:
             await consumer.seek_to_beginning(*assigned)
@@ -287,8 +287,8 @@ async def list_dead_letters(kafka: KafkaSettings, topic: str) -> list[DeadLetter
     names = TopicNames(kafka.topic_prefix)
     dlq = names.dlq(base_topic(names, topic))
     consumer = _consumer(kafka, group_id=replay_group(kafka, dlq), earliest=True)
-    await consumer.start()
     try:
+        await consumer.start()
         assigned = await _assign_all(consumer, dlq)
         replayed_up_to = {tp: await consumer.committed(tp) or 0 for tp in assigned}
         await consumer.seek_to_beginning(*assigned)
@@ -327,8 +327,8 @@ async def replay_dead_letters(
     base = base_topic(names, topic)
     target, dlq = names(base), names.dlq(base)
     consumer = _consumer(kafka, group_id=replay_group(kafka, dlq), earliest=True)
-    await consumer.start()
     try:
+        await consumer.start()
         assigned = await _assign_all(consumer, dlq)
         if offsets:
             await consumer.seek_to_beginning(*assigned)

@@ -48,8 +48,8 @@ async def ensure_topics(settings: KafkaSettings) -> None:
         client_id=f"{settings.client_id}-admin",
         request_timeout_ms=settings.request_timeout_ms,
     )
-    await admin.start()
     try:
+        await admin.start()  # inside: a client that fails to start is closed too
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(

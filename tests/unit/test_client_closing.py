@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from shared.kafka import inspect
+from shared.kafka import inspect, topics
 from shared.kafka.backlog import GroupBacklog
 from shared.settings import KafkaSettings
 
@@ -51,3 +51,20 @@ async def test_a_replay_producer_that_fails_to_start_is_closed(
     with pytest.raises(KafkaConnectionError, match="does not answer"):
         await inspect._publish(KafkaSettings(), "issues.received", [object()])
     assert producer.closed
+
+
+async def test_an_admin_client_that_fails_to_start_is_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each consumer client and each relay producer begins with ``ensure_topics``, so while the
+    broker is away this runs again and again."""
+    made: list[_FailsToStart] = []
+
+    def admin(**_: object) -> _FailsToStart:
+        made.append(_FailsToStart())
+        return made[-1]
+
+    monkeypatch.setattr(topics, "AIOKafkaAdminClient", admin)
+    with pytest.raises(KafkaConnectionError):
+        await topics.ensure_topics(KafkaSettings())
+    assert [client.closed for client in made] == [True]
