@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 import typer
@@ -95,10 +95,10 @@ def keys_list(partner: Annotated[str, typer.Option(help="Partner id or exact nam
         return await admin.list_keys(uows, await partner_named(uows, partner))
 
     for key in run_with_database(work):
-        state = f"REVOKED {_when(key.revoked_at)}" if key.revoked_at else "active"
+        state = f"REVOKED {when(key.revoked_at)}" if key.revoked_at else "active"
         typer.echo(
-            f"csp_{key.prefix}_…  {key.role:<15} created {_when(key.created_at)}  "
-            f"last used {_when(key.last_used_at)}  {state}  {key.label or ''}".rstrip()
+            f"csp_{key.prefix}_…  {key.role:<15} created {when(key.created_at)}  "
+            f"last used {when(key.last_used_at)}  {state}  {key.label or ''}".rstrip()
         )
 
 
@@ -114,5 +114,10 @@ def keys_revoke(
     typer.echo(f"revoked csp_{wanted}_…")
 
 
-def _when(moment: datetime | None) -> str:
-    return f"{moment:%Y-%m-%d %H:%M}" if moment else "never"
+def when(moment: datetime | None) -> str:
+    """A moment as the CLI's listings show it, in UTC (a time without a zone is one)."""
+    if moment is None:
+        return "never"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"

@@ -11,7 +11,7 @@ import typer
 
 from services import admin_webhooks
 from services.admin_webhooks import Endpoint, Kept
-from services.cli_admin import partner_named, run_with_database
+from services.cli_admin import partner_named, run_with_database, when
 from shared.db.uow import UnitOfWorkFactory
 
 webhooks_app = typer.Typer(
@@ -37,7 +37,7 @@ def webhooks_list(partner: PartnerOption = None) -> None:
             f"{status} {endpoint.deliveries.get(status, 0)}"
             for status in ("pending", "succeeded", *Kept)
         )
-        oldest = f"  oldest kept {_when(endpoint.oldest_kept)}" if endpoint.oldest_kept else ""
+        oldest = f"  oldest kept {when(endpoint.oldest_kept)}" if endpoint.oldest_kept else ""
         typer.echo(f"{_endpoint(endpoint)}\n    {counts}{oldest}")
     if not found:
         typer.echo("no webhook endpoints")
@@ -110,7 +110,3 @@ def _endpoint(endpoint: Endpoint) -> str:
     state = "enabled" if endpoint.enabled else f"DISABLED ({endpoint.disabled_reason})"
     audience = "" if endpoint.audience == "partner" else f" [{endpoint.audience}]"
     return f"{endpoint.id}  {endpoint.partner}  {endpoint.url}{audience}  {state}"
-
-
-def _when(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
