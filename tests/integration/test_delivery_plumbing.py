@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from typing import Any
 
 import pytest
+import structlog.testing
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
@@ -458,13 +458,12 @@ async def test_a_poison_record_read_again_is_parked_once_and_a_replay_of_it_agai
 
 
 async def test_each_event_handled_logs_one_line_with_its_ids_together_or_alone(
-    engine: AsyncEngine, topic_prefix: str, caplog: pytest.LogCaptureFixture
+    engine: AsyncEngine, topic_prefix: str
 ) -> None:
     async def handler(uow: UnitOfWork, envelope: Envelope, _prepared: object) -> None:
         return None
 
     names = TopicNames(topic_prefix)
-    processor = updates_processor(engine, names, "lines", handler)
     events = [updated_event(uuid.uuid4()) for _ in range(3)]
 
     def record(offset: int, event: IssueUpdated) -> ConsumerRecord[bytes, bytes]:
@@ -477,16 +476,21 @@ async def test_each_event_handled_logs_one_line_with_its_ids_together_or_alone(
     records = [record(n, event) for n, event in enumerate(events)]
     stop = asyncio.Event()
     dlq = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9")  # never started: nothing is parked
-    with caplog.at_level(logging.INFO, logger="shared.kafka.processing"):
+    # The processor's event line is a structlog logger made with the configuration of its
+    # making, so it is made inside the capture.
+    with structlog.testing.capture_logs() as logs:
+        processor = updates_processor(engine, names, "lines", handler)
         await processor.process(records[:2], dlq=dlq, stop=stop)  # together
         await processor.process(records[2:], dlq=dlq, stop=stop)  # alone
         await processor.process(records[:1], dlq=dlq, stop=stop)  # alone, seen before
-    lines = [vars(r) for r in caplog.records if r.msg == "event %s"]
-    ids = ("args", "event_id", "issue_id", "partner_id")
+    lines = [line for line in logs if line["event"].startswith("event ")]
+    assert all(line["logger"] == "shared.kafka.processing" for line in lines)
+    assert all(line["event_type"] == IssueUpdated.TYPE for line in lines)
+    ids = ("event", "event_id", "issue_id", "partner_id")
     assert [tuple(line[key] for key in ids) for line in lines] == [
-        (("processed",), f"line-{n}", str(event.issue_id), str(event.partner_id))
+        ("event processed", f"line-{n}", str(event.issue_id), str(event.partner_id))
         for n, event in enumerate(events)
-    ] + [(("duplicate",), "line-0", str(events[0].issue_id), str(events[0].partner_id))]
+    ] + [("event duplicate", "line-0", str(events[0].issue_id), str(events[0].partner_id))]
 
 
 def updates_processor(

@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 import pytest
 import structlog
 
-from shared.observability.logging import CORRELATION_KEYS, configure_logging, render_json
+from shared.observability.logging import (
+    CORRELATION_KEYS,
+    configure_logging,
+    hot_logger,
+    render_json,
+)
 
 
 @pytest.fixture
@@ -109,3 +114,43 @@ def test_the_console_shows_only_the_correlation_keys_a_line_has(
     assert "issue_id=i-1" in about_issue
     assert "event_id" not in about_issue
     assert "None" not in startup
+
+
+def test_a_hot_line_has_the_fields_of_a_stdlib_line_in_the_same_stream(
+    stream: io.StringIO,
+) -> None:
+    hot = hot_logger("shared.kafka.processing")
+    with structlog.contextvars.bound_contextvars(partner_id="p-1"):
+        logging.getLogger("shared.kafka.processing").info("event %s", "processed")
+        hot.info("event processed", event_type="csp.issue.updated", ms=1.5, issue_id="i-1")
+        hot.debug("not at INFO")
+    stdlib_line, hot_line = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert set(stdlib_line) <= set(hot_line)
+    assert hot_line["event"] == stdlib_line["event"] == "event processed"
+    assert hot_line["logger"] == "shared.kafka.processing"
+    assert hot_line["level"] == "info"
+    assert (hot_line["issue_id"], hot_line["partner_id"]) == ("i-1", "p-1")
+    assert (hot_line["event_type"], hot_line["ms"]) == ("csp.issue.updated", 1.5)
+    assert hot_line["timestamp"].endswith("Z")
+
+
+def test_a_hot_line_on_the_console_shows_only_the_correlation_keys_it_has(
+    stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stderr", stream)  # pytest's capture took it back after set-up
+    configure_logging(level="WARNING", json=False)
+    hot = hot_logger("shared.kafka.processing")
+    hot.info("event processed", issue_id="i-1")
+    hot.warning("event slow", issue_id="i-2")
+    [line] = stream.getvalue().splitlines()
+    assert "event slow" in line
+    assert "issue_id=i-2" in line
+    assert "None" not in line
+
+
+def test_a_stream_that_fails_drops_a_hot_line_and_not_the_caller(
+    stream: io.StringIO,
+) -> None:
+    hot = hot_logger("shared.kafka.processing")
+    stream.close()
+    hot.info("event processed", issue_id="i-1")  # no ValueError: the event was handled
