@@ -162,6 +162,7 @@ async def _database_rows(
                 broker_pid=broker.pid,
             )
         )
+    rows.over_intake(figures)
     if backlog:
         run_dir = workdir / f"{server.kind}-catch-up"
         run_dir.mkdir()

@@ -25,6 +25,7 @@ def table(results: dict[str, Any]) -> str:
         f"{'p99 ms':>8}{'backlog':>8}{'drain s':>8}{'dup':>5}  cpu% / peak MB / growth MB"
     )
     lines += _pipeline_rows(results["databases"])
+    lines += _over_intake_lines(results["databases"])
     if regions := results.get("settings", {}).get("regions"):
         lines.append(f"(the pipeline's issues name {regions} regions: outage correlation ran)")
     lines += [
@@ -99,6 +100,24 @@ def _pipeline_rows(databases: dict[str, Any]) -> list[str]:
                 f"{_ms(run['e2e_p99_ms']):>8}{run['backlog_at_end']:>8}"
                 f"{_ms(run['drain_s']):>8}{run['duplicates']:>5}  {services}"
             )
+    return lines
+
+
+def _over_intake_lines(databases: dict[str, Any]) -> list[str]:
+    """End to end against the intake (see ``bench.rows.over_intake``), a line per database."""
+    lines = []
+    for kind, figures in databases.items():
+        runs = [run for run in figures["pipeline"] if "sustained_over_accepted" in run]
+        if not runs:
+            continue
+        line = f"{'':<4}{kind}: steady / accepted a second " + ", ".join(
+            f"{run['sustained_over_accepted']:.2f} at {run['offered_rps']:,.0f}/s" for run in runs
+        )
+        if intake := figures.get("intake"):
+            line += f"; / the intake at saturation ({intake['rps']:,.0f} req/s) " + ", ".join(
+                f"{run['sustained_over_intake']:.2f}" for run in runs
+            )
+        lines.append(line)
     return lines
 
 

@@ -181,6 +181,23 @@ def rounds(
     return figures
 
 
+def over_intake(figures: dict[str, Any]) -> None:
+    """End to end against the intake, for each pipeline row with a steady rate: that rate over
+    the row's own accepts a second (``sustained_over_accepted``: whether the pipeline keeps up
+    with what the intake takes in) and over the intake's rate at saturation, its median run
+    under ``wrk`` (``sustained_over_intake``: how much of what the front door can take the
+    whole pipeline keeps up with; not when the intake did not run, ``--pipeline-only``)."""
+    intake = figures.get("intake") or {}
+    for run in figures["pipeline"]:
+        steady = run.get("sustained_rps")
+        if steady is None:
+            continue
+        if run.get("accepted") and run.get("seconds"):
+            run["sustained_over_accepted"] = round(steady / (run["accepted"] / run["seconds"]), 3)
+        if intake.get("rps"):
+            run["sustained_over_intake"] = round(steady / intake["rps"], 3)
+
+
 def _ratios(durable: list[dict[str, Any]], ours: list[dict[str, Any]]) -> list[float]:
     return [
         round(o["rps"] / d["rps"], 2) if d["rps"] else 0.0
