@@ -62,7 +62,7 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     Libraries' records and ours from :mod:`logging` go through the root handler; a line that
     is written for every event (:func:`hot_logger`) goes from structlog straight to the same
     stream, skipping the standard library's record, handler and the formatter's copy of the
-    record: about 14 µs a line against 33, measured alone on the benchmark machine."""
+    record: 12.6 µs a line against 31.9, measured alone on the benchmark machine."""
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         add_correlation,
@@ -127,9 +127,9 @@ class LineWriter:
 
 
 def hot_logger(name: str) -> Any:
-    """A structlog logger for a line written once per event or request: the same JSON (or
-    console) line as a :mod:`logging` logger of that ``name`` writes, at a third of the cost.
-    Its keyword arguments are the line's fields; it is not filtered by the stdlib level of
+    """A structlog logger for a line written once per event or request: the fields a
+    :mod:`logging` logger of that ``name`` would write (JSON or console), at two fifths of the
+    cost. Its keyword arguments are the line's fields; it is not filtered by the stdlib level of
     ``name``, only by the service's ``LOG_LEVEL``. It is made with the configuration of the
     moment: ask for it once logging is configured (where the service is built), not at import."""
     return structlog.get_logger().bind(logger=name)
