@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import platform
+import signal
 import subprocess
 import tempfile
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import typer
@@ -22,6 +25,7 @@ from shared.kafka.embedded import EmbeddedBroker
 from tests.support.database import LOCAL_POSTGRES, DatabaseServer
 
 RESULTS = Path(__file__).parent / "results"
+T = TypeVar("T")
 
 
 def main(
@@ -50,22 +54,38 @@ def main(
 ) -> None:
     # On the services' own loop (uvloop): the load driver's callbacks cost the machine the
     # services are measured on about half what they do on asyncio's (bench/driver.py).
-    results = run_services(
-        _run(
-            seconds=seconds,
-            load=rows.Load(connections, saturation_seconds),
-            rates=[float(r) for r in rates.split(",") if r],
-            databases=[d for d in databases.split(",") if d],
-            postgres=postgres,
-            rounds=0 if pipeline_only else rounds,
-            backlog=backlog,
-            regions=regions,
-        )
+    run = _run(
+        seconds=seconds,
+        load=rows.Load(connections, saturation_seconds),
+        rates=[float(r) for r in rates.split(",") if r],
+        databases=[d for d in databases.split(",") if d],
+        postgres=postgres,
+        rounds=0 if pipeline_only else rounds,
+        backlog=backlog,
+        regions=regions,
     )
+    try:
+        results = run_services(_stopped_on_sigterm(run))
+    except asyncio.CancelledError:
+        typer.echo("stopped by SIGTERM: broker, services and databases cleaned up", err=True)
+        raise typer.Exit(128 + signal.SIGTERM) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     typer.echo(table(results))
     typer.echo(f"\nwritten to {out}")
+
+
+async def _stopped_on_sigterm(run: Coroutine[Any, Any, T]) -> T:
+    """``run``, unwound on SIGTERM (a CI job's time limit, an operator's ``kill``) as a cancelled
+    task is: its broker and services stopped and its databases dropped. Without this the
+    process ended at once and left them running, to slow down every run after it."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(run)
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await task
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def _run(
