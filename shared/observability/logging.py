@@ -63,42 +63,39 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     is written for every event (:func:`hot_logger`) goes from structlog straight to the same
     stream, skipping the standard library's record, handler and the formatter's copy of the
     record: 12.6 µs a line against 31.9, measured alone on the benchmark machine."""
-    shared: list[structlog.types.Processor] = [
+    # Every line, from a structlog logger or a stdlib record, begins and ends the same way.
+    correlated: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         add_correlation,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.stdlib.ExtraAdder(),
-        drop_color_message,
+        structlog.processors.add_log_level,
     ]
-    renderers: list[structlog.types.Processor] = (
-        [structlog.processors.JSONRenderer(render_json)]
-        if json
-        else [drop_unset_correlation, structlog.dev.ConsoleRenderer(colors=False)]
-    )
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    rendered: list[structlog.types.Processor] = [
+        structlog.processors.format_exc_info,
+        *(
+            [structlog.processors.JSONRenderer(render_json)]
+            if json
+            else [drop_unset_correlation, structlog.dev.ConsoleRenderer(colors=False)]
+        ),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            add_correlation,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            *renderers,
-        ],
+        processors=[*correlated, stamp, *rendered],
         logger_factory=partial(LineWriter, sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
+    stdlib_chain: list[structlog.types.Processor] = [
+        *correlated,
+        structlog.stdlib.add_logger_name,
+        stamp,
+        structlog.stdlib.ExtraAdder(),
+        drop_color_message,
+    ]
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                *renderers,
-            ],
+            foreign_pre_chain=stdlib_chain,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendered],
         )
     )
     root = logging.getLogger()
