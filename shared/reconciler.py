@@ -12,10 +12,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.base import utcnow
-from shared.db.models import Issue, OutboxMessage
+from shared.db.base import table_of, utcnow
+from shared.db.models import Issue, OutboxMessage, OutboxPending
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueClassified, IssueEvent, IssueReceived
 from shared.kafka.backlog import GroupBacklog
@@ -41,16 +42,17 @@ async def reconcile_once(
     settings: ReconcilerSettings,
     backlog: GroupBacklog | None = None,
 ) -> int:
-    """Mark the outbox rows of stuck issues unsent again; return how many were re-driven.
+    """Queue the outbox rows of stuck issues for publishing again; return how many were
+    re-driven.
 
     Each stuck issue's latest event of the kind that moves it on is re-driven, and only when
-    it was sent more than ``stuck_after_s`` ago, so it is re-published at most once per
-    timeout. With a ``backlog``, an issue whose event is still queued for its consumer (its
-    group has not reached the records published since the issue's status change, see
-    :mod:`shared.kafka.backlog`) waits instead: a consumer that is late is given no copies to
-    skip. It waits ``queued_wait_s`` at most: past that it is re-driven whatever the broker
-    says, so a broker that answers wrongly (one that muddled a partition on a restart, say)
-    delays an issue but cannot hold it for good.
+    it has been published and was written, or last re-driven, more than ``stuck_after_s`` ago,
+    so it is re-published at most once per timeout. With a ``backlog``, an issue whose event is
+    still queued for its consumer (its group has not reached the records published since the
+    issue's status change, see :mod:`shared.kafka.backlog`) waits instead: a consumer that is
+    late is given no copies to skip. It waits ``queued_wait_s`` at most: past that it is
+    re-driven whatever the broker says, so a broker that answers wrongly (one that muddled a
+    partition on a restart, say) delays an issue but cannot hold it for good.
     """
     cutoff = utcnow() - timedelta(seconds=settings.stuck_after_s)
     overdue = cutoff - timedelta(seconds=settings.queued_wait_s)
@@ -79,29 +81,48 @@ async def reconcile_once(
     total = 0
     async with uow_factory() as uow:
         for status, ids in due.items():
-            event_type = STUCK_STATES[status][0].TYPE
-            # Only each issue's latest announcement: an issue classified again (see
-            # shared.issue_state.reopen) has an earlier one, about the text it had then.
-            latest = (
-                select(func.max(OutboxMessage.id))
-                .where(
-                    OutboxMessage.aggregate_id.in_(ids),
-                    OutboxMessage.event_type == event_type,
-                )
-                .group_by(OutboxMessage.aggregate_id)
-            )
-            result = await uow.session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(latest), OutboxMessage.sent_at < cutoff)
-                .values(sent_at=None, claimed_until=None)
-            )
-            count = int(getattr(result, "rowcount", 0) or 0)
+            count = await _queue_again(uow.session, STUCK_STATES[status][0].TYPE, ids, cutoff)
             if count:
                 metrics.RECONCILED.labels(status=status.value).inc(count)
                 log.warning("re-driving %d issues stuck in %s", count, status.value)
             total += count
         await uow.commit()
     return total
+
+
+async def _queue_again(
+    session: AsyncSession, event_type: str, ids: list[str], cutoff: datetime
+) -> int:
+    """Queue again (:class:`OutboxPending`) each issue's latest outbox row of ``event_type``,
+    unleased, where it is published and was written, or last queued again, before ``cutoff``;
+    how many were.
+
+    Only the latest: an issue classified again (see shared.issue_state.reopen) has an earlier
+    one, about the text it had then."""
+    outbox, pending = table_of(OutboxMessage), table_of(OutboxPending)
+    latest = (
+        select(func.max(outbox.c.id))
+        .where(outbox.c.aggregate_id.in_(ids), outbox.c.event_type == event_type)
+        .group_by(outbox.c.aggregate_id)
+    )
+    since = func.coalesce(outbox.c.redriven_at, outbox.c.created_at)
+    published = ~select(pending.c.id).where(pending.c.id == outbox.c.id).exists()
+    chosen = list(
+        (
+            await session.execute(
+                select(outbox.c.id).where(outbox.c.id.in_(latest), since < cutoff, published)
+            )
+        ).scalars()
+    )
+    if not chosen:
+        return 0
+    await session.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(chosen))
+        .values(claimed_until=None, redriven_at=utcnow())
+    )
+    await session.execute(insert(pending), [{"id": row_id} for row_id in chosen])
+    return len(chosen)
 
 
 class _Stuck(NamedTuple):

@@ -9,8 +9,8 @@ A statement goes so when it says how (:func:`by_column`): a function that builds
 rows as a table (:data:`ORDINAL` numbering them in the order given), the statement that does
 for all of them what the statement does for one, and returns what it returns, a row per run
 in that order. :func:`inserted` makes INSERTs that do, :func:`updated` UPDATEs of a row by its
-key. The direct statements (:mod:`shared.db.direct`) use it wherever such a statement has
-several runs to make.
+key, :func:`deleted` DELETEs of one. The direct statements (:mod:`shared.db.direct`) use it
+wherever such a statement has several runs to make.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Delete,
     Insert,
     Table,
     Update,
     bindparam,
+    delete,
     func,
     insert,
     literal_column,
@@ -98,14 +100,7 @@ def _update_every(
         .order_by(rows.c[by], rows.c[ORDINAL].desc())
         .subquery("latest")
     )
-    target = table.alias("found_row")
-    found = (
-        select(literal_column(f"{target.name}.ctid").label("tid"))
-        .select_from(target)
-        .where(target.c[key] == latest.c[by])
-        .limit(literal_column("1"))  # one look-up each, never merged into a join
-        .lateral("found")
-    )
+    found = _found(table, key, latest.c[by])
     # Every column the single row's statement sets: those named, and any it sets by itself.
     columns = tuple(column.key for column in rows.c if column.key not in (by, ORDINAL))
     pairs = (
@@ -117,6 +112,38 @@ def _update_every(
         update(table)
         .values({column: pairs.c[column] for column in columns})
         .where(literal_column(f"{table.name}.ctid") == pairs.c.tid)
+    )
+
+
+def deleted(table: Table, key: str, *, by: str) -> Delete:
+    """``DELETE`` of the row whose ``key``, a unique column, is parameter ``by``; several rows
+    at once go as one statement on PostgreSQL, each found as one look-up in ``key``'s index
+    (see :func:`updated`). A row not there (deleted meanwhile) is no error."""
+    statement = delete(table).where(table.c[key] == bindparam(by))
+    return by_column(statement, partial(_delete_every, table, key, by))
+
+
+def _delete_every(
+    table: Table,
+    key: str,
+    by: str,
+    _one: Delete,
+    rows: TableValuedAlias,
+) -> ClauseElement:
+    found = _found(table, key, rows.c[by])
+    doomed = select(found.c.tid).select_from(rows.join(found, true())).subquery("doomed")
+    return delete(table).where(literal_column(f"{table.name}.ctid") == doomed.c.tid)
+
+
+def _found(table: Table, key: str, value: Any) -> Any:
+    """The ``ctid`` of ``table``'s row whose ``key`` is ``value``, as a lateral look-up."""
+    target = table.alias("found_row")
+    return (
+        select(literal_column(f"{target.name}.ctid").label("tid"))
+        .select_from(target)
+        .where(target.c[key] == value)
+        .limit(literal_column("1"))  # one look-up each, never merged into a join
+        .lateral("found")
     )
 
 

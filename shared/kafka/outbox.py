@@ -15,17 +15,17 @@ from typing import Any, NamedTuple
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.producer.message_accumulator import BatchBuilder
-from sqlalchemy import Integer, bindparam, func, select, update
+from sqlalchemy import Integer, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from shared.db.base import table_of, utcnow
-from shared.db.columnar import inserted, updated
-from shared.db.direct import Build, Direct, DirectStatements
+from shared.db.columnar import deleted, inserted, updated
+from shared.db.direct import Direct, DirectStatements
 from shared.db.errors import database_unavailable
 from shared.db.listed import among
-from shared.db.models import OutboxMessage
+from shared.db.models import OutboxMessage, OutboxPending
 from shared.db.staged import after_commit, stage
 from shared.db.sweep import SWEEP_CHUNK, delete_first, sweep
 from shared.db.uow import UnitOfWorkFactory
@@ -211,16 +211,17 @@ class _Handed(NamedTuple):
 
 
 def _claim_next(dialect: str) -> ClauseElement:
-    """Lease up to ``batch`` unsent rows whose lease (if any) ended before ``now``; PostgreSQL
-    skips rows another relay has locked."""
+    """Lease up to ``batch`` rows still to be published (:class:`OutboxPending`) whose lease
+    (if any) ended before ``now``; PostgreSQL skips rows another relay has locked."""
     outbox = table_of(OutboxMessage)
+    pending = table_of(OutboxPending)
     due = (
-        select(outbox.c.id)
-        .where(outbox.c.sent_at.is_(None))
+        select(pending.c.id)
+        .join(outbox, outbox.c.id == pending.c.id)
         .where(outbox.c.claimed_until.is_(None) | (outbox.c.claimed_until < bindparam("now")))
-        .order_by(outbox.c.id)
+        .order_by(pending.c.id)
         .limit(bindparam("batch", type_=Integer))
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=outbox, skip_locked=True)
     )
     return (
         update(outbox)
@@ -230,54 +231,53 @@ def _claim_next(dialect: str) -> ClauseElement:
     )
 
 
-def _changing(*columns: str) -> Build:
-    """The statement setting ``columns`` (each passed by name) in a batch's rows: on PostgreSQL
-    each row by its ``id``, the runs for a batch's rows sent as one statement
-    (:func:`shared.db.columnar.updated`); elsewhere every row of the one ``ids`` parameter.
+def _published(dialect: str) -> ClauseElement:
+    """The rows ``ids`` off the queue (:class:`OutboxPending`): on PostgreSQL each by its own
+    look-up in the primary key, the batch's runs sent as one statement
+    (:func:`shared.db.columnar.deleted`); elsewhere every row of the one ``ids`` parameter.
 
-    PostgreSQL plans a prepared statement once it has run a few times and keeps that plan. One
-    whose table was nearly empty then (a new database, the outbox just swept) keeps scanning
-    the whole table as it grows: a list matched against the outbox did, 6 ms per batch after
-    10,000 rows. Each row's own look-up in the primary key is planned so at any size.
-
-    The relay holds no lock on the rows, only their lease; a row that another relay claimed
-    meanwhile (its lease had ended) is left as that relay changed it, and that relay publishes
-    it again and marks it: a copy that consumers drop by its event id, as when the marking
-    came too late.
+    PostgreSQL plans a prepared statement once it has run a few times and keeps that plan: one
+    planned while the queue was nearly empty and matching a list against it would go on
+    scanning it whole after an outage had filled it. Each row's own look-up is planned so at any
+    size. A row another relay claimed meanwhile (its lease had ended) and published too is
+    already gone: consumers drop the second copy by its event id.
     """
-
-    def build(dialect: str) -> ClauseElement:
-        outbox = table_of(OutboxMessage)
-        if dialect == "postgresql":
-            return updated(outbox, "id", *columns, by="id")
-        values: dict[str, Any] = {column: bindparam(column) for column in columns}
-        return update(outbox).where(among(outbox.c.id, "ids", dialect)).values(**values)
-
-    return build
+    pending = table_of(OutboxPending)
+    if dialect == "postgresql":
+        return deleted(pending, "id", by="id")
+    return delete(pending).where(among(pending.c.id, "ids", dialect))
 
 
-_mark_sent = _changing("sent_at", "claimed_until")
-_release = _changing("claimed_until")
+def _release(dialect: str) -> ClauseElement:
+    """The rows ``ids`` leased to no one (still queued), as :func:`_published` finds them: on
+    PostgreSQL each by its ``id`` (:func:`shared.db.columnar.updated`). A row that another relay
+    claimed meanwhile (its lease had ended) is left as that relay changed it."""
+    outbox = table_of(OutboxMessage)
+    if dialect == "postgresql":
+        return updated(outbox, "id", "claimed_until", by="id")
+    return (
+        update(outbox)
+        .where(among(outbox.c.id, "ids", dialect))
+        .values(claimed_until=bindparam("claimed_until"))
+    )
 
 
-async def _mark(statements: DirectStatements, ids: list[int], at: datetime) -> None:
-    """The rows ``ids`` were published ``at``: sent, leased to no one."""
-    await _update_rows(statements, _mark_sent, ids, {"sent_at": at, "claimed_until": None})
+async def _mark(statements: DirectStatements, ids: list[int]) -> None:
+    """The rows ``ids`` were published: off the queue."""
+    if statements.dialect == "postgresql":
+        await statements.executemany(_published, [{"id": row_id} for row_id in ids])
+    else:
+        await statements.execute(_published, {"ids": ids})
 
 
 async def _unlease(statements: DirectStatements, ids: list[int]) -> None:
     """The rows ``ids`` were not published: leased to no one again."""
-    await _update_rows(statements, _release, ids, {"claimed_until": None})
-
-
-async def _update_rows(
-    statements: DirectStatements, build: Build, ids: list[int], values: dict[str, object]
-) -> None:
-    """Run ``build`` (:func:`_changing`) for ``ids`` with ``values``: all rows or none."""
     if statements.dialect == "postgresql":
-        await statements.executemany(build, [{"id": row_id, **values} for row_id in ids])
+        await statements.executemany(
+            _release, [{"id": row_id, "claimed_until": None} for row_id in ids]
+        )
     else:
-        await statements.execute(build, {"ids": ids, **values})
+        await statements.execute(_release, {"ids": ids, "claimed_until": None})
 
 
 class OutboxRelay:
@@ -549,7 +549,7 @@ class OutboxRelay:
         lease = now + timedelta(seconds=self._settings.lease_s)
         async with self._direct.statements() as statements:
             if self._unmarked:
-                await _mark(statements, self._unmarked, now)
+                await _mark(statements, self._unmarked)
                 self._unmarked = []
             claimed = await statements.fetch(
                 _claim_next, {"now": now, "lease": lease, "batch": self._settings.batch_size}
@@ -566,7 +566,6 @@ class OutboxRelay:
         by its event id. Nothing to do takes no connection."""
         if not sent and not unsent:
             return
-        now = utcnow()
         retrying = AsyncRetrying(
             stop=stop_after_delay(self._settings.lease_s / 2),
             wait=wait_exponential(multiplier=0.05, max=2.0),
@@ -577,7 +576,7 @@ class OutboxRelay:
             with attempt:
                 async with self._direct.statements() as statements:
                     if sent:
-                        await _mark(statements, sent, now)
+                        await _mark(statements, sent)
                     if unsent:
                         await _unlease(statements, unsent)
         if unsent:
@@ -586,12 +585,13 @@ class OutboxRelay:
 
     async def _report_backlog(self) -> None:
         """Unsent rows and the age of the oldest (a database error only skips this report)."""
+        outbox, pending = table_of(OutboxMessage), table_of(OutboxPending)
         try:
             async with self._uow_factory() as uow:
                 count, oldest = (
                     await uow.session.execute(
-                        select(func.count(), func.min(OutboxMessage.created_at)).where(
-                            OutboxMessage.sent_at.is_(None)
+                        select(func.count(), func.min(outbox.c.created_at)).select_from(
+                            pending.join(outbox, outbox.c.id == pending.c.id)
                         )
                     )
                 ).one()
@@ -603,14 +603,17 @@ class OutboxRelay:
         metrics.OUTBOX_OLDEST_AGE.labels(service=self._service).set(max(age, 0.0))
 
     async def delete_sent(self, *, chunk: int = SWEEP_CHUNK) -> int:
-        """Drop rows sent longer ago than the retention (kept until then for re-drives), at
-        most ``chunk`` per transaction; how many went."""
+        """Drop published rows written (or last re-driven) longer ago than the retention (kept
+        until then for re-drives), at most ``chunk`` per transaction; how many went. A row still
+        queued stays, however old."""
         cutoff = utcnow() - timedelta(hours=self._settings.retention_h)
-        outbox = table_of(OutboxMessage)
+        outbox, pending = table_of(OutboxMessage), table_of(OutboxPending)
+        published = ~select(pending.c.id).where(pending.c.id == outbox.c.id).exists()
+        since = func.coalesce(outbox.c.redriven_at, outbox.c.created_at)
 
         async def delete_some(session: AsyncSession, limit: int) -> int:
             return await delete_first(
-                session, (outbox.c.id,), outbox.c.sent_at < cutoff, limit=limit
+                session, (outbox.c.id,), since < cutoff, published, limit=limit
             )
 
         return await sweep(self._uow_factory, delete_some, chunk=chunk)

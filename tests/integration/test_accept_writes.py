@@ -23,7 +23,7 @@ from services.intake.accepts import Accepts
 from shared.db.base import utcnow
 from shared.db.direct import Direct
 from shared.db.engine import create_session_factory
-from shared.db.models import IdempotencyRecord, Issue, IssueEvent, OutboxMessage
+from shared.db.models import IdempotencyRecord, Issue, IssueEvent, OutboxMessage, OutboxPending
 from shared.events.envelope import decode
 from shared.events.models import IssueReceived
 from tests.support.factories import received_event, seed_partner
@@ -47,6 +47,7 @@ async def test_an_issue_its_first_step_and_its_event_are_written_once_per_ticket
         issues = list(await session.scalars(select(Issue)))
         steps = list(await session.scalars(select(IssueEvent)))
         queued = list(await session.scalars(select(OutboxMessage)))
+        pending = list(await session.scalars(select(OutboxPending.id)))
     assert [(i.id, i.external_ref, i.status, i.contact) for i in issues] == [
         (first.issue_id, "T-1", "received", {"name": "Ana", "email": "ana@example.com"})
     ]
@@ -60,7 +61,8 @@ async def test_an_issue_its_first_step_and_its_event_are_written_once_per_ticket
         str(first.issue_id),
         first.TYPE,
     )
-    assert (row.attempts, row.sent_at, row.claimed_until) == (0, None, None)
+    assert (row.attempts, row.claimed_until) == (0, None)
+    assert pending == [row.id], "queued for the relay"
     envelope = decode(row.value, [(name, value.encode()) for name, value in row.headers])
     assert envelope.id == row.event_id
     assert envelope.data == first

@@ -17,7 +17,7 @@ from shared.db.columnar import inserted, updated
 from shared.db.direct import Build, Direct, bound
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.errors import database_unavailable
-from shared.db.models import IdempotencyRecord, OutboxMessage, Partner
+from shared.db.models import IdempotencyRecord, OutboxMessage, OutboxPending, Partner
 from shared.events.models import IssueUpdated
 from shared.kafka.outbox import insert_outbox, outbox_row
 from shared.settings import DatabaseSettings
@@ -264,8 +264,10 @@ async def test_work_left_without_commit_is_rolled_back_and_commit_calls_the_hook
     assert committed == [True]
     async with create_session_factory(engine)() as session:
         row = await session.scalar(select(OutboxMessage).where(OutboxMessage.event_id == event_id))
+        pending = list(await session.scalars(select(OutboxPending.id)))
     assert row is not None
-    assert (row.attempts, row.sent_at, row.claimed_until) == (0, None, None)
+    assert (row.attempts, row.claimed_until) == (0, None)
+    assert pending == [row.id], "queued for the relay"
     assert row.topic == "issues.updated"
     assert utcnow() - row.created_at < timedelta(minutes=1)
 

@@ -156,7 +156,7 @@ def _built(build: Any) -> Any:
         _built(customer_lookups._by_id),
         _built(customer_lookups._by_tenant),
         _built(outbox._claim_next),
-        _built(outbox._mark_sent),
+        _built(outbox._published),
         _built(outbox._release),
     ],
     ids=[
@@ -167,7 +167,7 @@ def _built(build: Any) -> Any:
         "customers by id",
         "customers by tenant",
         "relay claim",
-        "relay mark sent",
+        "relay marks sent",
         "relay release",
     ],
 )
@@ -202,7 +202,7 @@ async def kept_plan(engine: AsyncEngine, sql: str) -> str:
         issue_state._update_issue,
         accept_writes._insert_all,
         outbox.insert_leased,
-        outbox._mark_sent,
+        outbox._published,
         outbox._release,
     ],
     ids=["issues moved", "accepts", "outbox rows", "relay marks sent", "relay releases"],
@@ -218,6 +218,6 @@ async def test_a_plan_for_many_rows_at_once_made_on_an_empty_table_scans_none(
     assert sql is not None
     plan = await kept_plan(engine, sql)
     assert "Seq Scan" not in plan, plan
-    if build in (issue_state._update_issue, outbox._mark_sent, outbox._release):
+    if build in (issue_state._update_issue, outbox._published, outbox._release):
         assert "Index Scan" in plan, plan
         assert "Tid Scan" in plan, plan

@@ -131,3 +131,67 @@ async def test_a_requests_issue_list_becomes_rows_and_back_on_postgresql(
     if db_server.is_sqlite:
         pytest.skip("no PostgreSQL server in this run")
     await _request_issues_survive(await db_server.empty_database())
+
+
+def _outbox(connection: Connection) -> Table:
+    tables = MetaData()
+    tables.reflect(connection, only=["outbox"])
+    return tables.tables["outbox"]
+
+
+def _write_outbox(connection: Connection, sent: list[bool]) -> list[int]:
+    """Outbox rows, in order, each sent or not (at 0011: ``sent_at``, or none)."""
+    outbox = _outbox(connection)
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    return [
+        connection.execute(
+            outbox.insert().returning(outbox.c.id),
+            [_row(outbox, id=n + 1, event_id=f"e{n}", sent_at=at if was_sent else None)],
+        ).scalar_one()
+        for n, was_sent in enumerate(sent)
+    ]
+
+
+def _queued(connection: Connection) -> list[int]:
+    tables = MetaData()
+    tables.reflect(connection, only=["outbox_pending"])
+    pending = tables.tables["outbox_pending"]
+    return sorted(connection.execute(select(pending.c.id)).scalars())
+
+
+def _unsent(connection: Connection) -> list[int]:
+    outbox = _outbox(connection)
+    return sorted(connection.execute(select(outbox.c.id).where(outbox.c.sent_at.is_(None))))
+
+
+async def _unsent_rows_stay_queued(url: str) -> None:
+    await asyncio.to_thread(migrate.upgrade, url, "0011")
+    old = await _run(url, lambda c: _write_outbox(c, [False, True, False]))
+
+    await asyncio.to_thread(migrate.upgrade, url, "0012")
+    assert await _run(url, _queued) == [old[0], old[2]]
+
+    def write_one(connection: Connection) -> int:
+        outbox = _outbox(connection)
+        row = _row(outbox, id=100, event_id="new")
+        return connection.execute(outbox.insert().returning(outbox.c.id), [row]).scalar_one()
+
+    new = await _run(url, write_one)
+    assert await _run(url, _queued) == [old[0], old[2], new], "the trigger queues a new row"
+
+    await asyncio.to_thread(migrate.downgrade, url, "0011")
+    assert [row for (row,) in await _run(url, _unsent)] == [old[0], old[2], new]
+
+
+async def test_unsent_outbox_rows_are_queued_and_new_ones_too_and_back_on_sqlite(
+    tmp_path: Path,
+) -> None:
+    await _unsent_rows_stay_queued(f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
+
+
+async def test_unsent_outbox_rows_are_queued_and_new_ones_too_and_back_on_postgresql(
+    db_server: DatabaseServer,
+) -> None:
+    if db_server.is_sqlite:
+        pytest.skip("no PostgreSQL server in this run")
+    await _unsent_rows_stay_queued(await db_server.empty_database())

@@ -1,15 +1,16 @@
-"""The outbox relay drops rows sent longer ago than the retention, in bounded transactions."""
+"""The outbox relay drops sent rows written (or re-driven) longer ago than the retention, in
+bounded transactions."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db.base import utcnow
 from shared.db.direct import Direct
-from shared.db.models import OutboxMessage
+from shared.db.models import OutboxMessage, OutboxPending
 from shared.kafka.outbox import OutboxRelay
 from shared.settings import KafkaSettings, OutboxSettings
 from tests.support.factories import queued_updates, rows
@@ -18,21 +19,33 @@ from tests.support.factories import queued_updates, rows
 async def test_sent_rows_past_the_retention_go_in_chunks_and_nothing_else_does(
     engine: AsyncEngine, database_url: str
 ) -> None:
-    uows, _, ids = await queued_updates(engine, database_url, 6)
+    uows, _, ids = await queued_updates(engine, database_url, 8)
     now = utcnow()
-    sent_at = {
-        **dict.fromkeys(ids[:4], now - timedelta(hours=3)),  # past the retention
+    long_ago = now - timedelta(hours=3)  # past the retention
+    written = {
+        **dict.fromkeys(ids[:4], long_ago),
         ids[4]: now - timedelta(minutes=10),  # sent, kept for re-drives
-    }  # ids[5]: never sent, kept whatever its age
+        ids[5]: now - timedelta(days=30),  # never sent, kept whatever its age
+        ids[6]: long_ago,  # re-driven since: kept as long as a row written then
+    }  # ids[7]: sent just now
     async with uows() as uow:
-        for event_id, at in sent_at.items():
+        for event_id, at in written.items():
             await uow.session.execute(
-                update(OutboxMessage).where(OutboxMessage.event_id == event_id).values(sent_at=at)
+                update(OutboxMessage)
+                .where(OutboxMessage.event_id == event_id)
+                .values(created_at=at)
             )
         await uow.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.event_id == ids[5])
-            .values(created_at=now - timedelta(days=30))
+            .where(OutboxMessage.event_id == ids[6])
+            .values(redriven_at=now - timedelta(minutes=5))
+        )
+        await uow.session.execute(
+            delete(OutboxPending).where(
+                OutboxPending.id.in_(
+                    select(OutboxMessage.id).where(OutboxMessage.event_id != ids[5])
+                )
+            )
         )
         await uow.commit()
 

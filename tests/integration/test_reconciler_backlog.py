@@ -60,13 +60,13 @@ async def test_an_issue_whose_event_is_still_queued_waits_until_its_consumer_is_
     try:
         await _take(settings, tp, 0)  # the group has started on the partition, not got to it
         assert await reconcile_once(uows, SETTINGS, backlog) == 0
-        assert await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+        assert await scalar(engine, "SELECT count(*) FROM outbox_pending") == 0
 
         await _take(settings, tp, 1)
         assert await reconcile_once(uows, SETTINGS, backlog) == 1
     finally:
         await backlog.close()
-    assert await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
+    assert await scalar(engine, "SELECT count(*) FROM outbox_pending") == 1
 
 
 async def test_an_issue_queued_for_longer_than_the_wait_is_re_driven_anyway(
@@ -86,7 +86,7 @@ async def test_an_issue_queued_for_longer_than_the_wait_is_re_driven_anyway(
         assert await reconcile_once(uows, waited, backlog) == 1
     finally:
         await backlog.close()
-    assert await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
+    assert await scalar(engine, "SELECT count(*) FROM outbox_pending") == 1
 
 
 async def test_an_issue_is_re_driven_when_its_consumer_has_committed_nothing_there(

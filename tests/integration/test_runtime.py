@@ -16,7 +16,7 @@ from services.runtime import Runtime
 from shared.kafka.outbox import enqueue
 from tests.integration.conftest import intake_settings
 from tests.support.broker import event_ids, read_topic
-from tests.support.factories import eventually, rows, seed_partner, updated_event
+from tests.support.factories import PUBLISHED, eventually, rows, seed_partner, updated_event
 
 
 async def test_what_workers_commit_while_stopping_is_published_before_the_process_ends(
@@ -41,14 +41,14 @@ async def test_what_workers_commit_while_stopping_is_published_before_the_proces
         runtime.spawn("finishing", finishing_its_batch)
 
     assert late
-    sent = await rows(engine, "SELECT event_id FROM outbox WHERE sent_at IS NOT NULL")
+    sent = await rows(engine, f"SELECT event_id FROM outbox WHERE {PUBLISHED}")
     assert sorted(event_id for (event_id,) in sent) == sorted([first, *late])
     records = await read_topic(bootstrap_servers, f"{topic_prefix}issues.updated", expected=2)
     assert sorted(event_ids(records)) == sorted([first, *late])
 
 
 async def _sent(engine: AsyncEngine, event_id: str) -> bool:
-    sql = "SELECT 1 FROM outbox WHERE event_id = :event_id AND sent_at IS NOT NULL"
+    sql = f"SELECT 1 FROM outbox WHERE event_id = :event_id AND {PUBLISHED}"
     return bool(await rows(engine, sql, event_id=event_id))
 
 

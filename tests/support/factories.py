@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services import admin
@@ -21,6 +21,7 @@ from shared.db.models import (
     Issue,
     OutageCluster,
     OutboxMessage,
+    OutboxPending,
     WebhookDelivery,
     WebhookSubscription,
 )
@@ -242,9 +243,12 @@ def relay_sessions(engine: AsyncEngine, relay: OutboxRelay) -> UnitOfWorkFactory
     return UnitOfWorkFactory(create_session_factory(engine, info={RELAY: relay}))
 
 
+PUBLISHED = "id NOT IN (SELECT id FROM outbox_pending)"
+
+
 async def all_sent(engine: AsyncEngine, n: int) -> bool:
-    """Whether exactly ``n`` outbox rows are marked sent, for ``eventually``."""
-    return int(await scalar(engine, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL")) == n
+    """Whether exactly ``n`` outbox rows are marked sent (off the queue), for ``eventually``."""
+    return int(await scalar(engine, f"SELECT count(*) FROM outbox WHERE {PUBLISHED}")) == n
 
 
 async def relay_all(
@@ -268,12 +272,13 @@ async def relay_all(
 
 
 async def outbox_states(engine: AsyncEngine) -> dict[str, tuple[bool, bool, int]]:
-    """Each outbox row's event id: whether it is marked sent, whether it is leased, attempts."""
+    """Each outbox row's event id: whether it is marked sent (off the queue), whether it is
+    leased (a sent row's lease no longer counts), attempts."""
     found = await rows(
         engine,
-        "SELECT event_id, sent_at IS NOT NULL, claimed_until IS NOT NULL, attempts FROM outbox",
+        f"SELECT event_id, {PUBLISHED}, claimed_until IS NOT NULL, attempts FROM outbox",
     )
-    return {e: (bool(sent), bool(leased), int(a)) for e, sent, leased, a in found}
+    return {e: (bool(sent), bool(leased) and not sent, int(a)) for e, sent, leased, a in found}
 
 
 async def eventually(
@@ -325,11 +330,14 @@ async def stuck_in_received(
             )
         await uow.commit()
     async with uows() as uow:
-        await uow.session.execute(
+        written = (
             update(OutboxMessage)
             .where(OutboxMessage.aggregate_id == str(issue_id))
-            .values(event_type="csp.issue.received", sent_at=long_ago)
+            .values(event_type="csp.issue.received", created_at=long_ago)
+            .returning(OutboxMessage.id)
         )
+        ids = list((await uow.session.execute(written)).scalars())
+        await uow.session.execute(delete(OutboxPending).where(OutboxPending.id.in_(ids)))
         await uow.commit()
     return uows, issue_id
 

@@ -3,7 +3,12 @@
 from shared.db.models.correlation import ClusterSignal, CorrelationKey, OutageCluster
 from shared.db.models.health import HealthIncident
 from shared.db.models.issues import Classification, Customer, Issue, IssueEvent
-from shared.db.models.messaging import IdempotencyRecord, InboxRecord, OutboxMessage
+from shared.db.models.messaging import (
+    IdempotencyRecord,
+    InboxRecord,
+    OutboxMessage,
+    OutboxPending,
+)
 from shared.db.models.partners import ApiKey, Partner
 from shared.db.models.routing import MicrosoftRequest, MicrosoftRequestIssue, ProviderHandoff
 from shared.db.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -23,6 +28,7 @@ __all__ = [
     "MicrosoftRequestIssue",
     "OutageCluster",
     "OutboxMessage",
+    "OutboxPending",
     "Partner",
     "ProviderHandoff",
     "WebhookAttempt",
