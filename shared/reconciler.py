@@ -117,11 +117,11 @@ async def _queue_again(
     if not chosen:
         return 0
     await session.execute(
-        update(outbox)
-        .where(outbox.c.id.in_(chosen))
-        .values(claimed_until=None, redriven_at=utcnow())
+        update(outbox).where(outbox.c.id.in_(chosen)).values(redriven_at=utcnow())
     )
-    await session.execute(insert(pending), [{"id": row_id} for row_id in chosen])
+    await session.execute(
+        insert(pending), [{"id": row_id, "claimed_until": None, "attempts": 0} for row_id in chosen]
+    )
     return len(chosen)
 
 

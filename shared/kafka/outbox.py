@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.producer.message_accumulator import BatchBuilder
-from sqlalchemy import Integer, bindparam, delete, func, select, update
+from sqlalchemy import Integer, any_, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ClauseElement
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
@@ -24,7 +24,7 @@ from shared.db.base import table_of, utcnow
 from shared.db.columnar import deleted, inserted, updated
 from shared.db.direct import Direct, DirectStatements
 from shared.db.errors import database_unavailable
-from shared.db.listed import among
+from shared.db.listed import among, keyed
 from shared.db.models import OutboxMessage, OutboxPending
 from shared.db.staged import after_commit, stage
 from shared.db.sweep import SWEEP_CHUNK, delete_first, sweep
@@ -211,24 +211,39 @@ class _Handed(NamedTuple):
 
 
 def _claim_next(dialect: str) -> ClauseElement:
-    """Lease up to ``batch`` rows still to be published (:class:`OutboxPending`) whose lease
-    (if any) ended before ``now``; PostgreSQL skips rows another relay has locked."""
-    outbox = table_of(OutboxMessage)
+    """Lease up to ``batch`` queued rows (:class:`OutboxPending`) whose lease (if any) ended
+    before ``now``, in id order, and return their ids (their bytes: :func:`_claimed_rows`);
+    PostgreSQL skips rows another relay has locked.
+
+    On PostgreSQL the queue is read once, in id order, and each row chosen is changed where
+    that read found it (its ``ctid``). Matched as a list, the rows were found by a scan of the
+    whole queue, dead rows and all, in a plan kept from when it was short."""
     pending = table_of(OutboxPending)
+    queued = pending.alias("queued_row")
     due = (
-        select(pending.c.id)
-        .join(outbox, outbox.c.id == pending.c.id)
-        .where(outbox.c.claimed_until.is_(None) | (outbox.c.claimed_until < bindparam("now")))
-        .order_by(pending.c.id)
+        select(literal_column(f"{queued.name}.ctid") if dialect == "postgresql" else queued.c.id)
+        .where(queued.c.claimed_until.is_(None) | (queued.c.claimed_until < bindparam("now")))
+        .order_by(queued.c.id)
         .limit(bindparam("batch", type_=Integer))
-        .with_for_update(of=outbox, skip_locked=True)
+        .with_for_update(skip_locked=True)
+    )
+    chosen = (
+        literal_column(f"{pending.name}.ctid") == any_(func.array(due.scalar_subquery()))
+        if dialect == "postgresql"
+        else pending.c.id.in_(due.scalar_subquery())
     )
     return (
-        update(outbox)
-        .where(outbox.c.id.in_(due.scalar_subquery()))
-        .values(claimed_until=bindparam("lease"), attempts=outbox.c.attempts + 1)
-        .returning(*(outbox.c[name] for name in _Claimed._fields))
+        update(pending)
+        .where(chosen)
+        .values(claimed_until=bindparam("lease"), attempts=pending.c.attempts + 1)
+        .returning(pending.c.id)
     )
+
+
+def _claimed_rows(dialect: str) -> ClauseElement:
+    """The :class:`_Claimed` columns of the outbox rows whose ids are parameter ``keys``
+    (:func:`shared.db.listed.keyed`)."""
+    return keyed(table_of(OutboxMessage), "id", dialect, columns=_Claimed._fields)
 
 
 def _published(dialect: str) -> ClauseElement:
@@ -249,15 +264,15 @@ def _published(dialect: str) -> ClauseElement:
 
 
 def _release(dialect: str) -> ClauseElement:
-    """The rows ``ids`` leased to no one (still queued), as :func:`_published` finds them: on
+    """The queued rows ``ids`` leased to no one, as :func:`_published` finds them: on
     PostgreSQL each by its ``id`` (:func:`shared.db.columnar.updated`). A row that another relay
     claimed meanwhile (its lease had ended) is left as that relay changed it."""
-    outbox = table_of(OutboxMessage)
+    pending = table_of(OutboxPending)
     if dialect == "postgresql":
-        return updated(outbox, "id", "claimed_until", by="id")
+        return updated(pending, "id", "claimed_until", by="id")
     return (
-        update(outbox)
-        .where(among(outbox.c.id, "ids", dialect))
+        update(pending)
+        .where(among(pending.c.id, "ids", dialect))
         .values(claimed_until=bindparam("claimed_until"))
     )
 
@@ -541,10 +556,12 @@ class OutboxRelay:
 
     async def _claim(self) -> list[_Claimed]:
         """Lease the next batch in one statement, on the driver connection: the relay wants
-        the rows' bytes, not ORM objects. One statement is atomic on its own, so it is sent
-        without BEGIN and COMMIT: one round trip. Rows published since the last claim whose
-        marking was deferred are marked first, on the same connection: on SQLite one turn at
-        the write gate (:mod:`shared.db.write_gate`) for both."""
+        the rows' bytes, not ORM objects. Each statement is atomic on its own, so they are sent
+        without BEGIN and COMMIT: the lease, then (with rows leased) a read of their bytes; a
+        process that stops between them leaves the rows to be claimed once the lease ends.
+        Rows published since the last claim whose marking was deferred are marked first, on
+        the same connection: on SQLite one turn at the write gate
+        (:mod:`shared.db.write_gate`) for all."""
         now = utcnow()
         lease = now + timedelta(seconds=self._settings.lease_s)
         async with self._direct.statements() as statements:
@@ -554,6 +571,9 @@ class OutboxRelay:
             claimed = await statements.fetch(
                 _claim_next, {"now": now, "lease": lease, "batch": self._settings.batch_size}
             )
+            if claimed:
+                ids = [row_id for (row_id,) in claimed]
+                claimed = await statements.fetch(_claimed_rows, {"keys": ids})
         return sorted((_Claimed(*row) for row in claimed), key=lambda row: row.id)
 
     async def _finish(self, sent: list[int], unsent: list[int]) -> None:

@@ -140,28 +140,40 @@ def _outbox(connection: Connection) -> Table:
 
 
 def _write_outbox(connection: Connection, sent: list[bool]) -> list[int]:
-    """Outbox rows, in order, each sent or not (at 0011: ``sent_at``, or none)."""
+    """Outbox rows, in order, each sent or not (at 0011: ``sent_at``, or none), the first
+    leased once."""
     outbox = _outbox(connection)
     at = datetime(2026, 12, 1, tzinfo=UTC)
-    return [
-        connection.execute(
-            outbox.insert().returning(outbox.c.id),
-            [_row(outbox, id=n + 1, event_id=f"e{n}", sent_at=at if was_sent else None)],
-        ).scalar_one()
+    written = [
+        _row(
+            outbox,
+            id=n + 1,
+            event_id=f"e{n}",
+            sent_at=at if was_sent else None,
+            claimed_until=at if n == 0 else None,
+            attempts=1 if n == 0 else 0,
+        )
         for n, was_sent in enumerate(sent)
     ]
+    connection.execute(outbox.insert(), written)
+    return [int(row["id"]) for row in written]
 
 
-def _queued(connection: Connection) -> list[int]:
+def _queued(connection: Connection) -> list[tuple[int, bool, int]]:
+    """Each queued row: its id, whether it is leased, its attempts."""
     tables = MetaData()
     tables.reflect(connection, only=["outbox_pending"])
     pending = tables.tables["outbox_pending"]
-    return sorted(connection.execute(select(pending.c.id)).scalars())
+    found = connection.execute(
+        select(pending.c.id, pending.c.claimed_until.is_not(None), pending.c.attempts)
+    )
+    return sorted((int(i), bool(leased), int(attempts)) for i, leased, attempts in found)
 
 
 def _unsent(connection: Connection) -> list[int]:
     outbox = _outbox(connection)
-    return sorted(connection.execute(select(outbox.c.id).where(outbox.c.sent_at.is_(None))))
+    found = connection.execute(select(outbox.c.id).where(outbox.c.sent_at.is_(None)))
+    return sorted(int(row_id) for (row_id,) in found)
 
 
 async def _unsent_rows_stay_queued(url: str) -> None:
@@ -169,18 +181,20 @@ async def _unsent_rows_stay_queued(url: str) -> None:
     old = await _run(url, lambda c: _write_outbox(c, [False, True, False]))
 
     await asyncio.to_thread(migrate.upgrade, url, "0012")
-    assert await _run(url, _queued) == [old[0], old[2]]
+    assert await _run(url, _queued) == [(old[0], True, 1), (old[2], False, 0)]
 
-    def write_one(connection: Connection) -> int:
+    def write_leased(connection: Connection) -> None:
         outbox = _outbox(connection)
-        row = _row(outbox, id=100, event_id="new")
-        return connection.execute(outbox.insert().returning(outbox.c.id), [row]).scalar_one()
+        at = datetime(2026, 12, 7, tzinfo=UTC)
+        row = _row(outbox, id=100, event_id="new", claimed_until=at, attempts=1)
+        connection.execute(outbox.insert(), [row])
 
-    new = await _run(url, write_one)
-    assert await _run(url, _queued) == [old[0], old[2], new], "the trigger queues a new row"
+    await _run(url, write_leased)
+    queued = await _run(url, _queued)
+    assert queued[-1] == (100, True, 1), "the trigger queues a new row with its writer's lease"
 
     await asyncio.to_thread(migrate.downgrade, url, "0011")
-    assert [row for (row,) in await _run(url, _unsent)] == [old[0], old[2], new]
+    assert await _run(url, _unsent) == [old[0], old[2], 100]
 
 
 async def test_unsent_outbox_rows_are_queued_and_new_ones_too_and_back_on_sqlite(

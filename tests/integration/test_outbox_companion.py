@@ -85,7 +85,7 @@ async def test_a_claimed_row_publishes_its_event_and_its_companion_and_is_marked
         assert await relay.relay_once() == 4  # rows, not records
     finally:
         await relay._close_producer()
-    assert await outbox_states(engine) == {i: (True, False, 1) for i in queued}
+    assert await outbox_states(engine) == {i: (True, False, None) for i in queued}
     found = await _records(bootstrap_servers, topic_prefix, 4, 4)
     for event_id, issue_id in queued.items():
         [(kind, published_id, partition)] = found["classified"][str(issue_id)]
@@ -111,7 +111,7 @@ async def test_a_row_handed_to_the_relay_publishes_its_companion_too(
         assert await relay.relay_once() == 2
     finally:
         await relay._close_producer()
-    assert await outbox_states(engine) == {i: (True, False, 1) for i in queued}
+    assert await outbox_states(engine) == {i: (True, False, None) for i in queued}
     found = await _records(bootstrap_servers, topic_prefix, 2, 2)
     assert set(found["updated"]) == {str(i) for i in queued.values()}
 
@@ -139,7 +139,7 @@ async def test_a_row_whose_companion_the_broker_refused_is_released_and_both_go_
         assert await relay.relay_once() == 3
     finally:
         await relay._close_producer()
-    assert await outbox_states(engine) == {i: (True, False, 2) for i in queued}
+    assert await outbox_states(engine) == {i: (True, False, None) for i in queued}
     # Six classified records (each row went twice) but three steps: the refused ones never
     # reached the log. Every step there is is read, so one sent twice would show.
     found = await _records(bootstrap_servers, topic_prefix, 6, None)

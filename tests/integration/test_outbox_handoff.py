@@ -95,7 +95,7 @@ async def test_committed_rows_are_handed_to_the_relay_and_published_without_a_cl
         assert await relay.relay_once() == 0
     finally:
         await relay._close_producer()
-    assert await outbox_states(engine) == {i: (True, False, 1) for i in ids}
+    assert await outbox_states(engine) == {i: (True, False, None) for i in ids}
     assert await _published(bootstrap_servers, f"{topic_prefix}issues.updated", 3) == sorted(ids)
 
 
@@ -113,7 +113,7 @@ async def test_a_relay_without_its_broker_takes_no_rows_in_hand_and_is_woken_to_
         assert await relay.relay_once() == 1
     finally:
         await relay._close_producer()
-    assert await outbox_states(engine) == {event_id: (True, False, 1)}
+    assert await outbox_states(engine) == {event_id: (True, False, None)}
     assert relay.broker_available
 
 
@@ -137,7 +137,7 @@ async def test_handed_rows_the_broker_refuses_are_released_and_claimed_next_pass
         assert await relay.relay_once() == 2
     finally:
         await relay._close_producer()
-    assert await outbox_states(engine) == {i: (True, False, 2) for i in ids}
+    assert await outbox_states(engine) == {i: (True, False, None) for i in ids}
 
 
 @pytest.mark.usefixtures("leasing")
@@ -158,7 +158,7 @@ async def test_rows_in_hand_are_released_when_the_producer_cannot_start(
         assert await relay.relay_once() == 1
     finally:
         await relay._close_producer()
-    assert await outbox_states(engine) == {event_id: (True, False, 2)}
+    assert await outbox_states(engine) == {event_id: (True, False, None)}
 
 
 @pytest.mark.usefixtures("leasing")
@@ -177,7 +177,7 @@ async def test_a_row_held_in_hand_past_half_its_lease_is_released_not_published(
         assert await relay.relay_once() == 1
     finally:
         await relay._close_producer()
-    assert await outbox_states(engine) == {event_id: (True, False, 2)}
+    assert await outbox_states(engine) == {event_id: (True, False, None)}
 
 
 @pytest.mark.usefixtures("leasing")
@@ -187,7 +187,7 @@ async def test_a_relay_that_stops_publishes_the_rows_in_its_hand_first(
     relay = await running_relay(engine, bootstrap_servers, topic_prefix)
     ids = await _committed(engine, database_url, relay, 2)
     await _stop(relay)
-    assert await outbox_states(engine) == {i: (True, False, 1) for i in ids}
+    assert await outbox_states(engine) == {i: (True, False, None) for i in ids}
     assert await _published(bootstrap_servers, f"{topic_prefix}issues.updated", 2) == sorted(ids)
     assert relay.lease() is None  # and no more are leased to it
 
@@ -255,7 +255,7 @@ async def test_on_sqlite_rows_are_written_unleased_and_the_relay_woken_to_claim_
         assert await relay.relay_once() == 1
     finally:
         await relay._close_producer()
-    assert await outbox_states(engine) == {event_id: (True, False, 1)}
+    assert await outbox_states(engine) == {event_id: (True, False, None)}
 
 
 def _checkouts(engine: AsyncEngine) -> list[None]:
@@ -283,7 +283,7 @@ async def test_marks_deferred_to_the_next_claim_are_made_on_its_connection(
         assert len(await relay._next_batch()) == 1
         assert len(checkouts) == 1
         states = await outbox_states(engine)
-        assert {i: states[i] for i in first} == {i: (True, False, 1) for i in first}
+        assert {i: states[i] for i in first} == {i: (True, False, None) for i in first}
         assert states[second[0]] == (False, True, 1)  # claimed, not yet published
     finally:
         await relay._close_producer()
@@ -302,7 +302,7 @@ async def test_deferred_marks_are_made_without_a_claim_when_no_claim_is_due(
         assert await relay._next_batch() == []
     finally:
         await relay._close_producer()
-    assert await outbox_states(engine) == {i: (True, False, 1) for i in ids}
+    assert await outbox_states(engine) == {i: (True, False, None) for i in ids}
 
 
 async def test_a_relay_that_stops_makes_its_deferred_marks(
@@ -313,7 +313,7 @@ async def test_a_relay_that_stops_makes_its_deferred_marks(
     ids = await _committed(engine, database_url, relay, 2)
     assert await relay.relay_once(defer_marks=True) == 2
     await _stop(relay)
-    assert await outbox_states(engine) == {i: (True, False, 1) for i in ids}
+    assert await outbox_states(engine) == {i: (True, False, None) for i in ids}
 
 
 async def test_the_run_loop_defers_its_marks_on_sqlite_only(
@@ -333,8 +333,8 @@ async def test_the_run_loop_defers_its_marks_on_sqlite_only(
             ids
         )
         marked = not database_url.startswith("sqlite")
-        expected = {i: (marked, not marked, 1) for i in ids}
-        states: dict[str, tuple[bool, bool, int]] = {}
+        expected = {i: (marked, not marked, None if marked else 1) for i in ids}
+        states: dict[str, tuple[bool, bool, int | None]] = {}
 
         async def settled() -> bool:
             states.clear()
@@ -353,4 +353,4 @@ async def test_the_run_loop_defers_its_marks_on_sqlite_only(
         stop.set()
         relay.wake.set()
         await asyncio.wait_for(running, 30)
-    assert await outbox_states(engine) == {i: (True, False, 1) for i in ids}
+    assert await outbox_states(engine) == {i: (True, False, None) for i in ids}

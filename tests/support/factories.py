@@ -271,14 +271,16 @@ async def relay_all(
         await task
 
 
-async def outbox_states(engine: AsyncEngine) -> dict[str, tuple[bool, bool, int]]:
+async def outbox_states(engine: AsyncEngine) -> dict[str, tuple[bool, bool, int | None]]:
     """Each outbox row's event id: whether it is marked sent (off the queue), whether it is
-    leased (a sent row's lease no longer counts), attempts."""
+    leased, and how often it was claimed (as queued; None once sent: the count goes with its
+    queue entry)."""
     found = await rows(
         engine,
-        f"SELECT event_id, {PUBLISHED}, claimed_until IS NOT NULL, attempts FROM outbox",
+        "SELECT o.event_id, p.id IS NULL, p.claimed_until IS NOT NULL, p.attempts"
+        " FROM outbox o LEFT JOIN outbox_pending p ON p.id = o.id",
     )
-    return {e: (bool(sent), bool(leased) and not sent, int(a)) for e, sent, leased, a in found}
+    return {e: (bool(sent), bool(leased), a) for e, sent, leased, a in found}
 
 
 async def eventually(

@@ -18,7 +18,9 @@ class OutboxMessage(Base):
     A row may carry a second record, its ``companion``: the lifecycle ``issues.updated`` of the
     status change the event announces, published with it (same key, its own topic and envelope).
     Whether it is still to be published is not in the row but in :class:`OutboxPending`, so
-    that publishing it leaves the row as written (see there). ``redriven_at`` is when the
+    that publishing it leaves the row as written (see there). ``claimed_until`` and
+    ``attempts`` are as its writer gave them (leased to the writer's own relay, or not); its
+    queue entry starts with them and the relays keep them there. ``redriven_at`` is when the
     reconciler last queued it again (:mod:`shared.reconciler`).
     """
 
@@ -45,8 +47,9 @@ class OutboxMessage(Base):
 class OutboxPending(Base):
     """An outbox row not yet published: the relays' queue, by the row's id.
 
-    Every outbox row is born here (a trigger on ``outbox`` adds it, whoever writes the row:
-    migration 0012) and leaves once a relay has published it. Marking the row itself sent
+    Every outbox row is born here, with the lease its writer gave it (a trigger on ``outbox``
+    adds it, whoever writes the row: migration 0012), is leased here by the relays that claim
+    it, and leaves once one has published it. Marking the row itself sent
     rewrote the whole row, event and companion, and its indexes, three times per issue: a
     third of PostgreSQL's write-ahead log in the pipeline. Deleting this one is a few bytes.
     No foreign key: the outbox row is written first, and the sweep never deletes one still
@@ -56,6 +59,8 @@ class OutboxPending(Base):
     __tablename__ = "outbox_pending"
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class InboxRecord(Base):

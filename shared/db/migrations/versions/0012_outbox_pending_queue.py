@@ -3,8 +3,9 @@
 A row published was marked so in place (sent_at): PostgreSQL wrote the whole row again, its
 event and companion, with an entry in each of its indexes, three times per issue. Publishing
 now deletes the row's id from outbox_pending, and the outbox row stays as written. A trigger
-queues every row inserted into the outbox, whoever inserts it. sent_at goes, with its index;
-redriven_at (when the reconciler last queued a row again) comes.
+queues every row inserted into the outbox, whoever inserts it, with the lease its writer gave
+it; relays lease rows in the queue from then on. sent_at goes, with its index; redriven_at
+(when the reconciler last queued a row again) comes.
 
 Revision ID: 0012
 Revises: 0011
@@ -27,7 +28,8 @@ depends_on: str | Sequence[str] | None = None
 _PG_FUNCTION = """
 CREATE FUNCTION outbox_queue_new() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO outbox_pending (id) SELECT id FROM outbox_new;
+    INSERT INTO outbox_pending (id, claimed_until, attempts)
+    SELECT id, claimed_until, attempts FROM outbox_new;
     RETURN NULL;
 END
 $$
@@ -41,7 +43,8 @@ FOR EACH STATEMENT EXECUTE FUNCTION outbox_queue_new()
 _SQLITE_TRIGGER = """
 CREATE TRIGGER outbox_queue_new AFTER INSERT ON outbox
 BEGIN
-    INSERT INTO outbox_pending (id) VALUES (NEW.id);
+    INSERT INTO outbox_pending (id, claimed_until, attempts)
+    VALUES (NEW.id, NEW.claimed_until, NEW.attempts);
 END
 """
 
@@ -55,9 +58,14 @@ def upgrade() -> None:
             autoincrement=False,
             nullable=False,
         ),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_pending")),
     )
-    op.execute("INSERT INTO outbox_pending (id) SELECT id FROM outbox WHERE sent_at IS NULL")
+    op.execute(
+        "INSERT INTO outbox_pending (id, claimed_until, attempts) "
+        "SELECT id, claimed_until, attempts FROM outbox WHERE sent_at IS NULL"
+    )
     # On SQLite this copies the table, which would drop a trigger made before it.
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_sent_at_id")
