@@ -604,17 +604,20 @@ class OutboxRelay:
             self._claim_due = True
 
     async def _report_backlog(self) -> None:
-        """Unsent rows and the age of the oldest (a database error only skips this report)."""
+        """Unsent rows and the age of the oldest (a database error only skips this report).
+
+        The oldest is the queue's lowest id, looked up alone: joined to the outbox, a count
+        planned while the queue's statistics still counted rows just deleted read the whole
+        outbox."""
         outbox, pending = table_of(OutboxMessage), table_of(OutboxPending)
+        first = select(func.min(pending.c.id)).scalar_subquery()
+        statement = select(
+            select(func.count()).select_from(pending).scalar_subquery(),
+            select(outbox.c.created_at).where(outbox.c.id == first).scalar_subquery(),
+        )
         try:
             async with self._uow_factory() as uow:
-                count, oldest = (
-                    await uow.session.execute(
-                        select(func.count(), func.min(outbox.c.created_at)).select_from(
-                            pending.join(outbox, outbox.c.id == pending.c.id)
-                        )
-                    )
-                ).one()
+                count, oldest = (await uow.session.execute(statement)).one()
         except Exception as exc:
             log.warning("outbox backlog not measured: %s", exc)
             return
