@@ -20,6 +20,7 @@ from shared.db.models import Issue, OutboxMessage, OutboxPending
 from shared.db.uow import UnitOfWorkFactory
 from shared.events.models import IssueClassified, IssueEvent, IssueReceived
 from shared.kafka.backlog import GroupBacklog
+from shared.kafka.outbox import published_before
 from shared.kafka.topics import CLASSIFIER, NOTIFIER
 from shared.observability import metrics
 from shared.periodic import run_every
@@ -105,12 +106,10 @@ async def _queue_again(
         .where(outbox.c.aggregate_id.in_(ids), outbox.c.event_type == event_type)
         .group_by(outbox.c.aggregate_id)
     )
-    since = func.coalesce(outbox.c.redriven_at, outbox.c.created_at)
-    published = ~select(pending.c.id).where(pending.c.id == outbox.c.id).exists()
     chosen = list(
         (
             await session.execute(
-                select(outbox.c.id).where(outbox.c.id.in_(latest), since < cutoff, published)
+                select(outbox.c.id).where(outbox.c.id.in_(latest), published_before(cutoff))
             )
         ).scalars()
     )

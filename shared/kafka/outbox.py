@@ -15,9 +15,19 @@ from typing import Any, NamedTuple
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.producer.message_accumulator import BatchBuilder
-from sqlalchemy import Integer, any_, bindparam, delete, func, literal_column, select, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from shared.db.base import table_of, utcnow
@@ -164,6 +174,14 @@ def _hand_when_committed(
     after_commit(session, partial(relay.hand, handed))
 
 
+def published_before(cutoff: datetime) -> ColumnElement[bool]:
+    """An outbox row is published (not queued, :class:`OutboxPending`) and was written, or
+    last queued again by the reconciler, before ``cutoff``."""
+    outbox, pending = table_of(OutboxMessage), table_of(OutboxPending)
+    queued = select(pending.c.id).where(pending.c.id == outbox.c.id).exists()
+    return and_(~queued, func.coalesce(outbox.c.redriven_at, outbox.c.created_at) < cutoff)
+
+
 class _Claimed(NamedTuple):
     id: int
     topic: str
@@ -254,8 +272,9 @@ def _published(dialect: str) -> ClauseElement:
     PostgreSQL plans a prepared statement once it has run a few times and keeps that plan: one
     planned while the queue was nearly empty and matching a list against it would go on
     scanning it whole after an outage had filled it. Each row's own look-up is planned so at any
-    size. A row another relay claimed meanwhile (its lease had ended) and published too is
-    already gone: consumers drop the second copy by its event id.
+    size. A row that another relay claimed meanwhile (its lease had ended) is left as that
+    relay changed it, and that relay publishes it again and marks it: a copy that consumers
+    drop by its event id, as when the marking came too late.
     """
     pending = table_of(OutboxPending)
     if dialect == "postgresql":
@@ -555,8 +574,8 @@ class OutboxRelay:
                 log.warning("%d outbox rows left leased until their lease ends: %s", len(ids), exc)
 
     async def _claim(self) -> list[_Claimed]:
-        """Lease the next batch in one statement, on the driver connection: the relay wants
-        the rows' bytes, not ORM objects. Each statement is atomic on its own, so they are sent
+        """Lease the next batch, on the driver connection: the relay wants the rows' bytes,
+        not ORM objects. Each statement is atomic on its own, so they are sent
         without BEGIN and COMMIT: the lease, then (with rows leased) a read of their bytes; a
         process that stops between them leaves the rows to be claimed once the lease ends.
         Rows published since the last claim whose marking was deferred are marked first, on
@@ -630,13 +649,11 @@ class OutboxRelay:
         until then for re-drives), at most ``chunk`` per transaction; how many went. A row still
         queued stays, however old."""
         cutoff = utcnow() - timedelta(hours=self._settings.retention_h)
-        outbox, pending = table_of(OutboxMessage), table_of(OutboxPending)
-        published = ~select(pending.c.id).where(pending.c.id == outbox.c.id).exists()
-        since = func.coalesce(outbox.c.redriven_at, outbox.c.created_at)
+        outbox = table_of(OutboxMessage)
 
         async def delete_some(session: AsyncSession, limit: int) -> int:
             return await delete_first(
-                session, (outbox.c.id,), since < cutoff, published, limit=limit
+                session, (outbox.c.id,), published_before(cutoff), limit=limit
             )
 
         return await sweep(self._uow_factory, delete_some, chunk=chunk)

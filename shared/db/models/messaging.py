@@ -49,11 +49,10 @@ class OutboxPending(Base):
 
     Every outbox row is born here, with the lease its writer gave it (a trigger on ``outbox``
     adds it, whoever writes the row: migration 0012), is leased here by the relays that claim
-    it, and leaves once one has published it. Marking the row itself sent
-    rewrote the whole row, event and companion, and its indexes, three times per issue: a
-    third of PostgreSQL's write-ahead log in the pipeline. Deleting this one is a few bytes.
-    No foreign key: the outbox row is written first, and the sweep never deletes one still
-    here.
+    it, and leaves once one has published it. Marking the outbox row itself sent rewrote the
+    whole row, event and companion, and its indexes, three times per issue: a third of
+    PostgreSQL's write-ahead log in the pipeline. Deleting this one is a few bytes. No foreign
+    key: the outbox row is written first, and the sweep never deletes one still here.
     """
 
     __tablename__ = "outbox_pending"
