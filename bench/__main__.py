@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import platform
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -51,6 +52,11 @@ def main(
     databases: str = typer.Option("postgresql,sqlite"),
     postgres: str = typer.Option(LOCAL_POSTGRES, envvar="BENCH_POSTGRES_URL"),
     out: Path = typer.Option(RESULTS / "latest.json"),
+    logs: Path | None = typer.Option(
+        None,
+        help="Keep the run's logs (the broker's, each service's per row) in this directory; "
+        "they go with the run's working directory otherwise.",
+    ),
 ) -> None:
     # On the services' own loop (uvloop): the load driver's callbacks cost the machine the
     # services are measured on about half what they do on asyncio's (bench/driver.py).
@@ -63,6 +69,7 @@ def main(
         rounds=0 if pipeline_only else rounds,
         backlog=backlog,
         regions=regions,
+        logs=logs,
     )
     try:
         results = run_services(_stopped_on_sigterm(run))
@@ -98,6 +105,7 @@ async def _run(
     rounds: int,
     backlog: int,
     regions: int,
+    logs: Path | None = None,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -117,17 +125,32 @@ async def _run(
     }
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
-        async with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
-            for kind in databases:
-                server = DatabaseServer(kind, postgres if kind == "postgresql" else None, workdir)
-                try:
-                    results["databases"][kind] = await _database_rows(
-                        server, broker, workdir, load, rates, seconds, rounds, backlog, regions
+        try:
+            async with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+                for kind in databases:
+                    server = DatabaseServer(
+                        kind, postgres if kind == "postgresql" else None, workdir
                     )
-                finally:
-                    await server.drop_all()
+                    try:
+                        results["databases"][kind] = await _database_rows(
+                            server, broker, workdir, load, rates, seconds, rounds, backlog, regions
+                        )
+                    finally:
+                        await server.drop_all()
+        finally:
+            if logs is not None:
+                keep_logs(workdir, logs)
     results["speed_probe_s"]["after"] = speed_probe()
     return results
+
+
+def keep_logs(workdir: Path, logs: Path) -> None:
+    """The log files under ``workdir`` (the broker's, each service's per row), copied into
+    ``logs`` under the same paths; the databases and anything else stay behind."""
+    for path in workdir.rglob("*.log"):
+        target = logs / path.relative_to(workdir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
 
 
 async def _database_rows(
