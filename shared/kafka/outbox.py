@@ -32,7 +32,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_e
 
 from shared.db.base import table_of, utcnow
 from shared.db.columnar import deleted, inserted, updated
-from shared.db.direct import Direct, DirectStatements
+from shared.db.direct import Build, Direct, DirectStatements
 from shared.db.errors import database_unavailable
 from shared.db.listed import among, keyed
 from shared.db.models import OutboxMessage, OutboxPending
@@ -298,20 +298,24 @@ def _release(dialect: str) -> ClauseElement:
 
 async def _mark(statements: DirectStatements, ids: list[int]) -> None:
     """The rows ``ids`` were published: off the queue."""
-    if statements.dialect == "postgresql":
-        await statements.executemany(_published, [{"id": row_id} for row_id in ids])
-    else:
-        await statements.execute(_published, {"ids": ids})
+    await _for_rows(statements, _published, ids, {})
 
 
 async def _unlease(statements: DirectStatements, ids: list[int]) -> None:
     """The rows ``ids`` were not published: leased to no one again."""
+    await _for_rows(statements, _release, ids, {"claimed_until": None})
+
+
+async def _for_rows(
+    statements: DirectStatements, build: Build, ids: list[int], values: dict[str, object]
+) -> None:
+    """Run ``build`` (:func:`_published`, :func:`_release`) for the rows ``ids`` with
+    ``values``, all rows or none: on PostgreSQL one run per row (sent as one statement), elsewhere
+    one run for the list."""
     if statements.dialect == "postgresql":
-        await statements.executemany(
-            _release, [{"id": row_id, "claimed_until": None} for row_id in ids]
-        )
+        await statements.executemany(build, [{"id": row_id, **values} for row_id in ids])
     else:
-        await statements.execute(_release, {"ids": ids, "claimed_until": None})
+        await statements.execute(build, {"ids": ids, **values})
 
 
 class OutboxRelay:
