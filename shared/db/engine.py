@@ -18,6 +18,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from shared import jsontext
 from shared.db.direct import Direct
+from shared.db.fair_pool import FairPool
 from shared.db.staged import DIRECT, StagingSession
 from shared.db.write_gate import ProcessGate, gate_for
 from shared.settings import DatabaseSettings
@@ -32,9 +33,11 @@ def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -
     A SQLite engine has one connection, whatever ``pool_size`` says: the file has one writer
     anyway, and a transaction queued for the pool is handed the connection the moment the one
     before it ends, where one queued for the lock inside SQLite (its busy handler) sleeps in
-    growing steps of up to 100 ms and wakes to find it taken again.
+    growing steps of up to 100 ms and wakes to find it taken again. Connections are handed out
+    in the order they were asked for (:mod:`shared.db.fair_pool`).
     """
     pool: dict[str, Any] = {
+        "poolclass": FairPool,
         "pool_size": pool_size or settings.pool_size,
         "max_overflow": 0,
         "pool_timeout": settings.pool_timeout_s,
@@ -116,6 +119,7 @@ def create_reader(settings: DatabaseSettings) -> AsyncEngine | None:
     engine = create_async_engine(
         settings.url,
         echo=settings.echo,
+        poolclass=FairPool,
         pool_size=READER_POOL_SIZE,
         max_overflow=0,
         pool_timeout=settings.pool_timeout_s,
