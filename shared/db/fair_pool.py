@@ -1,16 +1,22 @@
-"""A connection pool that hands connections out in the order they were asked for.
+"""A connection pool that lets a busy holder go on, but never keeps a waiter for long.
 
 SQLAlchemy's asyncio pool keeps its idle connections in an ``asyncio.Queue`` and takes one
 without waiting whenever one is there. A connection given back wakes the task that has waited
 longest, but that task only runs once the one giving it back yields; a task that gives back
 and asks again without yielding (a writer with its next batch ready) takes it first, and the
-waiter finds the queue empty and queues again, at the back (sqlalchemy/sqlalchemy#7679). On a
-SQLite file, where a process has one connection, the intake's outbox relay waited behind its
-accept writer for the whole pool time-out, again and again, while the rows it had published
-stayed leased and unmarked.
+waiter finds the queue empty and queues again, at the back (sqlalchemy/sqlalchemy#7679), as
+often as that happens: on a SQLite file, where a process has one connection, the intake's
+outbox relay waited out the whole pool time-out behind the accept writer again and again,
+while the rows it had published stayed leased and unmarked until their lease ran out.
 
-Here a connection given back goes straight to the longest waiter; an idle one is taken at once
-only when nobody waits.
+Handing every connection straight to the longest waiter ends that, and costs SQLite its
+throughput: there a process's turns at the file are what the pipeline runs on, and a writer
+whose next batch is ready is the best use of the turn its process holds. So here, as in Go's
+``sync.Mutex``, there are two modes. While no waiter has waited :data:`PATIENCE_S`, a
+connection given back stays idle until the event loop's next turn, and a task that asks for
+it before then (the one giving it back, going on at once) takes it; otherwise it goes to the
+longest waiter then. Once a waiter has waited that long, a connection given back goes straight
+to it, whoever asks.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from sqlalchemy.util.concurrency import await_
@@ -26,15 +33,27 @@ from sqlalchemy.util.queue import Empty, Full, QueueCommon
 
 _T = TypeVar("_T")
 
+# The longest a waiter lets others go first: well inside the pool's time-out and an outbox
+# lease, and a few of a busy writer's turns.
+PATIENCE_S = 1.0
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter(Generic[_T]):
+    since: float
+    handed: asyncio.Future[_T] = field(repr=False)
+
 
 class FairQueue(QueueCommon[_T]):
-    """Items handed to waiters first come, first served."""
+    """Items go to waiters in the order they began to wait, and to someone who asks at once
+    only while no waiter has waited :data:`PATIENCE_S`."""
 
     def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
         self.maxsize = maxsize
         self.use_lifo = use_lifo
         self._items: deque[_T] = deque()
-        self._waiters: deque[asyncio.Future[_T]] = deque()
+        self._waiters: deque[_Waiter[_T]] = deque()
+        self._handing = False
 
     def empty(self) -> bool:
         return not self._items
@@ -46,14 +65,19 @@ class FairQueue(QueueCommon[_T]):
         return len(self._items)
 
     def put_nowait(self, item: _T) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():  # one that gave up is passed over
-                waiter.set_result(item)
-                return
         if self.full():
             raise Full()
         self._items.append(item)
+        first = self._first_waiter()
+        if first is None:
+            return
+        loop = first.handed.get_loop()
+        if self._starving(first, loop):
+            self._hand_idle()
+        elif not self._handing:
+            # Whoever asks before the loop's next turn may take it; then the waiter does.
+            self._handing = True
+            loop.call_soon(self._hand_idle)
 
     def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
         # The pool gives connections back without blocking, and it never holds more than fit.
@@ -65,28 +89,51 @@ class FairQueue(QueueCommon[_T]):
         return self._items.pop() if self.use_lifo else self._items.popleft()
 
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
-        # Idle items only ever wait while nobody else does: put_nowait hands to waiters first.
-        if self._items or not block:
+        if not block:
+            # The pool asks so only while it may still open connections (nobody waits then)
+            # and when it is disposed of.
+            return self.get_nowait()
+        first = self._first_waiter()
+        if self._items and (first is None or not self._starving(first)):
             return self.get_nowait()
         return await_(self._wait(within_s=timeout))
 
     async def _wait(self, *, within_s: float | None) -> _T:
-        waiter: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: _Waiter[_T] = _Waiter(loop.time(), loop.create_future())
         self._waiters.append(waiter)
         try:
             async with asyncio.timeout(within_s):
-                return await waiter
+                return await waiter.handed
         except BaseException as exc:
-            if waiter.done() and not waiter.cancelled():
+            handed = waiter.handed
+            if handed.done() and not handed.cancelled():
                 # Handed over just as the wait ended: it goes to the next in line.
-                self.put_nowait(waiter.result())
+                self.put_nowait(handed.result())
             else:
-                waiter.cancel()
+                handed.cancel()
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
             if isinstance(exc, TimeoutError):
                 raise Empty() from None
             raise
+
+    def _first_waiter(self) -> _Waiter[_T] | None:
+        while self._waiters and self._waiters[0].handed.done():
+            self._waiters.popleft()  # gave up
+        return self._waiters[0] if self._waiters else None
+
+    @staticmethod
+    def _starving(waiter: _Waiter[_T], loop: asyncio.AbstractEventLoop | None = None) -> bool:
+        now = (loop or asyncio.get_running_loop()).time()
+        return now - waiter.since >= PATIENCE_S
+
+    def _hand_idle(self) -> None:
+        """Idle items to the waiters, longest waiting first."""
+        self._handing = False
+        while self._items and (first := self._first_waiter()) is not None:
+            self._waiters.popleft()
+            first.handed.set_result(self.get_nowait())
 
 
 class FairPool(AsyncAdaptedQueuePool):
