@@ -33,8 +33,8 @@ def create_engine(settings: DatabaseSettings, *, pool_size: int | None = None) -
     A SQLite engine has one connection, whatever ``pool_size`` says: the file has one writer
     anyway, and a transaction queued for the pool is handed the connection the moment the one
     before it ends, where one queued for the lock inside SQLite (its busy handler) sleeps in
-    growing steps of up to 100 ms and wakes to find it taken again. Connections are handed out
-    in the order they were asked for (:mod:`shared.db.fair_pool`).
+    growing steps of up to 100 ms and wakes to find it taken again. No task waits for the pool
+    longer than a second while others go first (:mod:`shared.db.fair_pool`).
     """
     pool: dict[str, Any] = {
         "poolclass": FairPool,
