@@ -57,7 +57,7 @@ faults: $(STAMP) $(TOOLS)
 	FAULTS_FULL=1 FAULTS_SUMMARY=bench/results/faults.md bash scripts/pytest-ok $(PYTEST) -q -n 2 -m "faults and not serial"
 	FAULTS_FULL=1 FAULTS_SUMMARY=bench/results/faults-postgres.md bash scripts/pytest-ok $(PYTEST) -q -m "faults and serial"
 
-## The benchmark: baselines A and B, the intake under wrk, the pipeline at 200/s and 1,000/s, on
+## The benchmark: baselines A and B, the intake under wrk, the pipeline at 200/s, 1,000/s and 1,200/s, on
 ## PostgreSQL and SQLite; a table on stdout and bench/results/latest.json.
 bench: $(STAMP) $(TOOLS)
 	$(BIN)/python -m bench

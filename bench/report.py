@@ -11,9 +11,11 @@ STEADY = (
     f"{SETTLE_S:.0f} s in, once the pipeline is full (its latency no longer counted against it)"
 )
 TARGETS = (
-    "targets: intake >= 0.8 x durable accept; end to end >= 1,000 issues/s; "
-    "p99 <= 250 ms at 200/s; no RSS growth after warm-up"
+    "targets: intake >= 0.8 x durable accept; end to end sustains >= 1,000 issues/s (steady, "
+    "offered 1,000/s or more); p99 <= 250 ms at 200/s; no RSS growth after warm-up"
 )
+# The end-to-end rate the target names, issues/s.
+TARGET_RPS = 1000.0
 
 
 def table(results: dict[str, Any]) -> str:
@@ -26,6 +28,7 @@ def table(results: dict[str, Any]) -> str:
     )
     lines += _pipeline_rows(results["databases"])
     lines += _over_intake_lines(results["databases"])
+    lines += _sustained_lines(results["databases"])
     if regions := results.get("settings", {}).get("regions"):
         lines.append(f"(the pipeline's issues name {regions} regions: outage correlation ran)")
     lines += [
@@ -118,6 +121,33 @@ def _over_intake_lines(databases: dict[str, Any]) -> list[str]:
                 f"{run['sustained_over_intake']:.2f}" for run in runs
             )
         lines.append(line)
+    return lines
+
+
+def sustained(figures: dict[str, Any]) -> dict[str, float] | None:
+    """The database's row with the highest steady rate among those offered at least
+    :data:`TARGET_RPS`: what the pipeline sustains. Offered exactly the target, a pipeline that
+    keeps up routes the target give or take the edges of the window; offered more, it routes
+    what it can."""
+    runs = [
+        run
+        for run in figures["pipeline"]
+        if run["offered_rps"] >= TARGET_RPS and run.get("sustained_rps") is not None
+    ]
+    if not runs:
+        return None
+    best = max(runs, key=lambda run: run["sustained_rps"])
+    return {"offered_rps": best["offered_rps"], "sustained_rps": best["sustained_rps"]}
+
+
+def _sustained_lines(databases: dict[str, Any]) -> list[str]:
+    lines = []
+    for kind, figures in databases.items():
+        if best := sustained(figures):
+            lines.append(
+                f"{'':<4}{kind}: sustained {best['sustained_rps']:,.1f} issues/s steady "
+                f"(offered {best['offered_rps']:,.0f}/s)"
+            )
     return lines
 
 
