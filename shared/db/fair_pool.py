@@ -140,3 +140,6 @@ class FairPool(AsyncAdaptedQueuePool):
     """:class:`sqlalchemy.pool.AsyncAdaptedQueuePool` on a :class:`FairQueue`."""
 
     _queue_class = FairQueue[ConnectionPoolEntry]
+    # Its log lines are SQLAlchemy's, as the stock pool's are (under "sqlalchemy", which logs
+    # from WARNING unless asked otherwise), not this module's: a pool disposed of is no news.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.FairPool"

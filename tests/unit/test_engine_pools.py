@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from sqlalchemy.pool import QueuePool
@@ -28,3 +29,14 @@ def test_a_sqlite_engine_holds_one_connection_whatever_the_setting(tmp_path: Pat
     settings = DatabaseSettings(url=f"sqlite:///{tmp_path / 'escalation.db'}", pool_size=7)
     assert _size(settings) == 1
     assert _size(settings, pool_size=2) == 1
+
+
+def test_the_pools_log_lines_are_sqlalchemys_as_the_stock_pools_are(tmp_path: Path) -> None:
+    """Under "sqlalchemy", which logs from WARNING unless asked otherwise: a pool disposed of
+    or recreated is not a line in the service's log."""
+    settings = DatabaseSettings(url=f"sqlite:///{tmp_path / 'escalation.db'}")
+    pool = create_engine(settings).pool
+    logger = pool.logger
+    name = logger.name if isinstance(logger, logging.Logger) else logger.logger.name
+    assert name.startswith("sqlalchemy.pool.")
+    assert not logging.getLogger(name).isEnabledFor(logging.INFO)
