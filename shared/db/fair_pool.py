@@ -43,6 +43,11 @@ class _Waiter(Generic[_T]):
     since: float
     handed: asyncio.Future[_T] = field(repr=False)
 
+    def starving(self) -> bool:
+        """Whether it has waited :data:`PATIENCE_S` by its own loop's clock: then nobody else
+        goes first."""
+        return self.handed.get_loop().time() - self.since >= PATIENCE_S
+
 
 class FairQueue(QueueCommon[_T]):
     """Items go to waiters in the order they began to wait, and to someone who asks at once
@@ -71,13 +76,12 @@ class FairQueue(QueueCommon[_T]):
         first = self._first_waiter()
         if first is None:
             return
-        loop = first.handed.get_loop()
-        if self._starving(first, loop):
+        if first.starving():
             self._hand_idle()
         elif not self._handing:
             # Whoever asks before the loop's next turn may take it; then the waiter does.
             self._handing = True
-            loop.call_soon(self._hand_idle)
+            first.handed.get_loop().call_soon(self._hand_idle)
 
     def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
         # The pool gives connections back without blocking, and it never holds more than fit.
@@ -94,7 +98,7 @@ class FairQueue(QueueCommon[_T]):
             # and when it is disposed of.
             return self.get_nowait()
         first = self._first_waiter()
-        if self._items and (first is None or not self._starving(first)):
+        if self._items and (first is None or not first.starving()):
             return self.get_nowait()
         return await_(self._wait(within_s=timeout))
 
@@ -122,11 +126,6 @@ class FairQueue(QueueCommon[_T]):
         while self._waiters and self._waiters[0].handed.done():
             self._waiters.popleft()  # gave up
         return self._waiters[0] if self._waiters else None
-
-    @staticmethod
-    def _starving(waiter: _Waiter[_T], loop: asyncio.AbstractEventLoop | None = None) -> bool:
-        now = (loop or asyncio.get_running_loop()).time()
-        return now - waiter.since >= PATIENCE_S
 
     def _hand_idle(self) -> None:
         """Idle items to the waiters, longest waiting first."""
